@@ -1,0 +1,203 @@
+"""SQLModel tables: the single source of truth.
+
+Money is stored as integer cents. Times are naive UTC (`utcnow()`), the same on
+SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+
+from sqlalchemy import Column, Index, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+class EventKind(StrEnum):
+    PAGE_VIEW = "page_view"
+    PRODUCT_VIEW = "product_view"
+    CART = "cart"
+    ORDER = "order"
+
+
+class Sender(StrEnum):
+    SHOPPER = "shopper"
+    ADMIN = "admin"
+    SYSTEM = "system"
+
+
+class MessageKind(StrEnum):
+    TEXT = "text"
+    PRODUCT = "product"
+
+
+class Product(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    sku: str = Field(max_length=64, unique=True, index=True)
+    name: str = Field(max_length=200, index=True)
+    category: str = Field(max_length=100, index=True)
+    description: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    price_cents: int = Field(ge=0)
+    currency: str = Field(default="USD", max_length=3)
+    url: str = Field(max_length=500)
+    image_url: str = Field(default="", max_length=500)
+    in_stock: bool = True
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Shopper(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    visitor_id: str = Field(max_length=64, unique=True, index=True)
+    customer_id: str | None = Field(default=None, max_length=128, unique=True, index=True)
+    name: str | None = Field(default=None, max_length=200)
+    email: str | None = Field(default=None, max_length=320)
+    created_at: datetime = Field(default_factory=utcnow)
+    last_seen_at: datetime = Field(default_factory=utcnow, index=True)
+
+
+class Visit(SQLModel, table=True):
+    """One browsing session of a shopper on the store."""
+
+    __table_args__ = (Index("ix_visit_shopper_started", "shopper_id", "started_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    shopper_id: int = Field(foreign_key="shopper.id", ondelete="CASCADE")
+    user_agent: str = Field(default="", max_length=512)
+    device: str = Field(default="desktop", max_length=16)
+    browser: str = Field(default="", max_length=64)
+    os: str = Field(default="", max_length=64)
+    started_at: datetime = Field(default_factory=utcnow)
+    last_seen_at: datetime = Field(default_factory=utcnow, index=True)
+    current_url: str = Field(default="", max_length=2000)
+    current_title: str = Field(default="", max_length=300)
+    # Set when the page was closed (beacon); cleared when the shopper returns.
+    left_at: datetime | None = None
+
+
+class StoreEvent(SQLModel, table=True):
+    """Something the store reported: page view, product view, cart change, order."""
+
+    __table_args__ = (
+        UniqueConstraint("shopper_id", "event_id", name="uq_storeevent_shopper_event"),
+        Index("ix_storeevent_shopper_time", "shopper_id", "occurred_at"),
+        Index("ix_storeevent_kind_product", "kind", "product_id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    event_id: str = Field(max_length=64)
+    shopper_id: int = Field(foreign_key="shopper.id", ondelete="CASCADE")
+    visit_id: int | None = Field(default=None, foreign_key="visit.id", index=True, ondelete="SET NULL")
+    kind: str = Field(max_length=16)
+    url: str = Field(default="", max_length=2000)
+    title: str = Field(default="", max_length=300)
+    referrer: str = Field(default="", max_length=2000)
+    product_id: int | None = Field(default=None, foreign_key="product.id", ondelete="SET NULL")
+    payload: str = Field(default="{}", sa_column=Column(Text, nullable=False, default="{}"))
+    occurred_at: datetime = Field(default_factory=utcnow)
+    received_at: datetime = Field(default_factory=utcnow)
+
+
+class Cart(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    shopper_id: int = Field(foreign_key="shopper.id", unique=True, ondelete="CASCADE")
+    total_cents: int = 0
+    currency: str = Field(default="USD", max_length=3)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class CartLine(SQLModel, table=True):
+    __table_args__ = (UniqueConstraint("cart_id", "product_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    cart_id: int = Field(foreign_key="cart.id", index=True, ondelete="CASCADE")
+    product_id: int = Field(foreign_key="product.id", ondelete="CASCADE")
+    quantity: int = Field(ge=1)
+    unit_price_cents: int = Field(ge=0)
+
+
+class Order(SQLModel, table=True):
+    __tablename__ = "orders"  # "order" is an SQL keyword
+    __table_args__ = (Index("ix_orders_shopper_time", "shopper_id", "ordered_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    external_id: str = Field(max_length=128, unique=True, index=True)
+    shopper_id: int = Field(foreign_key="shopper.id", ondelete="CASCADE")
+    total_cents: int = Field(ge=0)
+    currency: str = Field(default="USD", max_length=3)
+    ordered_at: datetime = Field(default_factory=utcnow, index=True)
+    source: str = Field(default="import", max_length=16)
+
+
+class OrderLine(SQLModel, table=True):
+    __table_args__ = (UniqueConstraint("order_id", "product_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    order_id: int = Field(foreign_key="orders.id", index=True, ondelete="CASCADE")
+    product_id: int = Field(foreign_key="product.id", index=True, ondelete="CASCADE")
+    quantity: int = Field(ge=1)
+    unit_price_cents: int = Field(ge=0)
+
+
+class Conversation(SQLModel, table=True):
+    __table_args__ = (Index("ix_conversation_status_last", "status", "last_message_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    # Unguessable: the shopper's widget reaches the conversation only through it.
+    token: str = Field(max_length=64, unique=True, index=True)
+    shopper_id: int = Field(foreign_key="shopper.id", index=True, ondelete="CASCADE")
+    status: str = Field(default="open", max_length=16)
+    created_at: datetime = Field(default_factory=utcnow)
+    last_message_at: datetime = Field(default_factory=utcnow)
+    last_message_preview: str = Field(default="", max_length=200)
+    # Highest message id each side has seen: drives unread counts and read marks.
+    admin_seen_message_id: int = 0
+    shopper_seen_message_id: int = 0
+
+
+class Message(SQLModel, table=True):
+    __table_args__ = (
+        UniqueConstraint("conversation_id", "client_msg_id", name="uq_message_client_id"),
+        Index("ix_message_conversation_id", "conversation_id", "id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    conversation_id: int = Field(foreign_key="conversation.id", ondelete="CASCADE")
+    sender: str = Field(max_length=16)
+    kind: str = Field(default=MessageKind.TEXT, max_length=16)
+    body: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    product_id: int | None = Field(default=None, foreign_key="product.id", ondelete="SET NULL")
+    admin_id: int | None = Field(default=None, foreign_key="adminuser.id", ondelete="SET NULL")
+    # Client-generated id: a retried send is stored once.
+    client_msg_id: str = Field(max_length=64)
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class AdminUser(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    email: str = Field(max_length=320, unique=True, index=True)
+    name: str = Field(default="", max_length=200)
+    password_hash: str = Field(max_length=255)
+    created_at: datetime = Field(default_factory=utcnow)
+    last_login_at: datetime | None = None
+
+
+class AdminSession(SQLModel, table=True):
+    """A logged-in admin browser. Only the token's hash is stored."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    token_hash: str = Field(max_length=64, unique=True, index=True)
+    admin_id: int = Field(foreign_key="adminuser.id", index=True, ondelete="CASCADE")
+    created_at: datetime = Field(default_factory=utcnow)
+    expires_at: datetime
+
+
+class Setting(SQLModel, table=True):
+    """Store-wide settings edited in the admin (JSON values)."""
+
+    key: str = Field(primary_key=True, max_length=64)
+    value: str = Field(default="null", sa_column=Column(Text, nullable=False, default="null"))
+    updated_at: datetime = Field(default_factory=utcnow)

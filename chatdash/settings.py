@@ -1,0 +1,77 @@
+"""One typed settings object, read from the environment (prefix CHATDASH_) and `.env`."""
+
+from __future__ import annotations
+
+import secrets
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DATA_DIR = PROJECT_ROOT / "data"
+
+
+class Settings(BaseSettings):
+    """Everything configurable about a chatdash deployment."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="CHATDASH_", env_file=".env", extra="ignore"
+    )
+
+    store_name: str = "Demo Store"
+    # Where the app's pages are served (frontend) and where its API lives (backend).
+    public_url: str = "http://localhost:3000"
+    api_url: str = "http://localhost:8000"
+
+    database_url: str = Field(
+        default=f"sqlite:///{DATA_DIR / 'chatdash.db'}",
+        validation_alias="DATABASE_URL",
+    )
+    redis_url: str | None = Field(default=None, validation_alias="REDIS_URL")
+
+    # Used to sign visitor ids and session tokens. Generated once and kept in
+    # data/secret.key when not given, so restarts keep sessions valid.
+    secret_key: str = ""
+    # Shared with the store's backend: HMAC key for identifying customers and
+    # the key for server-to-server order/cart calls.
+    store_secret: str = ""
+
+    admin_email: str | None = None
+    admin_password: str | None = None
+    admin_session_hours: int = 24 * 7
+
+    message_max_chars: int = 4000
+    presence_window_seconds: int = 60
+
+    smtp_host: str = "localhost"
+    smtp_port: int = 25
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    smtp_starttls: bool = False
+    smtp_from: str = "chatdash@localhost"
+
+    @property
+    def demo_store_url(self) -> str:
+        return f"{self.public_url.rstrip('/')}/store"
+
+
+def _persistent_secret(path: Path) -> str:
+    if path.exists():
+        return path.read_text().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    value = secrets.token_urlsafe(48)
+    path.write_text(value)
+    path.chmod(0o600)
+    return value
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    settings = Settings()
+    if not settings.secret_key:
+        settings.secret_key = _persistent_secret(DATA_DIR / "secret.key")
+    if not settings.store_secret:
+        settings.store_secret = _persistent_secret(DATA_DIR / "store_secret.key")
+    return settings
