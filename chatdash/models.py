@@ -1,7 +1,7 @@
 """SQLModel tables: the single source of truth.
 
-Money is stored as integer cents. Times are naive UTC (`utcnow()`), the same on
-SQLite and PostgreSQL.
+Money is stored as integer cents. Times are timezone-aware UTC datetimes
+(`utcnow()`); SQLModel's UTCDateTime refuses naive ones.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from sqlmodel import Field, SQLModel
 
 
 def utcnow() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
+    return datetime.now(UTC)
 
 
 class EventKind(StrEnum):
