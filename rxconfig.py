@@ -1,3 +1,18 @@
+"""Reflex config. chatdash's own settings live in chatdash/settings.py."""
+
+import os
+
 import reflex as rx
 
-config = rx.Config(app_name="chatdash", telemetry_enabled=False)
+# Reflex's Redis state manager turns on only when REDIS_URL is set: one box by
+# default, several workers sharing Redis when scaled out.
+config = rx.Config(
+    app_name="chatdash",
+    telemetry_enabled=False,
+    redis_url=os.environ.get("REDIS_URL") or None,
+    plugins=[rx.plugins.RadixThemesPlugin(theme=rx.theme(accent_color="indigo", radius="medium"))],
+    disable_plugins=[rx.plugins.SitemapPlugin],
+    frontend_port=int(os.environ.get("CHATDASH_FRONTEND_PORT", "3000")),
+    backend_port=int(os.environ.get("CHATDASH_BACKEND_PORT", "8000")),
+    api_url=os.environ.get("CHATDASH_API_URL", "http://localhost:8000"),
+)

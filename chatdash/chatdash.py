@@ -1,13 +1,8 @@
+"""The chatdash app: pages, API routes and lifespan tasks."""
+
 import reflex as rx
 
-class S(rx.State):
-    n: int = 0
-    @rx.event
-    def inc(self):
-        self.n += 1
+from chatdash.api.routes import api
+from chatdash.pages import conversations, login, settings  # noqa: F401  (register pages)
 
-def index():
-    return rx.vstack(rx.heading("hello"), rx.button("inc", on_click=S.inc), rx.text(S.n))
-
-app = rx.App()
-app.add_page(index)
+app = rx.App(api_transformer=api)

@@ -1,0 +1,174 @@
+"""chatdash command line: set-up, demo data, imports, admin accounts.
+
+Run `python -m chatdash.cli --help`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from chatdash.db import get_engine, migrate, session_scope
+from chatdash.settings import get_settings
+
+cli = typer.Typer(help="chatdash: live chat for online stores.", no_args_is_help=True)
+console = Console()
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description:<12}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    )
+
+
+@cli.command()
+def migrate_db() -> None:
+    """Apply database migrations (Alembic) up to the latest revision."""
+    migrate()
+    console.print("[green]Database schema is up to date.")
+
+
+@cli.command("demo-data")
+def demo_data(seed: int = typer.Option(7, help="Random seed; the same seed gives the same store.")) -> None:
+    """Fill an empty database with the deterministic demo store."""
+    from chatdash.services import demo_data as demo
+
+    migrate()
+    engine = get_engine()
+    if not demo.database_is_empty(engine):
+        console.print("[yellow]The database already has store data; nothing generated.")
+        raise typer.Exit(1)
+    _generate_demo(engine, seed)
+
+
+def _demo_module():
+    from chatdash.services import demo_data
+
+    return demo_data
+
+
+def _generate_demo(engine, seed: int = 7) -> None:
+    demo = _demo_module()
+
+    with _progress() as progress:
+        tasks: dict[str, int] = {}
+
+        def report(step: str, done: int, total: int) -> None:
+            if step not in tasks:
+                tasks[step] = progress.add_task(step, total=total)
+            progress.update(tasks[step], completed=done, total=total)
+
+        summary = demo.generate_demo_data(
+            engine, store_url=get_settings().demo_store_url, seed=seed, progress=report
+        )
+    console.print(
+        f"[green]Demo store ready:[/] {summary.products:,} products in {summary.categories} categories, "
+        f"{summary.shoppers:,} shoppers, {summary.orders:,} orders, {summary.events:,} events."
+    )
+
+
+def _import(kind: str, path: Path) -> None:
+    from chatdash.services import catalog
+
+    migrate()
+    func = catalog.import_catalog if kind == "catalog" else catalog.import_orders
+    with _progress() as progress:
+        task = progress.add_task(f"{kind}", total=None)
+        try:
+            result = func(get_engine(), path,
+                          progress=lambda done, total: progress.update(task, completed=done, total=total))
+        except catalog.CsvImportError as exc:
+            console.print(f"[red]Import refused, nothing was written:[/] {exc}")
+            raise typer.Exit(2) from exc
+    console.print(
+        f"[green]Imported {path.name}:[/] {result.rows:,} rows — {result.created:,} created, "
+        f"{result.updated:,} updated, {result.unchanged:,} unchanged."
+    )
+
+
+@cli.command("import-catalog")
+def import_catalog(path: Path = typer.Argument(..., help="CSV file, see docs/importing.md")) -> None:
+    """Import or update the product catalog from a CSV file (all or nothing)."""
+    _import("catalog", path)
+
+
+@cli.command("import-orders")
+def import_orders(path: Path = typer.Argument(..., help="CSV file, see docs/importing.md")) -> None:
+    """Import order history from a CSV file (all or nothing; re-imports add nothing twice)."""
+    _import("orders", path)
+
+
+@cli.command("add-admin")
+def add_admin(
+    email: str,
+    name: str = typer.Option("", help="Display name"),
+    password: str = typer.Option(..., prompt=True, hide_input=True, confirmation_prompt=True),
+) -> None:
+    """Add an admin account."""
+    from chatdash.services import auth
+
+    migrate()
+    try:
+        with session_scope() as session:
+            admin = auth.create_admin(session, email, password, name)
+    except auth.AuthError as exc:
+        console.print(f"[red]{exc}")
+        raise typer.Exit(2) from exc
+    console.print(f"[green]Admin {admin.email} added.")
+
+
+@cli.command("set-password")
+def set_password(
+    email: str,
+    password: str = typer.Option(..., prompt=True, hide_input=True, confirmation_prompt=True),
+) -> None:
+    """Set a new password for an admin (ends their sessions)."""
+    from chatdash.services import auth
+
+    try:
+        with session_scope() as session:
+            auth.set_password(session, email, password)
+    except auth.AuthError as exc:
+        console.print(f"[red]{exc}")
+        raise typer.Exit(2) from exc
+    console.print(f"[green]Password for {email} changed.")
+
+
+@cli.command()
+def setup(demo: bool = typer.Option(True, help="Load the demo store when the database is empty.")) -> None:
+    """Everything the app needs before it starts: schema, first admin, demo data."""
+    from chatdash.services import auth
+
+    settings = get_settings()
+    migrate()
+    engine = get_engine()
+    created = auth.ensure_first_admin(engine, settings.admin_email, settings.admin_password)
+    if demo and _demo_module().database_is_empty(engine):
+        console.print("Empty database: generating the demo store…")
+        _generate_demo(engine)
+    console.rule("chatdash")
+    console.print(f"Admin dashboard: [bold]{settings.public_url}/login")
+    console.print(f"Demo store:      [bold]{settings.demo_store_url}")
+    if created:
+        email, password = created
+        if password:
+            console.print(
+                f"First admin created. Log in as [bold]{email}[/] with password [bold]{password}[/]\n"
+                "(shown only this once; change it with `python -m chatdash.cli set-password`)."
+            )
+        else:
+            console.print(f"First admin created: [bold]{email}[/] with the password from CHATDASH_ADMIN_PASSWORD.")
+    else:
+        console.print("Log in with your admin account (add one with `python -m chatdash.cli add-admin`).")
+
+
+if __name__ == "__main__":
+    cli()

@@ -1,0 +1,66 @@
+"""Settings page: email notifications for new conversations."""
+
+from __future__ import annotations
+
+import reflex as rx
+
+from chatdash.db import session_scope
+from chatdash.services import store_settings
+from chatdash.settings import get_settings
+from chatdash.state.auth import AuthState
+
+
+class SettingsState(AuthState):
+    email_enabled: bool = False
+    recipients_text: str = ""
+    settings_error: str = ""
+    settings_saved: bool = False
+
+    @rx.var
+    def smtp_summary(self) -> str:
+        s = get_settings()
+        return f"{s.smtp_host}:{s.smtp_port}, from {s.smtp_from}"
+
+    @rx.event
+    def load(self):
+        if self._require_admin() is None:
+            return
+        with session_scope() as session:
+            current = store_settings.get_email_notifications(session)
+        self.email_enabled = current.enabled
+        self.recipients_text = ", ".join(current.recipients)
+        self.settings_error = ""
+        self.settings_saved = False
+
+    @rx.event
+    def set_email_enabled(self, value: bool):
+        if self._require_admin() is None:
+            return
+        self.email_enabled = bool(value)
+        self.settings_saved = False
+
+    @rx.event
+    def set_recipients_text(self, value: str):
+        if self._require_admin() is None:
+            return
+        self.recipients_text = str(value)[:4001]
+        self.settings_saved = False
+
+    @rx.event
+    def save(self):
+        if self._require_admin() is None:
+            return
+        try:
+            recipients = store_settings.parse_recipients(self.recipients_text)
+            with session_scope() as session:
+                store_settings.save_email_notifications(
+                    session,
+                    store_settings.EmailNotifications(self.email_enabled, recipients),
+                )
+        except store_settings.SettingsError as exc:
+            self.settings_error = str(exc)
+            self.settings_saved = False
+            return
+        self.recipients_text = ", ".join(recipients)
+        self.settings_error = ""
+        self.settings_saved = True
