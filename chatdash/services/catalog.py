@@ -32,7 +32,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from sqlalchemy import (
-    Column,
     bindparam,
     case,
     func,
@@ -82,9 +81,7 @@ class ColumnSpec:
 
 
 CATALOG_COLUMNS: tuple[ColumnSpec, ...] = (
-    ColumnSpec(
-        "sku", True, "Store's product identifier, unique, at most 64 characters."
-    ),
+    ColumnSpec("sku", True, "Store's product identifier, unique, at most 64 characters."),
     ColumnSpec("name", True, "Product name, at most 200 characters."),
     ColumnSpec("category", True, "Category name, at most 100 characters."),
     ColumnSpec(
@@ -92,17 +89,11 @@ CATALOG_COLUMNS: tuple[ColumnSpec, ...] = (
         True,
         "Decimal price like 12.50 (dot separator, at most 2 decimals, >= 0).",
     ),
-    ColumnSpec(
-        "url", True, "Absolute http(s) URL of the product page, at most 500 characters."
-    ),
+    ColumnSpec("url", True, "Absolute http(s) URL of the product page, at most 500 characters."),
     ColumnSpec("currency", False, "3-letter currency code (ISO 4217); default USD."),
-    ColumnSpec(
-        "image_url", False, "Absolute http(s) URL of an image, at most 500 characters."
-    ),
+    ColumnSpec("image_url", False, "Absolute http(s) URL of an image, at most 500 characters."),
     ColumnSpec("in_stock", False, "true/false, 1/0 or yes/no; default true."),
-    ColumnSpec(
-        "description", False, f"Free text, at most {MAX_DESCRIPTION_CHARS} characters."
-    ),
+    ColumnSpec("description", False, f"Free text, at most {MAX_DESCRIPTION_CHARS} characters."),
 )
 
 ORDER_COLUMNS: tuple[ColumnSpec, ...] = (
@@ -111,9 +102,7 @@ ORDER_COLUMNS: tuple[ColumnSpec, ...] = (
         True,
         "Store's order number; lines with the same order_id form one order.",
     ),
-    ColumnSpec(
-        "customer_id", True, "Store's customer identifier, at most 128 characters."
-    ),
+    ColumnSpec("customer_id", True, "Store's customer identifier, at most 128 characters."),
     ColumnSpec(
         "sku",
         True,
@@ -199,8 +188,8 @@ def _decoded_lines(raw: Iterable[bytes]) -> Iterator[str]:
         except UnicodeDecodeError as exc:
             bad = line[exc.start : exc.start + 1].hex().upper()
             raise _RowError(
-                f"line {lineno} is not valid UTF-8 (byte 0x{bad} at byte offset "
-                f"{offset + exc.start} of the file); save the file as UTF-8 and try again",
+                f"not valid UTF-8: byte 0x{bad} at byte offset {offset + exc.start} "
+                f"(line {lineno}); save the file as UTF-8 and try again",
                 row=lineno,
             ) from None
         offset += len(line)
@@ -210,9 +199,8 @@ def _decoded_lines(raw: Iterable[bytes]) -> Iterator[str]:
 @dataclass
 class _Table:
     columns: dict[str, int]  # normalised column name -> index
-    rows: list[tuple[int, list[str]]] = field(
-        default_factory=list
-    )  # (row number, values)
+    # (row number, values) of the non-blank data rows
+    rows: list[tuple[int, list[str]]] = field(default_factory=list)
 
 
 def _read_csv(path: Path) -> _Table:
@@ -223,9 +211,7 @@ def _read_csv(path: Path) -> _Table:
     except FileNotFoundError:
         raise CsvImportError("file not found", filename=str(path)) from None
     except OSError as exc:
-        raise CsvImportError(
-            f"cannot read the file ({exc.strerror})", filename=str(path)
-        ) from None
+        raise CsvImportError(f"cannot read the file ({exc.strerror})", filename=str(path)) from None
     if not path.is_file():
         raise CsvImportError("not a regular file", filename=str(path))
     if size > MAX_FILE_BYTES:
@@ -248,9 +234,7 @@ def _read_csv(path: Path) -> _Table:
     except _RowError as exc:
         raise CsvImportError(exc.reason, exc.row, name) from None
     except OSError as exc:
-        raise CsvImportError(
-            f"cannot read the file ({exc.strerror})", filename=name
-        ) from None
+        raise CsvImportError(f"cannot read the file ({exc.strerror})", filename=name) from None
 
     if not any(cell.strip() for _, record in records for cell in record):
         raise CsvImportError(
@@ -259,18 +243,14 @@ def _read_csv(path: Path) -> _Table:
         )
     header = records[0][1]
     if not any(cell.strip() for cell in header):
-        raise CsvImportError(
-            "the header row is empty; it must name the columns", row=1, filename=name
-        )
+        raise CsvImportError("the header row is empty; it must name the columns", row=1, filename=name)
     columns: dict[str, int] = {}
     for index, raw_name in enumerate(header):
         col = _normalise_header(raw_name)
         if not col:
             continue
         if col in columns:
-            raise CsvImportError(
-                f"column '{col}' appears twice in the header", row=1, filename=name
-            )
+            raise CsvImportError(f"column '{col}' appears twice in the header", row=1, filename=name)
         columns[col] = index
     table = _Table(columns=columns)
     width = len(header)
@@ -335,9 +315,7 @@ class _Row:
         if required and not value:
             raise _RowError(f"{col} is empty")
         if len(value) > max_len:
-            raise _RowError(
-                f"{col} is {len(value)} characters long; the limit is {max_len}"
-            )
+            raise _RowError(f"{col} is {len(value)} characters long; the limit is {max_len}")
         return value
 
 
@@ -413,9 +391,7 @@ def _parse_url(col: str, value: str, max_len: int, *, required: bool) -> str:
             raise _RowError(f"{col} is empty")
         return ""
     if len(value) > max_len:
-        raise _RowError(
-            f"{col} is {len(value)} characters long; the limit is {max_len}"
-        )
+        raise _RowError(f"{col} is {len(value)} characters long; the limit is {max_len}")
     shown = value if len(value) <= 60 else value[:57] + "..."
     if any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in value):
         raise _RowError(f"{col} '{shown}' contains spaces or control characters")
@@ -430,7 +406,7 @@ def _parse_url(col: str, value: str, max_len: int, *, required: bool) -> str:
 
 
 def _parse_datetime(value: str) -> datetime:
-    """ISO 8601 date or date-time -> naive UTC."""
+    """ISO 8601 date or date-time -> aware UTC (no offset given = UTC)."""
     if not value:
         raise _RowError("ordered_at is empty")
     text = value
@@ -445,20 +421,9 @@ def _parse_datetime(value: str) -> datetime:
             f"ordered_at '{value}' is not an ISO 8601 date or date-time "
             "(like 2024-05-01 or 2024-05-01T14:30:00Z)"
         ) from None
-    if parsed.tzinfo is not None:
-        parsed = parsed.astimezone(UTC).replace(tzinfo=None)
-    return parsed
-
-
-def _db_time(column: Column[Any] | Any, naive_utc: datetime) -> datetime:
-    """A naive-UTC time in the form the column's type accepts.
-
-    The models document naive UTC, but a timezone-aware column type (such as
-    SQLModel's UTCDateTime) refuses naive values: give those an explicit UTC.
-    """
-    if getattr(column.type, "timezone", False):
-        return naive_utc.replace(tzinfo=UTC)
-    return naive_utc
+    if parsed.tzinfo is None:
+        return parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
 
 
 def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
@@ -508,21 +473,15 @@ def _parse_product(row: _Row) -> dict[str, Any]:
     if row.has("currency"):
         values["currency"] = _parse_currency(row.get("currency"))
     if row.has("image_url"):
-        values["image_url"] = _parse_url(
-            "image_url", row.get("image_url"), 500, required=False
-        )
+        values["image_url"] = _parse_url("image_url", row.get("image_url"), 500, required=False)
     if row.has("in_stock"):
         values["in_stock"] = _parse_bool("in_stock", row.get("in_stock"))
     if row.has("description"):
-        values["description"] = row.text(
-            "description", MAX_DESCRIPTION_CHARS, required=False
-        )
+        values["description"] = row.text("description", MAX_DESCRIPTION_CHARS, required=False)
     return values
 
 
-def import_catalog(
-    engine: Engine, path: Path, progress: Progress | None = None
-) -> ImportResult:
+def import_catalog(engine: Engine, path: Path, progress: Progress | None = None) -> ImportResult:
     """Create or update products from a catalog CSV (see CATALOG_COLUMNS).
 
     Products are matched by sku: a new sku is created; a known one is updated
@@ -567,13 +526,9 @@ def import_catalog(
     if not parsed:
         return result
 
-    optional_present = [
-        f for c, f in _OPTIONAL_PRODUCT_COLUMNS.items() if c in table.columns
-    ]
+    optional_present = [f for c, f in _OPTIONAL_PRODUCT_COLUMNS.items() if c in table.columns]
     fields = [
-        f
-        for f in _PRODUCT_FIELDS
-        if f in ("name", "category", "price_cents", "url") or f in optional_present
+        f for f in _PRODUCT_FIELDS if f in ("name", "category", "price_cents", "url") or f in optional_present
     ]
 
     try:
@@ -581,13 +536,13 @@ def import_catalog(
             existing: dict[str, dict[str, Any]] = {}
             skus = [p["sku"] for _, p in parsed]
             for chunk in _chunks(skus, LOOKUP_CHUNK):
-                stmt = select(
-                    _PRODUCT.c.id, _PRODUCT.c.sku, *(_PRODUCT.c[f] for f in fields)
-                ).where(_PRODUCT.c.sku.in_(chunk))
+                stmt = select(_PRODUCT.c.id, _PRODUCT.c.sku, *(_PRODUCT.c[f] for f in fields)).where(
+                    _PRODUCT.c.sku.in_(chunk)
+                )
                 for rec in session.execute(stmt).mappings():
                     existing[rec["sku"]] = dict(rec)
 
-            now = _db_time(_PRODUCT.c.created_at, utcnow())
+            now = utcnow()
             to_insert: list[dict[str, Any]] = []
             to_update: list[dict[str, Any]] = []
             for _, product in parsed:
@@ -654,9 +609,8 @@ class _PendingOrder:
     ordered_at: datetime
     currency: str
     first_row: int
-    lines: dict[str, tuple[int, int, int]] = field(
-        default_factory=dict
-    )  # sku -> (qty, cents, row)
+    total_cents: int = 0
+    lines: dict[str, tuple[int, int, int]] = field(default_factory=dict)  # sku -> (qty, cents, row)
 
 
 def customer_visitor_id(customer_id: str) -> str:
@@ -664,9 +618,7 @@ def customer_visitor_id(customer_id: str) -> str:
     return "cust-" + hashlib.sha256(customer_id.encode("utf-8")).hexdigest()[:32]
 
 
-def import_orders(
-    engine: Engine, path: Path, progress: Progress | None = None
-) -> ImportResult:
+def import_orders(engine: Engine, path: Path, progress: Progress | None = None) -> ImportResult:
     """Import order history from an orders CSV (see ORDER_COLUMNS), one row per order line.
 
     Rows sharing an order_id make up one order, wherever they are in the file;
@@ -693,14 +645,10 @@ def import_orders(
     required = [s for s in ORDER_COLUMNS if s.name != "sku"]
     _require_columns(table, required, filename)
     if product_col not in table.columns:
-        raise CsvImportError(
-            "missing required column sku (or product_id)", row=1, filename=filename
-        )
+        raise CsvImportError("missing required column sku (or product_id)", row=1, filename=filename)
 
     orders: dict[str, _PendingOrder] = {}
-    line_rows: dict[
-        tuple[str, str], int
-    ] = {}  # (order, sku) -> row, for "unknown sku" errors
+    line_rows: dict[tuple[str, str], int] = {}  # (order, sku) -> row, for "unknown sku" errors
     for rowno, values in table.rows:
         try:
             row = _Row(table.columns, values)
@@ -713,9 +661,7 @@ def import_orders(
             currency = _parse_currency(row.get("currency"))
             order = orders.get(order_id)
             if order is None:
-                order = orders[order_id] = _PendingOrder(
-                    order_id, customer_id, ordered_at, currency, rowno
-                )
+                order = orders[order_id] = _PendingOrder(order_id, customer_id, ordered_at, currency, rowno)
             else:
                 first = order.first_row
                 if customer_id != order.customer_id:
@@ -740,8 +686,8 @@ def import_orders(
                 )
             order.lines[sku] = (quantity, unit_cents, rowno)
             line_rows[(order_id, sku)] = rowno
-            total_cents = sum(q * c for q, c, _ in order.lines.values())
-            if total_cents > MAX_CENTS:
+            order.total_cents += quantity * unit_cents
+            if order.total_cents > MAX_CENTS:
                 raise _RowError(f"order {order_id} total is too large")
         except _RowError as exc:
             raise CsvImportError(exc.reason, rowno, filename) from None
@@ -758,15 +704,9 @@ def import_orders(
             skus = sorted({sku for order in orders.values() for sku in order.lines})
             product_ids: dict[str, int] = {}
             for chunk in _chunks(skus, LOOKUP_CHUNK):
-                stmt = select(_PRODUCT.c.sku, _PRODUCT.c.id).where(
-                    _PRODUCT.c.sku.in_(chunk)
-                )
+                stmt = select(_PRODUCT.c.sku, _PRODUCT.c.id).where(_PRODUCT.c.sku.in_(chunk))
                 product_ids.update({sku: pid for sku, pid in session.execute(stmt)})
-            unknown = [
-                (row, sku)
-                for (_, sku), row in line_rows.items()
-                if sku not in product_ids
-            ]
+            unknown = [(row, sku) for (_, sku), row in line_rows.items() if sku not in product_ids]
             if unknown:
                 row, sku = min(unknown)
                 raise CsvImportError(
@@ -778,9 +718,7 @@ def import_orders(
             # Orders already imported are left alone.
             known: set[str] = set()
             for chunk in _chunks(list(orders), LOOKUP_CHUNK):
-                stmt = select(_ORDER.c.external_id).where(
-                    _ORDER.c.external_id.in_(chunk)
-                )
+                stmt = select(_ORDER.c.external_id).where(_ORDER.c.external_id.in_(chunk))
                 known.update(session.execute(stmt).scalars())
             new_orders = [o for o in orders.values() if o.external_id not in known]
             result.unchanged = len(orders) - len(new_orders)
@@ -794,17 +732,13 @@ def import_orders(
             shopper_ids: dict[str, int] = {}
             customers = sorted({o.customer_id for o in new_orders})
             for chunk in _chunks(customers, LOOKUP_CHUNK):
-                stmt = select(_SHOPPER.c.customer_id, _SHOPPER.c.id).where(
-                    _SHOPPER.c.customer_id.in_(chunk)
-                )
+                stmt = select(_SHOPPER.c.customer_id, _SHOPPER.c.id).where(_SHOPPER.c.customer_id.in_(chunk))
                 shopper_ids.update({cid: sid for cid, sid in session.execute(stmt)})
             last_order: dict[str, datetime] = {}
             for o in new_orders:
                 if o.customer_id not in shopper_ids:
                     seen = last_order.get(o.customer_id)
-                    last_order[o.customer_id] = (
-                        o.ordered_at if seen is None else max(seen, o.ordered_at)
-                    )
+                    last_order[o.customer_id] = o.ordered_at if seen is None else max(seen, o.ordered_at)
             now = utcnow()
             new_shoppers = [
                 {
@@ -812,17 +746,15 @@ def import_orders(
                     "customer_id": cid,
                     "name": None,
                     "email": None,
-                    "created_at": _db_time(_SHOPPER.c.created_at, now),
+                    "created_at": now,
                     # Imported customers were last seen when they last ordered, not now.
-                    "last_seen_at": _db_time(_SHOPPER.c.last_seen_at, seen),
+                    "last_seen_at": seen,
                 }
                 for cid, seen in last_order.items()
             ]
             for chunk in _chunks(new_shoppers, CHUNK):
                 stmt = insert(_SHOPPER).returning(_SHOPPER.c.customer_id, _SHOPPER.c.id)
-                shopper_ids.update(
-                    {cid: sid for cid, sid in session.execute(stmt, list(chunk))}
-                )
+                shopper_ids.update({cid: sid for cid, sid in session.execute(stmt, list(chunk))})
 
             # Orders, then their lines.
             order_ids: dict[str, int] = {}
@@ -831,17 +763,15 @@ def import_orders(
                     {
                         "external_id": o.external_id,
                         "shopper_id": shopper_ids[o.customer_id],
-                        "total_cents": sum(q * c for q, c, _ in o.lines.values()),
+                        "total_cents": o.total_cents,
                         "currency": o.currency,
-                        "ordered_at": _db_time(_ORDER.c.ordered_at, o.ordered_at),
+                        "ordered_at": o.ordered_at,
                         "source": "import",
                     }
                     for o in chunk
                 ]
                 stmt = insert(_ORDER).returning(_ORDER.c.external_id, _ORDER.c.id)
-                order_ids.update(
-                    {eid: oid for eid, oid in session.execute(stmt, order_rows)}
-                )
+                order_ids.update({eid: oid for eid, oid in session.execute(stmt, order_rows)})
             result.created = len(new_orders)
 
             lines = [
@@ -896,9 +826,7 @@ def search_products(session: Session, query: str, limit: int = 20) -> list[Produ
     if not needle or limit <= 0:
         return []
     limit = min(limit, 200)
-    name, sku, category = (
-        _lower(session, c) for c in (Product.name, Product.sku, Product.category)
-    )
+    name, sku, category = (_lower(session, c) for c in (Product.name, Product.sku, Product.category))
     esc = _escape_like(needle)
     contains, prefix, word = f"%{esc}%", f"{esc}%", f"% {esc}%"
 
