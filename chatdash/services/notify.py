@@ -1,11 +1,34 @@
-"""In-app notification counts (and, later, email on new conversations)."""
+"""Notifications: in-app counts, and email to the store's staff on new conversations.
+
+Email is sent with smtplib in a worker thread (`send_email_async`), retried on
+temporary failures and never raises: a mail server being down must not break
+the chat.
+"""
 
 from __future__ import annotations
+
+import asyncio
+import html
+import logging
+import re
+import smtplib
+import ssl
+import time
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from email.utils import formatdate, make_msgid, parseaddr
+from typing import Any
 
 from sqlalchemy import func
 from sqlmodel import Session, select
 
 from chatdash.models import Conversation, Message, Sender
+
+log = logging.getLogger("chatdash.notify")
+
+SUBJECT_LABEL_CHARS = 80
+SUBJECT_STORE_CHARS = 100
+EMAIL_MESSAGE_CHARS = 4000
 
 
 def unseen_conversation_count(session: Session) -> int:
@@ -20,3 +43,165 @@ def unseen_conversation_count(session: Session) -> int:
         )
     )
     return int(session.exec(stmt).one())
+
+
+# --- email -------------------------------------------------------------------
+
+
+@dataclass
+class SmtpConfig:
+    host: str
+    port: int
+    username: str | None
+    password: str | None = field(repr=False)  # never in logs or tracebacks
+    starttls: bool
+    sender: str
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> SmtpConfig:
+        """From a `chatdash.settings.Settings` (its ``smtp_*`` fields)."""
+        return cls(
+            host=settings.smtp_host,
+            port=int(settings.smtp_port),
+            username=settings.smtp_username or None,
+            password=settings.smtp_password or None,
+            starttls=bool(settings.smtp_starttls),
+            sender=settings.smtp_from,
+        )
+
+
+def _one_line(text: str, limit: int) -> str:
+    """Header-safe: no CR/LF or other control characters, collapsed whitespace, bounded."""
+    text = re.sub(r"[\x00-\x1f\x7f\s]+", " ", text or "").strip()
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def new_conversation_email(
+    store_name: str,
+    shopper_label: str,
+    first_message: str,
+    conversation_url: str,
+    sender: str,
+    recipients: list[str],
+) -> EmailMessage:
+    """The staff notification for a new conversation: plain text plus an HTML alternative.
+
+    Everything the shopper controls (label, message) is escaped in the HTML part
+    and stripped of line breaks in the subject.
+    """
+    recipients = [r.strip() for r in recipients if r and r.strip()]
+    if not recipients:
+        raise ValueError("A notification email needs at least one recipient.")
+    store = _one_line(store_name, SUBJECT_STORE_CHARS) or "your store"
+    label = _one_line(shopper_label, SUBJECT_LABEL_CHARS) or "A shopper"
+    text = (first_message or "").replace("\r\n", "\n").replace("\r", "\n").strip()
+    if len(text) > EMAIL_MESSAGE_CHARS:
+        text = text[:EMAIL_MESSAGE_CHARS].rstrip() + "…"
+
+    msg = EmailMessage()
+    msg["Subject"] = f"New conversation on {store}: {label}"
+    msg["From"] = sender
+    msg["To"] = ", ".join(recipients)
+    msg["Date"] = formatdate(usegmt=True)
+    domain = parseaddr(sender)[1].rpartition("@")[2] or "chatdash.local"
+    msg["Message-ID"] = make_msgid(domain=domain)
+    # RFC 3834: keeps out-of-office replies away from the sender address.
+    msg["Auto-Submitted"] = "auto-generated"
+
+    quoted = "\n".join(f"> {line}" if line else ">" for line in text.split("\n"))
+    msg.set_content(
+        f"{label} started a conversation on {store}:\n\n"
+        f"{quoted}\n\n"
+        f"Reply: {conversation_url}\n"
+    )
+
+    url = conversation_url.strip()
+    if url.lower().startswith(("https://", "http://")):
+        link = f'<a href="{html.escape(url, quote=True)}">Open the conversation</a>'
+    else:
+        link = html.escape(url)
+    msg.add_alternative(
+        "<!doctype html>\n"
+        '<html><body style="font-family: system-ui, sans-serif; color: #111">\n'
+        f"<p><strong>{html.escape(label)}</strong> started a conversation on "
+        f"{html.escape(store)}:</p>\n"
+        '<blockquote style="white-space: pre-wrap; border-left: 3px solid #ccc; '
+        f'margin: 0 0 1em; padding: .25em 1em">{html.escape(text)}</blockquote>\n'
+        f"<p>{link}</p>\n"
+        "</body></html>\n",
+        subtype="html",
+    )
+    return msg
+
+
+def _deliver(config: SmtpConfig, message: EmailMessage, timeout: float) -> dict:
+    smtp = smtplib.SMTP(config.host, config.port, timeout=timeout)
+    try:
+        if config.starttls:
+            smtp.starttls(context=ssl.create_default_context())
+        if config.username:
+            smtp.login(config.username, config.password or "")
+        return smtp.send_message(message)
+    finally:
+        # The message is handed over at this point: a failing QUIT must not cause a resend.
+        try:
+            smtp.quit()
+        except (OSError, smtplib.SMTPException):
+            smtp.close()
+
+
+def _is_permanent(exc: BaseException) -> bool:
+    """5xx replies and unsupported features will fail the same way on retry."""
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        codes = [code for code, _ in exc.recipients.values()]
+        return bool(codes) and all(500 <= code < 600 for code in codes)
+    if isinstance(exc, smtplib.SMTPResponseException):
+        return 500 <= exc.smtp_code < 600
+    return isinstance(exc, smtplib.SMTPNotSupportedError)
+
+
+def send_email(
+    config: SmtpConfig,
+    message: EmailMessage,
+    attempts: int = 3,
+    backoff_seconds: float = 1.0,
+    timeout: float = 10,
+) -> bool:
+    """Send ``message``; True once the server accepted it. Never raises.
+
+    Connection errors and temporary (4xx) SMTP replies are retried up to
+    ``attempts`` times in all, sleeping ``backoff_seconds`` × 1, 2, 4… in between;
+    permanent (5xx) replies are not retried. Every failure is logged.
+    """
+    attempts = max(1, int(attempts))
+    where = f"{config.host}:{config.port}"
+    subject = message.get("Subject", "")
+    for attempt in range(1, attempts + 1):
+        try:
+            refused = _deliver(config, message, timeout)
+        except (OSError, smtplib.SMTPException) as exc:
+            permanent = _is_permanent(exc)
+            log.warning(
+                "email %r via %s: attempt %d/%d failed%s: %s: %s",
+                subject, where, attempt, attempts, " permanently" if permanent else "",
+                type(exc).__name__, exc,
+            )
+            if permanent:
+                return False
+        except Exception:
+            # Anything else (e.g. a malformed message) is a bug, but the chat goes on.
+            log.exception("email %r via %s: unexpected error, not retrying", subject, where)
+            return False
+        else:
+            if refused:
+                log.warning("email %r via %s: some recipients refused: %s", subject, where, refused)
+            return True
+        if attempt < attempts:
+            time.sleep(max(0.0, backoff_seconds) * 2 ** (attempt - 1))
+    log.error("email %r via %s: giving up after %d attempts", subject, where, attempts)
+    return False
+
+
+async def send_email_async(config: SmtpConfig, message: EmailMessage, **kw: Any) -> bool:
+    """`send_email` in a worker thread, so the event loop (the chat) never waits on SMTP."""
+    return await asyncio.to_thread(send_email, config, message, **kw)
