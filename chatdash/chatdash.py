@@ -1,8 +1,48 @@
 """The chatdash app: pages, API routes and lifespan tasks."""
 
+import asyncio
+import contextlib
+import logging
+
 import reflex as rx
 
+from chatdash import live
 from chatdash.api.routes import api
-from chatdash.pages import conversations, login, settings  # noqa: F401  (register pages)
+from chatdash.db import migrate, session_scope
+from chatdash.pages import conversations, login, settings, widget  # noqa: F401  (register pages)
+from chatdash.services import presence
+from chatdash.settings import get_settings
+
+log = logging.getLogger("chatdash")
+SWEEP_SECONDS = 2
+
+
+async def presence_sweeper() -> None:
+    """Shoppers go quiet without telling us (closed laptop, lost network): turn
+    'on site' into 'left the site' on every admin screen when the window passes."""
+    previous: set[int] | None = None
+    while True:
+        try:
+            with session_scope() as session:
+                ids = presence.open_conversation_shopper_ids(session)
+                now_on = presence.shoppers_on_site(
+                    session, ids, window_seconds=get_settings().presence_window_seconds
+                )
+            if previous is not None and now_on != previous:
+                live.publish(live.INBOX, "_on_inbox_changed")
+            previous = now_on
+        except Exception:  # noqa: BLE001 - a failed sweep is retried, never fatal
+            log.exception("presence sweep failed")
+        await asyncio.sleep(SWEEP_SECONDS)
+
+
+@contextlib.asynccontextmanager
+async def prepare_database(_app=None):
+    # Idempotent: brings an old database up to date on every start.
+    await asyncio.to_thread(migrate)
+    yield
+
 
 app = rx.App(api_transformer=api)
+app.register_lifespan_task(prepare_database)
+app.register_lifespan_task(presence_sweeper)

@@ -55,7 +55,10 @@ def _demo_module():
     return demo_data
 
 
-def _generate_demo(engine, seed: int = 7) -> None:
+SMALL_DEMO = {"products": 240, "shoppers": 300, "orders": 700}
+
+
+def _generate_demo(engine, seed: int = 7, sizes: dict[str, int] | None = None) -> None:
     demo = _demo_module()
 
     with _progress() as progress:
@@ -67,7 +70,7 @@ def _generate_demo(engine, seed: int = 7) -> None:
             progress.update(tasks[step], completed=done, total=total)
 
         summary = demo.generate_demo_data(
-            engine, store_url=get_settings().demo_store_url, seed=seed, progress=report
+            engine, store_url=get_settings().demo_store_url, seed=seed, progress=report, **(sizes or {})
         )
     console.print(
         f"[green]Demo store ready:[/] {summary.products:,} products in {summary.categories} categories, "
@@ -143,7 +146,10 @@ def set_password(
 
 
 @cli.command()
-def setup(demo: bool = typer.Option(True, help="Load the demo store when the database is empty.")) -> None:
+def setup(
+    demo: bool = typer.Option(True, help="Load the demo store when the database is empty."),
+    small_demo: bool = typer.Option(False, help="A small demo store (for tests)."),
+) -> None:
     """Everything the app needs before it starts: schema, first admin, demo data."""
     from chatdash.services import auth
 
@@ -153,7 +159,7 @@ def setup(demo: bool = typer.Option(True, help="Load the demo store when the dat
     created = auth.ensure_first_admin(engine, settings.admin_email, settings.admin_password)
     if demo and _demo_module().database_is_empty(engine):
         console.print("Empty database: generating the demo store…")
-        _generate_demo(engine)
+        _generate_demo(engine, sizes=SMALL_DEMO if small_demo else None)
     console.rule("chatdash")
     console.print(f"Admin dashboard: [bold]{settings.public_url}/login")
     console.print(f"Demo store:      [bold]{settings.demo_store_url}")

@@ -1,12 +1,45 @@
-"""HTTP routes served beside the Reflex app."""
+"""HTTP routes served beside the Reflex app: the embed script, visitor
+tokens, presence heartbeats and health."""
 
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import text
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
-from sqlalchemy import text
 
-from chatdash.db import get_engine
+from chatdash import live
+from chatdash.db import get_engine, session_scope
+from chatdash.services import conversations as convs
+from chatdash.services import identity, presence
+from chatdash.services.ratelimit import limiter
+from chatdash.settings import get_settings
+
+LOADER = (Path(__file__).parent / "widget_loader.js").read_text()
+HEARTBEAT_SECONDS = 15
+MAX_PRESENCE_BODY = 4096
+
+
+def error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status)
+
+
+async def read_json(request: Request, max_bytes: int) -> Any:
+    """The request's JSON body, refusing oversize or malformed bodies with a reason."""
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > max_bytes:
+            raise ValueError(f"body is larger than {max_bytes} bytes")
+    try:
+        return json.loads(body or b"null")
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError("body is not valid JSON") from exc
 
 
 async def health(_request: Request) -> JSONResponse:
@@ -18,4 +51,72 @@ async def health(_request: Request) -> JSONResponse:
     return JSONResponse({"status": "ok"})
 
 
-api = Starlette(routes=[Route("/api/health", health)])
+async def widget_js(_request: Request) -> Response:
+    s = get_settings()
+    body = (
+        LOADER.replace("__API__", s.api_url.rstrip("/"))
+        .replace("__APP__", s.public_url.rstrip("/"))
+        .replace("__HEARTBEAT_MS__", str(HEARTBEAT_SECONDS * 1000))
+    )
+    return Response(body, media_type="application/javascript",
+                    headers={"Cache-Control": "public, max-age=300"})
+
+
+async def visitor(request: Request) -> JSONResponse:
+    """Return the caller's visitor token if it is genuine, else a new one."""
+    if not limiter("visitor-ip", 60, 60).hit(request.client.host if request.client else "?"):
+        return error(429, "too many requests")
+    try:
+        data = await read_json(request, 1024)
+    except ValueError as exc:
+        return error(400, str(exc))
+    secret = get_settings().secret_key
+    given = data.get("visitor") if isinstance(data, dict) else None
+    if isinstance(given, str) and identity.verify_visitor_token(secret, given):
+        return JSONResponse({"visitor": given})
+    return JSONResponse({"visitor": identity.issue_visitor_token(secret)})
+
+
+async def presence_beat(request: Request) -> JSONResponse:
+    """Heartbeat ({"state": "alive", url, title}) or page closed ({"state": "left"})."""
+    try:
+        data = await read_json(request, MAX_PRESENCE_BODY)
+    except ValueError as exc:
+        return error(400, str(exc))
+    if not isinstance(data, dict):
+        return error(400, "body must be a JSON object")
+    settings = get_settings()
+    visitor_id = identity.verify_visitor_token(settings.secret_key, data.get("visitor"))
+    if visitor_id is None:
+        return error(401, "unknown visitor")
+    state = data.get("state")
+    if state not in ("alive", "left"):
+        return error(400, "state must be 'alive' or 'left'")
+    url, title = data.get("url", ""), data.get("title", "")
+    if not isinstance(url, str) or not isinstance(title, str):
+        return error(400, "url and title must be strings")
+    if url and not url.startswith(("http://", "https://")):
+        return error(400, "url must be an http(s) address")
+    if not limiter("presence", 120, 60).hit(visitor_id):
+        return error(429, "too many heartbeats")
+    with session_scope() as session:
+        shopper = convs.get_or_create_shopper(session, visitor_id)
+        if state == "alive":
+            change = presence.touch_visit(
+                session, shopper, user_agent=request.headers.get("user-agent", ""),
+                url=url[:2000], title=title[:300], window_seconds=settings.presence_window_seconds,
+            )
+        else:
+            change = presence.leave(session, shopper, window_seconds=settings.presence_window_seconds)
+        watched = convs.open_conversation_for(session, shopper.id) is not None
+    if watched and change is not None and change.changed:
+        live.publish(live.INBOX, "_on_inbox_changed")
+    return JSONResponse({"ok": True, "next": HEARTBEAT_SECONDS})
+
+
+api = Starlette(routes=[
+    Route("/api/health", health),
+    Route("/widget.js", widget_js),
+    Route("/api/visitor", visitor, methods=["POST"]),
+    Route("/api/presence", presence_beat, methods=["POST"]),
+])

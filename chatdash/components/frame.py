@@ -102,6 +102,10 @@ def admin_frame(content: rx.Component) -> rx.Component:
     return rx.cond(
         AuthState.is_logged_in,
         rx.vstack(
+            rx.el.link(rel="stylesheet", href="/chat.css"),
+            rx.script(src="/chat.js"),
+            # Read by chat.js to update the tab title and chime on new conversations.
+            rx.box(id="unseen-count-value", data_count=NotificationState.unseen_count, display="none"),
             top_bar(),
             rx.box(content, flex="1", width="100%", min_height="0", overflow="hidden"),
             spacing="0",

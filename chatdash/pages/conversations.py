@@ -1,43 +1,225 @@
-"""The conversations page: list, chat and shopper panels."""
+"""The conversations page: list (left), chat (middle), shopper (right)."""
 
 import reflex as rx
 
 from chatdash import routes
+from chatdash.components.chat import message_bubble, typing_indicator
 from chatdash.components.frame import admin_page
+from chatdash.state.conversations import ConversationsState as S
+from chatdash.state.views import ConversationRow
+
+BORDER = f"1px solid {rx.color('gray', 5)}"
 
 
-def _panel(title: str, body: rx.Component, **props) -> rx.Component:
+def _presence_badge(on_site: rx.Var) -> rx.Component:
+    return rx.cond(
+        on_site,
+        rx.badge(rx.box(width="6px", height="6px", border_radius="50%", background=rx.color("green", 9)),
+                 "on site", color_scheme="green", variant="soft", class_name="presence-on"),
+        rx.badge("left the site", color_scheme="gray", variant="soft", class_name="presence-left"),
+    )
+
+
+def _row(row: ConversationRow) -> rx.Component:
+    selected = S.selected_id == row.id
+    return rx.box(
+        rx.hstack(
+            rx.text(row.label, weight="bold", size="2", trim="both", class_name="conv-label"),
+            rx.spacer(),
+            rx.text(row.time, size="1", color_scheme="gray"),
+            align="center",
+            width="100%",
+        ),
+        rx.hstack(
+            rx.text(row.preview, size="1", color_scheme="gray", overflow="hidden",
+                    text_overflow="ellipsis", white_space="nowrap", flex="1", class_name="conv-preview"),
+            rx.cond(row.unread > 0, rx.badge(row.unread, color_scheme="red", variant="solid",
+                                             radius="full", class_name="conv-unread")),
+            width="100%",
+            align="center",
+        ),
+        _presence_badge(row.on_site),
+        on_click=S.select(row.id),
+        cursor="pointer",
+        padding="10px 14px",
+        border_bottom=BORDER,
+        background=rx.cond(selected, rx.color("accent", 3), "transparent"),
+        border_left=rx.cond(selected, f"3px solid {rx.color('accent', 9)}", "3px solid transparent"),
+        _hover={"background": rx.color("accent", 2)},
+        class_name=rx.cond(selected, "conv-row conv-selected", "conv-row"),
+        data_conversation_id=row.id,
+        width="100%",
+    )
+
+
+def _list_panel() -> rx.Component:
     return rx.vstack(
-        rx.text(title, weight="bold", size="2", color_scheme="gray", padding="0.75rem 1rem"),
-        rx.box(body, flex="1", width="100%", overflow_y="auto"),
-        spacing="0",
+        rx.hstack(
+            rx.text("Conversations", weight="bold", size="3"),
+            rx.badge(S.rows.length(), variant="soft"),
+            padding="12px 14px",
+            border_bottom=BORDER,
+            width="100%",
+        ),
+        rx.cond(
+            S.rows.length() == 0,
+            rx.center(
+                rx.vstack(
+                    rx.icon("inbox", size=32, color=rx.color("gray", 8)),
+                    rx.text("No conversations yet.", color_scheme="gray", size="2"),
+                    rx.text("They appear here the moment a shopper writes.", color_scheme="gray", size="1"),
+                    align="center",
+                ),
+                padding="2rem",
+                width="100%",
+            ),
+            rx.box(rx.foreach(S.rows, _row), width="100%", overflow_y="auto", flex="1"),
+        ),
+        width="320px",
+        min_width="260px",
         height="100%",
-        border_right=f"1px solid {rx.color('gray', 5)}",
+        spacing="0",
+        border_right=BORDER,
+        id="conversation-list",
+    )
+
+
+def _chat_panel() -> rx.Component:
+    return rx.vstack(
+        rx.cond(
+            S.has_selection,
+            rx.fragment(
+                rx.hstack(
+                    rx.text(S.shopper_label, weight="bold", size="3", id="chat-title"),
+                    _presence_badge(S.shopper_on_site),
+                    padding="12px 16px",
+                    border_bottom=BORDER,
+                    width="100%",
+                    align="center",
+                ),
+                rx.box(
+                    rx.vstack(
+                        rx.foreach(S.messages, lambda m: message_bubble(m, "admin", S.shopper_seen_id,
+                                                                         in_widget=False)),
+                        spacing="2",
+                        width="100%",
+                        id="message-list",
+                    ),
+                    typing_indicator(S.shopper_typing_seq, "Shopper is typing…"),
+                    id="message-scroller",
+                    flex="1",
+                    overflow_y="auto",
+                    padding="16px",
+                    width="100%",
+                ),
+                rx.form(
+                    rx.vstack(
+                        rx.cond(
+                            S.reply_error != "",
+                            rx.callout(S.reply_error, icon="triangle-alert", color_scheme="red", size="1",
+                                       width="100%", id="reply-error"),
+                        ),
+                        rx.hstack(
+                            rx.text_area(
+                                name="reply",
+                                id="reply-input",
+                                placeholder="Write a reply… (Enter sends, Shift+Enter for a new line)",
+                                max_length=S.max_chars,
+                                rows="2",
+                                resize="none",
+                                width="100%",
+                                custom_attrs={"data-send-button": "reply-send"},
+                                on_change=S.typing.throttle(2500),
+                            ),
+                            rx.button("Reply", type="submit", id="reply-send", height="100%"),
+                            width="100%",
+                            align="stretch",
+                        ),
+                        width="100%",
+                        spacing="1",
+                    ),
+                    on_submit=S.send_reply,
+                    reset_on_submit=False,
+                    width="100%",
+                    padding="10px 16px",
+                    border_top=BORDER,
+                ),
+            ),
+            rx.center(
+                rx.vstack(
+                    rx.icon("message-square", size=36, color=rx.color("gray", 8)),
+                    rx.text("Select a conversation to read and reply.", color_scheme="gray"),
+                    align="center",
+                ),
+                height="100%",
+                width="100%",
+            ),
+        ),
+        flex="1",
+        height="100%",
+        spacing="0",
+        min_width="0",
+        id="chat-panel",
+    )
+
+
+def _fact(label: str, value: rx.Component, **props) -> rx.Component:
+    return rx.vstack(
+        rx.text(label, size="1", color_scheme="gray", weight="medium"),
+        value,
+        spacing="0",
+        width="100%",
         **props,
     )
 
 
-@admin_page(route=routes.CONVERSATIONS, title="Conversations")
+def _shopper_panel() -> rx.Component:
+    return rx.vstack(
+        rx.text("Shopper", weight="bold", size="3", padding="12px 16px", border_bottom=BORDER, width="100%"),
+        rx.cond(
+            S.has_selection,
+            rx.vstack(
+                _fact("Name", rx.text(S.shopper_label, size="2", id="shopper-name")),
+                rx.cond(S.shopper_email != "", _fact("Email", rx.text(S.shopper_email, size="2"))),
+                rx.cond(S.shopper_customer_id != "",
+                        _fact("Customer id", rx.code(S.shopper_customer_id, size="1"))),
+                _fact("Status", _presence_badge(S.shopper_on_site)),
+                _fact(
+                    "Current page",
+                    rx.cond(
+                        S.shopper_current_url != "",
+                        rx.link(rx.cond(S.shopper_current_title != "", S.shopper_current_title,
+                                        S.shopper_current_url),
+                                href=S.shopper_current_url, is_external=True, size="2"),
+                        rx.text("—", size="2"),
+                    ),
+                    id="shopper-current-page",
+                ),
+                rx.cond(S.shopper_device != "", _fact("Device", rx.text(S.shopper_device, size="2"),
+                                                      id="shopper-device")),
+                spacing="4",
+                padding="16px",
+                width="100%",
+            ),
+            rx.center(rx.text("No shopper selected.", color_scheme="gray", size="2"), padding="2rem",
+                      width="100%"),
+        ),
+        width="340px",
+        min_width="280px",
+        height="100%",
+        spacing="0",
+        border_left=BORDER,
+        overflow_y="auto",
+        id="shopper-panel",
+    )
+
+
+@admin_page(route=routes.CONVERSATIONS, title="Conversations", on_load=[S.load])
 def conversations() -> rx.Component:
     return rx.hstack(
-        _panel(
-            "Conversations",
-            rx.center(rx.text("No conversations yet.", color_scheme="gray"), padding="2rem"),
-            width="320px",
-            id="conversation-list",
-        ),
-        _panel(
-            "Chat",
-            rx.center(rx.text("Select a conversation.", color_scheme="gray"), height="100%"),
-            flex="1",
-            id="chat-panel",
-        ),
-        _panel(
-            "Shopper",
-            rx.center(rx.text("No shopper selected.", color_scheme="gray"), padding="2rem"),
-            width="340px",
-            id="shopper-panel",
-        ),
+        _list_panel(),
+        _chat_panel(),
+        _shopper_panel(),
         spacing="0",
         height="100%",
         width="100%",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import reflex as rx
 
+from chatdash import live
 from chatdash.db import session_scope
 from chatdash.services import notify
 from chatdash.state.auth import AuthState
@@ -16,5 +17,14 @@ class NotificationState(AuthState):
     def refresh(self):
         if self._require_admin() is None:
             return
+        live.subscribe(live.INBOX, self.router.session.client_token, NotificationState)
+        self._count()
+
+    def _count(self) -> None:
         with session_scope() as session:
             self.unseen_count = notify.unseen_conversation_count(session)
+
+    async def _on_inbox_changed(self) -> None:
+        if self._require_admin() is None:
+            return
+        self._count()

@@ -1,0 +1,142 @@
+/* chatdash embed: one script tag adds the chat launcher to any page.
+ *   <script src="__API__/widget.js" async></script>
+ * Optional attributes identify a logged-in store customer (HMAC computed by
+ * the store's backend with its chatdash store secret):
+ *   data-customer-id, data-customer-hmac, data-customer-name, data-customer-email
+ * JavaScript API: chatdash.open(), chatdash.close(), chatdash.track(kind, data).
+ */
+(function () {
+  "use strict";
+  if (window.chatdash && window.chatdash.__loaded) return;
+  var API = "__API__", APP = "__APP__", HEARTBEAT_MS = __HEARTBEAT_MS__;
+  var script = document.currentScript || document.querySelector('script[src*="/widget.js"]');
+  var attr = function (n) { return (script && script.getAttribute(n)) || ""; };
+  var VISITOR_KEY = "chatdash_visitor", OPEN_KEY = "chatdash_open";
+  var visitor = null, frame = null, panel = null, button = null;
+
+  function post(path, body) {
+    return fetch(API + path, {
+      method: "POST", headers: { "Content-Type": "application/json" },
+      body: JSON.stringify(body), keepalive: true, credentials: "omit",
+    });
+  }
+
+  function ensureVisitor() {
+    var known = localStorage.getItem(VISITOR_KEY) || "";
+    return post("/api/visitor", { visitor: known }).then(function (r) { return r.json(); })
+      .then(function (data) {
+        visitor = data.visitor;
+        localStorage.setItem(VISITOR_KEY, visitor);
+        return visitor;
+      });
+  }
+
+  function heartbeat() {
+    if (!visitor || document.visibilityState === "hidden") return;
+    post("/api/presence", { visitor: visitor, state: "alive", url: location.href.slice(0, 2000),
+      title: document.title.slice(0, 300) }).catch(function () {});
+  }
+
+  function leave() {
+    if (!visitor) return;
+    var blob = new Blob([JSON.stringify({ visitor: visitor, state: "left" })], { type: "text/plain" });
+    navigator.sendBeacon(API + "/api/presence", blob);
+  }
+
+  function widgetUrl() {
+    var q = "v=" + encodeURIComponent(visitor);
+    var pairs = { c: "data-customer-id", h: "data-customer-hmac", n: "data-customer-name",
+      e: "data-customer-email" };
+    for (var k in pairs) { if (attr(pairs[k])) q += "&" + k + "=" + encodeURIComponent(attr(pairs[k])); }
+    return APP + "/widget?" + q;
+  }
+
+  function build() {
+    var style = document.createElement("style");
+    style.textContent =
+      "#chatdash-launcher{position:fixed;right:20px;bottom:20px;width:58px;height:58px;border-radius:50%;" +
+      "border:none;background:#3e63dd;color:#fff;box-shadow:0 6px 20px rgba(0,0,0,.25);cursor:pointer;" +
+      "z-index:2147483000;display:flex;align-items:center;justify-content:center}" +
+      "#chatdash-launcher:hover{background:#3358d4}" +
+      "#chatdash-panel{position:fixed;right:20px;bottom:90px;width:370px;height:560px;max-height:calc(100vh - 110px);" +
+      "max-width:calc(100vw - 40px);border-radius:14px;overflow:hidden;box-shadow:0 12px 40px rgba(0,0,0,.3);" +
+      "z-index:2147483000;background:#fff;display:none}" +
+      "#chatdash-panel iframe{width:100%;height:100%;border:0}";
+    document.head.appendChild(style);
+    button = document.createElement("button");
+    button.id = "chatdash-launcher";
+    button.setAttribute("aria-label", "Chat with us");
+    button.innerHTML = '<svg width="26" height="26" viewBox="0 0 24 24" fill="none" stroke="currentColor" ' +
+      'stroke-width="2" stroke-linecap="round" stroke-linejoin="round"><path d="M21 15a2 2 0 0 1-2 2H7l-4 4V5a2 ' +
+      '2 0 0 1 2-2h14a2 2 0 0 1 2 2z"/></svg>';
+    button.addEventListener("click", function () { isOpen() ? close() : open(); });
+    panel = document.createElement("div");
+    panel.id = "chatdash-panel";
+    document.body.appendChild(panel);
+    document.body.appendChild(button);
+  }
+
+  function isOpen() { return panel && panel.style.display === "block"; }
+  function open() {
+    if (!visitor) return;
+    if (!frame) {
+      frame = document.createElement("iframe");
+      frame.id = "chatdash-frame";
+      frame.title = "Chat";
+      frame.src = widgetUrl();
+      panel.appendChild(frame);
+    }
+    panel.style.display = "block";
+    sessionStorage.setItem(OPEN_KEY, "1");
+  }
+  function close() { if (panel) panel.style.display = "none"; sessionStorage.removeItem(OPEN_KEY); }
+
+  // Store events (page views, product views, cart, orders): queued in
+  // localStorage and sent in batches, so nothing is lost across page loads.
+  var QUEUE_KEY = "chatdash_events", sending = false, backoff = 1000;
+  function queue() { try { return JSON.parse(localStorage.getItem(QUEUE_KEY) || "[]"); } catch (e) { return []; } }
+  function setQueue(q) { localStorage.setItem(QUEUE_KEY, JSON.stringify(q.slice(-500))); }
+  function newId() {
+    return (crypto.randomUUID ? crypto.randomUUID() : String(Date.now()) + Math.random()).replace(/[^A-Za-z0-9]/g, "").slice(0, 32);
+  }
+  function track(kind, data) {
+    var q = queue();
+    q.push({ id: newId(), kind: kind, at: new Date().toISOString(), url: location.href.slice(0, 2000),
+      title: document.title.slice(0, 300), data: data || {} });
+    setQueue(q);
+    flush();
+  }
+  function flush() {
+    if (sending || !visitor) return;
+    var batch = queue().slice(0, 20);
+    if (!batch.length) return;
+    sending = true;
+    post("/api/track", { visitor: visitor, events: batch }).then(function (r) {
+      sending = false;
+      if (r.ok || (r.status >= 400 && r.status < 429 && r.status !== 408)) {
+        // Stored, or refused for good: either way never sent again.
+        var sent = {}; batch.forEach(function (e) { sent[e.id] = 1; });
+        setQueue(queue().filter(function (e) { return !sent[e.id]; }));
+        backoff = 1000;
+        if (queue().length) flush();
+      } else { retry(); }
+    }).catch(function () { sending = false; retry(); });
+  }
+  function retry() { setTimeout(flush, backoff); backoff = Math.min(backoff * 2, 60000); }
+
+  window.chatdash = { __loaded: true, open: open, close: close, track: track,
+    visitor: function () { return visitor; } };
+
+  function start() {
+    build();
+    ensureVisitor().then(function () {
+      heartbeat();
+      setInterval(heartbeat, HEARTBEAT_MS);
+      document.addEventListener("visibilitychange", heartbeat);
+      window.addEventListener("pagehide", leave);
+      if (sessionStorage.getItem(OPEN_KEY)) open();
+      flush();
+    }).catch(function () { /* chat unavailable: the store page keeps working */ });
+  }
+  if (document.body) start(); else document.addEventListener("DOMContentLoaded", start);
+})();

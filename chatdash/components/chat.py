@@ -1,0 +1,89 @@
+"""Chat pieces shared by the shopper's widget and the admin's chat panel:
+message bubbles and the product card."""
+
+from __future__ import annotations
+
+import reflex as rx
+
+from chatdash.state.views import ChatMessage
+
+
+def product_card(msg: ChatMessage, open_in_top: bool) -> rx.Component:
+    """A product sent into the chat. In the widget the link opens in the store's
+    own window (the top page), not inside the chat iframe."""
+    return rx.link(
+        rx.hstack(
+            rx.image(src=msg.product_image, width="64px", height="64px", border_radius="8px",
+                     object_fit="cover", alt=msg.product_name),
+            rx.vstack(
+                rx.text(msg.product_name, weight="bold", size="2"),
+                rx.text(msg.product_price, size="2"),
+                rx.cond(~msg.product_in_stock, rx.badge("Out of stock", color_scheme="gray")),
+                rx.text("View product →", size="1", color=rx.color("accent", 11)),
+                spacing="1",
+                align="start",
+            ),
+            spacing="3",
+            align="center",
+        ),
+        href=msg.product_url,
+        is_external=False,
+        target="_top" if open_in_top else "_blank",
+        rel="noopener",
+        class_name="product-card",
+        underline="none",
+        color="inherit",
+        padding="8px",
+        border_radius="10px",
+        background="white",
+        border=f"1px solid {rx.color('gray', 5)}",
+        display="block",
+    )
+
+
+def message_bubble(msg: ChatMessage, own_sender: str, seen_up_to: rx.Var, in_widget: bool) -> rx.Component:
+    mine = msg.sender == own_sender
+    return rx.box(
+        rx.box(
+            rx.cond(
+                msg.kind == "product",
+                product_card(msg, open_in_top=in_widget),
+                # Text children are rendered as text by React: never as HTML.
+                rx.text(msg.body, white_space="pre-wrap", word_break="break-word", size="2"),
+            ),
+            rx.hstack(
+                rx.text(msg.time, size="1", opacity="0.7"),
+                rx.cond(
+                    mine,
+                    rx.cond(
+                        msg.id <= seen_up_to,
+                        rx.text("✓✓ Seen", size="1", opacity="0.8", class_name="msg-seen"),
+                        rx.text("✓ Sent", size="1", opacity="0.7", class_name="msg-sent"),
+                    ),
+                ),
+                spacing="2",
+                justify="end",
+            ),
+            background=rx.cond(mine, rx.color("accent", 9), rx.color("gray", 3)),
+            color=rx.cond(mine, "white", rx.color("gray", 12)),
+            padding="8px 12px",
+            border_radius="14px",
+            max_width="80%",
+        ),
+        display="flex",
+        justify_content=rx.cond(mine, "flex-end", "flex-start"),
+        width="100%",
+        class_name=rx.cond(mine, "msg msg-own", "msg msg-other"),
+        data_sender=msg.sender,
+        data_client_id=msg.client_id,
+    )
+
+
+def typing_indicator(seq: rx.Var, text: str) -> rx.Component:
+    """Shown for a few seconds after each typing signal (CSS fades it out), so
+    no timer is needed on the server."""
+    return rx.cond(
+        seq > 0,
+        rx.text(text, key=seq, class_name="typing-indicator", size="1", color_scheme="gray",
+                padding_x="4px"),
+    )

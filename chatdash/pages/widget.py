@@ -1,0 +1,113 @@
+"""The shopper's chat page: opened in the embed's iframe, or on its own."""
+
+import reflex as rx
+
+from chatdash import routes
+from chatdash.components.chat import message_bubble, typing_indicator
+from chatdash.state.widget import WidgetState
+
+
+def _header() -> rx.Component:
+    return rx.hstack(
+        rx.center(rx.icon("messages-square", size=20), width="36px", height="36px", border_radius="50%", background="rgba(255,255,255,0.2)"),
+        rx.vstack(
+            rx.text(WidgetState.store_name, weight="bold", size="3"),
+            rx.text("We usually reply within a few minutes", size="1", opacity="0.85"),
+            spacing="0",
+        ),
+        align="center",
+        padding="12px 16px",
+        background=rx.color("accent", 9),
+        color="white",
+        width="100%",
+    )
+
+
+def _messages() -> rx.Component:
+    return rx.box(
+        rx.cond(
+            WidgetState.messages.length() == 0,
+            rx.center(
+                rx.vstack(
+                    rx.text("👋 Hi there!", size="4", weight="bold"),
+                    rx.text("Questions about a product, your order or delivery? Ask us here.",
+                            size="2", color_scheme="gray", text_align="center"),
+                    align="center",
+                ),
+                padding="2rem 1rem",
+                id="widget-empty",
+            ),
+        ),
+        rx.vstack(
+            rx.foreach(
+                WidgetState.messages,
+                lambda m: message_bubble(m, "shopper", WidgetState.admin_seen_id, in_widget=True),
+            ),
+            spacing="2",
+            width="100%",
+            id="message-list",
+        ),
+        rx.box(id="outbox", width="100%"),
+        typing_indicator(WidgetState.admin_typing_seq, "The store is typing…"),
+        id="message-scroller",
+        flex="1",
+        overflow_y="auto",
+        padding="12px",
+        width="100%",
+        background=rx.color("gray", 1),
+    )
+
+
+def _composer() -> rx.Component:
+    return rx.vstack(
+        rx.cond(
+            WidgetState.error != "",
+            rx.callout(WidgetState.error, icon="triangle-alert", color_scheme="red", size="1",
+                       width="100%", id="widget-error"),
+        ),
+        rx.text("", id="widget-local-error", color="red", size="1", display="none"),
+        rx.hstack(
+            rx.text_area(
+                id="widget-input",
+                placeholder="Write a message…",
+                max_length=WidgetState.max_chars,
+                rows="2",
+                resize="none",
+                width="100%",
+                custom_attrs={"data-send-button": "widget-send"},
+                on_change=WidgetState.typing.throttle(2500),
+                auto_focus=True,
+            ),
+            rx.button(
+                rx.icon("send", size=16),
+                id="widget-send",
+                aria_label="Send",
+                on_click=rx.call_script("window.chatdashOutbox.submit()", callback=WidgetState.send),
+                height="100%",
+            ),
+            width="100%",
+            align="stretch",
+        ),
+        padding="10px 12px",
+        width="100%",
+        border_top=f"1px solid {rx.color('gray', 5)}",
+        spacing="1",
+    )
+
+
+@rx.page(route=routes.WIDGET, title="Chat", on_load=WidgetState.load)
+def widget() -> rx.Component:
+    return rx.fragment(
+        rx.el.link(rel="stylesheet", href="/chat.css"),
+        rx.script(src="/chat.js"),
+        rx.vstack(
+            _header(),
+            _messages(),
+            _composer(),
+            spacing="0",
+            height="100vh",
+            width="100%",
+            id="chat-widget",
+            data_ready=WidgetState.ready,
+        ),
+    )

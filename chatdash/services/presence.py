@@ -1,0 +1,95 @@
+"""Presence: the store page's heartbeat keeps a visit alive; a closed page or a
+silent one (older than the presence window) means the shopper left the site."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlmodel import Session, col, select
+
+from chatdash.models import Conversation, Shopper, Visit, utcnow
+from chatdash.services.conversations import is_on_site, latest_visit
+from chatdash.services.devices import device_from_user_agent
+
+# A visit idle longer than this starts a new browsing session.
+VISIT_TIMEOUT = timedelta(minutes=30)
+
+
+@dataclass(frozen=True)
+class PresenceChange:
+    shopper_id: int
+    visit_id: int
+    was_on_site: bool
+    on_site: bool
+    page_changed: bool
+
+    @property
+    def changed(self) -> bool:
+        return self.was_on_site != self.on_site or self.page_changed
+
+
+def touch_visit(
+    session: Session,
+    shopper: Shopper,
+    *,
+    user_agent: str,
+    url: str = "",
+    title: str = "",
+    window_seconds: int,
+    now: datetime | None = None,
+) -> PresenceChange:
+    """Record a sign of life (heartbeat or page view) from the shopper's page."""
+    now = now or utcnow()
+    visit = latest_visit(session, shopper.id)
+    was = is_on_site(visit, now, window_seconds)
+    if visit is None or now - visit.last_seen_at > VISIT_TIMEOUT:
+        info = device_from_user_agent(user_agent)
+        visit = Visit(shopper_id=shopper.id, user_agent=user_agent[:512], device=info.device,
+                      browser=info.browser[:64], os=info.os[:64], started_at=now)
+    page_changed = bool(url) and (url[:2000] != visit.current_url)
+    visit.last_seen_at = now
+    visit.left_at = None
+    if url:
+        visit.current_url = url[:2000]
+        visit.current_title = title[:300]
+    session.add(visit)
+    shopper.last_seen_at = now
+    session.add(shopper)
+    session.flush()
+    return PresenceChange(shopper.id, visit.id, was, True, page_changed)
+
+
+def leave(session: Session, shopper: Shopper, *, window_seconds: int,
+          now: datetime | None = None) -> PresenceChange | None:
+    """The shopper closed the page (beacon)."""
+    now = now or utcnow()
+    visit = latest_visit(session, shopper.id)
+    if visit is None:
+        return None
+    was = is_on_site(visit, now, window_seconds)
+    visit.left_at = now
+    session.add(visit)
+    session.flush()
+    return PresenceChange(shopper.id, visit.id, was, is_on_site(visit, now, window_seconds), False)
+
+
+def shoppers_on_site(session: Session, shopper_ids: list[int], *, window_seconds: int,
+                     now: datetime | None = None) -> set[int]:
+    """Which of these shoppers are on the site now."""
+    now = now or utcnow()
+    if not shopper_ids:
+        return set()
+    visits = session.exec(
+        select(Visit).where(
+            col(Visit.shopper_id).in_(shopper_ids),
+            Visit.last_seen_at >= now - timedelta(seconds=window_seconds),
+        )
+    ).all()
+    return {v.shopper_id for v in visits if is_on_site(v, now, window_seconds)}
+
+
+def open_conversation_shopper_ids(session: Session) -> list[int]:
+    return list(session.exec(
+        select(Conversation.shopper_id).where(Conversation.status == "open").distinct()
+    ).all())

@@ -1,0 +1,167 @@
+"""The admin's conversations page: the live list, the open chat and the shopper
+panel. Every handler re-checks the admin session."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import reflex as rx
+
+from chatdash import live
+from chatdash.db import session_scope
+from chatdash.models import Conversation, Sender, Shopper
+from chatdash.services import conversations as convs
+from chatdash.services.devices import device_from_user_agent
+from chatdash.settings import get_settings
+from chatdash.state.auth import AuthState
+from chatdash.state.views import ChatMessage, ConversationRow
+
+
+class ConversationsState(AuthState):
+    rows: list[ConversationRow] = []
+    selected_id: int = 0
+    messages: list[ChatMessage] = []
+    shopper_seen_id: int = 0
+    reply_error: str = ""
+    shopper_typing_seq: int = 0
+    # The selected shopper, as shown in the right-hand panel.
+    shopper_label: str = ""
+    shopper_email: str = ""
+    shopper_customer_id: str = ""
+    shopper_on_site: bool = False
+    shopper_current_url: str = ""
+    shopper_current_title: str = ""
+    shopper_device: str = ""
+
+    @rx.var
+    def max_chars(self) -> int:
+        return get_settings().message_max_chars
+
+    @rx.var
+    def has_selection(self) -> bool:
+        return self.selected_id > 0
+
+    # ----- loading -------------------------------------------------------
+    @rx.event
+    def load(self):
+        if self._require_admin() is None:
+            return
+        live.subscribe(live.INBOX, self.router.session.client_token, ConversationsState)
+        self._reload_rows()
+        wanted = str(self.router.url.query_parameters.get("c", ""))
+        if wanted.isdigit():
+            self._select(int(wanted))
+        elif self.selected_id:
+            self._select(self.selected_id)
+
+    def _reload_rows(self) -> None:
+        with session_scope() as session:
+            summaries = convs.list_conversations(
+                session, window_seconds=get_settings().presence_window_seconds
+            )
+        self.rows = [ConversationRow.from_summary(s) for s in summaries]
+
+    def _select(self, conversation_id: int) -> None:
+        token = self.router.session.client_token
+        with session_scope() as session:
+            conv = session.get(Conversation, conversation_id)
+            if conv is None:
+                self.reply_error = "That conversation no longer exists."
+                return
+        if self.selected_id and self.selected_id != conversation_id:
+            live.unsubscribe(live.conversation_topic(self.selected_id), token, ConversationsState)
+        self.selected_id = conversation_id
+        self.shopper_typing_seq = 0
+        self.reply_error = ""
+        live.subscribe(live.conversation_topic(conversation_id), token, ConversationsState)
+        self._reload_chat()
+        self._reload_rows()
+
+    def _reload_chat(self) -> None:
+        if not self.selected_id:
+            return
+        settings = get_settings()
+        with session_scope() as session:
+            conv = session.get(Conversation, self.selected_id)
+            if conv is None:
+                self.selected_id = 0
+                self.messages = []
+                return
+            views = convs.list_messages(session, conv.id)
+            changed = convs.mark_seen(session, conv, Sender.ADMIN)
+            self.shopper_seen_id = conv.shopper_seen_message_id
+            shopper = session.get(Shopper, conv.shopper_id)
+            visit = convs.latest_visit(session, shopper.id)
+            self.shopper_label = convs.shopper_label(shopper)
+            self.shopper_email = shopper.email or ""
+            self.shopper_customer_id = shopper.customer_id or ""
+            self.shopper_on_site = convs.is_on_site(visit, convs.utcnow(), settings.presence_window_seconds)
+            self.shopper_current_url = visit.current_url if visit else ""
+            self.shopper_current_title = visit.current_title if visit else ""
+            self.shopper_device = device_from_user_agent(visit.user_agent).label if visit else ""
+        self.messages = [ChatMessage.from_view(v) for v in views]
+        if changed:
+            topic = live.conversation_topic(self.selected_id)
+            live.publish(topic, "_on_conversation_changed", exclude=self)
+            live.publish(live.INBOX, "_on_inbox_changed", exclude=self)
+
+    @rx.event
+    def select(self, conversation_id: Any):
+        if self._require_admin() is None:
+            return
+        if not isinstance(conversation_id, int) or isinstance(conversation_id, bool):
+            return
+        self._select(conversation_id)
+
+    # ----- replying ------------------------------------------------------
+    @rx.event
+    def send_reply(self, form_data: Any):
+        admin = self._require_admin()
+        if admin is None or not self.selected_id:
+            return
+        text = form_data.get("reply", "") if isinstance(form_data, dict) else ""
+        try:
+            with session_scope() as session:
+                conv = session.get(Conversation, self.selected_id)
+                if conv is None:
+                    raise convs.ChatError("That conversation no longer exists.")
+                convs.post_message(
+                    session, conv, Sender.ADMIN, uuid.uuid4().hex, str(text),
+                    max_chars=get_settings().message_max_chars, admin_id=admin.id,
+                )
+        except convs.ChatError as exc:
+            self.reply_error = str(exc)
+            return
+        self.reply_error = ""
+        token = self.router.session.client_token
+        live.publish(live.conversation_topic(self.selected_id), "_on_conversation_changed",
+                     exclude=self)
+        live.publish(live.INBOX, "_on_inbox_changed", exclude=self)
+        self._reload_chat()
+        self._reload_rows()
+        return rx.set_value("reply-input", "")
+
+    @rx.event
+    def typing(self, _value: Any = None):
+        if self._require_admin() is None or not self.selected_id:
+            return
+        live.publish(live.conversation_topic(self.selected_id), "_on_typing", "admin",
+                     exclude=self)
+
+    # ----- pushed (underscore: not callable as events) -------------------
+    async def _on_inbox_changed(self) -> None:
+        if self._require_admin() is None:
+            return
+        self._reload_rows()
+        if self.selected_id:
+            self._reload_chat()
+
+    async def _on_conversation_changed(self) -> None:
+        if self._require_admin() is None:
+            return
+        self._reload_chat()
+
+    async def _on_typing(self, side: str) -> None:
+        if side == "shopper":
+            self.shopper_typing_seq += 1

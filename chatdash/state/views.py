@@ -1,0 +1,72 @@
+"""Small view models sent to the browser (kept small: they travel on every change)."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import UTC, datetime
+
+from chatdash.services.conversations import ConversationSummary, MessageView
+
+
+def money(cents: int, currency: str = "USD") -> str:
+    symbol = {"USD": "$", "EUR": "€", "GBP": "£"}.get(currency.upper(), "")
+    amount = f"{cents / 100:,.2f}"
+    return f"{symbol}{amount}" if symbol else f"{amount} {currency.upper()}"
+
+
+def clock(ts: datetime) -> str:
+    return ts.astimezone(UTC).strftime("%H:%M")
+
+
+def when(ts: datetime, now: datetime | None = None) -> str:
+    now = now or datetime.now(UTC)
+    if ts.date() == now.date():
+        return ts.strftime("%H:%M")
+    return ts.strftime("%d %b")
+
+
+@dataclasses.dataclass
+class ChatMessage:
+    id: int = 0
+    sender: str = ""
+    kind: str = "text"
+    body: str = ""
+    time: str = ""
+    client_id: str = ""
+    product_name: str = ""
+    product_price: str = ""
+    product_url: str = ""
+    product_image: str = ""
+    product_in_stock: bool = True
+
+    @classmethod
+    def from_view(cls, m: MessageView) -> ChatMessage:
+        p = m.product
+        return cls(
+            id=m.id,
+            sender=m.sender,
+            kind=m.kind,
+            body=m.body,
+            time=clock(m.created_at),
+            client_id=m.client_msg_id,
+            product_name=p.name if p else "",
+            product_price=money(p.price_cents, p.currency) if p else "",
+            # Only the catalog's own http(s) addresses ever become links.
+            product_url=p.url if p and p.url.startswith(("https://", "http://")) else "",
+            product_image=p.image_url if p and p.image_url.startswith(("https://", "http://", "/")) else "",
+            product_in_stock=p.in_stock if p else True,
+        )
+
+
+@dataclasses.dataclass
+class ConversationRow:
+    id: int = 0
+    label: str = ""
+    preview: str = ""
+    time: str = ""
+    unread: int = 0
+    on_site: bool = False
+
+    @classmethod
+    def from_summary(cls, s: ConversationSummary) -> ConversationRow:
+        return cls(s.id, s.label, s.preview, when(s.last_message_at), s.unread, s.on_site)

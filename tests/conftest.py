@@ -1,0 +1,109 @@
+"""Shared fixtures: real SQLite files, the real PostgreSQL server, a real app
+server and a real Chromium."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+# Settings are read from the environment; tests must never touch data/ of a dev tree.
+os.environ.setdefault("CHATDASH_SECRET_KEY", "test-secret-key")
+os.environ.setdefault("CHATDASH_STORE_SECRET", "test-store-secret")
+
+from sqlalchemy import text  # noqa: E402
+from sqlalchemy.engine import Engine  # noqa: E402
+
+from chatdash.db import make_engine, migrate  # noqa: E402
+
+PG_URL = os.environ.get("CHATDASH_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+@pytest.fixture
+def engine(tmp_path: Path) -> Iterator[Engine]:
+    """A migrated SQLite database in a temporary file."""
+    eng = make_engine(f"sqlite:///{tmp_path / 'chatdash.db'}")
+    migrate(eng)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture
+def pg_engine() -> Iterator[Engine]:
+    """A migrated schema of its own on the machine's PostgreSQL server."""
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = make_engine(PG_URL)
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    eng = make_engine(PG_URL)
+    from sqlalchemy import event
+
+    @event.listens_for(eng, "connect")
+    def _search_path(dbapi_conn, _rec) -> None:
+        cur = dbapi_conn.cursor()
+        cur.execute(f'SET search_path TO "{schema}"')
+        cur.close()
+        dbapi_conn.commit()
+
+    migrate(eng)
+    yield eng
+    eng.dispose()
+    with admin.begin() as conn:
+        conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+    admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def live_app(tmp_path_factory):
+    """The real app, started once per test session."""
+    from tests.live_app import start_live_app
+
+    app = start_live_app(tmp_path_factory.mktemp("live"))
+    yield app
+    app.stop()
+
+
+@pytest.fixture(scope="session")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(
+            executable_path="/usr/bin/chromium",
+            args=["--no-sandbox", "--disable-background-networking", "--disable-component-update",
+                  "--disable-gpu", "--no-first-run", "--disable-sync"],
+        )
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def context(browser, request):
+    ctx = browser.new_context(viewport={"width": 1400, "height": 900})
+    ctx.set_default_timeout(15_000)
+    yield ctx
+    if request.node.rep_call.failed if hasattr(request.node, "rep_call") else False:
+        out = Path(__file__).parent.parent / "test-artifacts"
+        out.mkdir(exist_ok=True)
+        for i, page in enumerate(ctx.pages):
+            page.screenshot(path=str(out / f"{request.node.name}-{i}.png"))
+    ctx.close()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    rep = yield
+    setattr(item, f"rep_{rep.when}", rep)
+    return rep
+
+
+def login(page, live_app, email: str | None = None, password: str | None = None) -> None:
+    from tests.live_app import ADMIN_EMAIL, ADMIN_PASSWORD
+
+    page.goto(f"{live_app.frontend}/login")
+    page.fill("#login-email", email or ADMIN_EMAIL)
+    page.fill("#login-password", password or ADMIN_PASSWORD)
+    page.click("#login-submit")

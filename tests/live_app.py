@@ -1,0 +1,93 @@
+"""Start the real app (`reflex run`) on free ports with its own database, for
+browser and raw-client tests."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+ADMIN_EMAIL = "admin@example.com"
+ADMIN_PASSWORD = "chatdash-test-pw"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class LiveApp:
+    frontend: str
+    backend: str
+    db_url: str
+    env: dict[str, str]
+    process: subprocess.Popen
+    log_path: Path
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "chatdash.cli", *args],
+            cwd=ROOT, env=self.env, check=True, capture_output=True, text=True,
+        )
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+
+
+def start_live_app(workdir: Path, extra_env: dict[str, str] | None = None) -> LiveApp:
+    fport, bport = free_port(), free_port()
+    db_url = f"sqlite:///{workdir / 'live.db'}"
+    env = {
+        **os.environ,
+        "DATABASE_URL": db_url,
+        "CHATDASH_ADMIN_EMAIL": ADMIN_EMAIL,
+        "CHATDASH_ADMIN_PASSWORD": ADMIN_PASSWORD,
+        "CHATDASH_PUBLIC_URL": f"http://localhost:{fport}",
+        "CHATDASH_API_URL": f"http://localhost:{bport}",
+        "CHATDASH_FRONTEND_PORT": str(fport),
+        "CHATDASH_BACKEND_PORT": str(bport),
+        # Its own build folder, so a developer's running `./dev run` is not disturbed.
+        "REFLEX_WEB_WORKDIR": str(ROOT / ".web-test"),
+        "REFLEX_STATES_WORKDIR": str(workdir / "states"),
+        "REFLEX_USE_NPM": "1",
+        "REFLEX_TELEMETRY_ENABLED": "false",
+        "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",
+        **(extra_env or {}),
+    }
+    subprocess.run([sys.executable, "-m", "chatdash.cli", "setup", "--small-demo"],
+                   cwd=ROOT, env=env, check=True, capture_output=True, text=True)
+    log_path = workdir / "reflex.log"
+    log = log_path.open("w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "reflex", "run", "--loglevel", "info"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    app = LiveApp(f"http://localhost:{fport}", f"http://localhost:{bport}", db_url, env, proc, log_path)
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"reflex exited early:\n{log_path.read_text()[-4000:]}")
+        try:
+            if (httpx.get(f"{app.backend}/api/health", timeout=2).status_code == 200
+                    and httpx.get(f"{app.frontend}/login", timeout=5).status_code == 200):
+                return app
+        except httpx.HTTPError:
+            pass
+        time.sleep(1)
+    app.stop()
+    raise RuntimeError(f"app did not come up in time:\n{log_path.read_text()[-4000:]}")
