@@ -56,12 +56,46 @@ def pg_engine() -> Iterator[Engine]:
     admin.dispose()
 
 
+class _Inbox:
+    """aiosmtpd handler keeping every delivered message."""
+
+    def __init__(self) -> None:
+        self.messages: list = []
+
+    async def handle_DATA(self, server, session, envelope):
+        import email
+        from email import policy
+
+        msg = email.message_from_bytes(envelope.content, policy=policy.default)
+        self.messages.append((list(envelope.rcpt_tos), msg))
+        return "250 OK"
+
+
 @pytest.fixture(scope="session")
-def live_app(tmp_path_factory):
+def smtp_server():
+    """A real SMTP server on loopback that the app sends its emails to."""
+    from aiosmtpd.controller import Controller
+
+    from tests.live_app import free_port
+
+    inbox = _Inbox()
+    controller = Controller(inbox, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    inbox.port = controller.port
+    yield inbox
+    controller.stop()
+
+
+@pytest.fixture(scope="session")
+def live_app(tmp_path_factory, smtp_server):
     """The real app, started once per test session."""
     from tests.live_app import start_live_app
 
-    app = start_live_app(tmp_path_factory.mktemp("live"))
+    app = start_live_app(
+        tmp_path_factory.mktemp("live"),
+        {"CHATDASH_SMTP_HOST": "127.0.0.1", "CHATDASH_SMTP_PORT": str(smtp_server.port),
+         "CHATDASH_SMTP_FROM": "chat@demo-store.test"},
+    )
     yield app
     app.stop()
 

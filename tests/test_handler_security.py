@@ -3,10 +3,13 @@ that never logged in gets nothing from them and changes nothing."""
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from chatdash.db import make_engine
+from chatdash.models import Message
 from chatdash.services import auth, store_settings
 from chatdash.state.auth import AuthState
 from chatdash.state.notifications import NotificationState
@@ -79,3 +82,82 @@ def test_the_same_calls_work_with_a_real_admin_session(live_app, live_engine):
             store_settings.save_email_notifications(s, store_settings.EmailNotifications())
             auth.end_session(s, token)
             s.commit()
+
+
+# ----- the chat: shoppers reach only their own conversation ---------------------
+
+def _shopper_conversation(live_engine, text: str):
+    """A shopper with an open conversation holding one message, made directly."""
+    from chatdash.models import Sender
+    from chatdash.services import conversations as convs
+    from chatdash.services import identity
+
+    token = identity.issue_visitor_token("test-secret-key")
+    visitor_id = identity.verify_visitor_token("test-secret-key", token)
+    with Session(live_engine) as s:
+        shopper = convs.get_or_create_shopper(s, visitor_id)
+        conv, _ = convs.start_conversation(s, shopper.id)
+        convs.post_message(s, conv, Sender.SHOPPER, uuid.uuid4().hex, text)
+        s.commit()
+        return token, conv.id
+
+
+def test_admin_chat_handlers_refuse_a_shopper_client(live_app, live_engine):
+    from chatdash.state.conversations import ConversationsState
+
+    secret = f"private order details {uuid.uuid4().hex[:6]}"
+    _token, conv_id = _shopper_conversation(live_engine, secret)
+    client = RawReflexClient(live_app.backend)
+    try:
+        client.hydrate(path="/widget")
+        client.call(ConversationsState, "load", path="/admin/conversations")
+        client.call(ConversationsState, "select", {"conversation_id": conv_id}, path="/admin/conversations")
+        client.call(ConversationsState, "send_reply", {"form_data": {"reply": "injected reply"}},
+                    path="/admin/conversations")
+        assert secret not in str(client.deltas)
+        assert ConversationsState.get_full_name() not in str(client.deltas) or \
+            client.seen_values(ConversationsState).get("rows", []) == []
+        with Session(live_engine) as s:
+            assert not s.exec(select(Message).where(Message.body == "injected reply")).all()
+    finally:
+        client.close()
+
+
+def test_forged_visitor_token_never_reaches_another_conversation(live_app, live_engine):
+    from chatdash.state.widget import WidgetState
+
+    secret = f"my address is 1 Main St {uuid.uuid4().hex[:6]}"
+    token, _conv_id = _shopper_conversation(live_engine, secret)
+    visitor_id, _, sig = token.partition(".")
+    forged = f"{visitor_id}.{'A' * len(sig)}"
+    client = RawReflexClient(live_app.backend)
+    try:
+        client.hydrate({f"{WidgetState.get_full_name()}.visitor_token": forged}, path="/widget")
+        client.call(WidgetState, "load", path=f"/widget?v={forged}")
+        assert secret not in str(client.deltas)
+        assert client.seen_values(WidgetState).get("visitor_token") not in (None, forged, token)
+    finally:
+        client.close()
+
+
+def test_widget_refuses_oversize_and_malformed_sends_from_a_raw_client(live_app, live_engine):
+    from chatdash.state.widget import WidgetState
+
+    client = RawReflexClient(live_app.backend)
+    try:
+        client.hydrate(path="/widget")
+        client.call(WidgetState, "load", path="/widget")
+        big = "y" * 4001
+        client.call(WidgetState, "send", {"item": {"id": uuid.uuid4().hex, "text": big}}, path="/widget")
+        client.call(WidgetState, "send", {"item": {"id": "bad id!", "text": "hello"}}, path="/widget")
+        client.call(WidgetState, "send", {"item": ["not", "a", "dict"]}, path="/widget")
+        client.call(WidgetState, "resend", {"items": "nope"}, path="/widget")
+        errors = [v.get("error") for v in [d.get(WidgetState.get_full_name(), {}) for d in client.deltas]
+                  if v.get("error")]
+        assert any("at most 4,000 characters" in e for e in errors)
+        assert any("Malformed" in e for e in errors)
+        with Session(live_engine) as s:
+            assert not s.exec(select(Message).where(Message.body == big)).all()
+            assert not s.exec(select(Message).where(Message.body == "hello")).all()
+    finally:
+        client.close()

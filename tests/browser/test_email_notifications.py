@@ -1,0 +1,71 @@
+"""Email on new conversations, switched on in the Settings page, delivered to a
+real SMTP server on loopback."""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.conftest import login
+
+pytestmark = pytest.mark.browser
+
+
+def test_admin_turns_on_email_and_a_new_conversation_sends_one(live_app, browser, smtp_server):
+    admin_ctx = browser.new_context()
+    shop_ctx = browser.new_context()
+    try:
+        admin = admin_ctx.new_page()
+        login(admin, live_app)
+        expect(admin).to_have_url(re.compile(r"/admin/conversations$"))
+        admin.goto(f"{live_app.frontend}/admin/settings")
+
+        # A bad address is refused with a reason, and nothing is saved.
+        admin.locator("#email-enabled").click()
+        admin.locator("#email-recipients").fill("owner@demo-store.test, not-an-address")
+        admin.locator("#settings-save").click()
+        expect(admin.locator("#settings-error")).to_contain_text("'not-an-address' is not an email address")
+
+        admin.locator("#email-recipients").fill("owner@demo-store.test, help@demo-store.test")
+        admin.locator("#settings-save").click()
+        expect(admin.locator("#settings-saved")).to_be_visible()
+        admin.reload()
+        expect(admin.locator("#email-recipients")).to_have_value("owner@demo-store.test, help@demo-store.test")
+
+        already = len(smtp_server.messages)
+        shop = shop_ctx.new_page()
+        shop.goto(f"{live_app.frontend}/widget")
+        expect(shop.locator("#chat-widget[data-ready='true']")).to_be_visible(timeout=30_000)
+        text = f"Is the <b>tent</b> waterproof? {uuid.uuid4().hex[:6]}"
+        shop.locator("#widget-input").fill(text)
+        shop.locator("#widget-send").click()
+        expect(shop.locator(".msg-own", has_text=text)).to_be_visible()
+        shop.locator("#widget-input").fill("a second message sends no second email")
+        shop.locator("#widget-send").click()
+        expect(shop.locator(".msg-own", has_text="a second message")).to_be_visible()
+
+        deadline = time.monotonic() + 20
+        while len(smtp_server.messages) == already and time.monotonic() < deadline:
+            time.sleep(0.2)
+        time.sleep(1.5)
+        new = smtp_server.messages[already:]
+        assert len(new) == 1, "exactly one email per new conversation"
+        rcpts, msg = new[0]
+        assert sorted(rcpts) == ["help@demo-store.test", "owner@demo-store.test"]
+        assert "New conversation on Demo Store" in msg["Subject"]
+        plain = msg.get_body(("plain",)).get_content()
+        html = msg.get_body(("html",)).get_content()
+        assert text in plain
+        assert "&lt;b&gt;tent&lt;/b&gt;" in html and "<b>tent</b>" not in html
+        link = re.search(r"(http://\S+/admin/conversations\?c=\d+)", plain).group(1)
+
+        # The link opens that conversation in the dashboard.
+        admin.goto(link)
+        expect(admin.locator("#message-list .msg-other", has_text=text)).to_be_visible()
+    finally:
+        admin_ctx.close()
+        shop_ctx.close()
