@@ -1,9 +1,9 @@
 """Alembic environment: the schema is chatdash.models, the URL is chatdash settings."""
 
-from alembic import context
 from sqlmodel import SQLModel
 
 import chatdash.models  # noqa: F401  (registers the tables)
+from alembic import context
 from chatdash.db import get_engine
 
 target_metadata = SQLModel.metadata

@@ -62,8 +62,9 @@ def session_scope(engine: Engine | None = None) -> Iterator[Session]:
 
 def migrate(engine: Engine | None = None) -> None:
     """Bring the schema to the latest Alembic revision."""
-    from alembic import command
     from alembic.config import Config
+
+    from alembic import command
 
     engine = engine or get_engine()
     cfg = Config(str(PROJECT_ROOT / "alembic.ini"))

@@ -14,10 +14,10 @@ import pytest
 os.environ.setdefault("CHATDASH_SECRET_KEY", "test-secret-key")
 os.environ.setdefault("CHATDASH_STORE_SECRET", "test-store-secret")
 
-from sqlalchemy import text  # noqa: E402
-from sqlalchemy.engine import Engine  # noqa: E402
+from sqlalchemy import text
+from sqlalchemy.engine import Engine
 
-from chatdash.db import make_engine, migrate  # noqa: E402
+from chatdash.db import make_engine, migrate
 
 PG_URL = os.environ.get("CHATDASH_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 

@@ -9,7 +9,8 @@ from chatdash.state.widget import WidgetState
 
 def _header() -> rx.Component:
     return rx.hstack(
-        rx.center(rx.icon("messages-square", size=20), width="36px", height="36px", border_radius="50%", background="rgba(255,255,255,0.2)"),
+        rx.center(rx.icon("messages-square", size=20), width="36px", height="36px",
+                  border_radius="50%", background="rgba(255,255,255,0.2)"),
         rx.vstack(
             rx.text(WidgetState.store_name, weight="bold", size="3"),
             rx.text("We usually reply within a few minutes", size="1", opacity="0.85"),

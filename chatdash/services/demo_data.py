@@ -1152,10 +1152,7 @@ class _Session:
             for _ in range(rng.choices((0, 1, 2, 3), (25, 35, 25, 15))[0]):
                 self.view(self.similar(p))
             self.view(p)
-            if p.price < 2500:
-                quantity = rng.choices((1, 2, 3), (60, 30, 10))[0]
-            else:
-                quantity = 1 if rng.random() < 0.93 else 2
+            quantity = rng.choices((1, 2, 3), (60, 30, 10))[0] if p.price < 2500 else 1 if rng.random() < 0.93 else 2
             self.add_to_cart(p, quantity)
         self.page("/cart", "Your cart")
         self.page("/checkout", "Checkout")

@@ -134,7 +134,6 @@ class ConversationsState(AuthState):
             self.reply_error = str(exc)
             return
         self.reply_error = ""
-        token = self.router.session.client_token
         live.publish(live.conversation_topic(self.selected_id), "_on_conversation_changed",
                      exclude=self)
         live.publish(live.INBOX, "_on_inbox_changed", exclude=self)
