@@ -68,6 +68,22 @@ class ConversationSummary:
     current_url: str
 
 
+def _keep_char(ch: str) -> bool:
+    """Drop control characters, lone surrogates and invisible format characters
+    (bidi overrides, zero-width spaces), but keep what real text is made of:
+    joiners build emoji (👩‍💻) and Persian/Indic words, tag characters build
+    subdivision flags, and emoji newer than Python's Unicode tables are
+    "unassigned" (Cn) rather than control."""
+    if ch in "\n\t":
+        return True
+    category = unicodedata.category(ch)
+    if category in ("Cc", "Cs"):
+        return False
+    if category == "Cf":
+        return ch in "\u200c\u200d" or "\U000e0020" <= ch <= "\U000e007f"
+    return True
+
+
 def clean_text(body: str, max_chars: int) -> str:
     """Normalise a message: strip control characters (keeping newlines and tabs)
     and surrounding white space; refuse empty or oversize text."""
@@ -75,11 +91,8 @@ def clean_text(body: str, max_chars: int) -> str:
         raise ChatError("A message must be text.")
     if len(body) > max_chars * 2:  # cheap early refusal before normalising
         raise ChatError(f"Messages can be at most {max_chars:,} characters.")
-    body = "".join(
-        ch for ch in unicodedata.normalize("NFC", body)
-        if ch in "\n\t" or unicodedata.category(ch)[0] != "C"
-    ).strip()
-    if not body:
+    body = "".join(ch for ch in unicodedata.normalize("NFC", body) if _keep_char(ch)).strip()
+    if all(ch.isspace() or unicodedata.category(ch) == "Cf" for ch in body):  # nothing visible
         raise ChatError("Write a message first.")
     if len(body) > max_chars:
         raise ChatError(f"Messages can be at most {max_chars:,} characters (this one has {len(body):,}).")
@@ -87,7 +100,8 @@ def clean_text(body: str, max_chars: int) -> str:
 
 
 def check_client_id(client_msg_id: str) -> str:
-    if not isinstance(client_msg_id, str) or not CLIENT_ID_RE.match(client_msg_id):
+    # fullmatch: `$` would also accept a trailing newline (65 characters, too long for the column).
+    if not isinstance(client_msg_id, str) or not CLIENT_ID_RE.fullmatch(client_msg_id):
         raise ChatError("Malformed message id.")
     return client_msg_id
 
@@ -104,9 +118,11 @@ def get_or_create_shopper(session: Session, visitor_id: str) -> Shopper:
     shopper = session.exec(select(Shopper).where(Shopper.visitor_id == visitor_id)).first()
     if shopper is None:
         shopper = Shopper(visitor_id=visitor_id)
-        session.add(shopper)
         try:
+            # Added inside the savepoint: begin_nested() first flushes what is
+            # pending into the outer transaction, where a duplicate would be fatal.
             with session.begin_nested():
+                session.add(shopper)
                 session.flush()
         except IntegrityError:
             shopper = session.exec(select(Shopper).where(Shopper.visitor_id == visitor_id)).one()
@@ -198,9 +214,10 @@ def post_message(
         admin_id=admin_id,
         client_msg_id=client_msg_id,
     )
-    session.add(msg)
     try:
+        # Added inside the savepoint (see get_or_create_shopper).
         with session.begin_nested():
+            session.add(msg)
             session.flush()
     except IntegrityError:
         # A concurrent retry of the same send won the race: return its row.

@@ -68,7 +68,10 @@ def leave(session: Session, shopper: Shopper, *, window_seconds: int,
     if visit is None:
         return None
     was = is_on_site(visit, now, window_seconds)
-    visit.left_at = now
+    # A later beacon (another tab closing, hidden so silent) must not restart the
+    # grace and show a shopper who already left as on site again.
+    if visit.left_at is None or visit.left_at < visit.last_seen_at:
+        visit.left_at = now
     session.add(visit)
     session.flush()
     return PresenceChange(shopper.id, visit.id, was, is_on_site(visit, now, window_seconds), False)
