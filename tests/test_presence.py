@@ -1,0 +1,253 @@
+"""Presence: heartbeats keep a visit alive, a closed page or silence means the
+shopper left — with explicit clocks, on a SQLite file and on PostgreSQL."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+import pytest
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
+
+from chatdash.db import session_scope
+from chatdash.models import Shopper, Visit, utcnow
+from chatdash.services import conversations as convs
+from chatdash.services import presence
+from chatdash.services.conversations import LEAVE_GRACE, is_on_site, latest_visit
+from chatdash.services.presence import VISIT_TIMEOUT
+
+WINDOW = 60
+T0 = utcnow().replace(microsecond=0)
+IPHONE = ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_2 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+          "Version/17.2 Mobile/15E148 Safari/604.1")
+WINDOWS_CHROME = ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+                  "Chrome/120.0.0.0 Safari/537.36")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def any_engine(request) -> Engine:
+    """The same test on a SQLite file (conftest `engine`) and on PostgreSQL (`pg_engine`)."""
+    return request.getfixturevalue("engine" if request.param == "sqlite" else "pg_engine")
+
+
+def at(seconds: float):
+    return T0 + timedelta(seconds=seconds)
+
+
+def new_shopper_id(engine: Engine) -> int:
+    with session_scope(engine) as s:
+        return convs.get_or_create_shopper(s, uuid.uuid4().hex[:24]).id
+
+
+def touch(engine: Engine, shopper_id: int, when, url: str = "", title: str = "",
+          user_agent: str = WINDOWS_CHROME) -> presence.PresenceChange:
+    with session_scope(engine) as s:
+        return presence.touch_visit(s, s.get(Shopper, shopper_id), user_agent=user_agent, url=url, title=title,
+                                    window_seconds=WINDOW, now=when)
+
+
+def leave(engine: Engine, shopper_id: int, when) -> presence.PresenceChange | None:
+    with session_scope(engine) as s:
+        return presence.leave(s, s.get(Shopper, shopper_id), window_seconds=WINDOW, now=when)
+
+
+def on_site(engine: Engine, shopper_id: int, when) -> bool:
+    with Session(engine) as s:
+        return is_on_site(latest_visit(s, shopper_id), when, WINDOW)
+
+
+def visits(engine: Engine, shopper_id: int) -> list[Visit]:
+    with Session(engine) as s:
+        return list(s.exec(select(Visit).where(Visit.shopper_id == shopper_id).order_by(Visit.id)).all())
+
+
+def test_first_sign_of_life_starts_a_visit_with_the_device(any_engine):
+    shopper_id = new_shopper_id(any_engine)
+    change = touch(any_engine, shopper_id, at(0), "https://shop.test/", "Home", user_agent=IPHONE)
+    assert (change.was_on_site, change.on_site, change.page_changed, change.changed) == (False, True, True, True)
+    (visit,) = visits(any_engine, shopper_id)
+    assert change.visit_id == visit.id
+    assert change.shopper_id == shopper_id
+    assert (visit.device, visit.browser, visit.os) == ("mobile", "Mobile Safari", "iOS")
+    assert visit.user_agent == IPHONE
+    assert (visit.current_url, visit.current_title) == ("https://shop.test/", "Home")
+    assert visit.started_at == at(0)
+    assert visit.last_seen_at == at(0)
+    assert visit.left_at is None
+    with Session(any_engine) as s:
+        assert s.get(Shopper, shopper_id).last_seen_at == at(0)
+
+
+def test_page_views_and_heartbeats_update_the_same_visit(any_engine):
+    shopper_id = new_shopper_id(any_engine)
+    touch(any_engine, shopper_id, at(0), "https://shop.test/", "Home")
+
+    heartbeat = touch(any_engine, shopper_id, at(10))  # no url: the page is just alive
+    assert (heartbeat.was_on_site, heartbeat.page_changed, heartbeat.changed) == (True, False, False)
+
+    same_page = touch(any_engine, shopper_id, at(20), "https://shop.test/", "Home")
+    assert not same_page.page_changed
+
+    new_page = touch(any_engine, shopper_id, at(30), "https://shop.test/p/shirt", "Linen shirt")
+    assert (new_page.was_on_site, new_page.page_changed, new_page.changed) == (True, True, True)
+
+    (visit,) = visits(any_engine, shopper_id)
+    assert {heartbeat.visit_id, same_page.visit_id, new_page.visit_id} == {visit.id}
+    assert (visit.current_url, visit.current_title) == ("https://shop.test/p/shirt", "Linen shirt")
+    assert visit.started_at == at(0)
+    assert visit.last_seen_at == at(30)
+
+
+def test_device_is_taken_from_the_visits_first_user_agent(any_engine):
+    shopper_id = new_shopper_id(any_engine)
+    touch(any_engine, shopper_id, at(0), "https://shop.test/", user_agent=IPHONE)
+    touch(any_engine, shopper_id, at(5), user_agent=WINDOWS_CHROME)
+    (visit,) = visits(any_engine, shopper_id)
+    assert visit.device == "mobile"
+
+
+def test_long_fields_are_cut_to_fit(any_engine):
+    # PostgreSQL enforces the column lengths; a crafted page must not turn a heartbeat into an error.
+    shopper_id = new_shopper_id(any_engine)
+    url = "https://shop.test/" + "p" * 3000
+    touch(any_engine, shopper_id, at(0), url, "T" * 1000, user_agent="Mozilla/5.0 " + "x" * 1000)
+    (visit,) = visits(any_engine, shopper_id)
+    assert visit.current_url == url[:2000]
+    assert len(visit.current_title) == 300
+    assert len(visit.user_agent) == 512
+    # The same over-long url again is the same page.
+    assert not touch(any_engine, shopper_id, at(1), url).page_changed
+
+
+def test_heartbeat_after_the_visit_timeout_starts_a_new_visit(any_engine):
+    shopper_id = new_shopper_id(any_engine)
+    touch(any_engine, shopper_id, at(0), "https://shop.test/a", user_agent=IPHONE)
+    just_in_time = at(VISIT_TIMEOUT.total_seconds())
+    touch(any_engine, shopper_id, just_in_time)
+    assert len(visits(any_engine, shopper_id)) == 1
+
+    later = just_in_time + VISIT_TIMEOUT + timedelta(seconds=1)
+    change = touch(any_engine, shopper_id, later, "https://shop.test/b", user_agent=WINDOWS_CHROME)
+    first, second = visits(any_engine, shopper_id)
+    assert change.visit_id == second.id
+    assert (change.was_on_site, change.on_site, change.page_changed) == (False, True, True)
+    assert first.last_seen_at == just_in_time  # the old visit is history, untouched
+    assert first.current_url == "https://shop.test/a"
+    assert second.started_at == later
+    assert second.device == "desktop"
+    assert second.current_url == "https://shop.test/b"
+    with Session(any_engine) as s:
+        assert latest_visit(s, shopper_id).id == second.id
+
+
+def test_silent_shopper_is_off_site_after_the_window(any_engine):
+    shopper_id = new_shopper_id(any_engine)
+    assert not on_site(any_engine, shopper_id, at(0))  # never seen
+    touch(any_engine, shopper_id, at(0), "https://shop.test/")
+    assert on_site(any_engine, shopper_id, at(0))
+    assert on_site(any_engine, shopper_id, at(WINDOW))
+    assert not on_site(any_engine, shopper_id, at(WINDOW + 1))
+    # A heartbeat after silence is a return: reported as a change.
+    back = touch(any_engine, shopper_id, at(WINDOW + 30))
+    assert (back.was_on_site, back.on_site, back.changed) == (False, True, True)
+
+
+def test_closed_page_counts_as_left_only_after_the_grace(any_engine):
+    assert timedelta(seconds=3) == LEAVE_GRACE
+    shopper_id = new_shopper_id(any_engine)
+    touch(any_engine, shopper_id, at(0), "https://shop.test/")
+    change = leave(any_engine, shopper_id, at(10))
+    # Moving to the next page closes this one first: still on site for now.
+    assert (change.was_on_site, change.on_site, change.changed) == (True, True, False)
+    (visit,) = visits(any_engine, shopper_id)
+    assert visit.left_at == at(10)
+    assert on_site(any_engine, shopper_id, at(10))
+    assert on_site(any_engine, shopper_id, at(12.9))
+    assert not on_site(any_engine, shopper_id, at(13))
+    assert not on_site(any_engine, shopper_id, at(20))
+
+
+def test_next_page_within_the_grace_keeps_the_shopper_on_site(any_engine):
+    shopper_id = new_shopper_id(any_engine)
+    touch(any_engine, shopper_id, at(0), "https://shop.test/a")
+    leave(any_engine, shopper_id, at(10))
+    change = touch(any_engine, shopper_id, at(11), "https://shop.test/b")
+    assert (change.was_on_site, change.on_site, change.page_changed) == (True, True, True)
+    assert on_site(any_engine, shopper_id, at(20))
+    (visit,) = visits(any_engine, shopper_id)
+    assert visit.left_at is None
+
+
+def test_coming_back_after_leaving_flips_to_on_site(any_engine):
+    shopper_id = new_shopper_id(any_engine)
+    touch(any_engine, shopper_id, at(0), "https://shop.test/a")
+    leave(any_engine, shopper_id, at(10))
+    assert not on_site(any_engine, shopper_id, at(30))
+
+    back = touch(any_engine, shopper_id, at(40), "https://shop.test/a")
+    assert (back.was_on_site, back.on_site, back.changed) == (False, True, True)
+    assert not back.page_changed  # same page as before leaving
+    assert on_site(any_engine, shopper_id, at(41))
+    (visit,) = visits(any_engine, shopper_id)  # within the visit timeout: the same visit
+    assert visit.left_at is None
+
+
+def test_closing_a_silent_second_tab_does_not_bring_a_departed_shopper_back(any_engine):
+    # Two tabs: the visible one closes, then later the hidden one (hidden tabs send
+    # no heartbeat). The admin must not see "on site" flash back for the grace.
+    shopper_id = new_shopper_id(any_engine)
+    touch(any_engine, shopper_id, at(0), "https://shop.test/a")
+    leave(any_engine, shopper_id, at(10))
+    assert not on_site(any_engine, shopper_id, at(30))
+    again = leave(any_engine, shopper_id, at(31))
+    assert (again.was_on_site, again.on_site, again.changed) == (False, False, False)
+    assert not on_site(any_engine, shopper_id, at(32))
+    (visit,) = visits(any_engine, shopper_id)
+    assert visit.left_at == at(10)
+
+
+def test_two_beacons_within_the_grace_count_from_the_first(any_engine):
+    shopper_id = new_shopper_id(any_engine)
+    touch(any_engine, shopper_id, at(0), "https://shop.test/a")
+    leave(any_engine, shopper_id, at(10))
+    second = leave(any_engine, shopper_id, at(11))
+    assert (second.was_on_site, second.on_site) == (True, True)
+    assert not on_site(any_engine, shopper_id, at(13))
+
+
+def test_leave_without_any_visit_reports_nothing(any_engine):
+    shopper_id = new_shopper_id(any_engine)
+    assert leave(any_engine, shopper_id, at(0)) is None
+    assert visits(any_engine, shopper_id) == []
+
+
+def test_shoppers_on_site_picks_the_present_ones(any_engine):
+    here, silent, left, grace, never, not_asked = (new_shopper_id(any_engine) for _ in range(6))
+    now = at(100)
+    touch(any_engine, here, now - timedelta(seconds=5), "https://shop.test/")
+    touch(any_engine, silent, now - timedelta(seconds=WINDOW + 1), "https://shop.test/")
+    touch(any_engine, left, now - timedelta(seconds=20), "https://shop.test/")
+    leave(any_engine, left, now - timedelta(seconds=10))
+    touch(any_engine, grace, now - timedelta(seconds=20), "https://shop.test/")
+    leave(any_engine, grace, now - timedelta(seconds=1))
+    touch(any_engine, not_asked, now, "https://shop.test/")
+    asked = [here, silent, left, grace, never]
+    with Session(any_engine) as s:
+        assert presence.shoppers_on_site(s, asked, window_seconds=WINDOW, now=now) == {here, grace}
+        assert presence.shoppers_on_site(s, asked, window_seconds=WINDOW, now=now + timedelta(seconds=5)) == {here}
+        assert presence.shoppers_on_site(s, [], window_seconds=WINDOW, now=now) == set()
+
+
+def test_open_conversation_shopper_ids_lists_each_shopper_once(any_engine):
+    a, b, c = (new_shopper_id(any_engine) for _ in range(3))
+    with session_scope(any_engine) as s:
+        conv_a, _ = convs.start_conversation(s, a)
+        convs.start_conversation(s, b)
+        conv_a.status = "closed"
+        s.add(conv_a)
+        s.flush()
+        convs.start_conversation(s, a)  # a's second, open conversation
+    with Session(any_engine) as s:
+        assert sorted(presence.open_conversation_shopper_ids(s)) == sorted([a, b])
+    assert c not in (a, b)
