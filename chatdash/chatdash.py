@@ -9,7 +9,7 @@ import reflex as rx
 from chatdash import live
 from chatdash.api.routes import api
 from chatdash.db import migrate, session_scope
-from chatdash.pages import conversations, login, settings, widget  # noqa: F401  (register pages)
+from chatdash.pages import conversations, login, settings, store, widget  # noqa: F401  (register pages)
 from chatdash.services import presence
 from chatdash.settings import get_settings
 
