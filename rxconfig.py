@@ -9,6 +9,8 @@ import reflex as rx
 config = rx.Config(
     app_name="chatdash",
     telemetry_enabled=False,
+    # The badge covers the widget's Send button in production builds.
+    show_built_with_reflex=False,
     redis_url=os.environ.get("REDIS_URL") or None,
     plugins=[rx.plugins.RadixThemesPlugin(theme=rx.theme(accent_color="indigo", radius="medium"))],
     disable_plugins=[rx.plugins.SitemapPlugin],

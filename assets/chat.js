@@ -8,12 +8,27 @@
 (function () {
   if (window.chatdashOutbox) return;
   const MAX_PENDING = 50;
+  // A third-party iframe may be refused localStorage (blocked third-party
+  // storage): fall back to sessionStorage, then to memory.
+  const store = (() => {
+    for (const name of ["localStorage", "sessionStorage"]) {
+      try {
+        const s = window[name];
+        s.setItem("chatdash-probe", "1");
+        s.removeItem("chatdash-probe");
+        return s;
+      } catch (e) { /* try the next one */ }
+    }
+    const mem = {};
+    return { getItem: (k) => (k in mem ? mem[k] : null), setItem: (k, v) => { mem[k] = String(v); },
+      removeItem: (k) => { delete mem[k]; } };
+  })();
   let visitor = "anon";
   const key = () => "chatdash-outbox:" + visitor;
   const load = () => {
-    try { return JSON.parse(localStorage.getItem(key()) || "[]"); } catch (e) { return []; }
+    try { return JSON.parse(store.getItem(key()) || "[]"); } catch (e) { return []; }
   };
-  const save = (items) => localStorage.setItem(key(), JSON.stringify(items.slice(-MAX_PENDING)));
+  const save = (items) => store.setItem(key(), JSON.stringify(items.slice(-MAX_PENDING)));
   const newId = () => (crypto.randomUUID ? crypto.randomUUID() : String(Date.now()) + Math.random())
     .replace(/[^A-Za-z0-9]/g, "").slice(0, 32);
 
@@ -47,8 +62,10 @@
   }
 
   window.chatdashOutbox = {
-    init(visitorId) {
+    storedVisitor() { return store.getItem("chatdash-visitor") || ""; },
+    init(visitorId, token) {
       visitor = visitorId || "anon";
+      if (token) store.setItem("chatdash-visitor", token);
       render();
       return load().filter((i) => !i.error).map((i) => ({ id: i.id, text: i.text }));
     },
@@ -110,7 +127,7 @@
     const n = Number(el.dataset.count || 0);
     const title = n > 0 ? `(${n}) ${baseTitle()}` : baseTitle();
     if (document.title !== title) document.title = title;
-    if (lastCount !== null && n > lastCount && localStorage.getItem("chatdash-sound") !== "off") {
+    if (lastCount !== null && n > lastCount && store.getItem("chatdash-sound") !== "off") {
       try {
         const ctx = new (window.AudioContext || window.webkitAudioContext)();
         const osc = ctx.createOscillator(); const gain = ctx.createGain();

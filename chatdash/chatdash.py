@@ -8,8 +8,15 @@ import reflex as rx
 
 from chatdash import live
 from chatdash.api.routes import api
+from chatdash.components.storage_shim import storage_shim
 from chatdash.db import migrate, session_scope
-from chatdash.pages import conversations, login, settings, store, widget  # noqa: F401  (register pages)
+from chatdash.pages import (  # noqa: F401  (register pages)
+    conversations,
+    login,
+    settings,
+    store,
+    widget,
+)
 from chatdash.services import presence
 from chatdash.settings import get_settings
 
@@ -31,7 +38,7 @@ async def presence_sweeper() -> None:
             if previous is not None and now_on != previous:
                 live.publish(live.INBOX, "_on_inbox_changed")
             previous = now_on
-        except Exception:  # noqa: BLE001 - a failed sweep is retried, never fatal
+        except Exception:
             log.exception("presence sweep failed")
         await asyncio.sleep(SWEEP_SECONDS)
 
@@ -43,6 +50,6 @@ async def prepare_database(_app=None):
     yield
 
 
-app = rx.App(api_transformer=api)
+app = rx.App(api_transformer=api, head_components=[storage_shim()])
 app.register_lifespan_task(prepare_database)
 app.register_lifespan_task(presence_sweeper)

@@ -100,8 +100,10 @@ def live_app(tmp_path_factory, smtp_server):
     app.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
+    """Chromium for one test module. Not session-wide: Playwright's sync API keeps
+    an event loop running in this thread, which later asyncio tests would trip on."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:

@@ -3,6 +3,7 @@ browser and raw-client tests."""
 
 from __future__ import annotations
 
+import fcntl
 import os
 import signal
 import socket
@@ -33,6 +34,7 @@ class LiveApp:
     env: dict[str, str]
     process: subprocess.Popen
     log_path: Path
+    lock: object = None
 
     def cli(self, *args: str) -> subprocess.CompletedProcess:
         return subprocess.run(
@@ -47,10 +49,17 @@ class LiveApp:
                 self.process.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 os.killpg(self.process.pid, signal.SIGKILL)
+        if self.lock is not None:
+            self.lock.close()  # releases the build folder for the next test session
 
 
 def start_live_app(workdir: Path, extra_env: dict[str, str] | None = None) -> LiveApp:
-    fport, bport = free_port(), free_port()
+    # One test session at a time owns .web-test: a second build would delete
+    # the files the first one is serving.
+    lock = (ROOT / ".web-test.lock").open("w")
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    # Prod mode serves the built frontend and the backend on one port.
+    fport = bport = free_port()
     db_url = f"sqlite:///{workdir / 'live.db'}"
     env = {
         **os.environ,
@@ -61,7 +70,8 @@ def start_live_app(workdir: Path, extra_env: dict[str, str] | None = None) -> Li
         "CHATDASH_API_URL": f"http://localhost:{bport}",
         "CHATDASH_FRONTEND_PORT": str(fport),
         "CHATDASH_BACKEND_PORT": str(bport),
-        # Its own build folder, so a developer's running `./dev run` is not disturbed.
+        # Its own build folder, so a developer's running `./dev run` is not disturbed;
+        # prod mode, so edits in the tree never hot-reload the server under test.
         "REFLEX_WEB_WORKDIR": str(ROOT / ".web-test"),
         "REFLEX_STATES_WORKDIR": str(workdir / "states"),
         "REFLEX_USE_NPM": "1",
@@ -74,17 +84,17 @@ def start_live_app(workdir: Path, extra_env: dict[str, str] | None = None) -> Li
     log_path = workdir / "reflex.log"
     log = log_path.open("w")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "reflex", "run", "--loglevel", "info"],
+        [sys.executable, "-m", "reflex", "run", "--env", "prod", "--loglevel", "info"],
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )
-    app = LiveApp(f"http://localhost:{fport}", f"http://localhost:{bport}", db_url, env, proc, log_path)
-    deadline = time.monotonic() + 600
+    app = LiveApp(f"http://localhost:{fport}", f"http://localhost:{bport}", db_url, env, proc, log_path, lock)
+    deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"reflex exited early:\n{log_path.read_text()[-4000:]}")
         try:
             if (httpx.get(f"{app.backend}/api/health", timeout=2).status_code == 200
-                    and httpx.get(f"{app.frontend}/login", timeout=5).status_code == 200):
+                    and httpx.get(f"{app.frontend}/login", timeout=5, follow_redirects=True).status_code == 200):
                 return app
         except httpx.HTTPError:
             pass

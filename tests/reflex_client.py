@@ -63,7 +63,9 @@ class RawReflexClient:
         name = state_cls.get_full_name()
         seen: dict[str, Any] = {}
         for delta in self.deltas:
-            seen.update(delta.get(name, {}))
+            for key, value in delta.get(name, {}).items():
+                # Production builds suffix var names in deltas (e.g. "error_rx_state_").
+                seen[key.removesuffix("_rx_state_")] = value
         return seen
 
     def close(self) -> None:

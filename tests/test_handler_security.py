@@ -42,24 +42,27 @@ def _email_settings(engine):
 
 
 def test_admin_handlers_refuse_a_client_without_a_session(live_app, live_engine):
+    _shopper_conversation(live_engine, "an unseen message")  # so the real count is not 0
+    before = _email_settings(live_engine)
     client = RawReflexClient(live_app.backend)
     try:
         client.hydrate(path="/admin/settings")
         _try_to_enable_emails(client)
-        assert _email_settings(live_engine).recipients == []
+        assert _email_settings(live_engine) == before
         assert "attacker@evil.test" not in str(client.deltas)
         client.call(NotificationState, "refresh", path="/admin/conversations")
-        assert "unseen_count" not in str(client.seen_values(NotificationState))
+        assert client.seen_values(NotificationState).get("unseen_count", 0) == 0
     finally:
         client.close()
 
 
 def test_forged_session_cookie_is_refused(live_app, live_engine):
+    before = _email_settings(live_engine)
     client = RawReflexClient(live_app.backend)
     try:
         client.hydrate(_session_cookie("forged-token-value"), path="/admin/settings")
         _try_to_enable_emails(client)
-        assert _email_settings(live_engine).recipients == []
+        assert _email_settings(live_engine) == before
     finally:
         client.close()
 
@@ -76,6 +79,9 @@ def test_the_same_calls_work_with_a_real_admin_session(live_app, live_engine):
         _try_to_enable_emails(client)
         saved = _email_settings(live_engine)
         assert saved.enabled and saved.recipients == ["attacker@evil.test"]
+        _shopper_conversation(live_engine, "another unseen message")
+        client.call(NotificationState, "refresh", path="/admin/conversations")
+        assert client.seen_values(NotificationState)["unseen_count"] >= 1
     finally:
         client.close()
         with Session(live_engine) as s:
@@ -132,8 +138,9 @@ def test_forged_visitor_token_never_reaches_another_conversation(live_app, live_
     forged = f"{visitor_id}.{'A' * len(sig)}"
     client = RawReflexClient(live_app.backend)
     try:
-        client.hydrate({f"{WidgetState.get_full_name()}.visitor_token": forged}, path="/widget")
+        client.hydrate(path="/widget")
         client.call(WidgetState, "load", path=f"/widget?v={forged}")
+        client.call(WidgetState, "adopt_visitor", {"token": forged}, path="/widget")
         assert secret not in str(client.deltas)
         assert client.seen_values(WidgetState).get("visitor_token") not in (None, forged, token)
     finally:
@@ -146,14 +153,15 @@ def test_widget_refuses_oversize_and_malformed_sends_from_a_raw_client(live_app,
     client = RawReflexClient(live_app.backend)
     try:
         client.hydrate(path="/widget")
-        client.call(WidgetState, "load", path="/widget")
+        # What the page's script answers when it has no stored visitor token.
+        client.call(WidgetState, "adopt_visitor", {"token": ""}, path="/widget")
         big = "y" * 4001
         client.call(WidgetState, "send", {"item": {"id": uuid.uuid4().hex, "text": big}}, path="/widget")
         client.call(WidgetState, "send", {"item": {"id": "bad id!", "text": "hello"}}, path="/widget")
         client.call(WidgetState, "send", {"item": ["not", "a", "dict"]}, path="/widget")
         client.call(WidgetState, "resend", {"items": "nope"}, path="/widget")
-        errors = [v.get("error") for v in [d.get(WidgetState.get_full_name(), {}) for d in client.deltas]
-                  if v.get("error")]
+        errors = [v for d in client.deltas for k, v in d.get(WidgetState.get_full_name(), {}).items()
+                  if k.removesuffix("_rx_state_") == "error" and v]
         assert any("at most 4,000 characters" in e for e in errors)
         assert any("Malformed" in e for e in errors)
         with Session(live_engine) as s:

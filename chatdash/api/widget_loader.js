@@ -14,6 +14,15 @@
   var VISITOR_KEY = "chatdash_visitor", OPEN_KEY = "chatdash_open";
   var visitor = null, frame = null, panel = null, button = null;
 
+  var store = (function () {
+    try { localStorage.setItem("chatdash_probe", "1"); localStorage.removeItem("chatdash_probe"); return localStorage; }
+    catch (e) { var m = {}; return { getItem: function (k) { return k in m ? m[k] : null; },
+      setItem: function (k, v) { m[k] = String(v); }, removeItem: function (k) { delete m[k]; } }; }
+  })();
+  var session = (function () {
+    try { sessionStorage.setItem("chatdash_probe", "1"); return sessionStorage; } catch (e) { return store; }
+  })();
+
   function post(path, body) {
     return fetch(API + path, {
       method: "POST", headers: { "Content-Type": "application/json" },
@@ -22,11 +31,11 @@
   }
 
   function ensureVisitor() {
-    var known = localStorage.getItem(VISITOR_KEY) || "";
+    var known = store.getItem(VISITOR_KEY) || "";
     return post("/api/visitor", { visitor: known }).then(function (r) { return r.json(); })
       .then(function (data) {
         visitor = data.visitor;
-        localStorage.setItem(VISITOR_KEY, visitor);
+        store.setItem(VISITOR_KEY, visitor);
         return visitor;
       });
   }
@@ -87,15 +96,15 @@
       panel.appendChild(frame);
     }
     panel.style.display = "block";
-    sessionStorage.setItem(OPEN_KEY, "1");
+    session.setItem(OPEN_KEY, "1");
   }
-  function close() { if (panel) panel.style.display = "none"; sessionStorage.removeItem(OPEN_KEY); }
+  function close() { if (panel) panel.style.display = "none"; session.removeItem(OPEN_KEY); }
 
   // Store events (page views, product views, cart, orders): queued in
   // localStorage and sent in batches, so nothing is lost across page loads.
   var QUEUE_KEY = "chatdash_events", sending = false, backoff = 1000;
-  function queue() { try { return JSON.parse(localStorage.getItem(QUEUE_KEY) || "[]"); } catch (e) { return []; } }
-  function setQueue(q) { localStorage.setItem(QUEUE_KEY, JSON.stringify(q.slice(-500))); }
+  function queue() { try { return JSON.parse(store.getItem(QUEUE_KEY) || "[]"); } catch (e) { return []; } }
+  function setQueue(q) { store.setItem(QUEUE_KEY, JSON.stringify(q.slice(-500))); }
   function newId() {
     return (crypto.randomUUID ? crypto.randomUUID() : String(Date.now()) + Math.random()).replace(/[^A-Za-z0-9]/g, "").slice(0, 32);
   }
@@ -134,7 +143,7 @@
       setInterval(heartbeat, HEARTBEAT_MS);
       document.addEventListener("visibilitychange", heartbeat);
       window.addEventListener("pagehide", leave);
-      if (sessionStorage.getItem(OPEN_KEY)) open();
+      if (session.getItem(OPEN_KEY)) open();
       flush();
     }).catch(function () { /* chat unavailable: the store page keeps working */ });
   }

@@ -33,9 +33,10 @@ def _start_limiter():
 
 
 class WidgetState(rx.State):
-    # This tab's visitor token (signed) kept in the chatdash origin's storage,
-    # for the widget opened on its own; an embedding page passes its own.
-    visitor_token: str = rx.LocalStorage("", name="chatdash_visitor")
+    # The shopper's own signed visitor token. The embed passes it in the URL;
+    # opened on its own, the page keeps it with chat.js (storage may be blocked
+    # in a third-party iframe, so it is not a Reflex client-storage var).
+    visitor_token: str = ""
     messages: list[ChatMessage] = []
     admin_seen_id: int = 0
     error: str = ""
@@ -57,17 +58,28 @@ class WidgetState(rx.State):
     # ----- loading -------------------------------------------------------
     @rx.event
     def load(self):
+        candidate = str(self.router.url.query_parameters.get("v", ""))[:128]
+        if identity.verify_visitor_token(get_settings().secret_key, candidate):
+            return self._start(candidate)
+        # No (valid) token from an embed: ask the page for the one it kept.
+        return rx.call_script(
+            "window.chatdashOutbox ? window.chatdashOutbox.storedVisitor() : ''",
+            callback=WidgetState.adopt_visitor,
+        )
+
+    @rx.event
+    def adopt_visitor(self, token: Any):
+        settings = get_settings()
+        candidate = token[:128] if isinstance(token, str) else ""
+        if not identity.verify_visitor_token(settings.secret_key, candidate):
+            candidate = identity.issue_visitor_token(settings.secret_key)
+        return self._start(candidate)
+
+    def _start(self, token: str):
         settings = get_settings()
         params = self.router.url.query_parameters
-        candidate = str(params.get("v", ""))[:128]
-        visitor_id = identity.verify_visitor_token(settings.secret_key, candidate)
-        if visitor_id is None:
-            candidate = self.visitor_token
-            visitor_id = identity.verify_visitor_token(settings.secret_key, candidate)
-        if visitor_id is None:
-            candidate = identity.issue_visitor_token(settings.secret_key)
-            visitor_id = identity.verify_visitor_token(settings.secret_key, candidate)
-        self.visitor_token = candidate
+        visitor_id = identity.verify_visitor_token(settings.secret_key, token)
+        self.visitor_token = token
         self._visitor_id = visitor_id
         with session_scope() as session:
             shopper = convs.get_or_create_shopper(session, visitor_id)
@@ -90,7 +102,7 @@ class WidgetState(rx.State):
         self.ready = True
         # Messages typed earlier and not yet stored (offline, reload) go now.
         return rx.call_script(
-            f"window.chatdashOutbox && window.chatdashOutbox.init({visitor_id!r})",
+            f"window.chatdashOutbox && window.chatdashOutbox.init({visitor_id!r}, {token!r})",
             callback=WidgetState.resend,
         )
 

@@ -9,7 +9,10 @@ import uuid
 
 import pytest
 from playwright.sync_api import expect
+from sqlmodel import Session
 
+from chatdash.db import make_engine
+from chatdash.services import store_settings
 from tests.conftest import login
 
 pytestmark = pytest.mark.browser
@@ -21,7 +24,7 @@ def test_admin_turns_on_email_and_a_new_conversation_sends_one(live_app, browser
     try:
         admin = admin_ctx.new_page()
         login(admin, live_app)
-        expect(admin).to_have_url(re.compile(r"/admin/conversations$"))
+        expect(admin).to_have_url(re.compile(r"/admin/conversations/?$"))
         admin.goto(f"{live_app.frontend}/admin/settings")
 
         # A bad address is refused with a reason, and nothing is saved.
@@ -69,3 +72,9 @@ def test_admin_turns_on_email_and_a_new_conversation_sends_one(live_app, browser
     finally:
         admin_ctx.close()
         shop_ctx.close()
+        # Leave the shared app as found: emails off.
+        eng = make_engine(live_app.db_url)
+        with Session(eng) as s:
+            store_settings.save_email_notifications(s, store_settings.EmailNotifications())
+            s.commit()
+        eng.dispose()
