@@ -155,6 +155,12 @@ def _done(task: asyncio.Task) -> None:
         log.warning("live push failed: %r", task.exception())
 
 
+def shopper_activity(conversation_id: int) -> None:
+    """The shopper of this conversation did something on the store (page, cart,
+    order): screens showing the conversation refresh the shopper panel."""
+    publish(conversation_topic(conversation_id), "_on_shopper_activity")
+
+
 async def drain() -> None:
     """Wait for pushes in flight (tests, shutdown)."""
     while _tasks:

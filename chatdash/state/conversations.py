@@ -161,6 +161,11 @@ class ConversationsState(AuthState):
             return
         self._reload_chat()
 
+    async def _on_shopper_activity(self) -> None:
+        if self._require_admin() is None:
+            return
+        self._reload_chat()
+
     async def _on_typing(self, side: str) -> None:
         if side == "shopper":
             self.shopper_typing_seq += 1

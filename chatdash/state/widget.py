@@ -214,6 +214,9 @@ class WidgetState(rx.State):
         if side == "admin":
             self.admin_typing_seq += 1
 
+    async def _on_shopper_activity(self) -> None:
+        """The widget shows nothing of the shopper's own tracking."""
+
 
 def _email_new_conversation(conversation_id: int, label: str, first_message: str) -> None:
     from chatdash.services import notify, store_settings
