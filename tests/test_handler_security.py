@@ -169,3 +169,20 @@ def test_widget_refuses_oversize_and_malformed_sends_from_a_raw_client(live_app,
             assert not s.exec(select(Message).where(Message.body == "hello")).all()
     finally:
         client.close()
+
+
+def test_a_shopper_sending_too_fast_is_slowed_down(live_app, live_engine):
+    from chatdash.state.widget import WidgetState
+
+    client = RawReflexClient(live_app.backend)
+    try:
+        client.hydrate(path="/widget")
+        client.call(WidgetState, "adopt_visitor", {"token": ""}, path="/widget")
+        marker = uuid.uuid4().hex[:8]
+        items = [{"id": f"{marker}{i:04d}x", "text": f"flood {marker} {i}"} for i in range(40)]
+        client.call(WidgetState, "resend", {"items": items}, path="/widget", wait=5)
+        with Session(live_engine) as s:
+            stored = s.exec(select(Message).where(Message.body.like(f"flood {marker}%"))).all()
+        assert len(stored) == 30  # the per-visitor limit: 30 a minute
+    finally:
+        client.close()

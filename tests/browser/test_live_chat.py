@@ -186,3 +186,41 @@ def test_empty_and_oversize_messages_get_a_clear_error(live_app, browser, foreig
         assert messages_with(db, "x" * 4001) == []
     finally:
         ctx.close()
+
+
+def test_shopper_on_the_demo_store_chats_with_the_admin(live_app, browser, db):
+    from chatdash.models import Product
+
+    with Session(db) as s:
+        product = s.exec(select(Product).where(Product.in_stock).order_by(Product.id)).first()
+    admin_ctx = browser.new_context(viewport={"width": 1400, "height": 900})
+    shop_ctx = browser.new_context(viewport={"width": 1300, "height": 900})
+    try:
+        admin = admin_page(admin_ctx, live_app)
+        shop = shop_ctx.new_page()
+        shop.goto(f"{live_app.frontend}/store/product/{product.sku}")
+        frame = open_widget(shop)
+        text = f"Is the {product.name} in stock? {uuid.uuid4().hex[:6]}"
+        frame.locator("#widget-input").fill(text)
+        frame.locator("#widget-input").press("Enter")
+        row = admin.locator(".conv-row", has_text=text)
+        expect(row).to_be_visible()
+        # The store page and the widget iframe share an origin but not a Reflex client token.
+        store_token = shop.evaluate("sessionStorage.getItem('token')")
+        widget_frame = next(f for f in shop.frames if "/widget" in f.url)
+        widget_token = widget_frame.evaluate("sessionStorage.getItem('token')")
+        assert store_token and widget_token and store_token != widget_token
+        row.click()
+        expect(admin.locator("#shopper-current-page a")).to_have_attribute(
+            "href", re.compile(rf"/store/product/{re.escape(product.sku)}/?$"))
+        # The shopper typing shows on the admin's screen (typing signals are
+        # throttled to one per 2.5 s, and the first message used this window's).
+        shop.wait_for_timeout(2600)
+        frame.locator("#widget-input").press_sequentially("and in blue", delay=40)
+        expect(admin.locator(".typing-indicator")).to_be_visible()
+        admin.locator("#reply-input").fill("It is, ships today.")
+        admin.locator("#reply-send").click()
+        expect(frame.locator(".msg-other", has_text="It is, ships today.")).to_be_visible()
+    finally:
+        admin_ctx.close()
+        shop_ctx.close()
