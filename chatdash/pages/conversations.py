@@ -5,6 +5,7 @@ import reflex as rx
 from chatdash import routes
 from chatdash.components.chat import message_bubble, typing_indicator
 from chatdash.components.frame import admin_page
+from chatdash.components.products import product_search_dialog
 from chatdash.state.conversations import ConversationsState as S
 from chatdash.state.views import ConversationRow
 
@@ -131,7 +132,12 @@ def _chat_panel() -> rx.Component:
                                 custom_attrs={"data-send-button": "reply-send"},
                                 on_change=S.typing.throttle(2500),
                             ),
-                            rx.button("Reply", type="submit", id="reply-send", height="100%"),
+                            rx.vstack(
+                                rx.button("Reply", type="submit", id="reply-send", flex="1"),
+                                product_search_dialog(),
+                                spacing="1",
+                                align="stretch",
+                            ),
                             width="100%",
                             align="stretch",
                         ),

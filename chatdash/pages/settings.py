@@ -50,6 +50,21 @@ def settings() -> rx.Component:
                 ),
                 width="100%",
             ),
+            rx.card(
+                rx.vstack(
+                    rx.heading("In this browser", size="4"),
+                    rx.hstack(
+                        rx.switch(checked=SettingsState.sound_pref != "off",
+                                  on_change=SettingsState.set_sound, id="sound-enabled"),
+                        rx.text("Play a sound when a new conversation starts"),
+                        align="center",
+                    ),
+                    rx.text("The tab title always shows the number of conversations waiting.",
+                            size="1", color_scheme="gray"),
+                    spacing="3",
+                ),
+                width="100%",
+            ),
             spacing="4",
             max_width="640px",
             width="100%",

@@ -11,11 +11,14 @@ import reflex as rx
 from chatdash import live
 from chatdash.db import session_scope
 from chatdash.models import Conversation, Sender, Shopper
+from chatdash.services import catalog
 from chatdash.services import conversations as convs
 from chatdash.services.devices import device_from_user_agent
 from chatdash.settings import get_settings
 from chatdash.state.auth import AuthState
-from chatdash.state.views import ChatMessage, ConversationRow
+from chatdash.state.views import ChatMessage, ConversationRow, ProductHit
+
+MAX_QUERY = 100
 
 
 class ConversationsState(AuthState):
@@ -33,6 +36,10 @@ class ConversationsState(AuthState):
     shopper_current_url: str = ""
     shopper_current_title: str = ""
     shopper_device: str = ""
+    # Product search (the magnifier beside Reply).
+    search_open: bool = False
+    search_query: str = ""
+    search_results: list[ProductHit] = []
 
     @rx.var
     def max_chars(self) -> int:
@@ -140,6 +147,52 @@ class ConversationsState(AuthState):
         self._reload_chat()
         self._reload_rows()
         return rx.set_value("reply-input", "")
+
+    # ----- products into the chat ---------------------------------------
+    @rx.event
+    def set_search_open(self, value: Any):
+        if self._require_admin() is None:
+            return
+        self.search_open = bool(value)
+        if not self.search_open:
+            self.search_query = ""
+            self.search_results = []
+
+    @rx.event
+    def search(self, query: Any):
+        if self._require_admin() is None:
+            return
+        self.search_query = str(query)[:MAX_QUERY] if isinstance(query, str) else ""
+        with session_scope() as session:
+            products = catalog.search_products(session, self.search_query, limit=20)
+        self.search_results = [ProductHit.from_product(p) for p in products]
+
+    @rx.event
+    def send_product(self, product_id: Any):
+        """Send the shopper a product card (from search, recommendations or related)."""
+        admin = self._require_admin()
+        if admin is None or not self.selected_id:
+            return
+        if not isinstance(product_id, int) or isinstance(product_id, bool):
+            return
+        try:
+            with session_scope() as session:
+                conv = session.get(Conversation, self.selected_id)
+                if conv is None:
+                    raise convs.ChatError("That conversation no longer exists.")
+                convs.post_message(session, conv, Sender.ADMIN, uuid.uuid4().hex,
+                                   product_id=product_id, admin_id=admin.id)
+        except convs.ChatError as exc:
+            self.reply_error = str(exc)
+            return
+        self.reply_error = ""
+        self.search_open = False
+        self.search_query = ""
+        self.search_results = []
+        live.publish(live.conversation_topic(self.selected_id), "_on_conversation_changed", exclude=self)
+        live.publish(live.INBOX, "_on_inbox_changed", exclude=self)
+        self._reload_chat()
+        self._reload_rows()
 
     @rx.event
     def typing(self, _value: Any = None):

@@ -15,6 +15,8 @@ class SettingsState(AuthState):
     recipients_text: str = ""
     settings_error: str = ""
     settings_saved: bool = False
+    # Per browser: whether a new conversation chimes (read by assets/chat.js).
+    sound_pref: str = rx.LocalStorage("on", name="chatdash-sound")
 
     @rx.var
     def smtp_summary(self) -> str:
@@ -38,6 +40,12 @@ class SettingsState(AuthState):
             return
         self.email_enabled = bool(value)
         self.settings_saved = False
+
+    @rx.event
+    def set_sound(self, value: bool):
+        if self._require_admin() is None:
+            return
+        self.sound_pref = "on" if value else "off"
 
     @rx.event
     def set_recipients_text(self, value: str):

@@ -70,3 +70,28 @@ class ConversationRow:
     @classmethod
     def from_summary(cls, s: ConversationSummary) -> ConversationRow:
         return cls(s.id, s.label, s.preview, when(s.last_message_at), s.unread, s.on_site)
+
+
+@dataclasses.dataclass
+class ProductHit:
+    """A product as listed in the admin's search and recommendation panels."""
+
+    id: int = 0
+    sku: str = ""
+    name: str = ""
+    category: str = ""
+    price: str = ""
+    image: str = ""
+    url: str = ""
+    in_stock: bool = True
+    reason: str = ""
+
+    @classmethod
+    def from_product(cls, p, reason: str = "") -> ProductHit:
+        return cls(
+            id=p.id, sku=p.sku, name=p.name, category=p.category,
+            price=money(p.price_cents, p.currency),
+            image=p.image_url if p.image_url.startswith(("https://", "http://", "/")) else "",
+            url=p.url if p.url.startswith(("https://", "http://")) else "",
+            in_stock=p.in_stock, reason=reason,
+        )
