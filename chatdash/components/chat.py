@@ -11,7 +11,8 @@ from chatdash.state.views import ChatMessage
 def product_card(msg: ChatMessage, open_in_top: bool) -> rx.Component:
     """A product sent into the chat. In the widget the link opens in the store's
     own window (the top page), not inside the chat iframe."""
-    return rx.link(
+    # A plain <a>: the router's link would keep a same-origin URL inside the iframe.
+    return rx.el.a(
         rx.hstack(
             rx.image(src=msg.product_image, width="64px", height="64px", border_radius="8px",
                      object_fit="cover", alt=msg.product_name),
@@ -27,17 +28,11 @@ def product_card(msg: ChatMessage, open_in_top: bool) -> rx.Component:
             align="center",
         ),
         href=msg.product_url,
-        is_external=False,
         target="_top" if open_in_top else "_blank",
         rel="noopener",
         class_name="product-card",
-        underline="none",
-        color="inherit",
-        padding="8px",
-        border_radius="10px",
-        background="white",
-        border=f"1px solid {rx.color('gray', 5)}",
-        display="block",
+        style={"text-decoration": "none", "color": "inherit", "padding": "8px", "border-radius": "10px",
+               "background": "white", "border": f"1px solid {rx.color('gray', 5)}", "display": "block"},
     )
 
 

@@ -6,19 +6,11 @@ from chatdash import routes
 from chatdash.components.chat import message_bubble, typing_indicator
 from chatdash.components.frame import admin_page
 from chatdash.components.products import product_search_dialog
+from chatdash.components.shopper_panel import presence_badge, shopper_panel
 from chatdash.state.conversations import ConversationsState as S
 from chatdash.state.views import ConversationRow
 
 BORDER = f"1px solid {rx.color('gray', 5)}"
-
-
-def _presence_badge(on_site: rx.Var) -> rx.Component:
-    return rx.cond(
-        on_site,
-        rx.badge(rx.box(width="6px", height="6px", border_radius="50%", background=rx.color("green", 9)),
-                 "on site", color_scheme="green", variant="soft", class_name="presence-on"),
-        rx.badge("left the site", color_scheme="gray", variant="soft", class_name="presence-left"),
-    )
 
 
 def _row(row: ConversationRow) -> rx.Component:
@@ -39,7 +31,7 @@ def _row(row: ConversationRow) -> rx.Component:
             width="100%",
             align="center",
         ),
-        _presence_badge(row.on_site),
+        presence_badge(row.on_site),
         on_click=S.select(row.id),
         cursor="pointer",
         padding="10px 14px",
@@ -92,7 +84,7 @@ def _chat_panel() -> rx.Component:
             rx.fragment(
                 rx.hstack(
                     rx.text(S.shopper_label, weight="bold", size="3", id="chat-title"),
-                    _presence_badge(S.shopper_on_site),
+                    presence_badge(S.shopper_on_site),
                     padding="12px 16px",
                     border_bottom=BORDER,
                     width="100%",
@@ -113,40 +105,40 @@ def _chat_panel() -> rx.Component:
                     padding="16px",
                     width="100%",
                 ),
-                rx.form(
-                    rx.vstack(
-                        rx.cond(
-                            S.reply_error != "",
-                            rx.callout(S.reply_error, icon="triangle-alert", color_scheme="red", size="1",
-                                       width="100%", id="reply-error"),
-                        ),
-                        rx.hstack(
-                            rx.text_area(
-                                name="reply",
-                                id="reply-input",
-                                placeholder="Write a reply… (Enter sends, Shift+Enter for a new line)",
-                                max_length=S.max_chars,
-                                rows="2",
-                                resize="none",
-                                width="100%",
-                                custom_attrs={"data-send-button": "reply-send"},
-                                on_change=S.typing.throttle(2500),
+                rx.hstack(
+                    rx.form(
+                        rx.vstack(
+                            rx.cond(
+                                S.reply_error != "",
+                                rx.callout(S.reply_error, icon="triangle-alert", color_scheme="red", size="1",
+                                           width="100%", id="reply-error"),
                             ),
-                            rx.vstack(
-                                rx.button("Reply", type="submit", id="reply-send", flex="1"),
-                                product_search_dialog(),
-                                spacing="1",
+                            rx.hstack(
+                                rx.text_area(
+                                    name="reply",
+                                    id="reply-input",
+                                    placeholder="Write a reply… (Enter sends, Shift+Enter for a new line)",
+                                    max_length=S.max_chars,
+                                    rows="2",
+                                    resize="none",
+                                    width="100%",
+                                    custom_attrs={"data-send-button": "reply-send"},
+                                    on_change=S.typing.throttle(2500),
+                                ),
+                                rx.button("Reply", type="submit", id="reply-send", height="auto"),
+                                width="100%",
                                 align="stretch",
                             ),
                             width="100%",
-                            align="stretch",
+                            spacing="1",
                         ),
-                        width="100%",
-                        spacing="1",
+                        on_submit=S.send_reply,
+                        reset_on_submit=False,
+                        flex="1",
                     ),
-                    on_submit=S.send_reply,
-                    reset_on_submit=False,
+                    product_search_dialog(),
                     width="100%",
+                    align="end",
                     padding="10px 16px",
                     border_top=BORDER,
                 ),
@@ -169,63 +161,12 @@ def _chat_panel() -> rx.Component:
     )
 
 
-def _fact(label: str, value: rx.Component, **props) -> rx.Component:
-    return rx.vstack(
-        rx.text(label, size="1", color_scheme="gray", weight="medium"),
-        value,
-        spacing="0",
-        width="100%",
-        **props,
-    )
-
-
-def _shopper_panel() -> rx.Component:
-    return rx.vstack(
-        rx.text("Shopper", weight="bold", size="3", padding="12px 16px", border_bottom=BORDER, width="100%"),
-        rx.cond(
-            S.has_selection,
-            rx.vstack(
-                _fact("Name", rx.text(S.shopper_label, size="2", id="shopper-name")),
-                rx.cond(S.shopper_email != "", _fact("Email", rx.text(S.shopper_email, size="2"))),
-                rx.cond(S.shopper_customer_id != "",
-                        _fact("Customer id", rx.code(S.shopper_customer_id, size="1"))),
-                _fact("Status", _presence_badge(S.shopper_on_site)),
-                _fact(
-                    "Current page",
-                    rx.cond(
-                        S.shopper_current_url != "",
-                        rx.link(rx.cond(S.shopper_current_title != "", S.shopper_current_title,
-                                        S.shopper_current_url),
-                                href=S.shopper_current_url, is_external=True, size="2"),
-                        rx.text("—", size="2"),
-                    ),
-                    id="shopper-current-page",
-                ),
-                rx.cond(S.shopper_device != "", _fact("Device", rx.text(S.shopper_device, size="2"),
-                                                      id="shopper-device")),
-                spacing="4",
-                padding="16px",
-                width="100%",
-            ),
-            rx.center(rx.text("No shopper selected.", color_scheme="gray", size="2"), padding="2rem",
-                      width="100%"),
-        ),
-        width="340px",
-        min_width="280px",
-        height="100%",
-        spacing="0",
-        border_left=BORDER,
-        overflow_y="auto",
-        id="shopper-panel",
-    )
-
-
 @admin_page(route=routes.CONVERSATIONS, title="Conversations", on_load=[S.load])
 def conversations() -> rx.Component:
     return rx.hstack(
         _list_panel(),
         _chat_panel(),
-        _shopper_panel(),
+        shopper_panel(),
         spacing="0",
         height="100%",
         width="100%",

@@ -11,11 +11,12 @@ import reflex as rx
 from chatdash import live
 from chatdash.db import session_scope
 from chatdash.models import Conversation, Sender, Shopper
-from chatdash.services import catalog
+from chatdash.services import catalog, insights
 from chatdash.services import conversations as convs
 from chatdash.services.devices import device_from_user_agent
 from chatdash.settings import get_settings
 from chatdash.state.auth import AuthState
+from chatdash.state.panel import HistoryView, SessionView
 from chatdash.state.views import ChatMessage, ConversationRow, ProductHit
 
 MAX_QUERY = 100
@@ -36,6 +37,9 @@ class ConversationsState(AuthState):
     shopper_current_url: str = ""
     shopper_current_title: str = ""
     shopper_device: str = ""
+    # The shopper panel: current session and history (services.insights).
+    session_view: SessionView = SessionView()
+    history_view: HistoryView = HistoryView()
     # Product search (the magnifier beside Reply).
     search_open: bool = False
     search_query: str = ""
@@ -107,7 +111,18 @@ class ConversationsState(AuthState):
             self.shopper_current_url = visit.current_url if visit else ""
             self.shopper_current_title = visit.current_title if visit else ""
             self.shopper_device = device_from_user_agent(visit.user_agent).label if visit else ""
-        self.messages = [ChatMessage.from_view(v) for v in views]
+            summary = insights.current_session(session, shopper.id)
+            history = insights.shopper_history(session, shopper.id, summary.visit_id if summary else None)
+        # Assigned only when changed, so a page view re-sends the session part
+        # of the panel and not the history.
+        new_session, new_history = SessionView.build(summary), HistoryView.build(history)
+        if new_session != self.session_view:
+            self.session_view = new_session
+        if new_history != self.history_view:
+            self.history_view = new_history
+        new_messages = [ChatMessage.from_view(v) for v in views]
+        if new_messages != self.messages:
+            self.messages = new_messages
         if changed:
             topic = live.conversation_topic(self.selected_id)
             live.publish(topic, "_on_conversation_changed", exclude=self)
