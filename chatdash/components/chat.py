@@ -31,7 +31,7 @@ def product_card(msg: ChatMessage, open_in_top: bool) -> rx.Component:
         target="_top" if open_in_top else "_blank",
         rel="noopener",
         class_name="product-card",
-        style={"text-decoration": "none", "color": "inherit", "padding": "8px", "border-radius": "10px",
+        style={"text-decoration": "none", "color": rx.color("gray", 12), "padding": "8px", "border-radius": "10px",
                "background": "white", "border": f"1px solid {rx.color('gray', 5)}", "display": "block"},
     )
 
