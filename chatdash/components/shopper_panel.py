@@ -118,9 +118,13 @@ def _current_session() -> rx.Component:
                     "Current page",
                     rx.cond(
                         S.shopper_current_url != "",
-                        rx.link(rx.cond(S.shopper_current_title != "", S.shopper_current_title,
-                                        S.shopper_current_url),
-                                href=S.shopper_current_url, is_external=True, size="1"),
+                        rx.vstack(
+                            rx.link(rx.cond(S.shopper_current_title != "", S.shopper_current_title,
+                                            S.shopper_current_url),
+                                    href=S.shopper_current_url, is_external=True, size="1"),
+                            rx.text(S.shopper_current_path, size="1", color_scheme="gray", word_break="break-all"),
+                            spacing="0",
+                        ),
                         rx.text("—", size="1"),
                     ),
                     id="shopper-current-page",

@@ -50,6 +50,14 @@ class ConversationsState(AuthState):
         return get_settings().message_max_chars
 
     @rx.var
+    def shopper_current_path(self) -> str:
+        """The current page's path, shown under its title (titles repeat across a store)."""
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(self.shopper_current_url)
+        return (parts.path + (f"?{parts.query}" if parts.query else ""))[:120]
+
+    @rx.var
     def has_selection(self) -> bool:
         return self.selected_id > 0
 
