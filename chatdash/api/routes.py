@@ -14,6 +14,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from chatdash import live
+from chatdash.api import track
 from chatdash.db import get_engine, session_scope
 from chatdash.services import conversations as convs
 from chatdash.services import identity, presence
@@ -119,4 +120,7 @@ api = Starlette(routes=[
     Route("/widget.js", widget_js),
     Route("/api/visitor", visitor, methods=["POST"]),
     Route("/api/presence", presence_beat, methods=["POST"]),
+    Route("/api/track", track.track, methods=["POST"]),
+    Route("/api/store/orders", track.store_orders, methods=["POST"]),
+    Route("/api/store/carts", track.store_carts, methods=["POST"]),
 ])

@@ -3,7 +3,10 @@
  * Optional attributes identify a logged-in store customer (HMAC computed by
  * the store's backend with its chatdash store secret):
  *   data-customer-id, data-customer-hmac, data-customer-name, data-customer-email
- * JavaScript API: chatdash.open(), chatdash.close(), chatdash.track(kind, data).
+ * JavaScript API (docs/tracking.md): chatdash.open(), chatdash.close(),
+ *   chatdash.track(kind, data), chatdash.identify(customerId, hmac, name, email),
+ *   chatdash.visitor(). A page view is reported on every load unless
+ *   data-page-views="manual".
  */
 (function () {
   "use strict";
@@ -12,7 +15,7 @@
   var script = document.currentScript || document.querySelector('script[src*="/widget.js"]');
   var attr = function (n) { return (script && script.getAttribute(n)) || ""; };
   var VISITOR_KEY = "chatdash_visitor", OPEN_KEY = "chatdash_open";
-  var visitor = null, frame = null, panel = null, button = null;
+  var visitor = null, frame = null, panel = null, button = null, customer = null;
 
   var store = (function () {
     try { localStorage.setItem("chatdash_probe", "1"); localStorage.removeItem("chatdash_probe"); return localStorage; }
@@ -56,7 +59,10 @@
     var q = "v=" + encodeURIComponent(visitor);
     var pairs = { c: "data-customer-id", h: "data-customer-hmac", n: "data-customer-name",
       e: "data-customer-email" };
-    for (var k in pairs) { if (attr(pairs[k])) q += "&" + k + "=" + encodeURIComponent(attr(pairs[k])); }
+    for (var k in pairs) {
+      var value = customer ? customer[k] : attr(pairs[k]);
+      if (value) q += "&" + k + "=" + encodeURIComponent(value);
+    }
     return APP + "/widget?" + q;
   }
 
@@ -102,47 +108,128 @@
 
   // Store events (page views, product views, cart, orders): queued in
   // localStorage and sent in batches, so nothing is lost across page loads.
-  var QUEUE_KEY = "chatdash_events", sending = false, backoff = 1000;
+  // Each event has its own id: a batch sent twice is stored once.
+  var QUEUE_KEY = "chatdash_events", sending = false, backoff = 1000, timer = null;
+  // The server's limits are 50 events / 64 KB a batch and 8 KB an event.
+  var BATCH_EVENTS = 20, BATCH_BYTES = 56000, EVENT_BYTES = 8000;
   function queue() { try { return JSON.parse(store.getItem(QUEUE_KEY) || "[]"); } catch (e) { return []; } }
   function setQueue(q) { store.setItem(QUEUE_KEY, JSON.stringify(q.slice(-500))); }
+  function bytes(value) { return new Blob([JSON.stringify(value)]).size; }
   function newId() {
     return (crypto.randomUUID ? crypto.randomUUID() : String(Date.now()) + Math.random()).replace(/[^A-Za-z0-9]/g, "").slice(0, 32);
   }
   function track(kind, data) {
+    var event = { id: newId(), kind: String(kind), at: new Date().toISOString(),
+      url: location.href.slice(0, 2000), title: document.title.slice(0, 300), data: data || {} };
+    if (bytes(event) > EVENT_BYTES) {
+      if (window.console) console.warn("chatdash.track: event larger than 8 KB dropped", kind);
+      return;
+    }
     var q = queue();
-    q.push({ id: newId(), kind: kind, at: new Date().toISOString(), url: location.href.slice(0, 2000),
-      title: document.title.slice(0, 300), data: data || {} });
+    q.push(event);
     setQueue(q);
     flush();
   }
+  // A page view on every page load, and on every route change of a
+  // single-page store (history.pushState / replaceState / back and forward).
+  var lastPage = "";
+  function pageView(referrer) {
+    var url = location.href.slice(0, 2000);
+    if (url === lastPage) return;
+    lastPage = url;
+    track("page_view", { referrer: (referrer || document.referrer || "").slice(0, 2000) });
+  }
+  function watchRoutes() {
+    // The new page sets its title as it renders: read it a moment later.
+    function routed() { var from = lastPage; setTimeout(function () { pageView(from); }, 300); }
+    ["pushState", "replaceState"].forEach(function (name) {
+      var original = history[name];
+      if (typeof original !== "function") return;
+      history[name] = function () { var result = original.apply(this, arguments); routed(); return result; };
+    });
+    window.addEventListener("popstate", routed);
+  }
+  function nextBatch(max) {
+    var batch = [], size = 200;
+    queue().some(function (e) {
+      size += bytes(e) + 1;
+      if (batch.length >= max || size > BATCH_BYTES) return true;
+      batch.push(e);
+      return false;
+    });
+    return batch;
+  }
+  function forget(events) {
+    var done = {};
+    events.forEach(function (e) { done[e.id] = 1; });
+    setQueue(queue().filter(function (e) { return !done[e.id]; }));
+  }
   function flush() {
     if (sending || !visitor) return;
-    var batch = queue().slice(0, 20);
+    var batch = nextBatch(BATCH_EVENTS);
     if (!batch.length) return;
     sending = true;
     post("/api/track", { visitor: visitor, events: batch }).then(function (r) {
+      if (r.status === 401) {  // token no longer valid (e.g. a new server secret): get a new one
+        return ensureVisitor().then(function () { sending = false; retry(); });
+      }
+      if (r.status === 422) {
+        // Refused for malformed events: drop those (they would never pass) and re-send the rest.
+        return r.json().then(function (body) {
+          var bad = (body.detail || []).map(function (d) { return d.event; })
+            .filter(function (i) { return typeof i === "number" && batch[i]; });
+          forget(bad.length ? bad.map(function (i) { return batch[i]; }) : batch);
+          sending = false;
+          backoff = 1000;
+          flush();
+        });
+      }
       sending = false;
       if (r.ok || (r.status >= 400 && r.status < 429 && r.status !== 408)) {
         // Stored, or refused for good: either way never sent again.
-        var sent = {}; batch.forEach(function (e) { sent[e.id] = 1; });
-        setQueue(queue().filter(function (e) { return !sent[e.id]; }));
+        forget(batch);
         backoff = 1000;
         if (queue().length) flush();
-      } else { retry(); }
+      } else {
+        retry(parseInt(r.headers.get("Retry-After") || "0", 10) * 1000);
+      }
     }).catch(function () { sending = false; retry(); });
   }
-  function retry() { setTimeout(flush, backoff); backoff = Math.min(backoff * 2, 60000); }
+  function retry(wait) {
+    if (timer) return;
+    timer = setTimeout(function () { timer = null; flush(); }, Math.max(wait || 0, backoff));
+    backoff = Math.min(backoff * 2, 60000);
+  }
+  // The page is going away: hand what is still queued to the browser, which
+  // sends it even after the page is gone. A beacon's answer cannot be read, so
+  // the events stay queued; if they got through, the next page's re-send is a
+  // duplicate and is stored once.
+  function flushBeacon() {
+    if (!visitor || !navigator.sendBeacon) return;
+    var batch = nextBatch(50);
+    if (!batch.length) return;
+    var body = new Blob([JSON.stringify({ visitor: visitor, events: batch })], { type: "text/plain" });
+    try { navigator.sendBeacon(API + "/api/track", body); } catch (e) { /* over the beacon quota */ }
+  }
 
-  window.chatdash = { __loaded: true, open: open, close: close, track: track,
+  // A logged-in store customer, for the chat (equivalent to the data-customer-* attributes).
+  function identify(customerId, hmac, name, email) {
+    customer = { c: customerId || "", h: hmac || "", n: name || "", e: email || "" };
+    if (frame) frame.src = widgetUrl();  // an open chat re-reads who the shopper is
+  }
+
+  window.chatdash = { __loaded: true, open: open, close: close, track: track, identify: identify,
     visitor: function () { return visitor; } };
 
   function start() {
     build();
+    // A store that reports its own page views sets data-page-views="manual".
+    if (attr("data-page-views") !== "manual") { pageView(); watchRoutes(); }
     ensureVisitor().then(function () {
       heartbeat();
       setInterval(heartbeat, HEARTBEAT_MS);
       document.addEventListener("visibilitychange", heartbeat);
-      window.addEventListener("pagehide", leave);
+      window.addEventListener("pagehide", function () { flushBeacon(); leave(); });
       if (session.getItem(OPEN_KEY)) open();
       flush();
     }).catch(function () { /* chat unavailable: the store page keeps working */ });

@@ -1,0 +1,256 @@
+"""HTTP endpoints for store events.
+
+``POST /api/track``
+    From the shopper's browser (widget.js): ``{"visitor": <token>, "events": [...]}``.
+    JSON or ``text/plain`` bodies (``navigator.sendBeacon``). Answers
+    ``200 {"accepted", "duplicates"}`` or a 4xx ``{"error", "detail"}``.
+``POST /api/store/orders``, ``POST /api/store/carts``
+    From the store's backend, authenticated by ``Authorization: Bearer <store secret>``.
+
+Malformed input is always a 4xx with a reason, never a 500. The schema and
+the storing live in ``chatdash.services.tracking``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hmac
+import json
+import math
+import os
+import threading
+from typing import Any
+
+from sqlalchemy.exc import OperationalError
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from chatdash import live
+from chatdash.db import get_engine, session_scope
+from chatdash.services import conversations as convs
+from chatdash.services import identity, tracking
+from chatdash.services.ratelimit import RateLimiter, limiter
+from chatdash.settings import get_settings
+
+# Until settings.py has it: the store's own origins, comma-separated
+# (e.g. "https://shop.example.com,https://www.shop.example.com"). Empty or "*": any origin.
+ALLOWED_ORIGINS_ENV = "CHATDASH_ALLOWED_ORIGINS"
+
+# Per visitor: one batch every half second on average is far beyond a real shopper.
+VISITOR_LIMIT = (120, 60)
+# Per IP: many shoppers may share one address (offices, mobile carriers).
+IP_LIMIT = (1200, 60)
+# Wrong store secrets per IP before the server-to-server API answers 429.
+AUTH_FAILURE_LIMIT = (20, 60)
+MAX_STORE_BODY = 64 * 1024
+JSON_TYPES = ("application/json", "text/plain", "")
+
+
+# SQLite lets one writer in at a time and makes the others sleep-poll for the
+# lock; queueing this process's writers on a lock instead measured ~30% more
+# events/s and a third of the p95 latency (bench/bench_tracking.py).
+_sqlite_writer = threading.Lock()
+
+
+def _writing() -> contextlib.AbstractContextManager:
+    return _sqlite_writer if get_engine().dialect.name == "sqlite" else contextlib.nullcontext()
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, error: str, detail: list[dict[str, Any]] | None = None,
+                 headers: dict[str, str] | None = None) -> None:
+        super().__init__(error)
+        self.status, self.error, self.detail, self.headers = status, error, detail or [], headers
+
+    def response(self) -> JSONResponse:
+        return JSONResponse({"error": self.error, "detail": self.detail}, status_code=self.status,
+                            headers=self.headers)
+
+
+def allowed_origins() -> frozenset[str] | None:
+    """The configured store origins, or None when any origin is allowed."""
+    raw = os.environ.get(ALLOWED_ORIGINS_ENV, "")
+    origins = frozenset(o.strip().rstrip("/").lower() for o in raw.split(",") if o.strip())
+    return None if not origins or "*" in origins else origins
+
+
+def origin_allowed(origin: str | None) -> bool:
+    """Requests without an Origin header (servers, some beacons) are not browsers
+    acting for another site; a present Origin must be one of the store's."""
+    allowed = allowed_origins()
+    return allowed is None or origin is None or origin.strip().rstrip("/").lower() in allowed
+
+
+def _client_ip(request: Request) -> str:
+    return request.client.host if request.client else "?"
+
+
+async def _hit(lim: RateLimiter, key: str, what: str) -> None:
+    if not await lim.hit_async(key):
+        wait = max(1, math.ceil(await lim.retry_after_async(key)))
+        raise ApiError(429, f"too many requests from this {what}; retry in {wait} s",
+                       headers={"Retry-After": str(wait)})
+
+
+async def read_json(request: Request, max_bytes: int) -> Any:
+    """The body as JSON: 415 for another content type, 413 when too large, 400 when not JSON."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type not in JSON_TYPES:
+        raise ApiError(415, f"content type must be application/json or text/plain, not {content_type}")
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > max_bytes:
+        raise ApiError(413, f"body is larger than {max_bytes:,} bytes")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > max_bytes:
+            raise ApiError(413, f"body is larger than {max_bytes:,} bytes")
+    if not body.strip():
+        raise ApiError(400, "body is empty; expected a JSON object")
+    try:
+        return json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ApiError(400, "body is not valid JSON", [{"field": "(body)", "message": str(exc)[:200]}]) from exc
+    except RecursionError as exc:
+        raise ApiError(400, "body is nested too deeply") from exc
+
+
+def _object(data: Any) -> dict[str, Any]:
+    if not isinstance(data, dict):
+        raise ApiError(400, "body must be a JSON object", [{"field": "(body)", "message": "must be a JSON object"}])
+    return data
+
+
+def _invalid(exc: tracking.TrackingError) -> ApiError:
+    return ApiError(413 if exc.too_large else 422, exc.message, exc.detail)
+
+
+async def _guarded(handler, request: Request) -> JSONResponse:
+    try:
+        return await handler(request)
+    except ApiError as exc:
+        return exc.response()
+    except OperationalError:
+        # The database is busy or away: worth a retry, unlike malformed input.
+        return ApiError(503, "storage is busy; retry later", headers={"Retry-After": "5"}).response()
+
+
+def _notify(conversation_id: int | None, presence_changed: bool = False) -> None:
+    if conversation_id is None:
+        return
+    live.shopper_activity(conversation_id)
+    if presence_changed:
+        live.publish(live.INBOX, "_on_inbox_changed")
+
+
+# --------------------------------------------------------------------------- browser
+
+
+def _store_batch(visitor_id: str, events: list, user_agent: str) -> tracking.TrackResult:
+    settings = get_settings()
+    with _writing(), session_scope() as session:
+        shopper = convs.get_or_create_shopper(session, visitor_id)
+        return tracking.track_events(session, shopper, events, user_agent=user_agent,
+                                     window_seconds=settings.presence_window_seconds)
+
+
+async def _track(request: Request) -> JSONResponse:
+    if not origin_allowed(request.headers.get("origin")):
+        raise ApiError(403, "this origin may not report events; add it to CHATDASH_ALLOWED_ORIGINS")
+    await _hit(limiter("track-ip", *IP_LIMIT), _client_ip(request), "address")
+    data = _object(await read_json(request, tracking.MAX_BATCH_BYTES))
+    visitor_id = identity.verify_visitor_token(get_settings().secret_key, data.get("visitor"))
+    if visitor_id is None:
+        raise ApiError(401, "unknown visitor: get a token from POST /api/visitor",
+                       [{"field": "visitor", "message": "is not a visitor token this server issued"}])
+    await _hit(limiter("track-visitor", *VISITOR_LIMIT), visitor_id, "visitor")
+    try:
+        events = tracking.parse_events(data.get("events"))
+    except tracking.TrackingError as exc:
+        raise _invalid(exc) from None
+    user_agent = request.headers.get("user-agent", "")[:512]
+    result = await run_in_threadpool(_store_batch, visitor_id, events, user_agent)
+    _notify(result.conversation_id, result.presence_changed)
+    return JSONResponse({"accepted": result.accepted, "duplicates": result.duplicates})
+
+
+async def track(request: Request) -> JSONResponse:
+    return await _guarded(_track, request)
+
+
+# --------------------------------------------------------------------------- store backend
+
+
+async def _authorise(request: Request) -> None:
+    """Bearer store secret, compared in constant time; wrong guesses are rate-limited per IP."""
+    failures = limiter("store-auth-failures", *AUTH_FAILURE_LIMIT)
+    ip = _client_ip(request)
+    wait = await failures.retry_after_async(ip)
+    if wait > 0:
+        raise ApiError(429, "too many failed authentications", headers={"Retry-After": str(math.ceil(wait))})
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    secret = get_settings().store_secret
+    ok = bool(secret) and scheme.lower() == "bearer" and hmac.compare_digest(
+        token.strip().encode(), secret.encode())
+    if not ok:
+        await failures.hit_async(ip)
+        raise ApiError(401, "missing or wrong store secret: send Authorization: Bearer <CHATDASH_STORE_SECRET>",
+                       headers={"WWW-Authenticate": 'Bearer realm="chatdash store api"'})
+
+
+def _visitor_of(given: str | None) -> str | None:
+    if not given:
+        return None
+    visitor_id = identity.verify_visitor_token(get_settings().secret_key, given)
+    if visitor_id is None:
+        raise ApiError(422, "unknown visitor",
+                       [{"field": "visitor", "message": "is not a visitor token this server issued"}])
+    return visitor_id
+
+
+def _store_order(order: tracking.ServerOrder, visitor_id: str | None) -> tracking.OrderResult:
+    with _writing(), session_scope() as session:
+        return tracking.record_order(session, order, visitor_id=visitor_id)
+
+
+async def _orders(request: Request) -> JSONResponse:
+    await _authorise(request)
+    try:
+        order = tracking.parse_order(_object(await read_json(request, MAX_STORE_BODY)))
+    except tracking.TrackingError as exc:
+        raise _invalid(exc) from None
+    result = await run_in_threadpool(_store_order, order, _visitor_of(order.visitor))
+    if result.created:
+        _notify(result.conversation_id)
+    return JSONResponse(
+        {"order_id": result.external_id, "created": result.created, "shopper_id": result.shopper_id,
+         "total": result.total_cents / 100, "currency": result.currency, "ignored_skus": result.ignored_skus},
+        status_code=201 if result.created else 200,
+    )
+
+
+async def store_orders(request: Request) -> JSONResponse:
+    return await _guarded(_orders, request)
+
+
+def _store_cart(cart: tracking.ServerCart, visitor_id: str | None) -> tracking.ServerCartResult:
+    with _writing(), session_scope() as session:
+        return tracking.record_cart(session, cart, visitor_id=visitor_id)
+
+
+async def _carts(request: Request) -> JSONResponse:
+    await _authorise(request)
+    try:
+        cart = tracking.parse_cart(_object(await read_json(request, MAX_STORE_BODY)))
+    except tracking.TrackingError as exc:
+        raise _invalid(exc) from None
+    result = await run_in_threadpool(_store_cart, cart, _visitor_of(cart.visitor))
+    _notify(result.conversation_id)
+    return JSONResponse({"shopper_id": result.shopper_id, "lines": result.cart.lines,
+                         "total": result.cart.total_cents / 100, "currency": result.cart.currency,
+                         "ignored_skus": result.cart.ignored_skus})
+
+
+async def store_carts(request: Request) -> JSONResponse:
+    return await _guarded(_carts, request)
