@@ -176,5 +176,33 @@ def setup(
         console.print("Log in with your admin account (add one with `python -m chatdash.cli add-admin`).")
 
 
+@cli.command()
+def train(
+    out: Path | None = typer.Option(None, help="Artifact directory (default: data/models)."),
+) -> None:
+    """Train the recommender and the related-products tables; the running app picks them up."""
+    from chatdash.services import recommender
+
+    migrate()
+    out_dir = out or recommender.default_model_dir()
+    try:
+        with _progress() as progress:
+            tasks: dict[str, int] = {}
+
+            def report(step: str, done: int, total: int) -> None:
+                if step not in tasks:
+                    tasks[step] = progress.add_task(step, total=total)
+                progress.update(tasks[step], completed=done, total=total)
+
+            info = recommender.train(get_engine(), out_dir, progress=report)
+    except recommender.RecommenderError as exc:
+        console.print(f"[yellow]Nothing trained:[/] {exc}")
+        raise typer.Exit(1) from exc
+    console.print(
+        f"[green]Recommender trained[/] in {info.seconds:.1f} s: {info.interactions:,} interactions, "
+        f"{info.shoppers:,} shoppers, {info.products:,} products.\nArtifacts: {info.path} (now the latest)."
+    )
+
+
 if __name__ == "__main__":
     cli()
