@@ -43,6 +43,26 @@ async def presence_sweeper() -> None:
         await asyncio.sleep(SWEEP_SECONDS)
 
 
+async def recommender_training() -> None:
+    """Train once when nothing is trained yet, then retrain on the schedule
+    (settings.retrain_hours). Serving picks new versions up by itself."""
+    from datetime import timedelta
+
+    from chatdash.db import get_engine
+    from chatdash.services import recommender
+
+    await asyncio.sleep(5)  # let migrations and the first requests go first
+    while True:
+        hours = get_settings().retrain_hours
+        try:
+            await asyncio.to_thread(
+                recommender.train_if_due, get_engine(), None, timedelta(hours=hours) if hours > 0 else None
+            )
+        except Exception:
+            log.exception("recommender training failed")
+        await asyncio.sleep(600)
+
+
 @contextlib.asynccontextmanager
 async def prepare_database(_app=None):
     # Idempotent: brings an old database up to date on every start.
@@ -53,3 +73,4 @@ async def prepare_database(_app=None):
 app = rx.App(api_transformer=api, head_components=[storage_shim()])
 app.register_lifespan_task(prepare_database)
 app.register_lifespan_task(presence_sweeper)
+app.register_lifespan_task(recommender_training)

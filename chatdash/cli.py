@@ -5,6 +5,7 @@ Run `python -m chatdash.cli --help`.
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import typer
@@ -160,6 +161,12 @@ def setup(
     if demo and _demo_module().database_is_empty(engine):
         console.print("Empty database: generating the demo store…")
         _generate_demo(engine, sizes=SMALL_DEMO if small_demo else None)
+    from chatdash.services import recommender
+
+    if recommender.load_latest() is None and not _demo_module().database_is_empty(engine):
+        console.print("No recommender trained yet: training it now…")
+        with contextlib.suppress(typer.Exit):
+            train(None)
     console.rule("chatdash")
     console.print(f"Admin dashboard: [bold]{settings.public_url}/login")
     console.print(f"Demo store:      [bold]{settings.demo_store_url}")

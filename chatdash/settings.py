@@ -42,6 +42,15 @@ class Settings(BaseSettings):
     admin_password: str | None = None
     admin_session_hours: int = 24 * 7
 
+    # Store origins allowed to report events to /api/track (comma-separated;
+    # empty or "*" allows any origin).
+    allowed_origins: str = ""
+
+    # Recommender artifacts, and how often the running app retrains (0 = never;
+    # it still trains once on first start when nothing is trained yet).
+    model_dir: str = ""
+    retrain_hours: float = 24.0
+
     message_max_chars: int = 4000
     presence_window_seconds: int = 60
 

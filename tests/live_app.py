@@ -74,6 +74,7 @@ def start_live_app(workdir: Path, extra_env: dict[str, str] | None = None) -> Li
         # prod mode, so edits in the tree never hot-reload the server under test.
         "REFLEX_WEB_WORKDIR": str(ROOT / ".web-test"),
         "REFLEX_STATES_WORKDIR": str(workdir / "states"),
+        "CHATDASH_MODEL_DIR": str(workdir / "models"),
         "REFLEX_USE_NPM": "1",
         "REFLEX_TELEMETRY_ENABLED": "false",
         "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",

@@ -229,6 +229,7 @@ def test_an_address_sending_too_often_gets_429(client):
 
 def test_only_the_stores_origins_may_send(client, monkeypatch):
     monkeypatch.setenv(track_api.ALLOWED_ORIGINS_ENV, "https://shop.test, https://www.shop.test/")
+    get_settings.cache_clear()
     token = visitor_token()
     assert send(client, token, [ev()], headers={"Origin": "https://www.shop.test"}).status_code == 200
     r = send(client, token, [ev()], headers={"Origin": "https://evil.test"})

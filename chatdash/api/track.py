@@ -17,7 +17,6 @@ import contextlib
 import hmac
 import json
 import math
-import os
 import threading
 from typing import Any
 
@@ -70,7 +69,7 @@ class ApiError(Exception):
 
 def allowed_origins() -> frozenset[str] | None:
     """The configured store origins, or None when any origin is allowed."""
-    raw = os.environ.get(ALLOWED_ORIGINS_ENV, "")
+    raw = get_settings().allowed_origins
     origins = frozenset(o.strip().rstrip("/").lower() for o in raw.split(",") if o.strip())
     return None if not origins or "*" in origins else origins
 
