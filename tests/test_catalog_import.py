@@ -651,3 +651,18 @@ def test_search_blank_and_limit(search_session):
     assert len(search_products(search_session, "s", limit=2)) == 2
     assert search_products(search_session, "s", limit=0) == []
     assert search_products(search_session, "zzz") == []
+
+
+def test_match_tier_agrees_with_search_ranking(engine):
+    from sqlmodel import Session
+
+    from chatdash.models import Product
+    from chatdash.services.catalog import match_tier
+
+    p = Product(sku="RUN-1", name="Trail Runner Shoe", category="Running Shoes", price_cents=1, url="https://s/p")
+    assert match_tier(p, "run-1") == 0
+    assert match_tier(p, "trail") == 1
+    assert match_tier(p, "running") == 2
+    assert match_tier(p, "runner") == 2
+    assert match_tier(p, "ail") == 3
+    del engine, Session

@@ -86,3 +86,78 @@ def product_search_dialog() -> rx.Component:
         open=S.search_open,
         on_open_change=S.set_search_open,
     )
+
+
+def _rec_row(p: ProductHit) -> rx.Component:
+    return product_row(
+        p,
+        rx.tooltip(rx.icon_button(rx.icon("send", size=14), size="1", variant="soft",
+                                  on_click=S.send_product(p.id), class_name="rec-send",
+                                  aria_label="Send to chat"), content="Send to chat"),
+        rx.tooltip(rx.icon_button(rx.icon("git-fork", size=14), size="1", variant="soft", color_scheme="gray",
+                                  on_click=S.show_related(p.id), class_name="rec-related",
+                                  aria_label="Related products"), content="Related products"),
+    )
+
+
+def recommendations_section() -> rx.Component:
+    return rx.vstack(
+        rx.text("Recommendations", size="1", weight="bold", color_scheme="gray", text_transform="uppercase",
+                letter_spacing="0.04em"),
+        rx.cond(
+            S.recommendations.length() > 0,
+            rx.vstack(rx.foreach(S.recommendations, _rec_row), spacing="0", width="100%", id="recommendations"),
+            rx.text("No recommendations yet.", size="1", color_scheme="gray"),
+        ),
+        spacing="2",
+        width="100%",
+        padding="14px 16px",
+        border_bottom=f"1px solid {rx.color('gray', 5)}",
+    )
+
+
+def _related_row(p: ProductHit) -> rx.Component:
+    return product_row(
+        p,
+        rx.button("Send", size="1", variant="soft", on_click=S.send_product(p.id), class_name="related-send"),
+    )
+
+
+def _related_list(title: str, items, list_id: str) -> rx.Component:
+    return rx.vstack(
+        rx.text(title, size="2", weight="bold"),
+        rx.cond(
+            items.length() > 0,
+            rx.vstack(rx.foreach(items, _related_row), spacing="0", width="100%"),
+            rx.text("Not enough data for this product yet.", size="1", color_scheme="gray",
+                    class_name="related-empty"),
+        ),
+        spacing="1",
+        width="100%",
+        id=list_id,
+    )
+
+
+def related_dialog() -> rx.Component:
+    return rx.dialog.root(
+        rx.dialog.content(
+            rx.dialog.title("Related to ", S.related_name),
+            rx.dialog.description("Send any of these to the shopper.", size="2", color_scheme="gray"),
+            rx.scroll_area(
+                rx.vstack(
+                    _related_list("People who bought this also bought", S.related_bought, "related-bought"),
+                    _related_list("Frequently bought in the same order", S.related_order, "related-order"),
+                    _related_list("Frequently viewed together", S.related_viewed, "related-viewed"),
+                    spacing="4",
+                    width="100%",
+                    padding_top="12px",
+                ),
+                max_height="480px",
+                type="auto",
+            ),
+            max_width="560px",
+            id="related-dialog",
+        ),
+        open=S.related_open,
+        on_open_change=S.set_related_open,
+    )

@@ -5,7 +5,7 @@ import reflex as rx
 from chatdash import routes
 from chatdash.components.chat import message_bubble, typing_indicator
 from chatdash.components.frame import admin_page
-from chatdash.components.products import product_search_dialog
+from chatdash.components.products import product_search_dialog, recommendations_section, related_dialog
 from chatdash.components.shopper_panel import presence_badge, shopper_panel
 from chatdash.state.conversations import ConversationsState as S
 from chatdash.state.views import ConversationRow
@@ -166,7 +166,8 @@ def conversations() -> rx.Component:
     return rx.hstack(
         _list_panel(),
         _chat_panel(),
-        shopper_panel(),
+        shopper_panel(recommendations_section()),
+        related_dialog(),
         spacing="0",
         height="100%",
         width="100%",

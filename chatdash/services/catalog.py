@@ -815,6 +815,20 @@ def _lower(session: Session, column: Any) -> Any:
     return func.chatdash_lower(column)
 
 
+def match_tier(product: Product, query: str) -> int:
+    """The relevance tier search_products ranks ``product`` in for ``query``
+    (0 best), so callers can break ties inside a tier by their own scores."""
+    needle = " ".join(query.split()).lower()
+    name, sku, category = product.name.lower(), product.sku.lower(), product.category.lower()
+    if sku == needle:
+        return 0
+    if name.startswith(needle) or sku.startswith(needle):
+        return 1
+    if category.startswith(needle) or f" {needle}" in f" {name}"[1:] or (" " + needle) in name:
+        return 2
+    return 3
+
+
 def search_products(session: Session, query: str, limit: int = 20) -> list[Product]:
     """Products whose name, sku or category contains ``query``, case-insensitively.
 

@@ -10,8 +10,8 @@ import reflex as rx
 
 from chatdash import live
 from chatdash.db import session_scope
-from chatdash.models import Conversation, Sender, Shopper
-from chatdash.services import catalog, insights
+from chatdash.models import Conversation, Product, Sender, Shopper
+from chatdash.services import catalog, insights, recommender
 from chatdash.services import conversations as convs
 from chatdash.services.devices import device_from_user_agent
 from chatdash.settings import get_settings
@@ -40,6 +40,13 @@ class ConversationsState(AuthState):
     # The shopper panel: current session and history (services.insights).
     session_view: SessionView = SessionView()
     history_view: HistoryView = HistoryView()
+    # Recommendations for the selected shopper and the "related" popup.
+    recommendations: list[ProductHit] = []
+    related_open: bool = False
+    related_name: str = ""
+    related_bought: list[ProductHit] = []
+    related_order: list[ProductHit] = []
+    related_viewed: list[ProductHit] = []
     # Product search (the magnifier beside Reply).
     search_open: bool = False
     search_query: str = ""
@@ -119,6 +126,12 @@ class ConversationsState(AuthState):
             self.shopper_current_url = visit.current_url if visit else ""
             self.shopper_current_title = visit.current_title if visit else ""
             self.shopper_device = device_from_user_agent(visit.user_agent).label if visit else ""
+            recs = recommender.recommend_for(session, shopper.id, n=8)
+            rec_products = _products(session, [r.product_id for r in recs])
+            new_recs = [ProductHit.from_product(rec_products[r.product_id], _reason(r.reason))
+                        for r in recs if r.product_id in rec_products]
+            if new_recs != self.recommendations:
+                self.recommendations = new_recs
             summary = insights.current_session(session, shopper.id)
             history = insights.shopper_history(session, shopper.id, summary.visit_id if summary else None)
         # Assigned only when changed, so a page view re-sends the session part
@@ -188,7 +201,44 @@ class ConversationsState(AuthState):
         self.search_query = str(query)[:MAX_QUERY] if isinstance(query, str) else ""
         with session_scope() as session:
             products = catalog.search_products(session, self.search_query, limit=20)
+            scores: dict[int, float] = {}
+            conv = session.get(Conversation, self.selected_id) if self.selected_id else None
+            model = recommender.get_store().get()
+            if conv is not None and model is not None and products:
+                scores = model.scores_for(session, conv.shopper_id, [p.id for p in products])
+        # Relevance first; inside a relevance tier, what suits this shopper best.
+        products.sort(key=lambda p: (catalog.match_tier(p, self.search_query), -scores.get(p.id, float("-inf"))))
         self.search_results = [ProductHit.from_product(p) for p in products]
+
+    @rx.event
+    def show_related(self, product_id: Any):
+        if self._require_admin() is None:
+            return
+        if not isinstance(product_id, int) or isinstance(product_id, bool):
+            return
+        with session_scope() as session:
+            product = session.get(Product, product_id)
+            if product is None:
+                return
+            rel = recommender.related_for(session, product_id, n=5)
+            ids = [i.product_id for i in (*rel.bought_also, *rel.same_order, *rel.viewed_together)]
+            found = _products(session, ids)
+
+            def rows(items) -> list[ProductHit]:
+                return [ProductHit.from_product(found[i.product_id], f"{i.co_count}× together")
+                        for i in items if i.product_id in found]
+
+            self.related_name = product.name
+            self.related_bought = rows(rel.bought_also)
+            self.related_order = rows(rel.same_order)
+            self.related_viewed = rows(rel.viewed_together)
+        self.related_open = True
+
+    @rx.event
+    def set_related_open(self, value: Any):
+        if self._require_admin() is None:
+            return
+        self.related_open = bool(value)
 
     @rx.event
     def send_product(self, product_id: Any):
@@ -209,6 +259,7 @@ class ConversationsState(AuthState):
             self.reply_error = str(exc)
             return
         self.reply_error = ""
+        self.related_open = False
         self.search_open = False
         self.search_query = ""
         self.search_results = []
@@ -245,3 +296,15 @@ class ConversationsState(AuthState):
     async def _on_typing(self, side: str) -> None:
         if side == "shopper":
             self.shopper_typing_seq += 1
+
+
+def _products(session, ids: list[int]) -> dict[int, Product]:
+    if not ids:
+        return {}
+    from sqlmodel import col, select
+
+    return {p.id: p for p in session.exec(select(Product).where(col(Product.id).in_(ids))).all()}
+
+
+def _reason(reason: str) -> str:
+    return "for this shopper" if reason == "personal" else reason

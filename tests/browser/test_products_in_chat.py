@@ -59,6 +59,28 @@ def test_admin_searches_and_sends_a_product_card(live_app, browser, db):
             sent = s.exec(select(Message).where(Message.kind == MessageKind.PRODUCT,
                                                 Message.product_id == product.id)).all()
         assert len(sent) == 1
+        # Recommendations: open "related" for one and send a product from the popup.
+        recs = admin.locator("#recommendations .product-row")
+        expect(recs.first).to_be_visible()
+        assert recs.count() >= 3
+        sent_name = None
+        for i in range(recs.count()):
+            recs.nth(i).locator(".rec-related").click()
+            dialog = admin.locator("#related-dialog")
+            expect(dialog).to_be_visible()
+            expect(dialog.locator("#related-bought")).to_be_visible()
+            candidates = dialog.locator(".product-row")
+            if candidates.count():
+                sent_name = candidates.first.locator(".product-name").inner_text()
+                candidates.first.locator(".related-send").click()
+                expect(dialog).to_have_count(0)
+                break
+            # A product with no data says so in all three lists.
+            expect(dialog.locator(".related-empty")).to_have_count(3)
+            admin.keyboard.press("Escape")
+        assert sent_name, "no recommended product had related products"
+        expect(frame.locator(".product-card", has_text=sent_name)).to_be_visible()
+
         # The card opens the product page in the store's window, not in the iframe.
         card.click()
         expect(shop).to_have_url(re.compile(rf"/store/product/{re.escape(product.sku)}/?$"))
