@@ -653,9 +653,7 @@ def test_search_blank_and_limit(search_session):
     assert search_products(search_session, "zzz") == []
 
 
-def test_match_tier_agrees_with_search_ranking(engine):
-    from sqlmodel import Session
-
+def test_match_tier_agrees_with_search_ranking():
     from chatdash.models import Product
     from chatdash.services.catalog import match_tier
 
@@ -665,4 +663,3 @@ def test_match_tier_agrees_with_search_ranking(engine):
     assert match_tier(p, "running") == 2
     assert match_tier(p, "runner") == 2
     assert match_tier(p, "ail") == 3
-    del engine, Session
