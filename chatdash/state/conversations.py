@@ -126,7 +126,7 @@ class ConversationsState(AuthState):
             self.shopper_current_url = visit.current_url if visit else ""
             self.shopper_current_title = visit.current_title if visit else ""
             self.shopper_device = device_from_user_agent(visit.user_agent).label if visit else ""
-            recs = recommender.recommend_for(session, shopper.id, n=8)
+            recs = recommender.recommend_for(session, shopper.id, n=6)
             rec_products = _products(session, [r.product_id for r in recs])
             new_recs = [ProductHit.from_product(rec_products[r.product_id], _reason(r.reason))
                         for r in recs if r.product_id in rec_products]
@@ -307,4 +307,4 @@ def _products(session, ids: list[int]) -> dict[int, Product]:
 
 
 def _reason(reason: str) -> str:
-    return "for this shopper" if reason == "personal" else reason
+    return "personal" if reason == "personal" else reason
