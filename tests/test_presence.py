@@ -251,3 +251,50 @@ def test_open_conversation_shopper_ids_lists_each_shopper_once(any_engine):
     with Session(any_engine) as s:
         assert sorted(presence.open_conversation_shopper_ids(s)) == sorted([a, b])
     assert c not in (a, b)
+
+
+def test_a_page_view_reported_late_by_the_closing_page_does_not_bring_the_shopper_back(engine):
+    from datetime import UTC, datetime, timedelta
+
+    from sqlmodel import Session
+
+    from chatdash.services import conversations as convs
+    from chatdash.services import presence
+
+    t0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+    with Session(engine) as s:
+        shopper = convs.get_or_create_shopper(s, "late-beacon-visitor-0001")
+        presence.touch_visit(s, shopper, user_agent="", url="https://shop.test/a", window_seconds=60, now=t0)
+        presence.leave(s, shopper, window_seconds=60, now=t0 + timedelta(seconds=10))
+        # The page view of /a (from t0) arrives with the closing beacon, after the leave.
+        change = presence.touch_visit(s, shopper, user_agent="", url="https://shop.test/a", window_seconds=60,
+                                      now=t0 + timedelta(seconds=11), happened_at=t0)
+        assert not change.page_changed
+        later = t0 + timedelta(seconds=20)
+        assert not convs.is_on_site(convs.latest_visit(s, shopper.id), later, 60)
+        # A genuinely new page view after the leave does bring them back.
+        presence.touch_visit(s, shopper, user_agent="", url="https://shop.test/b", window_seconds=60,
+                             now=later, happened_at=later)
+        assert convs.is_on_site(convs.latest_visit(s, shopper.id), later, 60)
+
+
+def test_an_older_twin_visit_does_not_keep_a_departed_shopper_on_site(engine):
+    """Heartbeat and page view racing on a first page load can open two visits."""
+    from datetime import UTC, datetime, timedelta
+
+    from sqlmodel import Session
+
+    from chatdash.models import Visit
+    from chatdash.services import conversations as convs
+    from chatdash.services import presence
+
+    t0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+    with Session(engine) as s:
+        shopper = convs.get_or_create_shopper(s, "twin-visit-visitor-0001")
+        s.add(Visit(shopper_id=shopper.id, started_at=t0, last_seen_at=t0))
+        s.add(Visit(shopper_id=shopper.id, started_at=t0, last_seen_at=t0 + timedelta(seconds=5),
+                    left_at=t0 + timedelta(seconds=6)))
+        s.commit()
+        at = t0 + timedelta(seconds=20)
+        assert presence.shoppers_on_site(s, [shopper.id], window_seconds=60, now=at) == set()
+        assert not convs.is_on_site(convs.latest_visit(s, shopper.id), at, 60)

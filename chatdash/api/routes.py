@@ -4,6 +4,9 @@ tokens, presence heartbeats and health."""
 from __future__ import annotations
 
 import json
+import re
+import time
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +25,25 @@ from chatdash.services.ratelimit import limiter
 from chatdash.settings import get_settings
 
 LOADER = (Path(__file__).parent / "widget_loader.js").read_text()
+PAGE_ID_RE = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
+# Page loads that said they closed, kept a few minutes: a heartbeat of theirs
+# that arrives after the beacon (requests can overtake each other) is ignored.
+_closed_pages: OrderedDict[str, float] = OrderedDict()
+CLOSED_PAGE_TTL = 300
+MAX_CLOSED_PAGES = 50_000
+
+
+def _page_closed(page: str) -> bool:
+    now = time.monotonic()
+    while _closed_pages and next(iter(_closed_pages.values())) < now:
+        _closed_pages.popitem(last=False)
+    return page in _closed_pages
+
+
+def _close_page(page: str) -> None:
+    _closed_pages[page] = time.monotonic() + CLOSED_PAGE_TTL
+    while len(_closed_pages) > MAX_CLOSED_PAGES:
+        _closed_pages.popitem(last=False)
 HEARTBEAT_SECONDS = 15
 MAX_PRESENCE_BODY = 4096
 
@@ -98,8 +120,15 @@ async def presence_beat(request: Request) -> JSONResponse:
         return error(400, "url and title must be strings")
     if url and not url.startswith(("http://", "https://")):
         return error(400, "url must be an http(s) address")
+    page = data.get("page", "")
+    if page and (not isinstance(page, str) or not PAGE_ID_RE.match(page)):
+        return error(400, "page must be a page-load id")
     if not limiter("presence", 120, 60).hit(visitor_id):
         return error(429, "too many heartbeats")
+    if page and state == "left":
+        _close_page(page)
+    elif page and _page_closed(page):
+        return JSONResponse({"ok": True, "ignored": "page already closed"})
     with session_scope() as session:
         shopper = convs.get_or_create_shopper(session, visitor_id)
         if state == "alive":

@@ -43,15 +43,20 @@
       });
   }
 
+  // Names this page load: a heartbeat still in flight when the page closes must
+  // not count after the page's own "left" beacon.
+  var PAGE_ID = newId();
+
   function heartbeat() {
     if (!visitor || document.visibilityState === "hidden") return;
-    post("/api/presence", { visitor: visitor, state: "alive", url: location.href.slice(0, 2000),
+    post("/api/presence", { visitor: visitor, state: "alive", page: PAGE_ID, url: location.href.slice(0, 2000),
       title: document.title.slice(0, 300) }).catch(function () {});
   }
 
   function leave() {
     if (!visitor) return;
-    var blob = new Blob([JSON.stringify({ visitor: visitor, state: "left" })], { type: "text/plain" });
+    var blob = new Blob([JSON.stringify({ visitor: visitor, state: "left", page: PAGE_ID })],
+      { type: "text/plain" });
     navigator.sendBeacon(API + "/api/presence", blob);
   }
 

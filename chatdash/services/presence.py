@@ -38,11 +38,19 @@ def touch_visit(
     title: str = "",
     window_seconds: int,
     now: datetime | None = None,
+    happened_at: datetime | None = None,
 ) -> PresenceChange:
-    """Record a sign of life (heartbeat or page view) from the shopper's page."""
+    """Record a sign of life (heartbeat or page view) from the shopper's page.
+
+    `happened_at` is when the page reported it (a queued tracking event): one
+    from before the shopper closed the page, delivered late by the closing
+    page's beacon, is no sign of life and changes nothing."""
     now = now or utcnow()
     visit = latest_visit(session, shopper.id)
     was = is_on_site(visit, now, window_seconds)
+    if (visit is not None and visit.left_at is not None and happened_at is not None
+            and happened_at <= visit.left_at and visit.left_at >= visit.last_seen_at):
+        return PresenceChange(shopper.id, visit.id, was, was, False)
     if visit is None or now - visit.last_seen_at > VISIT_TIMEOUT:
         info = device_from_user_agent(user_agent)
         visit = Visit(shopper_id=shopper.id, user_agent=user_agent[:512], device=info.device,
@@ -79,7 +87,9 @@ def leave(session: Session, shopper: Shopper, *, window_seconds: int,
 
 def shoppers_on_site(session: Session, shopper_ids: list[int], *, window_seconds: int,
                      now: datetime | None = None) -> set[int]:
-    """Which of these shoppers are on the site now."""
+    """Which of these shoppers are on the site now, judged like the inbox judges
+    them: by each shopper's latest visit. (Two requests racing on a first page
+    load can open two visits; an older twin must not keep a shopper on site.)"""
     now = now or utcnow()
     if not shopper_ids:
         return set()
@@ -89,7 +99,11 @@ def shoppers_on_site(session: Session, shopper_ids: list[int], *, window_seconds
             Visit.last_seen_at >= now - timedelta(seconds=window_seconds),
         )
     ).all()
-    return {v.shopper_id for v in visits if is_on_site(v, now, window_seconds)}
+    latest: dict[int, Visit] = {}
+    for v in visits:
+        if v.shopper_id not in latest or v.last_seen_at > latest[v.shopper_id].last_seen_at:
+            latest[v.shopper_id] = v
+    return {sid for sid, v in latest.items() if is_on_site(v, now, window_seconds)}
 
 
 def open_conversation_shopper_ids(session: Session) -> list[int]:

@@ -612,7 +612,8 @@ def track_events(
     if recent_pages:
         page = max(reversed(recent_pages), key=lambda e: times[e.id])  # ties: the later in the batch
         change = presence.touch_visit(session, shopper, user_agent=user_agent, url=page.page_url,
-                                      title=page.page_title, window_seconds=window_seconds, now=now)
+                                      title=page.page_title, window_seconds=window_seconds, now=now,
+                                      happened_at=times[page.id])
         visit = session.get(Visit, change.visit_id)
     else:
         visit = latest_visit(session, shopper.id) if fresh else None

@@ -8,6 +8,7 @@ import re
 import threading
 import uuid
 from functools import partial
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
@@ -56,7 +57,15 @@ def messages_with(db, text: str) -> list[Message]:
 def open_widget(page):
     page.click("#chatdash-launcher")
     frame = page.frame_locator("#chatdash-frame")
-    expect(frame.locator("#chat-widget[data-ready='true']")).to_be_visible(timeout=30_000)
+    try:
+        expect(frame.locator("#chat-widget[data-ready='true']")).to_be_visible(timeout=30_000)
+    except AssertionError:
+        out = Path(__file__).resolve().parents[2] / "test-artifacts"
+        out.mkdir(exist_ok=True)
+        page.screenshot(path=str(out / "open-widget-failed.png"))
+        for f in page.frames:
+            (out / "open-widget-frames.txt").open("a").write(f"{f.url}\n{f.content()[:3000]}\n\n")
+        raise
     return frame
 
 
@@ -127,7 +136,8 @@ def test_chat_round_trip_live_with_presence(live_app, browser, foreign_store, db
         expect(frame.locator(".msg-other", has_text=reply)).to_be_visible()
 
         # Closing the page flips the shopper to "left the site".
-        shop.close()
+        # Closed the way a person closes a tab, so the page gets its pagehide.
+        shop.close(run_before_unload=True)
         expect(row.locator(".presence-left")).to_be_visible(timeout=20_000)
         assert len(messages_with(db, text)) == 1
         assert len(messages_with(db, reply)) == 1
