@@ -30,7 +30,7 @@ def _messages() -> rx.Component:
             WidgetState.messages.length() == 0,
             rx.center(
                 rx.vstack(
-                    rx.text("👋 Hi there!", size="4", weight="bold"),
+                    rx.text("Hi there!", size="4", weight="bold"),
                     rx.text("Questions about a product, your order or delivery? Ask us here.",
                             size="2", color_scheme="gray", text_align="center"),
                     align="center",
