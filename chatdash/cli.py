@@ -50,6 +50,18 @@ def demo_data(seed: int = typer.Option(7, help="Random seed; the same seed gives
     _generate_demo(engine, seed)
 
 
+def _step_reporter(progress: Progress):
+    """A progress(step, done, total) callback drawing one bar per step."""
+    tasks: dict[str, int] = {}
+
+    def report(step: str, done: int, total: int) -> None:
+        if step not in tasks:
+            tasks[step] = progress.add_task(step, total=total)
+        progress.update(tasks[step], completed=done, total=total)
+
+    return report
+
+
 def _demo_module():
     from chatdash.services import demo_data
 
@@ -63,13 +75,7 @@ def _generate_demo(engine, seed: int = 7, sizes: dict[str, int] | None = None) -
     demo = _demo_module()
 
     with _progress() as progress:
-        tasks: dict[str, int] = {}
-
-        def report(step: str, done: int, total: int) -> None:
-            if step not in tasks:
-                tasks[step] = progress.add_task(step, total=total)
-            progress.update(tasks[step], completed=done, total=total)
-
+        report = _step_reporter(progress)
         summary = demo.generate_demo_data(
             engine, store_url=get_settings().demo_store_url, seed=seed, progress=report, **(sizes or {})
         )
@@ -194,13 +200,7 @@ def train(
     out_dir = out or recommender.default_model_dir()
     try:
         with _progress() as progress:
-            tasks: dict[str, int] = {}
-
-            def report(step: str, done: int, total: int) -> None:
-                if step not in tasks:
-                    tasks[step] = progress.add_task(step, total=total)
-                progress.update(tasks[step], completed=done, total=total)
-
+            report = _step_reporter(progress)
             info = recommender.train(get_engine(), out_dir, progress=report)
     except recommender.RecommenderError as exc:
         console.print(f"[yellow]Nothing trained:[/] {exc}")
