@@ -3,12 +3,10 @@ tokens, presence heartbeats and health."""
 
 from __future__ import annotations
 
-import json
 import re
 import time
 from collections import OrderedDict
 from pathlib import Path
-from typing import Any
 
 from sqlalchemy import text
 from starlette.applications import Starlette
@@ -18,6 +16,7 @@ from starlette.routing import Route
 
 from chatdash import live
 from chatdash.api import track
+from chatdash.api.track import ApiError, read_json
 from chatdash.db import get_engine, session_scope
 from chatdash.services import conversations as convs
 from chatdash.services import identity, presence
@@ -52,19 +51,6 @@ def error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
 
 
-async def read_json(request: Request, max_bytes: int) -> Any:
-    """The request's JSON body, refusing oversize or malformed bodies with a reason."""
-    body = b""
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > max_bytes:
-            raise ValueError(f"body is larger than {max_bytes} bytes")
-    try:
-        return json.loads(body or b"null")
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ValueError("body is not valid JSON") from exc
-
-
 async def health(_request: Request) -> JSONResponse:
     try:
         with get_engine().connect() as conn:
@@ -91,8 +77,8 @@ async def visitor(request: Request) -> JSONResponse:
         return error(429, "too many requests")
     try:
         data = await read_json(request, 1024)
-    except ValueError as exc:
-        return error(400, str(exc))
+    except ApiError as exc:
+        return exc.response()
     secret = get_settings().secret_key
     given = data.get("visitor") if isinstance(data, dict) else None
     if isinstance(given, str) and identity.verify_visitor_token(secret, given):
@@ -104,8 +90,8 @@ async def presence_beat(request: Request) -> JSONResponse:
     """Heartbeat ({"state": "alive", url, title}) or page closed ({"state": "left"})."""
     try:
         data = await read_json(request, MAX_PRESENCE_BODY)
-    except ValueError as exc:
-        return error(400, str(exc))
+    except ApiError as exc:
+        return exc.response()
     if not isinstance(data, dict):
         return error(400, "body must be a JSON object")
     settings = get_settings()

@@ -1,0 +1,74 @@
+"""The presence and visitor endpoints refuse malformed input with a 4xx JSON reason."""
+
+from __future__ import annotations
+
+import pytest
+from starlette.testclient import TestClient
+
+from chatdash.db import get_engine, migrate
+from chatdash.services import identity
+from chatdash.settings import get_settings
+
+
+@pytest.fixture
+def client(tmp_path, monkeypatch):
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'p.db'}")
+    get_settings.cache_clear()
+    get_engine.cache_clear()
+    migrate()
+    from chatdash.api.routes import api
+
+    with TestClient(api) as c:
+        yield c
+    get_settings.cache_clear()
+    get_engine.cache_clear()
+
+
+def token() -> str:
+    return identity.issue_visitor_token(get_settings().secret_key)
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "status", "says"),
+    [
+        ("{not json", "application/json", 400, "not valid JSON"),
+        ("[1, 2]", "application/json", 400, "JSON object"),
+        ('{"visitor": "x.y", "state": "alive"}', "application/json", 401, "unknown visitor"),
+        ("x" * 5000, "text/plain", 413, "larger than"),
+        ("{}", "application/xml", 415, "content type"),
+    ],
+)
+def test_presence_refuses_malformed_bodies(client, body, content_type, status, says):
+    r = client.post("/api/presence", content=body, headers={"Content-Type": content_type})
+    assert r.status_code == status
+    assert says in r.json()["error"]
+
+
+def test_presence_checks_every_field(client):
+    t = token()
+    for payload, says in [
+        ({"visitor": t, "state": "sleeping"}, "state must be"),
+        ({"visitor": t, "state": "alive", "url": 5}, "must be strings"),
+        ({"visitor": t, "state": "alive", "url": "javascript:alert(1)"}, "http(s)"),
+        ({"visitor": t, "state": "alive", "page": "no spaces allowed"}, "page-load id"),
+    ]:
+        r = client.post("/api/presence", json=payload)
+        assert r.status_code == 400 and says in r.json()["error"]
+    assert client.post("/api/presence", json={"visitor": t, "state": "alive",
+                                               "url": "https://shop.test/a"}).json()["ok"] is True
+
+
+def test_a_closed_pages_late_heartbeat_is_ignored(client):
+    t, page = token(), "page0000abcd"
+    client.post("/api/presence", json={"visitor": t, "state": "left", "page": page})
+    r = client.post("/api/presence", json={"visitor": t, "state": "alive", "page": page,
+                                            "url": "https://shop.test/a"})
+    assert r.json().get("ignored") == "page already closed"
+
+
+def test_visitor_keeps_a_genuine_token_and_replaces_a_forged_one(client):
+    t = token()
+    assert client.post("/api/visitor", json={"visitor": t}).json()["visitor"] == t
+    forged = client.post("/api/visitor", json={"visitor": t[:-2] + "AA"}).json()["visitor"]
+    assert forged != t and identity.verify_visitor_token(get_settings().secret_key, forged)
+    assert client.post("/api/visitor", content="{bad", headers={"Content-Type": "application/json"}).status_code == 400
