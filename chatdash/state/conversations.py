@@ -105,9 +105,14 @@ class ConversationsState(AuthState):
         self._reload_rows()
 
     def _reload_chat(self) -> None:
+        """Messages and the whole shopper panel: on selecting a conversation."""
+        self._reload_messages()
+        self._reload_shopper(panel=True)
+
+    def _reload_messages(self) -> None:
+        """The messages and read marks: on every message either side sends."""
         if not self.selected_id:
             return
-        settings = get_settings()
         with session_scope() as session:
             conv = session.get(Conversation, self.selected_id)
             if conv is None:
@@ -117,30 +122,6 @@ class ConversationsState(AuthState):
             views = convs.list_messages(session, conv.id)
             changed = convs.mark_seen(session, conv, Sender.ADMIN)
             self.shopper_seen_id = conv.shopper_seen_message_id
-            shopper = session.get(Shopper, conv.shopper_id)
-            visit = convs.latest_visit(session, shopper.id)
-            self.shopper_label = convs.shopper_label(shopper)
-            self.shopper_email = shopper.email or ""
-            self.shopper_customer_id = shopper.customer_id or ""
-            self.shopper_on_site = convs.is_on_site(visit, convs.utcnow(), settings.presence_window_seconds)
-            self.shopper_current_url = visit.current_url if visit else ""
-            self.shopper_current_title = visit.current_title if visit else ""
-            self.shopper_device = device_from_user_agent(visit.user_agent).label if visit else ""
-            recs = recommender.recommend_for(session, shopper.id, n=6)
-            rec_products = _products(session, [r.product_id for r in recs])
-            new_recs = [ProductHit.from_product(rec_products[r.product_id], _reason(r.reason))
-                        for r in recs if r.product_id in rec_products]
-            if new_recs != self.recommendations:
-                self.recommendations = new_recs
-            summary = insights.current_session(session, shopper.id)
-            history = insights.shopper_history(session, shopper.id, summary.visit_id if summary else None)
-        # Assigned only when changed, so a page view re-sends the session part
-        # of the panel and not the history.
-        new_session, new_history = SessionView.build(summary), HistoryView.build(history)
-        if new_session != self.session_view:
-            self.session_view = new_session
-        if new_history != self.history_view:
-            self.history_view = new_history
         new_messages = [ChatMessage.from_view(v) for v in views]
         if new_messages != self.messages:
             self.messages = new_messages
@@ -148,6 +129,43 @@ class ConversationsState(AuthState):
             topic = live.conversation_topic(self.selected_id)
             live.publish(topic, "_on_conversation_changed", exclude=self)
             live.publish(live.INBOX, "_on_inbox_changed", exclude=self)
+
+    def _reload_shopper(self, panel: bool) -> None:
+        """Who the shopper is and where they are; with `panel`, also the
+        recommendations, current session and history (only when the shopper did
+        something on the store, not on every message or presence change)."""
+        if not self.selected_id:
+            return
+        with session_scope() as session:
+            conv = session.get(Conversation, self.selected_id)
+            if conv is None:
+                return
+            shopper = session.get(Shopper, conv.shopper_id)
+            visit = convs.latest_visit(session, shopper.id)
+            self.shopper_label = convs.shopper_label(shopper)
+            self.shopper_email = shopper.email or ""
+            self.shopper_customer_id = shopper.customer_id or ""
+            self.shopper_on_site = convs.is_on_site(visit, convs.utcnow(), get_settings().presence_window_seconds)
+            self.shopper_current_url = visit.current_url if visit else ""
+            self.shopper_current_title = visit.current_title if visit else ""
+            self.shopper_device = device_from_user_agent(visit.user_agent).label if visit else ""
+            if not panel:
+                return
+            recs = recommender.recommend_for(session, shopper.id, n=6)
+            rec_products = _products(session, [r.product_id for r in recs])
+            summary = insights.current_session(session, shopper.id)
+            history = insights.shopper_history(session, shopper.id, summary.visit_id if summary else None)
+        # Each part is assigned only when it changed, so a page view re-sends the
+        # session part of the panel and not the history.
+        new_recs = [ProductHit.from_product(rec_products[r.product_id], _reason(r.reason))
+                    for r in recs if r.product_id in rec_products]
+        if new_recs != self.recommendations:
+            self.recommendations = new_recs
+        new_session, new_history = SessionView.build(summary), HistoryView.build(history)
+        if new_session != self.session_view:
+            self.session_view = new_session
+        if new_history != self.history_view:
+            self.history_view = new_history
 
     @rx.event
     def select(self, conversation_id: Any):
@@ -180,7 +198,7 @@ class ConversationsState(AuthState):
         live.publish(live.conversation_topic(self.selected_id), "_on_conversation_changed",
                      exclude=self)
         live.publish(live.INBOX, "_on_inbox_changed", exclude=self)
-        self._reload_chat()
+        self._reload_messages()
         self._reload_rows()
         return rx.set_value("reply-input", "")
 
@@ -265,7 +283,7 @@ class ConversationsState(AuthState):
         self.search_results = []
         live.publish(live.conversation_topic(self.selected_id), "_on_conversation_changed", exclude=self)
         live.publish(live.INBOX, "_on_inbox_changed", exclude=self)
-        self._reload_chat()
+        self._reload_messages()
         self._reload_rows()
 
     @rx.event
@@ -280,18 +298,19 @@ class ConversationsState(AuthState):
         if self._require_admin() is None:
             return
         self._reload_rows()
-        if self.selected_id:
-            self._reload_chat()
+        # Inbox pushes carry presence and page changes; messages come by the
+        # conversation's own topic.
+        self._reload_shopper(panel=False)
 
     async def _on_conversation_changed(self) -> None:
         if self._require_admin() is None:
             return
-        self._reload_chat()
+        self._reload_messages()
 
     async def _on_shopper_activity(self) -> None:
         if self._require_admin() is None:
             return
-        self._reload_chat()
+        self._reload_shopper(panel=True)
 
     async def _on_typing(self, side: str) -> None:
         if side == "shopper":
