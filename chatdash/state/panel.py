@@ -7,7 +7,7 @@ import dataclasses
 
 from chatdash.services.devices import DeviceInfo
 from chatdash.services.insights import SessionSummary, ShopperHistory
-from chatdash.state.views import clock, money
+from chatdash.state.views import clock, image_src, money, web_url
 
 
 @dataclasses.dataclass
@@ -76,7 +76,7 @@ class SessionView:
             pages_count=s.pages_viewed,
             pages=[PageRow(p.url, p.title or p.url, clock(p.at)) for p in s.pages[:20]],
             viewed=[ItemRow(i.product_id, i.sku, i.name, money(i.price_cents, i.currency),
-                           i.url if i.url.startswith(("http://", "https://")) else "", i.image_url, clock(i.at))
+                           web_url(i.url), image_src(i.image_url), clock(i.at))
                    for i in s.items_viewed[:20]],
             cart_total=money(s.cart_total_cents, s.cart_currency or "USD"),
             cart_count=sum(c.quantity for c in s.cart_items),
@@ -105,6 +105,6 @@ class HistoryView:
             total_spent=money(h.total_spent_cents, h.currency or "USD"),
             orders=[OrderRow(o.external_id, o.ordered_at.strftime("%d %b %Y"), money(o.total_cents, o.currency),
                              o.items) for o in h.orders[:10]],
-            most_viewed=[ViewedRow(v.product_id, v.name, v.url if v.url.startswith(("http://", "https://")) else "",
+            most_viewed=[ViewedRow(v.product_id, v.name, web_url(v.url),
                                    v.views) for v in h.most_viewed],
         )

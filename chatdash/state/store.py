@@ -18,7 +18,7 @@ from chatdash.db import session_scope
 from chatdash.services import identity, store_cart, storefront
 from chatdash.services.store_cart import MAX_QUANTITY, CartError, CartView
 from chatdash.settings import get_settings
-from chatdash.state.views import money
+from chatdash.state.views import image_src, money
 
 log = logging.getLogger("chatdash.store")
 
@@ -34,11 +34,6 @@ def catalog_href(category: str = "", query: str = "", page: int = 1) -> str:
     if page > 1:
         params["page"] = str(page)
     return f"{routes.STORE}?{urlencode(params)}" if params else routes.STORE
-
-
-def _image(url: str) -> str:
-    # Only http(s) or same-site images are shown.
-    return url if url.startswith(("https://", "http://", "/")) else ""
 
 
 def _track(kind: str, payload: dict[str, Any]) -> rx.event.EventSpec:
@@ -64,7 +59,7 @@ class ProductTile:
 
     @classmethod
     def of(cls, p: storefront.ProductSummary) -> ProductTile:
-        return cls(p.sku, p.name, money(p.price_cents, p.currency), _image(p.image_url), p.in_stock,
+        return cls(p.sku, p.name, money(p.price_cents, p.currency), image_src(p.image_url), p.in_stock,
                    product_href(p.sku))
 
 
@@ -244,7 +239,7 @@ class ProductState(StoreState):
         self.name, self.category, self.description = product.name, product.category, product.description
         self.category_href = catalog_href(product.category)
         self.price = money(product.price_cents, product.currency)
-        self.image = _image(product.image_url)
+        self.image = image_src(product.image_url)
         self.in_stock = product.in_stock
         self.related = [ProductTile.of(p) for p in related]
         return _track("product_view", {"sku": product.sku})
@@ -287,7 +282,7 @@ class CartState(StoreState):
 
     def _show_rows(self, view: CartView) -> None:
         self.rows = [
-            CartRow(line.sku, line.name, _image(line.image_url), product_href(line.sku), line.quantity,
+            CartRow(line.sku, line.name, image_src(line.image_url), product_href(line.sku), line.quantity,
                     money(line.unit_price_cents, view.currency),
                     money(line.line_total_cents, view.currency), line.in_stock,
                     can_decrease=line.quantity > 1,

@@ -14,6 +14,16 @@ def money(cents: int, currency: str = "USD") -> str:
     return f"{symbol}{amount}" if symbol else f"{amount} {currency.upper()}"
 
 
+def web_url(url: str) -> str:
+    """The address if it is http(s), else "": only those ever become links."""
+    return url if url.startswith(("https://", "http://")) else ""
+
+
+def image_src(url: str) -> str:
+    """The image address if it is http(s) or same-site, else ""."""
+    return url if url.startswith(("https://", "http://", "/")) else ""
+
+
 def clock(ts: datetime) -> str:
     return ts.astimezone(UTC).strftime("%H:%M")
 
@@ -52,8 +62,8 @@ class ChatMessage:
             product_name=p.name if p else "",
             product_price=money(p.price_cents, p.currency) if p else "",
             # Only the catalog's own http(s) addresses ever become links.
-            product_url=p.url if p and p.url.startswith(("https://", "http://")) else "",
-            product_image=p.image_url if p and p.image_url.startswith(("https://", "http://", "/")) else "",
+            product_url=web_url(p.url) if p else "",
+            product_image=image_src(p.image_url) if p else "",
             product_in_stock=p.in_stock if p else True,
         )
 
@@ -91,7 +101,7 @@ class ProductHit:
         return cls(
             id=p.id, sku=p.sku, name=p.name, category=p.category,
             price=money(p.price_cents, p.currency),
-            image=p.image_url if p.image_url.startswith(("https://", "http://", "/")) else "",
-            url=p.url if p.url.startswith(("https://", "http://")) else "",
+            image=image_src(p.image_url),
+            url=web_url(p.url),
             in_stock=p.in_stock, reason=reason,
         )
