@@ -1,0 +1,94 @@
+"""Personalised recommendations and related products. No Reflex imports.
+
+Training (`training.train`) reads every shopper's interactions from the database
+(`interactions`) — product views, cart adds, purchases — fits an `implicit` ALS
+model on them (`model.fit`) and three co-occurrence tables ("bought also",
+"same order", "viewed together"; `relations`), and writes a versioned artifact
+directory, switching `latest.json` atomically (`artifacts.save`).
+
+Serving (`artifacts.RecommenderStore.get()` -> `model.Recommender`) keeps the
+artifacts in memory and picks up a newer training without a restart.
+`Recommender.recommend` reads the shopper's full current history with a few
+indexed queries (`interactions.load_history`) and recalculates the shopper's
+factors from it, so views made a second ago count without retraining.
+`Recommender.related` is a pure in-memory lookup. `serving.recommend_for` /
+`serving.related_for` are the entry points for the UI: they use the
+process-wide store and still answer before the first training.
+
+The names below are re-exported so callers keep writing `recommender.train(...)`.
+"""
+
+from chatdash.services.recommender.artifacts import (
+    ARTIFACT_FORMAT,
+    LATEST,
+    ArtifactInfo,
+    RecommenderStore,
+    default_model_dir,
+    latest_version,
+    load_latest,
+    load_version,
+    save,
+)
+from chatdash.services.recommender.interactions import (
+    CART_WEIGHT,
+    PURCHASE_WEIGHT,
+    SESSION_GAP,
+    VIEW_WEIGHT,
+    Interactions,
+    ProgressFn,
+    ShopperHistory,
+    load_history,
+    load_interactions,
+    sessionize,
+)
+from chatdash.services.recommender.model import (
+    Params,
+    Recommendation,
+    Recommender,
+    RecommenderError,
+    confidence,
+    fit,
+    weighted_interactions,
+)
+from chatdash.services.recommender.relations import RELATIONS, Related, RelatedItem, RelationTable, cooccurrence
+from chatdash.services.recommender.serving import get_store, recommend_for, related_for
+from chatdash.services.recommender.training import train, train_if_due
+
+__all__ = [
+    "ARTIFACT_FORMAT",
+    "CART_WEIGHT",
+    "LATEST",
+    "PURCHASE_WEIGHT",
+    "RELATIONS",
+    "SESSION_GAP",
+    "VIEW_WEIGHT",
+    "ArtifactInfo",
+    "Interactions",
+    "Params",
+    "ProgressFn",
+    "Recommendation",
+    "Recommender",
+    "RecommenderError",
+    "RecommenderStore",
+    "Related",
+    "RelatedItem",
+    "RelationTable",
+    "ShopperHistory",
+    "confidence",
+    "cooccurrence",
+    "default_model_dir",
+    "fit",
+    "get_store",
+    "latest_version",
+    "load_history",
+    "load_interactions",
+    "load_latest",
+    "load_version",
+    "recommend_for",
+    "related_for",
+    "save",
+    "sessionize",
+    "train",
+    "train_if_due",
+    "weighted_interactions",
+]

@@ -1,0 +1,200 @@
+"""Trained versions on disk: save, load, keep the newest, and reload in memory when a newer one appears."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+import threading
+import time
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from chatdash.services.recommender.interactions import CART_WEIGHT, PURCHASE_WEIGHT, VIEW_WEIGHT
+from chatdash.services.recommender.model import Params, Recommender, RecommenderError
+from chatdash.services.recommender.relations import RELATIONS, RelationTable
+from chatdash.settings import DATA_DIR, get_settings
+
+log = logging.getLogger(__name__)
+
+ARTIFACT_FORMAT = 1
+LATEST = "latest.json"
+
+
+def default_model_dir() -> Path:
+    """Where trained artifacts live: data/models unless settings say otherwise."""
+    configured = getattr(get_settings(), "model_dir", None)
+    return Path(configured) if configured else DATA_DIR / "models"
+
+
+@dataclass(frozen=True)
+class ArtifactInfo:
+    version: str
+    path: Path
+    created_at: datetime
+    interactions: int
+    shoppers: int
+    products: int
+    seconds: float
+    params: dict[str, Any]
+
+
+def save(recommender: Recommender, out_dir: Path, *, seconds: float = 0.0) -> ArtifactInfo:
+    """Write the artifacts to a new version directory and point latest.json at it."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    created = datetime.now(UTC)
+    version = created.strftime("%Y%m%dT%H%M%S%fZ")
+    while (out_dir / version).exists():  # two trainings within one microsecond
+        version += "x"
+    tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=out_dir))
+    try:
+        tmp.chmod(0o755)  # mkdtemp's 0700 would hide it from an app running as another user
+        np.save(tmp / "item_factors.npy", recommender.item_factors)
+        if recommender.user_factors is not None and recommender.shopper_ids is not None:
+            np.save(tmp / "user_factors.npy", np.asarray(recommender.user_factors, np.float32))
+            np.save(tmp / "shopper_ids.npy", recommender.shopper_ids)
+        np.savez(tmp / "items.npz", product_ids=recommender.product_ids, category=recommender.item_category,
+                 popularity=recommender.popularity)
+        for name, table in recommender.relations.items():
+            np.savez(tmp / f"{name}.npz", indptr=table.indptr, indices=table.indices, scores=table.scores,
+                     counts=table.counts)
+        manifest = {
+            "format": ARTIFACT_FORMAT,
+            "version": version,
+            "created_at": created.isoformat(),
+            "seconds": round(seconds, 3),
+            "counts": recommender.counts,
+            "params": asdict(recommender.params),
+            "regularization": recommender.regularization,
+            "categories": recommender.categories,
+            "weights": {"view": VIEW_WEIGHT, "cart": CART_WEIGHT, "purchase": PURCHASE_WEIGHT},
+        }
+        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))
+        final = out_dir / version
+        os.rename(tmp, final)  # the version appears complete or not at all
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    _write_atomic(out_dir / LATEST, json.dumps({"version": version, "created_at": created.isoformat()}))
+    recommender.version = version
+    _prune(out_dir, keep=3, current=version)
+    c = recommender.counts
+    return ArtifactInfo(version, final, created, c.get("interactions", 0), c.get("shoppers", 0), c.get("products", 0),
+                        seconds, asdict(recommender.params))
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
+    try:
+        os.fchmod(fd, 0o644)
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def _prune(out_dir: Path, keep: int, current: str) -> None:
+    """Remove all but the newest `keep` versions (loaded models are in memory, not read from disk)."""
+    versions = sorted(p for p in out_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
+    for old in versions[:-keep]:
+        if old.name != current:
+            shutil.rmtree(old, ignore_errors=True)
+    for stale in out_dir.glob(".tmp-*"):
+        with contextlib.suppress(OSError):
+            if time.time() - stale.stat().st_mtime > 3600:
+                shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
+
+
+def load_version(path: Path) -> Recommender:
+    """Load one version directory into memory."""
+    manifest = json.loads((path / "manifest.json").read_text())
+    if manifest.get("format") != ARTIFACT_FORMAT:
+        raise RecommenderError(f"{path} has artifact format {manifest.get('format')}, expected {ARTIFACT_FORMAT}")
+    known = Params.__dataclass_fields__
+    params = Params(**{k: v for k, v in manifest["params"].items() if k in known})
+    with np.load(path / "items.npz") as items:
+        product_ids, category, popularity = items["product_ids"], items["category"], items["popularity"]
+    relations = {}
+    for name in RELATIONS:
+        with np.load(path / f"{name}.npz") as t:
+            relations[name] = RelationTable(t["indptr"], t["indices"], t["scores"], t["counts"])
+    return Recommender(
+        version=manifest["version"], params=params, regularization=manifest["regularization"],
+        product_ids=product_ids, categories=manifest["categories"],
+        item_category=category, popularity=popularity, item_factors=np.load(path / "item_factors.npy"),
+        relations=relations, counts=manifest.get("counts"),
+    )
+
+
+def latest_version(out_dir: Path) -> str | None:
+    try:
+        return json.loads((out_dir / LATEST).read_text())["version"]
+    except (FileNotFoundError, KeyError, ValueError):
+        return None
+
+
+def load_latest(out_dir: Path | None = None) -> Recommender | None:
+    """The latest trained version, or None when nothing was trained yet."""
+    out_dir = out_dir or default_model_dir()
+    version = latest_version(out_dir)
+    if version is None:
+        return None
+    try:
+        return load_version(out_dir / version)
+    except FileNotFoundError:
+        log.warning("latest.json points to %s, which is missing", out_dir / version)
+        return None
+
+
+class RecommenderStore:
+    """The loaded recommender, reloaded when latest.json changes (checked at most
+    every `check_every` seconds). `get()` never blocks on a reload another thread is doing."""
+
+    def __init__(self, out_dir: Path | None = None, check_every: float = 30.0) -> None:
+        self.out_dir = out_dir or default_model_dir()
+        self.check_every = check_every
+        self._current: Recommender | None = None
+        self._mtime: int | None = None
+        self._next_check = 0.0
+        self._lock = threading.Lock()
+
+    def get(self) -> Recommender | None:
+        # The first caller waits for the first load; later ones keep serving the old model.
+        if time.monotonic() >= self._next_check and self._lock.acquire(blocking=self._current is None):
+            try:
+                if time.monotonic() >= self._next_check:
+                    self._refresh()
+                    self._next_check = time.monotonic() + self.check_every
+            finally:
+                self._lock.release()
+        return self._current
+
+    def _refresh(self) -> None:
+        try:
+            mtime = (self.out_dir / LATEST).stat().st_mtime_ns
+        except FileNotFoundError:
+            return
+        if mtime == self._mtime:
+            return
+        version = latest_version(self.out_dir)
+        if version is not None and (self._current is None or self._current.version != version):
+            try:
+                loaded = load_version(self.out_dir / version)
+            except (OSError, ValueError, KeyError, RecommenderError):
+                log.exception("could not load recommender version %s; keeping the current one", version)
+                return
+            self._current = loaded
+            log.info("recommender version %s loaded", version)
+        self._mtime = mtime

@@ -1,0 +1,342 @@
+"""The trained model in memory: parameters, ALS fitting, ranking and its database-backed answers."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+from sqlalchemy import select
+from sqlmodel import Session, col
+from threadpoolctl import threadpool_limits
+
+from chatdash.models import Product
+from chatdash.services.recommender.interactions import (
+    CART_WEIGHT,
+    PURCHASE_WEIGHT,
+    VIEW_WEIGHT,
+    Interactions,
+    ProgressFn,
+    ShopperHistory,
+    load_history,
+)
+from chatdash.services.recommender.relations import RELATIONS, Related, RelatedItem, RelationTable, cooccurrence
+
+log = logging.getLogger(__name__)
+
+
+class RecommenderError(RuntimeError):
+    """Training or loading cannot be done; the text says why."""
+
+
+@dataclass(frozen=True)
+class Params:
+    """Everything that shapes a trained model; chosen with bench/bench_recommender_quality.py."""
+
+    factors: int = 16
+    #: Per interaction: ALS gets this times the mean number of shoppers per product, so
+    #: that the shrinkage keeps its strength as the store grows (a fixed value that suits
+    #: 3,000 shoppers flattens a 300-shopper store into plain popularity).
+    regularization: float = 1.0
+    iterations: int = 15
+    #: Confidence of an interaction: 1 + alpha * log1p(weight / eps) (Hu, Koren & Volinsky).
+    alpha: float = 2.0
+    eps: float = 1.0
+    random_state: int = 42
+    #: implicit's OpenMP threads for fitting (BLAS itself runs single-threaded).
+    num_threads: int = field(default_factory=lambda: min(2, os.cpu_count() or 1))
+    #: A pair must co-occur in at least this many baskets to be listed as related.
+    min_support: int = 2
+    #: Related products kept per product and table.
+    keep_related: int = 20
+    #: Baskets with more distinct products than this (bots, wholesale) add no pairs.
+    max_basket: int = 200
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    product_id: int
+    score: float
+    reason: str  # "personal", "popular in <category>" or "popular"
+
+
+def confidence(weights: np.ndarray, params: Params) -> np.ndarray:
+    """ALS confidence of weighted interactions: log scaling so that a hundred views
+    do not outweigh a purchase by twentyfold."""
+    return (1.0 + params.alpha * np.log1p(np.asarray(weights, np.float64) / params.eps)).astype(np.float32)
+
+
+def _als(params: Params, regularization: float, num_threads: int) -> Any:
+    from implicit.cpu.als import AlternatingLeastSquares
+
+    # Confidence is computed here (see `confidence`), so implicit's own alpha stays 1.
+    with threadpool_limits(1, "blas"):  # implicit warns when BLAS is multi-threaded
+        return AlternatingLeastSquares(
+            factors=params.factors, regularization=regularization, alpha=1.0,
+            iterations=params.iterations, num_threads=num_threads, random_state=params.random_state,
+        )
+
+
+class Recommender:
+    """A trained model and its relation tables, held in memory and safe to share between threads."""
+
+    def __init__(
+        self,
+        *,
+        version: str,
+        params: Params,
+        regularization: float,
+        product_ids: np.ndarray,
+        categories: list[str],
+        item_category: np.ndarray,
+        popularity: np.ndarray,
+        item_factors: np.ndarray,
+        relations: Mapping[str, RelationTable],
+        shopper_ids: np.ndarray | None = None,
+        user_factors: np.ndarray | None = None,
+        counts: Mapping[str, int] | None = None,
+    ) -> None:
+        self.version = version
+        self.params = params
+        self.regularization = regularization  # the effective value ALS used
+        self.product_ids = np.asarray(product_ids, np.int64)  # sorted: item index -> product id
+        self.categories = categories
+        self.item_category = np.asarray(item_category, np.int32)
+        self.popularity = np.asarray(popularity, np.float32)
+        self.item_factors = np.ascontiguousarray(item_factors, dtype=np.float32)
+        self.relations = dict(relations)
+        self.shopper_ids = shopper_ids
+        self.user_factors = user_factors
+        self.counts = dict(counts or {})
+        self._category_code = {c: i for i, c in enumerate(categories)}
+        # Stable sorts: equal popularity keeps product id order, so fallbacks are deterministic.
+        self._popular = np.argsort(-self.popularity, kind="stable")
+        self._popular_in = [self._popular[self.item_category[self._popular] == c] for c in range(len(categories))]
+        # One thread per request: a web server serves many shoppers at once.
+        self._model = _als(params, regularization, num_threads=1)
+        self._model.item_factors = self.item_factors
+        _ = self._model.YtY  # computed once here, then only read (thread-safe)
+
+    @property
+    def n_items(self) -> int:
+        return len(self.product_ids)
+
+    def item_index(self, product_ids: Iterable[int]) -> dict[int, int]:
+        """Item indices of the given products that the model knows."""
+        ids = np.fromiter(product_ids, dtype=np.int64)
+        if len(ids) == 0 or self.n_items == 0:
+            return {}
+        pos = np.minimum(np.searchsorted(self.product_ids, ids), self.n_items - 1)
+        hit = self.product_ids[pos] == ids
+        return dict(zip(ids[hit].tolist(), pos[hit].tolist(), strict=True))
+
+    # ------------------------------------------------------------------ scoring
+
+    def user_factor(self, weights: Mapping[int, float]) -> np.ndarray | None:
+        """The shopper's factors recalculated from their weighted interactions (None if none is known)."""
+        known = self.item_index(weights)
+        if not known:
+            return None
+        idx = np.fromiter(known.values(), dtype=np.int32)
+        w = np.array([weights[p] for p in known], dtype=np.float64)
+        order = np.argsort(idx)
+        row = sp.csr_matrix(
+            (confidence(w[order], self.params), idx[order], np.array([0, len(idx)])), shape=(1, self.n_items)
+        )
+        return self._model.recalculate_user(0, row)
+
+    def rank(self, history: ShopperHistory, n: int = 10, exclude: Iterable[int] = ()) -> list[Recommendation]:
+        """Up to n products for this history, best first, without a database: personal
+        scores when the model knows any of the shopper's products, then popular in the
+        categories they viewed, then popular overall. Carted, bought and `exclude`d
+        products are left out; merely viewed ones stay eligible."""
+        if n <= 0 or self.n_items == 0:
+            return []
+        banned = np.zeros(self.n_items, dtype=bool)
+        banned[list(self.item_index([*history.carted, *history.bought, *exclude]).values())] = True
+        out: list[Recommendation] = []
+
+        u = self.user_factor(history.weights)
+        if u is not None and np.any(u):  # all zeros: the model learnt nothing about these products
+            # einsum, not BLAS: a multi-threaded BLAS matvec per request gave p95 spikes of
+            # 5-20 ms on a busy 2-core box; einsum's own loop stays near 0.3 ms for 50k products.
+            scores = np.einsum("ij,j->i", self.item_factors, u)
+            scores[banned] = -np.inf
+            k = min(n, int((~banned).sum()))
+            if k:
+                top = np.argpartition(-scores, k - 1)[:k]
+                top = top[np.argsort(-scores[top], kind="stable")]
+                out = [Recommendation(int(self.product_ids[i]), float(scores[i]), "personal") for i in top]
+                banned[top] = True
+
+        def fill(candidates: np.ndarray, reason: str) -> None:
+            free = candidates[~banned[candidates]][: n - len(out)]
+            out.extend(Recommendation(int(self.product_ids[i]), float(self.popularity[i]), reason) for i in free)
+            banned[free] = True
+
+        for category in history.viewed_categories:
+            if len(out) >= n:
+                break
+            code = self._category_code.get(category)
+            if code is not None:
+                fill(self._popular_in[code], f"popular in {category}")
+        if len(out) < n:
+            fill(self._popular, "popular")
+        return out
+
+    # ------------------------------------------------------------------ serving
+
+    def recommend(
+        self, session: Session, shopper_id: int, n: int = 10, extra_interactions: Mapping[int, float] | None = None
+    ) -> list[Recommendation]:
+        """Up to n products for the shopper from their full current history in the
+        database (plus `extra_interactions`, product id -> weight, not stored yet).
+        Only products that still exist and are in stock are returned."""
+        history = load_history(session, shopper_id)
+        for product_id, weight in (extra_interactions or {}).items():
+            history.weights[product_id] = history.weights.get(product_id, 0.0) + weight
+        exclude: set[int] = set()
+        for _attempt in range(3):
+            wanted = 2 * n + 10  # head room for products gone or out of stock since training
+            candidates = self.rank(history, wanted, exclude)
+            available = _available(session, [r.product_id for r in candidates])
+            good = [r for r in candidates if r.product_id in available]
+            if len(good) >= n or len(candidates) < wanted:
+                return good[:n]
+            exclude.update(r.product_id for r in candidates if r.product_id not in available)
+        return good[:n]
+
+    def scores_for(self, session: Session, shopper_id: int, product_ids: Iterable[int]) -> dict[int, float]:
+        """How well each given product suits the shopper, higher is better (e.g. a
+        tie-breaker for search results): the personal score when the model knows any
+        of the shopper's products, else popularity. Products unknown to the model are left out."""
+        index = self.item_index(product_ids)
+        if not index:
+            return {}
+        idx = np.fromiter(index.values(), dtype=np.int64)
+        u = self.user_factor(load_history(session, shopper_id).weights)
+        values = self.item_factors[idx] @ u if u is not None and np.any(u) else self.popularity[idx]
+        return dict(zip(index, values.tolist(), strict=True))
+
+    def related(self, product_id: int, n: int = 5, session: Session | None = None) -> Related:
+        """The product's three related lists, best first; empty when it has no data.
+        With a session, products gone or out of stock since training are dropped."""
+        index = self.item_index([product_id])
+        lists: dict[str, list[RelatedItem]] = {}
+        for name in RELATIONS:
+            table = self.relations.get(name)
+            if not index or table is None:
+                lists[name] = []
+                continue
+            idx, scores, counts = table.row(index[product_id])
+            lists[name] = [
+                RelatedItem(int(self.product_ids[i]), float(s), int(c))
+                for i, s, c in zip(idx, scores, counts, strict=True)
+            ]
+        if session is not None:
+            available = _available(session, [r.product_id for items in lists.values() for r in items])
+            lists = {k: [r for r in v if r.product_id in available] for k, v in lists.items()}
+        return Related(**{k: v[:n] for k, v in lists.items()})
+
+
+def _available(session: Session, product_ids: list[int]) -> set[int]:
+    if not product_ids:
+        return set()
+    rows = session.connection().execute(
+        select(Product.id).where(col(Product.id).in_(product_ids), col(Product.in_stock))
+    )
+    return set(rows.scalars())
+
+
+def _member(sorted_ids: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Which of `values` occur in `sorted_ids`."""
+    if len(sorted_ids) == 0:
+        return np.zeros(len(values), dtype=bool)
+    return sorted_ids[np.minimum(np.searchsorted(sorted_ids, values), len(sorted_ids) - 1)] == values
+
+
+def weighted_interactions(data: Interactions, catalog: np.ndarray) -> tuple[np.ndarray, np.ndarray, sp.csr_matrix]:
+    """(shopper ids, product ids, shoppers x products matrix of summed weights) over the
+    products in `catalog` (sorted ids): views count each, a cart add once, a purchase once per order."""
+    vm = _member(catalog, data.view_product)
+    cm = _member(catalog, data.cart_product)
+    bm = _member(catalog, data.buy_product)
+    shopper = np.concatenate([data.view_shopper[vm], data.cart_shopper[cm], data.buy_shopper[bm]])
+    product = np.concatenate([data.view_product[vm], data.cart_product[cm], data.buy_product[bm]])
+    weight = np.concatenate([VIEW_WEIGHT * data.view_count[vm], np.full(int(cm.sum()), CART_WEIGHT),
+                             np.full(int(bm.sum()), PURCHASE_WEIGHT)])
+    shoppers, u = np.unique(shopper, return_inverse=True)
+    products, i = np.unique(product, return_inverse=True)
+    matrix = sp.csr_matrix((weight.astype(np.float64), (u, i)), shape=(len(shoppers), len(products)))
+    matrix.sum_duplicates()
+    return shoppers, products, matrix
+
+
+def fit(data: Interactions, params: Params | None = None, progress: ProgressFn | None = None) -> Recommender:
+    """Fit the ALS model, popularity and the three relation tables on `data` (pure, no database)."""
+    params = params or Params()
+    report = progress or (lambda _step, _done, _total: None)
+    order = np.argsort(data.catalog_ids)
+    catalog = np.asarray(data.catalog_ids, np.int64)[order]
+    catalog_category = [data.catalog_categories[i] for i in order]
+    shoppers, products, weights = weighted_interactions(data, catalog)
+    if len(products) == 0:
+        raise RecommenderError("no product views, cart adds or purchases to learn from yet")
+    product_category = [catalog_category[i] for i in np.searchsorted(catalog, products)]
+    categories = sorted(set(product_category))
+    code = {c: i for i, c in enumerate(categories)}
+    item_category = np.array([code[c] for c in product_category], np.int32)
+    vm, bm = _member(products, data.view_product), _member(products, data.buy_product)
+    vi = np.searchsorted(products, data.view_product[vm])
+    bi = np.searchsorted(products, data.buy_product[bm])
+    user_items = weights.copy()
+    user_items.data = confidence(weights.data, params)
+
+    # Scaled by shoppers per product: see Params.regularization.
+    regularization = params.regularization * weights.nnz / len(products)
+    model = _als(params, regularization, num_threads=params.num_threads)
+    report("model", 0, params.iterations)
+    with threadpool_limits(1, "blas"):
+        model.fit(user_items, show_progress=False,
+                  callback=lambda it, _s, _l: report("model", it + 1, params.iterations))
+
+    if not np.any(model.item_factors):
+        log.warning("ALS learnt nothing (all factors zero): regularization %.3g is too strong for alpha %.3g; "
+                    "recommendations fall back to popularity", regularization, params.alpha)
+
+    # Popularity: how many shoppers bought the product, then how many showed any interest.
+    buyer_pairs = np.unique(np.searchsorted(shoppers, data.buy_shopper[bm]) * len(products) + bi)
+    buyers = np.bincount(buyer_pairs % len(products), minlength=len(products))
+    interested = np.diff(weights.tocsc().indptr)
+    popularity = (buyers + interested / (interested.max() + 1.0)).astype(np.float32)
+
+    report("relations", 0, len(RELATIONS))
+    keys = {
+        "bought_also": (data.buy_shopper[bm], bi),
+        "same_order": (data.buy_order[bm], bi),
+        "viewed_together": (data.view_session[vm], vi),
+    }
+    relations = {}
+    for done, name in enumerate(RELATIONS, 1):
+        baskets, items = keys[name]
+        relations[name] = cooccurrence(baskets, items, len(products), min_support=params.min_support,
+                                       keep=params.keep_related, max_basket=params.max_basket)
+        report("relations", done, len(RELATIONS))
+
+    counts = {
+        "interactions": data.count,
+        "shoppers": len(shoppers),
+        "products": len(products),
+        "nonzeros": int(weights.nnz),
+        **{f"{name}_pairs": relations[name].pairs for name in RELATIONS},
+    }
+    return Recommender(
+        version="unsaved", params=params, regularization=regularization, product_ids=products,
+        categories=categories, item_category=item_category,
+        popularity=popularity, item_factors=model.item_factors, relations=relations, shopper_ids=shoppers,
+        user_factors=model.user_factors, counts=counts,
+    )

@@ -1,0 +1,93 @@
+"""Related products: co-occurrence tables over three kinds of basket, and the lists they give."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import numpy as np
+import scipy.sparse as sp
+
+RELATIONS = ("bought_also", "same_order", "viewed_together")
+
+
+class RelatedItem(NamedTuple):
+    product_id: int
+    score: float  # Jaccard: baskets with both / baskets with either
+    co_count: int  # baskets with both
+
+
+@dataclass(frozen=True)
+class Related:
+    bought_also: list[RelatedItem]
+    same_order: list[RelatedItem]
+    viewed_together: list[RelatedItem]
+
+    @property
+    def empty(self) -> bool:
+        return not (self.bought_also or self.same_order or self.viewed_together)
+
+
+@dataclass(frozen=True)
+class RelationTable:
+    """Each item's related items, best first, in CSR layout (row = item index)."""
+
+    indptr: np.ndarray
+    indices: np.ndarray
+    scores: np.ndarray
+    counts: np.ndarray
+
+    def row(self, item: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        a, b = self.indptr[item], self.indptr[item + 1]
+        return self.indices[a:b], self.scores[a:b], self.counts[a:b]
+
+    @property
+    def pairs(self) -> int:
+        return len(self.indices)
+
+
+def cooccurrence(
+    baskets: np.ndarray, items: np.ndarray, n_items: int, *, min_support: int = 2, keep: int = 20,
+    max_basket: int = 200,
+) -> RelationTable:
+    """Jaccard co-occurrence of items over baskets, computed as the sparse product BᵀB.
+
+    `baskets` and `items` are parallel arrays (any integer basket keys, item
+    indices < n_items); repeats count once. A pair is kept when it shares at
+    least `min_support` baskets; each item keeps its `keep` best partners.
+    Jaccard (both / either) lets a popular partner score high only when it
+    mostly comes with this item, so bestsellers do not fill every list.
+    """
+    empty = RelationTable(np.zeros(n_items + 1, np.int64), np.zeros(0, np.int32), np.zeros(0, np.float32),
+                          np.zeros(0, np.int32))
+    if len(items) == 0:
+        return empty
+    basket_codes, basket = np.unique(np.asarray(baskets, np.int64), return_inverse=True)
+    pairs = np.unique(basket.astype(np.int64) * n_items + np.asarray(items, np.int64))  # repeats count once
+    basket, item = pairs // n_items, pairs % n_items
+    sizes = np.bincount(basket, minlength=len(basket_codes))
+    ok = sizes[basket] <= max_basket
+    basket, item = basket[ok], item[ok]
+    support = np.bincount(item, minlength=n_items)  # baskets holding each item
+    # Single-item baskets count in `support` but add no pairs: drop them before the product.
+    multi = sizes[basket] >= 2
+    b = sp.csr_matrix(
+        (np.ones(int(multi.sum()), dtype=np.int32), (basket[multi], item[multi])),
+        shape=(len(basket_codes), n_items),
+    )
+    co = (b.T @ b).tocoo()
+    rows, cols, both = co.row, co.col, co.data
+    m = (rows != cols) & (both >= min_support)
+    rows, cols, both = rows[m].astype(np.int64), cols[m].astype(np.int32), both[m].astype(np.int32)
+    if len(rows) == 0:
+        return empty
+    scores = (both / (support[rows] + support[cols] - both)).astype(np.float32)
+    # Best first; ties by co-count, then by item index for a stable order.
+    order = np.lexsort((cols, -both, -scores, rows))
+    rows, cols, scores, both = rows[order], cols[order], scores[order], both[order]
+    starts = np.searchsorted(rows, rows, side="left")
+    m = np.arange(len(rows)) - starts < keep
+    rows, cols, scores, both = rows[m], cols[m], scores[m], both[m]
+    indptr = np.zeros(n_items + 1, dtype=np.int64)
+    np.cumsum(np.bincount(rows, minlength=n_items), out=indptr[1:])
+    return RelationTable(indptr, cols, scores, both)

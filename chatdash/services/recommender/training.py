@@ -1,0 +1,84 @@
+"""Training runs: one at a time per model directory, on demand or when the latest version is due."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import logging
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy.engine import Engine
+
+from chatdash.services.recommender.artifacts import LATEST, ArtifactInfo, default_model_dir, save
+from chatdash.services.recommender.interactions import ProgressFn, load_interactions
+from chatdash.services.recommender.model import Params, RecommenderError, fit
+
+log = logging.getLogger(__name__)
+
+
+@contextlib.contextmanager
+def _training_lock(out_dir: Path, *, blocking: bool) -> Iterator[bool]:
+    """One training at a time per model directory, across processes (workers, CLI)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with open(out_dir / ".train.lock", "w") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def train(
+    engine: Engine, out_dir: Path | None = None, progress: ProgressFn | None = None, params: Params | None = None
+) -> ArtifactInfo:
+    """Train on everything in the database and publish a new version; waits for a
+    training already running on the same directory.
+
+    `progress(step, done, total)` is called for the steps "load", "model",
+    "relations" and "save". Raises RecommenderError when there is nothing to learn from.
+    """
+    out_dir = out_dir or default_model_dir()
+    with _training_lock(out_dir, blocking=True):
+        return _train(engine, out_dir, progress, params)
+
+
+def _train(engine: Engine, out_dir: Path, progress: ProgressFn | None, params: Params | None) -> ArtifactInfo:
+    report = progress or (lambda _step, _done, _total: None)
+    start = time.perf_counter()
+    data = load_interactions(engine, progress=report)
+    recommender = fit(data, params, report)
+    report("save", 0, 1)
+    info = save(recommender, out_dir, seconds=time.perf_counter() - start)
+    report("save", 1, 1)
+    return info
+
+
+def train_if_due(
+    engine: Engine, out_dir: Path | None = None, every: timedelta | None = None, params: Params | None = None
+) -> ArtifactInfo | None:
+    """Train when nothing was trained yet or, with `every`, when the latest version is
+    older than that. Returns None when not due, when another process is training, or
+    when there is no data yet. Meant for the app's start-up and schedule."""
+    out_dir = out_dir or default_model_dir()
+    with _training_lock(out_dir, blocking=False) as acquired:
+        if not acquired:
+            return None
+        try:
+            created = datetime.fromisoformat(json.loads((out_dir / LATEST).read_text())["created_at"])
+        except (FileNotFoundError, KeyError, ValueError):
+            created = None
+        if created is not None and (every is None or datetime.now(UTC) - created < every):
+            return None
+        try:
+            return _train(engine, out_dir, None, params)
+        except RecommenderError as exc:
+            log.info("recommender not trained: %s", exc)
+            return None
