@@ -372,9 +372,9 @@ def test_missing_empty_and_non_utf8_files(engine, tmp_path):
 
 
 def test_file_too_large(engine, tmp_path, monkeypatch):
-    from chatdash.services import catalog
+    from chatdash.services.catalog import csv_reader
 
-    monkeypatch.setattr(catalog, "MAX_FILE_BYTES", 10)
+    monkeypatch.setattr(csv_reader, "MAX_FILE_BYTES", 10)
     path = write(tmp_path, "catalog.csv", CATALOG)
     expect_error(import_catalog, engine, path, None, "too large")
 
