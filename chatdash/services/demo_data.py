@@ -23,7 +23,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from itertools import accumulate
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote_plus
 
@@ -426,7 +425,6 @@ _HOUR_WEIGHTS = (1, 0.6, 0.4, 0.3, 0.3, 0.4, 0.8, 1.5, 2, 2.2, 2.3, 2.6, 3, 2.8,
                  2.3, 2.4, 2.8, 3.4, 4, 4.2, 3.8, 2.8, 1.8)
 # Number of lines of an order.
 _LINE_COUNTS = ((1, 7), (2, 30), (3, 28), (4, 20), (5, 11), (6, 4))
-_MAX_LINES = 6
 
 
 # fmt: on
@@ -617,17 +615,6 @@ def category_image_svg(category: Category) -> str:
         f'font-weight="600">{label}</text>'
         "</svg>\n"
     )
-
-
-def write_category_images(directory: Path) -> list[Path]:
-    """Write one SVG per category into `directory` (assets/product-images)."""
-    directory.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for category in CATEGORIES:
-        path = directory / f"{category.slug}.svg"
-        path.write_text(category_image_svg(category), encoding="utf-8")
-        paths.append(path)
-    return paths
 
 
 # --------------------------------------------------------------------------- internals
