@@ -14,11 +14,11 @@ from chatdash.pages import (  # noqa: F401  (register pages)
     conversations,
     login,
     settings,
-    store,
     widget,
 )
 from chatdash.services import presence
 from chatdash.settings import get_settings
+from demo_store import pages as demo_store_pages  # noqa: F401  (register the demo store's pages)
 
 log = logging.getLogger("chatdash")
 SWEEP_SECONDS = 2

@@ -83,6 +83,22 @@ def _generate_demo(engine, seed: int = 7, sizes: dict[str, int] | None = None) -
         f"[green]Demo store ready:[/] {summary.products:,} products in {summary.categories} categories, "
         f"{summary.shoppers:,} shoppers, {summary.orders:,} orders, {summary.events:,} events."
     )
+    _load_demo_store(engine, only_if_empty=False)
+
+
+def _load_demo_store(engine, *, only_if_empty: bool) -> None:
+    """The demo store (demo_store/) keeps its own catalog: hand it the demo
+    products as the catalog CSV that import-catalog reads."""
+    from demo_store import catalog as store_catalog
+    from demo_store.settings import get_settings as store_settings
+
+    if only_if_empty and not store_catalog.is_empty():
+        return
+    path = store_settings().catalog_csv
+    count = _demo_module().write_catalog_csv(engine, path, get_settings().demo_store_url)
+    if count:
+        store_catalog.load_catalog_csv(path)
+        console.print(f"[green]Demo store catalog:[/] {count:,} products, loaded from {path}.")
 
 
 def _import(kind: str, path: Path) -> None:
@@ -167,6 +183,8 @@ def setup(
     if demo and _demo_module().database_is_empty(engine):
         console.print("Empty database: generating the demo store…")
         _generate_demo(engine, sizes=SMALL_DEMO if small_demo else None)
+    if demo:
+        _load_demo_store(engine, only_if_empty=True)
     from chatdash.services import recommender
 
     if recommender.load_latest() is None and not _demo_module().database_is_empty(engine):

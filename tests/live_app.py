@@ -75,6 +75,8 @@ def start_live_app(workdir: Path, extra_env: dict[str, str] | None = None) -> Li
         "REFLEX_WEB_WORKDIR": str(ROOT / ".web-test"),
         "REFLEX_STATES_WORKDIR": str(workdir / "states"),
         "CHATDASH_MODEL_DIR": str(workdir / "models"),
+        # The demo store's own database and catalog file.
+        "DEMO_STORE_DATA_DIR": str(workdir / "demo_store"),
         "REFLEX_USE_NPM": "1",
         "REFLEX_TELEMETRY_ENABLED": "false",
         "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",

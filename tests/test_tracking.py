@@ -16,7 +16,7 @@ from sqlmodel import Session, col, select
 from chatdash.db import session_scope
 from chatdash.models import Cart, CartLine, Order, OrderLine, Product, Shopper, StoreEvent, Visit, utcnow
 from chatdash.services import conversations as convs
-from chatdash.services import store_cart, tracking
+from chatdash.services import tracking
 from chatdash.services.tracking import TrackingError
 
 STORE = "https://shop.test"
@@ -308,11 +308,14 @@ def test_the_latest_cart_of_a_batch_wins_and_a_late_retry_does_not_undo_it(shop)
 
 
 def test_a_duplicate_cart_event_is_not_applied_again(shop):
-    sid = new_shopper(shop)
+    visitor_id = uuid.uuid4().hex[:24]
+    sid = new_shopper(shop, visitor_id)
     first = cart([("TENT-1", 1, 199)])
     track(shop, sid, [first])
+    since = tracking.parse_cart({"visitor": "token", "items": [{"sku": "TENT-1", "quantity": 1, "price": 199},
+                                                               {"sku": "BAG-1", "quantity": 1, "price": 129.5}]})
     with session_scope(shop) as s:
-        store_cart.add_to_cart(s, sid, "BAG-1", 1)  # the store changed the cart since
+        tracking.record_cart(s, since, visitor_id=visitor_id)  # the store's backend changed the cart since
     track(shop, sid, [first])
     assert stored_cart(shop, sid)[1] == [("BAG-1", 1, 12_950), ("TENT-1", 1, 19_900)]
 
@@ -321,14 +324,15 @@ def test_a_duplicate_cart_event_is_not_applied_again(shop):
 
 
 def test_a_browser_order_is_an_event_only(shop):
-    """The demo store places the order itself, then reports it: one order, not two."""
-    sid = new_shopper(shop)
+    """The store's backend reports the order and the browser reports it too: one order, not two."""
+    visitor_id = uuid.uuid4().hex[:24]
+    sid = new_shopper(shop, visitor_id)
+    number = "DS-1"
     with session_scope(shop) as s:
-        store_cart.add_to_cart(s, sid, "TENT-1", 1)
-        placed = store_cart.place_order(s, sid)
-        payload = store_cart.order_tracking_payload(s, placed)
-        number = placed.external_id
-    track(shop, sid, [{"id": eid(), "kind": "order", "url": f"{STORE}/order", "data": payload}])
+        tracking.record_order(s, server_order(number, customer_id=None, visitor="token",
+                                              items=[{"sku": "TENT-1", "quantity": 1, "price": 199}], total=199),
+                              visitor_id=visitor_id)
+    track(shop, sid, [order(number, [("TENT-1", 1, 199)])])
     with Session(shop) as s:
         orders = s.exec(select(Order).where(Order.shopper_id == sid)).all()
     assert [o.external_id for o in orders] == [number]

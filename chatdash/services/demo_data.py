@@ -16,6 +16,7 @@ here (the database must be empty), all in one transaction.
 
 from __future__ import annotations
 
+import csv
 import json
 import random
 from bisect import bisect_left
@@ -23,6 +24,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from itertools import accumulate
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote_plus
 
@@ -449,6 +451,34 @@ def database_is_empty(engine: Engine) -> bool:
     """True when the database has no products and no shoppers."""
     with engine.connect() as conn:
         return _is_empty(conn)
+
+
+#: The columns of import-catalog's CSV (docs/importing.md), in the order written.
+CATALOG_CSV_COLUMNS = ("sku", "name", "category", "price", "currency", "url", "image_url", "in_stock", "description")
+
+
+def write_catalog_csv(engine: Engine, path: Path, store_url: str) -> int:
+    """Write the demo store's products (those with pages under `store_url`) as
+    a catalog CSV in import-catalog's format: the demo store loads its own
+    catalog from it, as a real store and chatdash share one catalog file.
+    Returns the number of products written."""
+    prefix = f"{store_url.rstrip('/')}/product/"
+    p = Product.__table__.c
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(p.sku, p.name, p.category, p.price_cents, p.currency, p.url, p.image_url, p.in_stock,
+                   p.description)
+            .where(p.url.startswith(prefix, autoescape=True))
+            .order_by(p.id)
+        ).all()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8", newline="") as f:
+        out = csv.writer(f)
+        out.writerow(CATALOG_CSV_COLUMNS)
+        for sku, name, category, cents, currency, url, image_url, in_stock, description in rows:
+            out.writerow([sku, name, category, f"{cents // 100}.{cents % 100:02d}", currency, url, image_url,
+                          "true" if in_stock else "false", description])
+    return len(rows)
 
 
 def category_image_url(store_url: str, slug: str) -> str:

@@ -1,18 +1,24 @@
 """The demo store in a real Chromium: browse, filter, open a product, fill the
-cart, place an order, and find that order in the database."""
+cart, place an order, and find that order in the store's database — and in
+chatdash's, where it arrives through chatdash's public store API."""
 
 from __future__ import annotations
 
 import re
+import time
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
 from sqlmodel import Session, select
 
 from chatdash.db import make_engine
-from chatdash.models import Cart, CartLine, Order, OrderLine, Product, Shopper
-from chatdash.state.store import CartState, StoreState
-from chatdash.state.views import money
+from chatdash.models import Cart as ChatdashCart
+from chatdash.models import Order as ChatdashOrder
+from chatdash.models import Shopper
+from demo_store import db as store_db
+from demo_store.models import Cart, CartLine, Order, OrderLine, Product
+from demo_store.state import CartState, StoreState, money
 from tests.reflex_client import RawReflexClient
 
 pytestmark = pytest.mark.browser
@@ -20,12 +26,29 @@ pytestmark = pytest.mark.browser
 
 @pytest.fixture(scope="module")
 def live_engine(live_app):
+    """The demo store's own database."""
+    eng = store_db.make_engine(f"sqlite:///{Path(live_app.env['DEMO_STORE_DATA_DIR']) / 'store.db'}")
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture(scope="module")
+def chatdash_engine(live_app):
     eng = make_engine(live_app.db_url)
     yield eng
     eng.dispose()
 
 
-def test_shopper_browses_fills_cart_and_places_an_order(live_app, context, live_engine):
+def wait_for(check, timeout: float = 15.0):
+    """The value of check() once it is truthy (reports to chatdash run in the background)."""
+    deadline = time.monotonic() + timeout
+    while not (value := check()):
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.2)
+    return value
+
+
+def test_shopper_browses_fills_cart_and_places_an_order(live_app, context, live_engine, chatdash_engine):
     page = context.new_page()
     page.goto(f"{live_app.frontend}/store")
     expect(page.locator("#catalog-heading")).to_have_text("All products")
@@ -80,17 +103,38 @@ def test_shopper_browses_fills_cart_and_places_an_order(live_app, context, live_
     expect(page.locator("#order-total")).to_have_text(money(2 * product.price_cents))
     expect(page.locator("#cart-count")).to_have_text("0")
 
-    # The order is real, belongs to this browser's visitor, and the cart is empty.
-    visitor_id = page.evaluate("localStorage.getItem('chatdash_visitor')").split(".")[0]
+    # The order is the store's, belongs to this browser's shopper, and the cart is empty.
+    shopper = page.evaluate("localStorage.getItem('demo_store_shopper')")
     with Session(live_engine) as s:
-        order = s.exec(select(Order).where(Order.external_id == number.inner_text())).one()
-        assert (order.source, order.total_cents) == ("store", 2 * product.price_cents)
+        order = s.exec(select(Order).where(Order.number == number.inner_text())).one()
+        assert (order.shopper, order.total_cents) == (shopper, 2 * product.price_cents)
         lines = s.exec(select(OrderLine).where(OrderLine.order_id == order.id)).all()
-        assert [(ol.product_id, ol.quantity, ol.unit_price_cents) for ol in lines] == [
-            (product.id, 2, product.price_cents)]
-        shopper = s.get(Shopper, order.shopper_id)
-        assert shopper.visitor_id == visitor_id
-        assert s.exec(select(Cart).where(Cart.shopper_id == shopper.id)).one().total_cents == 0
+        assert [(ol.sku, ol.quantity, ol.unit_price_cents) for ol in lines] == [(sku, 2, product.price_cents)]
+        assert s.exec(select(Cart).where(Cart.shopper == shopper)).one().total_cents == 0
+
+    # chatdash heard of it as from any store: the store's backend reported it,
+    # naming the shopper by the chat's visitor token.
+    visitor_id = page.evaluate("localStorage.getItem('chatdash_visitor')").split(".")[0]
+
+    def reported():
+        with Session(chatdash_engine) as s:
+            return s.exec(select(ChatdashOrder).where(ChatdashOrder.external_id == order.number)).first()
+
+    def cart_emptied():
+        with Session(chatdash_engine) as s:
+            return s.exec(select(ChatdashCart).where(ChatdashCart.shopper_id == theirs.shopper_id)
+                          ).one().total_cents == 0
+
+    def marked_reported():
+        with Session(live_engine) as s:
+            return s.get(Order, order.id).reported_at is not None
+
+    theirs = wait_for(reported)
+    assert (theirs.source, theirs.total_cents) == ("api", 2 * product.price_cents)
+    with Session(chatdash_engine) as s:
+        assert s.get(Shopper, theirs.shopper_id).visitor_id == visitor_id
+    wait_for(cart_emptied)
+    wait_for(marked_reported)
 
     # Reloading the cart shows it empty.
     page.reload()
@@ -118,14 +162,13 @@ def test_unknown_product_shows_a_friendly_not_found(live_app, context):
     expect(page.locator(".product-tile").first).to_be_visible()
 
 
-def _cart_lines_of(engine, visitor_id: str) -> list[tuple[str, int]]:
+def _cart_lines_of(engine, shopper: str) -> list[tuple[str, int]]:
     with Session(engine) as s:
         rows = s.exec(
             select(Product.sku, CartLine.quantity)
             .join(CartLine, CartLine.product_id == Product.id)
             .join(Cart, Cart.id == CartLine.cart_id)
-            .join(Shopper, Shopper.id == Cart.shopper_id)
-            .where(Shopper.visitor_id == visitor_id)
+            .where(Cart.shopper == shopper)
         ).all()
     return [tuple(r) for r in rows]
 
@@ -139,8 +182,7 @@ def test_cart_handlers_refuse_bad_arguments_from_a_raw_client(live_app, live_eng
     try:
         client.hydrate(path="/store/cart")
         client.call(CartState, "load", path="/store/cart")
-        token = next(v for k, v in client.seen_values(StoreState).items() if k.startswith("visitor_token"))
-        visitor_id = token.split(".")[0]
+        shopper = next(v for k, v in client.seen_values(StoreState).items() if k.startswith("shopper_token"))
         for payload in (
             {"sku": "NO-SUCH-SKU", "quantity": 2},
             {"sku": sku, "quantity": 100},
@@ -154,12 +196,14 @@ def test_cart_handlers_refuse_bad_arguments_from_a_raw_client(live_app, live_eng
         ):
             client.call(CartState, "set_line_quantity", payload, path="/store/cart")
         client.call(CartState, "remove_line", {"sku": None}, path="/store/cart")
+        for visitor in ("x" * 10_000, {"$ne": ""}, None, "not.a-token"):
+            client.call(StoreState, "link_chatdash", {"visitor": visitor}, path="/store/cart")
         client.call(CartState, "place_order", path="/store/cart")
-        assert _cart_lines_of(live_engine, visitor_id) == []
+        assert _cart_lines_of(live_engine, shopper) == []
         assert "Your cart is empty." in str(client.seen_values(CartState))
 
         # The same handler with good arguments does work.
         client.call(CartState, "set_line_quantity", {"sku": sku, "quantity": 3}, path="/store/cart")
-        assert _cart_lines_of(live_engine, visitor_id) == [(sku, 3)]
+        assert _cart_lines_of(live_engine, shopper) == [(sku, 3)]
     finally:
         client.close()

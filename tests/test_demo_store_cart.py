@@ -1,29 +1,40 @@
-"""The demo store's cart and checkout, and its catalog browsing, on a real SQLite file."""
+"""The demo store's cart, checkout and catalog browsing on its own SQLite file:
+quantities, unknown skus, stock, currencies and orders, validated as if from a browser."""
 
 from __future__ import annotations
 
 import pytest
 from sqlmodel import Session, select
 
-from chatdash.db import session_scope
-from chatdash.models import Cart, CartLine, Order, OrderLine, Product, Shopper
-from chatdash.services import store_cart, storefront
-from chatdash.services.store_cart import CartError
+from demo_store import cart as store_cart
+from demo_store import catalog
+from demo_store.cart import CartError
+from demo_store.db import make_engine, session_scope
+from demo_store.models import Cart, CartLine, Order, OrderLine, Product
 
-STORE = "http://localhost:3000/store"
+SHOP = "shopper-one-abcdefghij"
+VISITOR = "visitor-one-abcdefghij.signature-abcdefghijklmnopqrstu"
 
 
 def _product(sku: str, name: str, category: str, price_cents: int, in_stock: bool = True,
              currency: str = "USD") -> Product:
     return Product(sku=sku, name=name, category=category, price_cents=price_cents, currency=currency,
-                   url=f"{STORE}/product/{sku}", image_url="http://localhost:3000/product-images/x.svg",
-                   in_stock=in_stock, description=f"About {name}.")
+                   image_url="http://localhost:3000/product-images/x.svg", in_stock=in_stock,
+                   description=f"About {name}.")
 
 
 @pytest.fixture
-def shop(engine):
-    """A small catalog and one shopper; returns the shopper id."""
-    with session_scope(engine) as s:
+def store_engine(tmp_path):
+    """The store's own database: a SQLite file with its tables and nothing else."""
+    eng = make_engine(f"sqlite:///{tmp_path / 'store.db'}")
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture
+def engine(store_engine):
+    """A small catalog; carts and orders belong to the shopper SHOP."""
+    with session_scope(store_engine) as s:
         s.add_all([
             _product("TENT-1", "Summit Tent", "Camping", 19_900),
             _product("BAG-1", "Down Sleeping Bag", "Camping", 12_950),
@@ -31,15 +42,17 @@ def shop(engine):
             _product("EUR-1", "Euro Stove", "Camping", 5_000, currency="EUR"),
             _product("SHOE-1", "Trail Shoe", "Running", 11_000),
         ])
-        shopper = Shopper(visitor_id="visitor-one-abcdefgh")
-        s.add(shopper)
-        s.flush()
-        return shopper.id
+    return store_engine
 
 
-def _stored_cart(engine, shopper_id: int) -> tuple[Cart, list[CartLine]]:
+@pytest.fixture
+def shop():
+    return SHOP
+
+
+def _stored_cart(engine, shopper: str) -> tuple[Cart, list[CartLine]]:
     with Session(engine) as s:
-        cart = s.exec(select(Cart).where(Cart.shopper_id == shopper_id)).one()
+        cart = s.exec(select(Cart).where(Cart.shopper == shopper)).one()
         lines = s.exec(select(CartLine).where(CartLine.cart_id == cart.id)).all()
         return cart, list(lines)
 
@@ -116,13 +129,15 @@ def test_place_order_writes_order_and_lines_and_empties_the_cart(engine, shop):
     with session_scope(engine) as s:
         store_cart.add_to_cart(s, shop, "TENT-1", 2)
         store_cart.add_to_cart(s, shop, "BAG-1", 1)
-        order = store_cart.place_order(s, shop)
-    assert order.external_id.startswith("DS-")
+        order = store_cart.place_order(s, shop, VISITOR)
+    assert order.number.startswith("DS-")
+    assert (order.total_cents, order.chatdash_visitor) == (52_750, VISITOR)
     with Session(engine) as s:
-        stored = s.exec(select(Order).where(Order.external_id == order.external_id)).one()
-        assert (stored.shopper_id, stored.total_cents, stored.source) == (shop, 52_750, "store")
+        stored = s.exec(select(Order).where(Order.number == order.number)).one()
+        assert (stored.shopper, stored.total_cents, stored.reported_at) == (shop, 52_750, None)
         lines = s.exec(select(OrderLine).where(OrderLine.order_id == stored.id)).all()
-        assert sorted((line.quantity, line.unit_price_cents) for line in lines) == [(1, 12_950), (2, 19_900)]
+        assert sorted((line.sku, line.quantity, line.unit_price_cents) for line in lines) == [
+            ("BAG-1", 1, 12_950), ("TENT-1", 2, 19_900)]
     cart, cart_lines = _stored_cart(engine, shop)
     assert cart.total_cents == 0 and cart_lines == []
 
@@ -169,31 +184,42 @@ def test_the_cart_follows_catalog_price_changes(engine, shop):
 
 
 def test_carts_are_per_shopper(engine, shop):
+    other = store_cart.new_shopper()
     with session_scope(engine) as s:
-        other = store_cart.shopper_id_for_visitor(s, "visitor-two-abcdefgh", create=True)
         store_cart.add_to_cart(s, shop, "TENT-1", 1)
         store_cart.add_to_cart(s, other, "SHOE-1", 4)
         assert [line.sku for line in store_cart.get_cart(s, shop).lines] == ["TENT-1"]
         assert store_cart.get_cart(s, other).total_cents == 44_000
 
 
-def test_looking_up_a_visitor_creates_a_shopper_only_when_asked(engine, shop):
-    with session_scope(engine) as s:
-        assert store_cart.shopper_id_for_visitor(s, "visitor-new-abcdefgh", create=False) is None
-        created = store_cart.shopper_id_for_visitor(s, "visitor-new-abcdefgh", create=True)
-        assert store_cart.shopper_id_for_visitor(s, "visitor-new-abcdefgh", create=False) == created
-        assert store_cart.shopper_id_for_visitor(s, "visitor-one-abcdefgh", create=False) == shop
+def test_a_malformed_shopper_token_reaches_no_cart(engine):
+    for token in ("", "short", "x" * 65, "bad token with spaces!!", None, 12):
+        with session_scope(engine) as s:
+            assert store_cart.get_cart(s, token) == store_cart.EMPTY_CART
+            with pytest.raises(CartError):
+                store_cart.add_to_cart(s, token, "TENT-1", 1)
+    with Session(engine) as s:
+        assert s.exec(select(Cart)).all() == []
+    assert store_cart.is_shopper(store_cart.new_shopper())
 
 
-def test_tracking_payload_lists_items_and_total_in_currency_units(engine, shop):
+def test_an_order_without_the_chats_visitor_waits_until_the_chat_names_the_shopper(engine, shop):
     with session_scope(engine) as s:
-        view = store_cart.add_to_cart(s, shop, "BAG-1", 2)
-    assert store_cart.tracking_payload(view, "add") == {
-        "action": "add",
-        "items": [{"sku": "BAG-1", "quantity": 2, "price": 129.5}],
-        "total": 259.0,
-        "currency": "USD",
-    }
+        store_cart.add_to_cart(s, shop, "TENT-1", 1)
+        first = store_cart.place_order(s, shop, "not a visitor token")
+        store_cart.add_to_cart(s, shop, "SHOE-1", 2)
+    assert first.chatdash_visitor == ""
+    with session_scope(engine) as s:
+        view, orders = store_cart.link_visitor(s, shop, VISITOR)
+    assert [line.sku for line in view.lines] == ["SHOE-1"]
+    assert [(o.number, o.chatdash_visitor) for o in orders] == [(first.number, VISITOR)]
+    assert [(li.sku, li.quantity, li.unit_price_cents) for li in orders[0].lines] == [("TENT-1", 1, 19_900)]
+    with session_scope(engine) as s:
+        store_cart.mark_reported(s, first.number)
+        assert store_cart.link_visitor(s, shop, VISITOR)[1] == []
+        # Nothing to link for a forged token or a stranger without a cart.
+        assert store_cart.link_visitor(s, shop, "forged") == (None, [])
+        assert store_cart.link_visitor(s, store_cart.new_shopper(), VISITOR) == (None, [])
 
 
 # --------------------------------------------------------------------------- browsing
@@ -201,15 +227,15 @@ def test_tracking_payload_lists_items_and_total_in_currency_units(engine, shop):
 
 def test_categories_come_with_their_product_counts(engine, shop):
     with Session(engine) as s:
-        assert storefront.categories(s) == [
-            storefront.CategoryCount("Camping", 4), storefront.CategoryCount("Running", 1)]
+        assert catalog.categories(s) == [
+            catalog.CategoryCount("Camping", 4), catalog.CategoryCount("Running", 1)]
 
 
 def test_browse_pages_through_a_category_in_stock_first(engine, shop):
     with Session(engine) as s:
-        first = storefront.browse(s, category="Camping", page=1, per_page=2)
-        second = storefront.browse(s, category="Camping", page=2, per_page=2)
-        past_the_end = storefront.browse(s, category="Camping", page=99, per_page=2)
+        first = catalog.browse(s, category="Camping", page=1, per_page=2)
+        second = catalog.browse(s, category="Camping", page=2, per_page=2)
+        past_the_end = catalog.browse(s, category="Camping", page=99, per_page=2)
     assert (first.total, first.pages, first.page) == (4, 2, 1)
     assert [p.sku for p in first.products + second.products] == ["BAG-1", "EUR-1", "TENT-1", "MUG-1"]
     assert past_the_end.page == 2
@@ -217,17 +243,17 @@ def test_browse_pages_through_a_category_in_stock_first(engine, shop):
 
 def test_browse_searches_within_a_category(engine, shop):
     with Session(engine) as s:
-        assert [p.sku for p in storefront.browse(s, query="  trail ").products] == ["SHOE-1"]
-        assert storefront.browse(s, query="trail", category="Camping").products == []
-        empty = storefront.browse(s, query="no such thing")
+        assert [p.sku for p in catalog.browse(s, query="  trail ").products] == ["SHOE-1"]
+        assert catalog.browse(s, query="trail", category="Camping").products == []
+        empty = catalog.browse(s, query="no such thing")
     assert (empty.total, empty.pages, empty.page) == (0, 1, 1)
 
 
 def test_product_by_sku_and_more_in_its_category(engine, shop):
     with Session(engine) as s:
-        tent = storefront.product_by_sku(s, "TENT-1")
+        tent = catalog.product_by_sku(s, "TENT-1")
         assert tent is not None and tent.description == "About Summit Tent."
-        assert storefront.product_by_sku(s, "NOPE") is None
-        assert storefront.product_by_sku(s, "x" * 100) is None
-        more = storefront.more_in_category(s, tent)
+        assert catalog.product_by_sku(s, "NOPE") is None
+        assert catalog.product_by_sku(s, "x" * 100) is None
+        more = catalog.more_in_category(s, tent)
     assert [p.sku for p in more] == ["BAG-1", "EUR-1", "MUG-1"]

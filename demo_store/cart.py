@@ -1,5 +1,6 @@
-"""The demo store's cart and checkout, kept per shopper in the database.
+"""The demo store's cart and checkout, kept per shopper in the store's database.
 
+A shopper is the store's own anonymous id (a random token the browser keeps).
 Every change re-prices the cart's lines from the catalog and stores the new
 total, so ``Cart.total_cents`` always equals the sum of its lines. Arguments
 are validated here because they may come straight from a browser.
@@ -8,21 +9,24 @@ No Reflex imports.
 
 from __future__ import annotations
 
+import re
 import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete
+from sqlalchemy import delete, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from chatdash.models import Cart, CartLine, Order, OrderLine, Product, Shopper, utcnow
-from chatdash.services.conversations import get_or_create_shopper
+from demo_store.models import Cart, CartLine, Order, OrderLine, Product, utcnow
 
 MAX_QUANTITY = 99
 MAX_LINES = 50
 MAX_SKU_CHARS = 64
-ORDER_SOURCE = "store"
+
+_SHOPPER_RE = re.compile(r"[A-Za-z0-9_-]{16,64}")
+# A chatdash visitor token as the widget hands it out: "<id>.<signature>".
+_VISITOR_RE = re.compile(r"[A-Za-z0-9_-]{16,64}\.[A-Za-z0-9_-]{16,64}")
 
 
 class CartError(ValueError):
@@ -54,7 +58,37 @@ class CartView:
 EMPTY_CART = CartView([], 0, "USD")
 
 
+@dataclass(frozen=True)
+class OrderLineView:
+    sku: str
+    quantity: int
+    unit_price_cents: int
+
+
+@dataclass(frozen=True)
+class OrderView:
+    number: str
+    total_cents: int
+    currency: str
+    lines: list[OrderLineView]
+    chatdash_visitor: str
+
+
 # --------------------------------------------------------------------------- validation
+
+
+def new_shopper() -> str:
+    """A new anonymous shopper id for a browser (unguessable, like a session cookie)."""
+    return secrets.token_urlsafe(24)
+
+
+def is_shopper(token: Any) -> bool:
+    return isinstance(token, str) and _SHOPPER_RE.fullmatch(token) is not None
+
+
+def is_visitor_token(token: Any) -> bool:
+    """Shaped like a chatdash visitor token; chatdash itself checks its signature."""
+    return isinstance(token, str) and len(token) <= 128 and _VISITOR_RE.fullmatch(token) is not None
 
 
 def check_sku(sku: Any) -> str:
@@ -72,42 +106,35 @@ def check_quantity(quantity: Any) -> int:
     return quantity
 
 
-# --------------------------------------------------------------------------- shoppers
-
-
-def shopper_id_for_visitor(session: Session, visitor_id: str, *, create: bool) -> int | None:
-    """The shopper behind a (verified) visitor id; created only when asked, so
-    merely looking at the store writes nothing."""
-    if create:
-        return get_or_create_shopper(session, visitor_id).id
-    return session.exec(select(Shopper.id).where(Shopper.visitor_id == visitor_id)).first()
+def _check_shopper(shopper: Any) -> str:
+    if not is_shopper(shopper):
+        raise CartError("Your cart could not be found; please reload the page.")
+    return shopper
 
 
 # --------------------------------------------------------------------------- internals
 
 
-def _find_cart(session: Session, shopper_id: int, *, lock: bool = False) -> Cart | None:
-    stmt = select(Cart).where(Cart.shopper_id == shopper_id)
+def _find_cart(session: Session, shopper: str, *, lock: bool = False) -> Cart | None:
+    stmt = select(Cart).where(Cart.shopper == shopper)
     if lock:
         stmt = stmt.with_for_update()
     return session.exec(stmt).first()
 
 
-def _cart_for_update(session: Session, shopper_id: int) -> Cart:
+def _cart_for_update(session: Session, shopper: str) -> Cart:
     """The shopper's cart, created if missing, locked for this transaction
     (a row lock on PostgreSQL; SQLite serialises writers anyway)."""
-    cart = _find_cart(session, shopper_id, lock=True)
+    cart = _find_cart(session, _check_shopper(shopper), lock=True)
     if cart is not None:
         return cart
-    if session.get(Shopper, shopper_id) is None:
-        raise CartError("Unknown shopper.")
-    cart = Cart(shopper_id=shopper_id)
+    cart = Cart(shopper=shopper)
     session.add(cart)
     try:
         with session.begin_nested():
             session.flush()
     except IntegrityError:  # created concurrently by another tab
-        cart = _find_cart(session, shopper_id, lock=True)
+        cart = _find_cart(session, shopper, lock=True)
         assert cart is not None
     return cart
 
@@ -181,33 +208,41 @@ def _put(session: Session, cart: Cart, product: Product, quantity: int, current:
     session.flush()
 
 
+def _order_view(order: Order, lines: list[OrderLine]) -> OrderView:
+    return OrderView(order.number, order.total_cents, order.currency,
+                     [OrderLineView(li.sku, li.quantity, li.unit_price_cents) for li in lines],
+                     order.chatdash_visitor)
+
+
 # --------------------------------------------------------------------------- public API
 
 
-def get_cart(session: Session, shopper_id: int) -> CartView:
-    cart = _find_cart(session, shopper_id)
+def get_cart(session: Session, shopper: str) -> CartView:
+    if not is_shopper(shopper):
+        return EMPTY_CART
+    cart = _find_cart(session, shopper)
     return _view(cart, _lines(session, cart.id) if cart else [])
 
 
-def add_to_cart(session: Session, shopper_id: int, sku: Any, quantity: Any = 1) -> CartView:
+def add_to_cart(session: Session, shopper: str, sku: Any, quantity: Any = 1) -> CartView:
     """Add items; a line never holds more than MAX_QUANTITY (extra items are dropped)."""
     quantity = check_quantity(quantity)
     product = _product(session, sku)
     if not product.in_stock:
         raise CartError(f"Sorry, {product.name} is out of stock.")
-    cart = _cart_for_update(session, shopper_id)
+    cart = _cart_for_update(session, shopper)
     current = _line(session, cart, product)
     have = current.quantity if current else 0
     _put(session, cart, product, min(MAX_QUANTITY, have + quantity), current)
     return _reprice(session, cart)
 
 
-def set_quantity(session: Session, shopper_id: int, sku: Any, quantity: Any) -> CartView:
+def set_quantity(session: Session, shopper: str, sku: Any, quantity: Any) -> CartView:
     """Set how many of a product are in the cart. An out-of-stock product can
     be lowered but not raised."""
     quantity = check_quantity(quantity)
     product = _product(session, sku)
-    cart = _cart_for_update(session, shopper_id)
+    cart = _cart_for_update(session, shopper)
     current = _line(session, cart, product)
     have = current.quantity if current else 0
     if quantity > have and not product.in_stock:
@@ -216,9 +251,9 @@ def set_quantity(session: Session, shopper_id: int, sku: Any, quantity: Any) -> 
     return _reprice(session, cart)
 
 
-def remove(session: Session, shopper_id: int, sku: Any) -> CartView:
+def remove(session: Session, shopper: str, sku: Any) -> CartView:
     product = _product(session, sku)
-    cart = _find_cart(session, shopper_id, lock=True)
+    cart = _find_cart(session, _check_shopper(shopper), lock=True)
     if cart is None:
         return EMPTY_CART
     session.execute(delete(CartLine).where(CartLine.cart_id == cart.id, CartLine.product_id == product.id))
@@ -229,10 +264,11 @@ def _order_number() -> str:
     return f"DS-{utcnow():%y%m%d}-{secrets.token_hex(3).upper()}"
 
 
-def place_order(session: Session, shopper_id: int) -> Order:
-    """Turn the shopper's cart into an order (source "store") at today's prices
-    and empty the cart. Refuses an empty cart or one with out-of-stock items."""
-    cart = _find_cart(session, shopper_id, lock=True)
+def place_order(session: Session, shopper: str, chatdash_visitor: str = "") -> OrderView:
+    """Turn the shopper's cart into an order at today's prices and empty the
+    cart. Refuses an empty cart or one with out-of-stock items. The chat's
+    visitor token, when known, is kept with the order so it can be reported."""
+    cart = _find_cart(session, shopper, lock=True) if is_shopper(shopper) else None
     rows = _lines(session, cart.id) if cart else []
     if cart is None or not rows:
         raise CartError("Your cart is empty.")
@@ -241,9 +277,10 @@ def place_order(session: Session, shopper_id: int) -> Order:
         names = ", ".join(sold_out)
         raise CartError(f"Sorry, out of stock: {names}. Remove it from your cart to order the rest.")
     total = sum(line.quantity * p.price_cents for line, p in rows)
+    visitor = chatdash_visitor if is_visitor_token(chatdash_visitor) else ""
     for attempt in range(3):
-        order = Order(external_id=_order_number(), shopper_id=shopper_id, total_cents=total,
-                      currency=cart.currency, source=ORDER_SOURCE)
+        order = Order(number=_order_number(), shopper=shopper, total_cents=total, currency=cart.currency,
+                      chatdash_visitor=visitor)
         session.add(order)
         try:
             with session.begin_nested():
@@ -253,45 +290,41 @@ def place_order(session: Session, shopper_id: int) -> Order:
             session.expunge(order)
             if attempt == 2:
                 raise
-    session.add_all(
-        OrderLine(order_id=order.id, product_id=p.id, quantity=line.quantity, unit_price_cents=p.price_cents)
-        for line, p in rows
-    )
+    lines = [OrderLine(order_id=order.id, sku=p.sku, name=p.name, quantity=line.quantity,
+                       unit_price_cents=p.price_cents) for line, p in rows]
+    session.add_all(lines)
     session.execute(delete(CartLine).where(CartLine.cart_id == cart.id))
     cart.total_cents = 0
     cart.updated_at = utcnow()
     session.add(cart)
     session.flush()
-    return order
+    return _order_view(order, lines)
 
 
-def tracking_payload(view: CartView, action: str = "update") -> dict[str, Any]:
-    """The cart as the store reports it to chatdash's tracking API (prices in units)."""
-    return {
-        "action": action,
-        "items": [
-            {"sku": line.sku, "quantity": line.quantity, "price": line.unit_price_cents / 100}
-            for line in view.lines
-        ],
-        "total": view.total_cents / 100,
-        "currency": view.currency,
-    }
-
-
-def order_tracking_payload(session: Session, order: Order) -> dict[str, Any]:
-    """An order as the store reports it to chatdash's tracking API."""
-    rows = session.exec(
-        select(OrderLine, Product.sku)
-        .join(Product, col(Product.id) == OrderLine.product_id)
-        .where(OrderLine.order_id == order.id)
-        .order_by(col(OrderLine.id))
+def link_visitor(session: Session, shopper: str, chatdash_visitor: str) -> tuple[CartView | None, list[OrderView]]:
+    """The chat told the store who this shopper is to chatdash: attach that to
+    the shopper's orders not yet reported. Returns the cart (None without one)
+    and those orders, to report under this visitor."""
+    if not is_shopper(shopper) or not is_visitor_token(chatdash_visitor):
+        return None, []
+    session.execute(
+        update(Order).where(col(Order.shopper) == shopper, col(Order.reported_at).is_(None))
+        .values(chatdash_visitor=chatdash_visitor)
+    )
+    orders = session.exec(
+        select(Order).where(Order.shopper == shopper, col(Order.reported_at).is_(None)).order_by(col(Order.id))
     ).all()
-    return {
-        "order_id": order.external_id,
-        "items": [
-            {"sku": sku, "quantity": line.quantity, "price": line.unit_price_cents / 100}
-            for line, sku in rows
-        ],
-        "total": order.total_cents / 100,
-        "currency": order.currency,
-    }
+    views = [
+        _order_view(o, list(session.exec(select(OrderLine).where(OrderLine.order_id == o.id)
+                                         .order_by(col(OrderLine.id))).all()))
+        for o in orders
+    ]
+    cart = _find_cart(session, shopper)
+    return (_view(cart, _lines(session, cart.id)) if cart else None), views
+
+
+def mark_reported(session: Session, number: str) -> None:
+    """chatdash has the order: it is not sent again."""
+    session.execute(
+        update(Order).where(col(Order.number) == number, col(Order.reported_at).is_(None)).values(reported_at=utcnow())
+    )

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import reflex as rx
 
-from chatdash import routes
-from chatdash.settings import get_settings
-from chatdash.state.store import ProductTile, StoreState
+from demo_store import routes
+from demo_store.settings import get_settings
+from demo_store.state import ProductTile, StoreState, find_chatdash
 
 LINE_CLAMP_2 = {
     "display": "-webkit-box",
@@ -19,8 +19,7 @@ LINE_CLAMP_2 = {
 
 def store_embed() -> rx.Component:
     """The one tag a store adds to its pages to get chatdash, exactly as a real store would."""
-    settings = get_settings()
-    return rx.script(src=f"{settings.api_url.rstrip('/')}/widget.js", custom_attrs={"data-chatdash": "1"})
+    return rx.script(src=f"{get_settings().api_base}/widget.js", custom_attrs={"data-chatdash": "1"})
 
 
 def cart_button() -> rx.Component:
@@ -37,7 +36,7 @@ def cart_button() -> rx.Component:
             variant="soft",
             size="3",
         ),
-        href=routes.STORE_CART,
+        href=routes.CART,
         id="cart-link",
         aria_label="Cart",
     )
@@ -126,12 +125,12 @@ def store_frame(*content: rx.Component, query: rx.Var | str = "") -> rx.Componen
         rx.container(rx.vstack(*content, spacing="5", width="100%"), size="4", padding_y="24px",
                      min_height="calc(100vh - 160px)"),
         store_footer(),
-        # The tag goes in once the store has put its visitor token in
-        # localStorage, so the chat adopts that visitor instead of minting a
-        # second one: the chat then sees this shopper's cart and orders.
-        rx.cond(StoreState.visitor_token != "", store_embed()),
+        store_embed(),
         background=rx.color("gray", 2),
         min_height="100vh",
+        # Learns the chat's visitor token, which names this shopper in the
+        # store's server-to-server reports to chatdash.
+        on_mount=find_chatdash(),
     )
 
 

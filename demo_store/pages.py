@@ -1,17 +1,17 @@
-"""The demo store: a small shop served by chatdash itself, so anyone can try
-the shopper's side of the chat. Catalog, product page, cart and checkout."""
+"""The demo store's pages: catalog, product page, cart and checkout.
+Importing this module registers them with the Reflex app."""
 
 from __future__ import annotations
 
 import reflex as rx
 
-from chatdash import routes
-from chatdash.components.store import loading, product_grid, product_image, stepper, store_frame
-from chatdash.services.store_cart import MAX_QUANTITY
-from chatdash.settings import get_settings
-from chatdash.state.store import CartRow, CartState, CatalogState, CategoryChip, ProductState
+from demo_store import routes
+from demo_store.cart import MAX_QUANTITY
+from demo_store.components import loading, product_grid, product_image, stepper, store_frame
+from demo_store.settings import get_settings
+from demo_store.state import CartRow, CartState, CatalogState, CategoryChip, ProductState
 
-STORE_NAME = get_settings().store_name
+STORE_NAME = get_settings().name
 
 
 # --------------------------------------------------------------------------- catalog
@@ -239,7 +239,7 @@ def product_detail() -> rx.Component:
                         rx.callout.icon(rx.icon("circle-check")),
                         rx.callout.text(
                             ProductState.added_message, " ",
-                            rx.link("View cart →", href=routes.STORE_CART, weight="bold", id="view-cart"),
+                            rx.link("View cart →", href=routes.CART, weight="bold", id="view-cart"),
                         ),
                         color_scheme="green",
                         width="100%",
@@ -295,7 +295,7 @@ def not_found(title: str, text: str, id_: str = "not-found", icon: str = "packag
     )
 
 
-@rx.page(route=routes.STORE_PRODUCT, title=STORE_NAME, on_load=ProductState.load)
+@rx.page(route=routes.PRODUCT, title=STORE_NAME, on_load=ProductState.load)
 def store_product() -> rx.Component:
     return store_frame(
         rx.cond(
@@ -450,7 +450,7 @@ def cart_contents() -> rx.Component:
     )
 
 
-@rx.page(route=routes.STORE_CART, title=f"Cart · {STORE_NAME}", on_load=CartState.load)
+@rx.page(route=routes.CART, title=f"Cart · {STORE_NAME}", on_load=CartState.load)
 def store_cart() -> rx.Component:
     return store_frame(
         rx.cond(

@@ -1,39 +1,72 @@
-"""States of the demo store. The visitor is known only by a signed token in the
-browser; the cart lives in the database. Any client can call any handler with
-any arguments, so handlers take as little as possible from the client and the
-cart service validates what they do take."""
+"""States of the demo store. The shopper is known only by the store's own
+random token in the browser; the catalog, cart and orders live in the store's
+database. Any client can call any handler with any arguments, so handlers take
+as little as possible from the client and the cart validates what they do take.
+
+chatdash hears about this shopper only the way it would from any store: the
+embed script's ``chatdash.track`` in the browser, and the server-to-server
+reports in :mod:`demo_store.chatdash_api`, which name the shopper by the
+visitor token the chat widget holds (``chatdash.visitor()``)."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 import logging
-from typing import Any
-from urllib.parse import quote, unquote, urlencode
+from collections.abc import Callable
+from typing import Any, TypeVar
+from urllib.parse import unquote
 
 import reflex as rx
 
-from chatdash import routes
-from chatdash.db import session_scope
-from chatdash.services import identity, store_cart, storefront
-from chatdash.services.store_cart import MAX_QUANTITY, CartError, CartView
-from chatdash.settings import get_settings
-from chatdash.state.views import image_src, money
+from demo_store import cart, catalog, routes
+from demo_store.cart import MAX_QUANTITY, CartError, CartView
+from demo_store.chatdash_api import ChatdashAPI, Reporter, cart_payload, order_payload
+from demo_store.db import session_scope
+from demo_store.routes import catalog_href, product_href
+from demo_store.settings import get_settings
 
-log = logging.getLogger("chatdash.store")
+log = logging.getLogger("demo_store")
 
 MAX_CATEGORY_CHARS = 100
+T = TypeVar("T")
 
 
-def product_href(sku: str) -> str:
-    return f"{routes.STORE_PRODUCT_PREFIX}/{quote(sku, safe='')}"
+def money(cents: int, currency: str = "USD") -> str:
+    symbol = {"USD": "$", "EUR": "€", "GBP": "£"}.get(currency.upper(), "")
+    amount = f"{cents / 100:,.2f}"
+    return f"{symbol}{amount}" if symbol else f"{amount} {currency.upper()}"
 
 
-def catalog_href(category: str = "", query: str = "", page: int = 1) -> str:
-    params = {k: v for k, v in (("category", category), ("q", query)) if v}
-    if page > 1:
-        params["page"] = str(page)
-    return f"{routes.STORE}?{urlencode(params)}" if params else routes.STORE
+def image_src(url: str) -> str:
+    """The image address if it is http(s) or same-site, else ""."""
+    return url if url.startswith(("https://", "http://", "/")) else ""
+
+
+async def _db(work: Callable[..., T], *args: Any) -> T:
+    """Run ``work(session, *args)`` in one transaction, off the event loop."""
+
+    def run() -> T:
+        with session_scope() as session:
+            return work(session, *args)
+
+    return await asyncio.to_thread(run)
+
+
+_reporter: Reporter | None = None
+
+
+def reporter() -> Reporter:
+    global _reporter
+    if _reporter is None:
+        settings = get_settings()
+
+        async def reported(number: str) -> None:
+            await _db(cart.mark_reported, number)
+
+        _reporter = Reporter(ChatdashAPI(settings.api_base, settings.secret), on_order_reported=reported)
+    return _reporter
 
 
 def _track(kind: str, payload: dict[str, Any]) -> rx.event.EventSpec:
@@ -48,6 +81,15 @@ def _track(kind: str, payload: dict[str, Any]) -> rx.event.EventSpec:
     )
 
 
+# Resolves with the chat's visitor token once the embed script has one (up to
+# 15 s), else with "": what a store's page hands its backend (docs/tracking.md).
+CHATDASH_VISITOR_JS = (
+    "new Promise(function(r){var n=60;(function f(){var c=window.chatdash,"
+    "v=c&&typeof c.visitor==='function'&&c.visitor();if(v){r(v)}else if(n-->0){setTimeout(f,250)}"
+    "else{r('')}})()})"
+)
+
+
 @dataclasses.dataclass
 class ProductTile:
     sku: str = ""
@@ -58,7 +100,7 @@ class ProductTile:
     href: str = ""
 
     @classmethod
-    def of(cls, p: storefront.ProductSummary) -> ProductTile:
+    def of(cls, p: catalog.ProductSummary) -> ProductTile:
         return cls(p.sku, p.name, money(p.price_cents, p.currency), image_src(p.image_url), p.in_stock,
                    product_href(p.sku))
 
@@ -86,66 +128,68 @@ class CartRow:
 
 
 class StoreState(rx.State):
-    """The visitor and the cart summary shown in every store page's header."""
+    """The shopper and the cart summary shown in every store page's header."""
 
-    # The signed visitor token; verified on every use, since the browser may
-    # send anything. Shared with the chat widget served from the same origin.
-    visitor_token: str = rx.LocalStorage("", name="chatdash_visitor")
+    # The store's own anonymous shopper id; any string the browser sends that
+    # is not shaped like one is replaced by a new one.
+    shopper_token: str = rx.LocalStorage("", name="demo_store_shopper")
     cart_count: int = 0
     cart_total: str = ""
 
-    _visitor_id: str = ""
-    _shopper_id: int = 0
+    # The chat's visitor token for this tab, as the embed script reported it.
+    _chatdash_visitor: str = ""
 
     @rx.var
     def store_name(self) -> str:
-        return get_settings().store_name
+        return get_settings().name
 
-    def _visitor(self) -> str:
-        """This browser's verified visitor id; a new token when it has none (or a forged one)."""
-        secret = get_settings().secret_key
-        visitor_id = identity.verify_visitor_token(secret, self.visitor_token)
-        if visitor_id is None:
-            self.visitor_token = identity.issue_visitor_token(secret)
-            visitor_id = identity.verify_visitor_token(secret, self.visitor_token)
-        if visitor_id != self._visitor_id:
-            self._visitor_id = visitor_id or ""
-            self._shopper_id = 0
-        return self._visitor_id
-
-    def _shopper(self, session, *, create: bool) -> int:
-        visitor_id = self._visitor()
-        if not self._shopper_id:
-            self._shopper_id = store_cart.shopper_id_for_visitor(session, visitor_id, create=create) or 0
-        return self._shopper_id
+    def _shopper(self) -> str:
+        if not cart.is_shopper(self.shopper_token):
+            self.shopper_token = cart.new_shopper()
+        return self.shopper_token
 
     def _show_cart(self, view: CartView) -> None:
         self.cart_count = view.item_count
         self.cart_total = money(view.total_cents, view.currency)
 
-    def _load_cart(self) -> CartView:
-        with session_scope() as session:
-            shopper_id = self._shopper(session, create=False)
-            view = store_cart.get_cart(session, shopper_id) if shopper_id else store_cart.EMPTY_CART
+    async def _load_cart(self) -> CartView:
+        view = await _db(cart.get_cart, self._shopper())
         self._show_cart(view)
         return view
 
-    def _change_cart(self, change, *args: Any) -> CartView:
-        """Apply a cart service call for this visitor; CartError reaches the caller."""
-        try:
-            with session_scope() as session:
-                view = change(session, self._shopper(session, create=True), *args)
-        except CartError:
-            self._shopper_id = 0  # looked up afresh next time, in case it went stale
-            raise
+    async def _change_cart(self, change: Callable[..., CartView], *args: Any) -> CartView:
+        """Apply a cart change for this shopper and report the new cart to
+        chatdash; CartError reaches the caller."""
+        shopper = self._shopper()
+        view = await _db(change, shopper, *args)
         self._show_cart(view)
+        reporter().cart(shopper, self._chatdash_visitor, view)
         return view
+
+    @rx.event
+    async def link_chatdash(self, visitor: Any):
+        """The embed script's visitor token (from ``chatdash.visitor()``): the
+        store's reports name the shopper by it. Sends what chatdash could not
+        be told before: the cart, and orders placed before the chat was known."""
+        if not cart.is_visitor_token(visitor) or visitor == self._chatdash_visitor:
+            return
+        self._chatdash_visitor = visitor
+        view, orders = await _db(cart.link_visitor, self._shopper(), visitor)
+        if view is not None:
+            reporter().cart(self.shopper_token, visitor, view)
+        for order in orders:
+            reporter().order(order)
 
     @rx.event
     def search(self, form_data: dict):
         query = form_data.get("q", "") if isinstance(form_data, dict) else ""
-        query = " ".join(str(query).split())[: storefront.MAX_QUERY_CHARS]
+        query = " ".join(str(query).split())[: catalog.MAX_QUERY_CHARS]
         return rx.redirect(catalog_href(query=query))
+
+
+def find_chatdash() -> rx.event.EventSpec:
+    """On every store page: ask the embed script who this shopper is to chatdash."""
+    return rx.call_script(CHATDASH_VISITOR_JS, callback=StoreState.link_chatdash)
 
 
 class CatalogState(StoreState):
@@ -180,19 +224,21 @@ class CatalogState(StoreState):
         return self.category or "All products"
 
     @rx.event
-    def load(self):
+    async def load(self):
         params = self.router.url.query_parameters
         category = str(params.get("category", ""))[:MAX_CATEGORY_CHARS]
-        query = " ".join(str(params.get("q", "")).split())[: storefront.MAX_QUERY_CHARS]
+        query = " ".join(str(params.get("q", "")).split())[: catalog.MAX_QUERY_CHARS]
         try:
             page = max(1, min(int(str(params.get("page", "1"))[:6]), 10_000))
         except ValueError:
             page = 1
-        with session_scope() as session:
-            counts = storefront.categories(session)
-            if category not in {c.name for c in counts}:
-                category = ""
-            result = storefront.browse(session, category=category, query=query, page=page)
+
+        def read(session) -> tuple[list[catalog.CategoryCount], str, catalog.ProductPage]:
+            counts = catalog.categories(session)
+            known = category if category in {c.name for c in counts} else ""
+            return counts, known, catalog.browse(session, category=known, query=query, page=page)
+
+        counts, category, result = await _db(read)
         self.category, self.query, self.page = category, query, result.page
         self.pages, self.total = result.pages, result.total
         self.all_count = sum(c.count for c in counts)
@@ -200,7 +246,7 @@ class CatalogState(StoreState):
                            for c in counts]
         self.products = [ProductTile.of(p) for p in result.products]
         self.loaded = True
-        self._load_cart()
+        await self._load_cart()
 
 
 class ProductState(StoreState):
@@ -223,15 +269,18 @@ class ProductState(StoreState):
     _product_sku: str = ""
 
     @rx.event
-    def load(self):
+    async def load(self):
         path = self.router.url.path.rstrip("/")
-        sku = unquote(path.rsplit("/", 1)[-1]) if path.startswith(routes.STORE_PRODUCT_PREFIX + "/") else ""
+        sku = unquote(path.rsplit("/", 1)[-1]) if path.startswith(routes.PRODUCT_PREFIX + "/") else ""
         self.quantity, self.added_message, self.error = 1, "", ""
-        with session_scope() as session:
-            product = storefront.product_by_sku(session, sku)
-            related = storefront.more_in_category(session, product) if product else []
+
+        def read(session) -> tuple[catalog.ProductInfo | None, list[catalog.ProductSummary]]:
+            product = catalog.product_by_sku(session, sku)
+            return product, catalog.more_in_category(session, product) if product else []
+
+        product, related = await _db(read)
         self.loaded = True
-        self._load_cart()
+        await self._load_cart()
         if product is None:
             self.found, self._product_sku, self.related = False, "", []
             return
@@ -253,20 +302,20 @@ class ProductState(StoreState):
         self.quantity = max(1, self.quantity - 1)
 
     @rx.event
-    def add_to_cart(self):
+    async def add_to_cart(self):
         """Adds the product on screen; the client names neither product nor shopper."""
         self.added_message, self.error = "", ""
         if not self._product_sku:
             return
         try:
-            view = self._change_cart(store_cart.add_to_cart, self._product_sku, self.quantity)
+            view = await self._change_cart(cart.add_to_cart, self._product_sku, self.quantity)
         except CartError as exc:
             self.error = str(exc)
             return
         noun = "item" if self.quantity == 1 else "items"
         self.added_message = f"Added {self.quantity} {noun} to your cart."
         self.quantity = 1
-        return _track("cart", store_cart.tracking_payload(view, "add"))
+        return _track("cart", cart_payload(view, "add"))
 
 
 class CartState(StoreState):
@@ -292,29 +341,29 @@ class CartState(StoreState):
         self.has_sold_out = any(not line.in_stock for line in view.lines)
 
     @rx.event
-    def load(self):
+    async def load(self):
         self.error, self.order_number, self.order_total, self.placing = "", "", "", False
-        self._show_rows(self._load_cart())
+        self._show_rows(await self._load_cart())
         self.loaded = True
 
-    def _apply(self, change, *args: Any):
+    async def _apply(self, change: Callable[..., CartView], *args: Any):
         self.error = ""
         try:
-            view = self._change_cart(change, *args)
+            view = await self._change_cart(change, *args)
         except CartError as exc:
             self.error = str(exc)
-            self._show_rows(self._load_cart())
+            self._show_rows(await self._load_cart())
             return None
         self._show_rows(view)
-        return _track("cart", store_cart.tracking_payload(view))
+        return _track("cart", cart_payload(view))
 
     @rx.event
-    def set_line_quantity(self, sku: str, quantity: int):
-        return self._apply(store_cart.set_quantity, sku, quantity)
+    async def set_line_quantity(self, sku: str, quantity: int):
+        return await self._apply(cart.set_quantity, sku, quantity)
 
     @rx.event
-    def remove_line(self, sku: str):
-        return self._apply(store_cart.remove, sku)
+    async def remove_line(self, sku: str):
+        return await self._apply(cart.remove, sku)
 
     @rx.event
     def start_order(self):
@@ -325,15 +374,11 @@ class CartState(StoreState):
         return CartState.place_order
 
     @rx.event
-    def place_order(self):
+    async def place_order(self):
         self.error = ""
+        shopper = self._shopper()
         try:
-            with session_scope() as session:
-                shopper_id = self._shopper(session, create=False)
-                if not shopper_id:
-                    raise CartError("Your cart is empty.")
-                order = store_cart.place_order(session, shopper_id)
-                order_payload = store_cart.order_tracking_payload(session, order)
+            order = await _db(cart.place_order, shopper, self._chatdash_visitor)
         except CartError as exc:
             self.placing = False
             if not self.order_number:  # a repeated click after success is not an error
@@ -344,11 +389,15 @@ class CartState(StoreState):
             self.placing = False
             self.error = "Your order could not be placed. Please try again."
             return
-        self.order_number = order.external_id
+        self.order_number = order.number
         self.order_total = money(order.total_cents, order.currency)
         self.placing = False
-        self._show_rows(self._load_cart())
+        self._show_rows(await self._load_cart())
+        # The store's backend reports the order (the record chatdash counts) and
+        # the emptied cart; the browser reports them too, as the embed script's events.
+        reporter().order(order)
+        reporter().cart(shopper, self._chatdash_visitor, cart.EMPTY_CART)
         return [
-            _track("cart", store_cart.tracking_payload(store_cart.EMPTY_CART, "order")),
-            _track("order", order_payload),
+            _track("cart", cart_payload(cart.EMPTY_CART, "order")),
+            _track("order", order_payload(order)),
         ]
