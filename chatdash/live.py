@@ -1,39 +1,128 @@
-"""Live push: who is watching what, and how a change reaches their screens.
+"""Live: the one adapter from domain events to screens.
 
-The database is the truth. After a service has persisted a change, the
-caller publishes a *topic* ("inbox" for every admin screen, "conv:<id>" for
-the screens showing one conversation). Every client subscribed to that topic
-gets its state modified out of band with Reflex's `app.modify_state`, which
-re-reads from the database and sends the client only what changed. With
-REDIS_URL set, the subscriber registry lives in Redis and Reflex relays the
-update to whichever worker holds the client's socket.
+Use cases record typed events (`chatdash.events`) that are delivered after
+their transaction commits. A state method marked `@live.on(EventType,
+topic=...)` handles one kind of event for the tabs subscribed to that topic
+("inbox" for every admin screen, "conv:<id>" for the screens showing one
+conversation, "shopper:<id>" for the panel showing one shopper).
+
+Pushes are incremental and coalesced: events for one tab that arrive within
+`WINDOW` seconds are applied together in one `app.modify_state`, so one
+Reflex delta goes out; events with the same `coalesce_key` collapse to the
+newest. Handlers apply what the event carries (one row, one flag) and never
+read the database under the tab's lock; a route's `load` function, when it
+needs data, runs once per event in a worker thread before any lock is taken.
+
+`lifespan(app)` binds the adapter to the running app at start-up.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import inspect
 import logging
 import threading
 import time
 from collections import defaultdict
+from collections.abc import AsyncIterator, Callable, Hashable
+from dataclasses import dataclass, field
+from typing import Any
 
 import reflex as rx
 from reflex.istate.manager.token import BaseStateToken
 
+from chatdash import events
+from chatdash.events import DomainEvent
 from chatdash.settings import get_settings
 
 log = logging.getLogger("chatdash.live")
 
 INBOX = "inbox"
-# A subscription not renewed for this long is dropped (clients renew on load
-# and every time they are pushed to).
+# Events for one tab within this window go out as one update.
+WINDOW = 0.08
+# A subscription not renewed for this long is dropped (tabs renew on load).
 SUBSCRIPTION_TTL = 6 * 3600
-
-_tasks: set[asyncio.Task] = set()
+# A load result is shared by the tabs flushing within this long.
+LOAD_SHARE_SECONDS = 2.0
 
 
 def conversation_topic(conversation_id: int) -> str:
     return f"conv:{conversation_id}"
+
+
+def shopper_topic(shopper_id: int) -> str:
+    return f"shopper:{shopper_id}"
+
+
+def inbox_topic(_event: DomainEvent) -> str:
+    return INBOX
+
+
+def by_conversation(event: Any) -> str:
+    return conversation_topic(event.conversation_id)
+
+
+def by_shopper(event: Any) -> str:
+    return shopper_topic(event.shopper_id)
+
+
+# --------------------------------------------------------------------------- routes
+
+
+@dataclass(frozen=True)
+class _Mark:
+    event_type: type[DomainEvent]
+    topic: Callable[[Any], str | None]
+    load: Callable[[Any], Any] | None
+
+
+@dataclass(frozen=True, eq=False)
+class Route:
+    """Events of `event_type` reach `handler` on `state_cls` of the tabs
+    subscribed to `topic(event)`."""
+
+    event_type: type[DomainEvent]
+    state_cls: type[rx.State]
+    handler: Callable[..., Any]
+    topic: Callable[[Any], str | None]
+    load: Callable[[Any], Any] | None
+
+
+def on(event_type: type[DomainEvent], *, topic: Callable[[Any], str | None],
+       load: Callable[[Any], Any] | None = None) -> Callable:
+    """Mark a state method (underscore-named, so no client can call it) as the
+    handler of `event_type` for the tabs subscribed to `topic(event)`. With
+    `load`, the handler gets `(event, load(event))`; `load` runs in a thread."""
+
+    def mark(fn: Callable) -> Callable:
+        fn.__dict__.setdefault("_live_marks", []).append(_Mark(event_type, topic, load))
+        return fn
+
+    return mark
+
+
+def routes_of(state_cls: type[rx.State]) -> list[Route]:
+    """The routes declared on one state class (not its subclasses)."""
+    found = []
+    for attr in vars(state_cls).values():
+        for mark in getattr(attr, "_live_marks", ()):
+            found.append(Route(mark.event_type, state_cls, attr, mark.topic, mark.load))
+    return found
+
+
+def all_routes() -> list[Route]:
+    """Every route declared on every state class of the app."""
+    found: list[Route] = []
+    stack: list[type[rx.State]] = [rx.State]
+    while stack:
+        cls = stack.pop()
+        found.extend(routes_of(cls))
+        stack.extend(cls.get_substates())
+    return found
+
+
+# --------------------------------------------------------------------------- subscriptions
 
 
 class _MemoryRegistry:
@@ -41,46 +130,56 @@ class _MemoryRegistry:
         self._lock = threading.Lock()
         self._topics: dict[str, dict[str, float]] = defaultdict(dict)
 
-    def add(self, topic: str, member: str) -> None:
+    def add(self, key: str, token: str) -> None:
         with self._lock:
-            self._topics[topic][member] = time.time()
+            self._topics[key][token] = time.time()
 
-    def remove(self, topic: str, member: str) -> None:
+    def remove(self, key: str, token: str) -> None:
         with self._lock:
-            self._topics.get(topic, {}).pop(member, None)
+            entries = self._topics.get(key)
+            if entries is not None:
+                entries.pop(token, None)
+                if not entries:
+                    del self._topics[key]
 
-    def members(self, topic: str) -> list[str]:
+    def members(self, key: str) -> list[str]:
         cutoff = time.time() - SUBSCRIPTION_TTL
         with self._lock:
-            entries = self._topics.get(topic, {})
-            for m in [m for m, t in entries.items() if t < cutoff]:
-                entries.pop(m, None)
+            entries = self._topics.get(key)
+            if not entries:
+                return []
+            for token in [t for t, seen in entries.items() if seen < cutoff]:
+                entries.pop(token, None)
             return list(entries)
 
 
 class _RedisRegistry:
+    """Subscriptions shared by every worker (REDIS_URL): Reflex's Redis state
+    manager lets any worker modify a tab's state and relays the update."""
+
     def __init__(self, url: str) -> None:
         import redis
 
         self._redis = redis.Redis.from_url(url)
 
-    def _key(self, topic: str) -> str:
-        return f"chatdash:topic:{topic}"
+    @staticmethod
+    def _key(key: str) -> str:
+        return f"chatdash:topic:{key}"
 
-    def add(self, topic: str, member: str) -> None:
-        key = self._key(topic)
+    def add(self, key: str, token: str) -> None:
         pipe = self._redis.pipeline()
-        pipe.zadd(key, {member: time.time()})
-        pipe.expire(key, SUBSCRIPTION_TTL)
+        pipe.zadd(self._key(key), {token: time.time()})
+        pipe.expire(self._key(key), SUBSCRIPTION_TTL)
         pipe.execute()
 
-    def remove(self, topic: str, member: str) -> None:
-        self._redis.zrem(self._key(topic), member)
+    def remove(self, key: str, token: str) -> None:
+        self._redis.zrem(self._key(key), token)
 
-    def members(self, topic: str) -> list[str]:
-        key = self._key(topic)
-        self._redis.zremrangebyscore(key, 0, time.time() - SUBSCRIPTION_TTL)
-        return [m.decode() for m in self._redis.zrange(key, 0, -1)]
+    def members(self, key: str) -> list[str]:
+        pipe = self._redis.pipeline()
+        pipe.zremrangebyscore(self._key(key), 0, time.time() - SUBSCRIPTION_TTL)
+        pipe.zrange(self._key(key), 0, -1)
+        return [m.decode() for m in pipe.execute()[1]]
 
 
 _registry: _MemoryRegistry | _RedisRegistry | None = None
@@ -94,74 +193,171 @@ def registry() -> _MemoryRegistry | _RedisRegistry:
     return _registry
 
 
-def _member(client_token: str, state_cls: type[rx.State]) -> str:
-    return f"{client_token}|{state_cls.get_full_name()}"
+def _key(topic: str, state_cls: type[rx.State]) -> str:
+    return f"{topic}|{state_cls.get_full_name()}"
 
 
-def subscribe(topic: str, client_token: str, state_cls: type[rx.State]) -> None:
-    if client_token:
-        registry().add(topic, _member(client_token, state_cls))
+def subscribe(state: rx.State, topic: str) -> None:
+    """This tab's `type(state)` wants the events routed to it for `topic`."""
+    token = state.router.session.client_token
+    if token:
+        registry().add(_key(topic, type(state)), token)
 
 
-def unsubscribe(topic: str, client_token: str, state_cls: type[rx.State]) -> None:
-    if client_token:
-        registry().remove(topic, _member(client_token, state_cls))
+def unsubscribe(state: rx.State, topic: str) -> None:
+    token = state.router.session.client_token
+    if token:
+        registry().remove(_key(topic, type(state)), token)
 
 
-def _app():
-    from chatdash.chatdash import app
-
-    return app
+# --------------------------------------------------------------------------- delivery
 
 
-async def _push(app, topic: str, member: str, method: str, args: tuple) -> None:
-    from reflex.state import State
-
-    token, _, state_name = member.partition("|")
-    token_manager = app.event_namespace._token_manager if app.event_namespace else None
-    if token_manager is not None and not await token_manager.is_token_connected(token):
-        # The tab is gone (or reconnecting: it re-reads everything on hydrate).
-        return
-    state_cls = State.get_class_substate(state_name)
-    async with app.modify_state(BaseStateToken(ident=token, cls=state_cls)) as root:
-        state = await root.get_state(state_cls)
-        await getattr(state, method)(*args)
+@dataclass
+class _Pending:
+    items: dict[Hashable, tuple[Route, DomainEvent]] = field(default_factory=dict)
 
 
-def publish(topic: str, method: str, *args, exclude: rx.State | None = None) -> None:
-    """Call `method(*args)` on every subscriber of `topic`, each in its own task.
+class Adapter:
+    """Receives committed events (from any thread), queues them per tab and
+    applies each tab's queue in one state update."""
 
-    Never awaited by the caller: a handler holding its own client's lock must not
-    wait on other clients. `exclude` is the calling state, which updates itself.
-    """
+    def __init__(self, app: Any, routes: list[Route]) -> None:
+        self.app = app
+        self.loop = asyncio.get_running_loop()
+        self._loop_thread = threading.get_ident()
+        self.routes: dict[type[DomainEvent], list[Route]] = defaultdict(list)
+        for route in routes:
+            self.routes[route.event_type].append(route)
+        self._pending: dict[str, _Pending] = {}
+        self._loads: dict[tuple[int, int], asyncio.Future] = {}
+        self._tasks: set[asyncio.Task] = set()
+        self._seq = 0
+        self.pushes = 0  # state updates sent (for tests and benchmarks)
+
+    # ----- from the writers -----------------------------------------------
+    def receive(self, batch: list[DomainEvent]) -> None:
+        if threading.get_ident() == self._loop_thread:
+            self._dispatch(batch)
+        elif not self.loop.is_closed():
+            self.loop.call_soon_threadsafe(self._dispatch, batch)
+
+    def _dispatch(self, batch: list[DomainEvent]) -> None:
+        reg = registry()
+        for event in batch:
+            for route in self.routes.get(type(event), ()):
+                topic = route.topic(event)
+                if topic is None:
+                    continue
+                for token in reg.members(_key(topic, route.state_cls)):
+                    self._enqueue(token, route, event)
+
+    def _enqueue(self, token: str, route: Route, event: DomainEvent) -> None:
+        pending = self._pending.get(token)
+        if pending is None:
+            pending = self._pending[token] = _Pending()
+            self.loop.call_later(WINDOW, self._start_flush, token)
+        if event.coalesce_key is None:
+            self._seq += 1
+            key: Hashable = (id(route), self._seq)
+        else:
+            key = (id(route), event.coalesce_key)
+            # The newest wins, and takes its place after what came before it.
+            pending.items.pop(key, None)
+        pending.items[key] = (route, event)
+        if route.load is not None:
+            self._load(route, event)
+
+    # ----- loads (blocking reads, once per event, off the loop) -------------
+    def _load(self, route: Route, event: DomainEvent) -> asyncio.Future:
+        key = (id(route.load), id(event))
+        future = self._loads.get(key)
+        if future is None:
+            future = self.loop.run_in_executor(None, route.load, event)
+            self._loads[key] = future
+            # The key holds ids: keep the event alive as long as the entry.
+            future.add_done_callback(
+                lambda _f, k=key, e=event: self.loop.call_later(LOAD_SHARE_SECONDS, self._loads.pop, k, e))
+        return future
+
+    # ----- to the screens ---------------------------------------------------
+    def _start_flush(self, token: str) -> None:
+        self.background(self._flush(token))
+
+    def background(self, coro: Any) -> asyncio.Task:
+        task = self.loop.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+        return task
+
+    def _done(self, task: asyncio.Task) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("live task failed", exc_info=task.exception())
+
+    async def _flush(self, token: str) -> None:
+        pending = self._pending.pop(token, None)
+        if pending is None or not pending.items:
+            return
+        items = list(pending.items.values())
+        loaded: list[Any] = []
+        for route, event in items:
+            if route.load is None:
+                loaded.append(None)
+                continue
+            try:
+                loaded.append(await self._load(route, event))
+            except Exception:
+                log.exception("loading %s for %s failed", type(event).__name__, route.state_cls.__name__)
+                loaded.append(_FAILED)
+        if not await self._connected(token):
+            return  # gone, or reconnecting: a reconnecting tab re-reads everything on hydrate
+        first = items[0][0].state_cls
+        async with self.app.modify_state(BaseStateToken(ident=token, cls=first)) as root:
+            for (route, event), data in zip(items, loaded, strict=True):
+                if data is _FAILED:
+                    continue
+                try:
+                    state = await root.get_state(route.state_cls)
+                    result = route.handler(state, event) if route.load is None else route.handler(state, event, data)
+                    if inspect.isawaitable(result):
+                        await result
+                except Exception:
+                    log.exception("%s.%s failed on %s", route.state_cls.__name__, route.handler.__name__,
+                                  type(event).__name__)
+        self.pushes += 1
+
+    async def _connected(self, token: str) -> bool:
+        namespace = self.app.event_namespace
+        manager = getattr(namespace, "_token_manager", None) if namespace else None
+        return manager is None or await manager.is_token_connected(token)
+
+
+_FAILED = object()
+_adapter: Adapter | None = None
+
+
+def adapter() -> Adapter | None:
+    return _adapter
+
+
+@contextlib.asynccontextmanager
+async def lifespan(app: Any) -> AsyncIterator[None]:
+    """Bind the adapter to the running app (a Reflex lifespan task)."""
+    global _adapter
+    _adapter = Adapter(app, all_routes())
+    stop = events.listen(_adapter.receive)
     try:
-        loop = asyncio.get_running_loop()
-    except RuntimeError:
-        log.warning("publish(%s) outside an event loop ignored", topic)
+        yield
+    finally:
+        stop()
+        _adapter = None
+
+
+def background(fn: Callable[..., Any], *args: Any) -> None:
+    """Run blocking `fn(*args)` in a worker thread without waiting for it (a
+    write a push handler wants done, e.g. marking a pushed message seen).
+    Its own events are delivered when it commits."""
+    if _adapter is None:
         return
-    app = _app()
-    skip = _member(exclude.router.session.client_token, type(exclude)) if exclude is not None else ""
-    for member in registry().members(topic):
-        if member == skip:
-            continue
-        task = loop.create_task(_push(app, topic, member, method, args))
-        _tasks.add(task)
-        task.add_done_callback(_done)
-
-
-def _done(task: asyncio.Task) -> None:
-    _tasks.discard(task)
-    if not task.cancelled() and task.exception() is not None:
-        log.warning("live push failed: %r", task.exception())
-
-
-def shopper_activity(conversation_id: int) -> None:
-    """The shopper of this conversation did something on the store (page, cart,
-    order): screens showing the conversation refresh the shopper panel."""
-    publish(conversation_topic(conversation_id), "_on_shopper_activity")
-
-
-async def drain() -> None:
-    """Wait for pushes in flight (tests, shutdown)."""
-    while _tasks:
-        await asyncio.gather(*list(_tasks), return_exceptions=True)
+    _adapter.background(asyncio.to_thread(fn, *args))

@@ -156,6 +156,9 @@ class Conversation(SQLModel, table=True):
     # Highest message id each side has seen: drives unread counts and read marks.
     admin_seen_message_id: int = 0
     shopper_seen_message_id: int = 0
+    # The shopper's latest message: the bell counts conversations where it is
+    # past admin_seen_message_id without reading the messages.
+    last_shopper_message_id: int = 0
 
 
 class Message(SQLModel, table=True):

@@ -108,23 +108,71 @@ def _shopper_conversation(live_engine, text: str):
         return token, conv.id
 
 
-def test_admin_chat_handlers_refuse_a_shopper_client(live_app, live_engine):
-    from chatdash.state.conversations import ConversationsState
+def _admin_states() -> list[type]:
+    """Every state class under AuthState: the admin's screens."""
+    import chatdash.chatdash  # noqa: F401  (registers every page and state)
 
+    found, stack = [], [AuthState]
+    while stack:
+        cls = stack.pop()
+        found.append(cls)
+        stack.extend(cls.get_substates())
+    return found
+
+
+# Handlers anyone may call: they establish or end the session themselves.
+PUBLIC_AUTH_HANDLERS = {"login", "logout", "check_login", "redirect_if_logged_in"}
+
+
+def _admin_handlers() -> list[tuple[type, str]]:
+    # Reflex's built-in `setvar(name, value)` only calls the state's own
+    # `set_<name>` handler, which is enumerated (and guarded) itself.
+    return sorted(
+        ((cls, name) for cls in _admin_states() for name in cls.event_handlers if name != "setvar"),
+        key=lambda pair: (pair[0].get_full_name(), pair[1]),
+    )
+
+
+def test_every_admin_handler_checks_the_admin_session():
+    """The one guard (`admin_event`) is on every handler of every admin state;
+    only the session's own handlers are open."""
+    open_handlers = []
+    for cls, name in _admin_handlers():
+        if cls is AuthState and name in PUBLIC_AUTH_HANDLERS:
+            continue
+        fn = cls.event_handlers[name].fn
+        if not getattr(fn, "__admin_only__", False):
+            open_handlers.append(f"{cls.__name__}.{name}")
+    assert open_handlers == []
+    names = {f"{cls.__name__}.{name}" for cls, name in _admin_handlers()}
+    # The enumeration really sees the conversations page's handlers.
+    assert {"InboxState.select", "ChatState.send_reply", "ProductSearchState.search",
+            "ShopperPanelState.send_product"} <= names
+
+
+def _payload_for(cls: type, name: str, conv_id: int) -> dict:
+    import inspect
+
+    params = list(inspect.signature(cls.event_handlers[name].fn).parameters)[1:]
+    return {p: ({"reply": "injected reply"} if p == "form_data" else conv_id) for p in params}
+
+
+def test_admin_handlers_refuse_a_shopper_client(live_app, live_engine):
+    """A shopper's client calls every handler of every admin state with real ids."""
     secret = f"private order details {uuid.uuid4().hex[:6]}"
     _token, conv_id = _shopper_conversation(live_engine, secret)
     client = RawReflexClient(live_app.backend)
     try:
         client.hydrate(path="/widget")
-        client.call(ConversationsState, "load", path="/admin/conversations")
-        client.call(ConversationsState, "select", {"conversation_id": conv_id}, path="/admin/conversations")
-        client.call(ConversationsState, "send_reply", {"form_data": {"reply": "injected reply"}},
-                    path="/admin/conversations")
+        for cls, name in _admin_handlers():
+            if cls is AuthState and name in PUBLIC_AUTH_HANDLERS:
+                continue
+            client.call(cls, name, _payload_for(cls, name, conv_id), path=f"/admin/conversations?c={conv_id}",
+                        wait=0.5)
         assert secret not in str(client.deltas)
-        assert ConversationsState.get_full_name() not in str(client.deltas) or \
-            client.seen_values(ConversationsState).get("rows", []) == []
         with Session(live_engine) as s:
             assert not s.exec(select(Message).where(Message.body == "injected reply")).all()
+            assert len(s.exec(select(Message).where(Message.conversation_id == conv_id)).all()) == 1
     finally:
         client.close()
 

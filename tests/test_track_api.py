@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from sqlmodel import Session, col, select
 
-from chatdash import live
+from chatdash import events
 from chatdash.api import track as track_api
 from chatdash.db import get_engine, migrate, session_scope
 from chatdash.models import Cart, Order, OrderLine, Product, Shopper, StoreEvent
@@ -32,7 +32,7 @@ STORE = "https://shop.test"
 @pytest.fixture
 def client(tmp_path: Path, monkeypatch) -> Iterator[TestClient]:
     """The API app on its own migrated SQLite file, fresh rate limits, and a
-    record of the live pushes it asks for (no admin screens are connected here)."""
+    record of the domain events its writes commit (what the live screens are told)."""
     monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'api.db'}")
     monkeypatch.delenv(track_api.ALLOWED_ORIGINS_ENV, raising=False)
     get_settings.cache_clear()
@@ -42,14 +42,14 @@ def client(tmp_path: Path, monkeypatch) -> Iterator[TestClient]:
     with session_scope() as s:
         s.add(Product(sku="TENT-1", name="Summit Tent", category="Camping", price_cents=19_900,
                       url=f"{STORE}/p/TENT-1"))
-    pushes: list[tuple] = []
-    monkeypatch.setattr(live, "shopper_activity", lambda conv_id: pushes.append(("activity", conv_id)))
-    monkeypatch.setattr(live, "publish", lambda topic, method, *args, **kw: pushes.append((topic, method)))
+    recorded: list[events.DomainEvent] = []
+    stop = events.listen(recorded.extend)
     from chatdash.api.routes import api
 
     with TestClient(api) as c:
-        c.pushes = pushes
+        c.events = recorded
         yield c
+    stop()
     get_engine().dispose()
     get_settings.cache_clear()
     get_engine.cache_clear()
@@ -121,13 +121,16 @@ def test_a_beacon_body_sent_as_text_plain_is_accepted(client):
 def test_a_shoppers_activity_refreshes_the_screens_showing_their_conversation(client):
     token = visitor_token()
     send(client, token, [ev()])
-    assert client.pushes == []  # nobody is chatting with this shopper
+    # Nobody is chatting with this shopper: no panel to refresh.
+    assert not [e for e in client.events if isinstance(e, events.ShopperActivity)]
     with session_scope() as s:
         shopper = convs.get_or_create_shopper(s, visitor_id(token))
         conv, _ = convs.start_conversation(s, shopper.id)
     send(client, token, [ev("page_view", at=None, url=f"{STORE}/cart")])
-    assert ("activity", conv.id) in client.pushes
-    assert (live.INBOX, "_on_inbox_changed") in client.pushes  # the inbox shows the current page
+    assert events.ShopperActivity(shopper.id, conv.id) in client.events
+    # The inbox and the panel show the current page.
+    moved = [e for e in client.events if isinstance(e, events.PresenceChanged) and e.shopper_id == shopper.id]
+    assert moved and moved[-1].current_url == f"{STORE}/cart" and moved[-1].on_site
 
 
 # --------------------------------------------------------------------------- malformed input
@@ -302,7 +305,7 @@ def test_a_store_order_for_a_visitor_refreshes_their_conversation(client):
     r = client.post("/api/store/orders", json=order_body(customer_id=None, visitor=token), headers=bearer())
     assert r.status_code == 201
     assert r.json()["shopper_id"] == shopper.id
-    assert ("activity", conv.id) in client.pushes
+    assert events.ShopperActivity(shopper.id, conv.id) in client.events
 
 
 def test_a_store_order_with_a_forged_visitor_is_refused(client):

@@ -10,15 +10,14 @@ from pathlib import Path
 
 from sqlalchemy import text
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from chatdash import live
 from chatdash.api import track
 from chatdash.api.track import ApiError, read_json
-from chatdash.db import get_engine, session_scope
-from chatdash.services import conversations as convs
+from chatdash.db import get_engine
 from chatdash.services import identity, presence
 from chatdash.services.ratelimit import limiter
 from chatdash.settings import get_settings
@@ -115,18 +114,8 @@ async def presence_beat(request: Request) -> JSONResponse:
         _close_page(page)
     elif page and _page_closed(page):
         return JSONResponse({"ok": True, "ignored": "page already closed"})
-    with session_scope() as session:
-        shopper = convs.get_or_create_shopper(session, visitor_id)
-        if state == "alive":
-            change = presence.touch_visit(
-                session, shopper, user_agent=request.headers.get("user-agent", ""),
-                url=url[:2000], title=title[:300], window_seconds=settings.presence_window_seconds,
-            )
-        else:
-            change = presence.leave(session, shopper, window_seconds=settings.presence_window_seconds)
-        watched = convs.open_conversation_for(session, shopper.id) is not None
-    if watched and change is not None and change.changed:
-        live.publish(live.INBOX, "_on_inbox_changed")
+    await run_in_threadpool(presence.beat, visitor_id, state == "alive",
+                            user_agent=request.headers.get("user-agent", ""), url=url[:2000], title=title[:300])
     return JSONResponse({"ok": True, "next": HEARTBEAT_SECONDS})
 
 

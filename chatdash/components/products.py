@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import reflex as rx
 
-from chatdash.state.conversations import ConversationsState as S
+from chatdash.state.product_search import ProductSearchState
+from chatdash.state.shopper_panel import ShopperPanelState as Panel
 from chatdash.state.views import ProductHit
 
 
@@ -38,7 +39,7 @@ def product_row(p: ProductHit, *actions: rx.Component) -> rx.Component:
 def _search_result(p: ProductHit) -> rx.Component:
     return rx.box(
         product_row(p, rx.button("Send", size="1", variant="soft", class_name="send-product")),
-        on_click=S.send_product(p.id),
+        on_click=ProductSearchState.send_product(p.id),
         cursor="pointer",
         padding_x="8px",
         border_radius="6px",
@@ -60,8 +61,8 @@ def product_search_dialog() -> rx.Component:
                                   size="2", color_scheme="gray"),
             rx.input(
                 placeholder="e.g. trail shoe, RUN-00042, yoga",
-                value=S.search_query,
-                on_change=S.search.debounce(250),
+                value=ProductSearchState.search_query,
+                on_change=ProductSearchState.search.debounce(250),
                 max_length=100,
                 id="product-search-input",
                 auto_focus=True,
@@ -69,10 +70,10 @@ def product_search_dialog() -> rx.Component:
             ),
             rx.scroll_area(
                 rx.cond(
-                    S.search_results.length() > 0,
-                    rx.vstack(rx.foreach(S.search_results, _search_result), spacing="0", width="100%"),
+                    ProductSearchState.search_results.length() > 0,
+                    rx.vstack(rx.foreach(ProductSearchState.search_results, _search_result), spacing="0", width="100%"),
                     rx.cond(
-                        S.search_query != "",
+                        ProductSearchState.search_query != "",
                         rx.text("No products match.", color_scheme="gray", size="2", padding="1rem"),
                         rx.text("Start typing to search the catalog.", color_scheme="gray", size="2",
                                 padding="1rem"),
@@ -83,8 +84,8 @@ def product_search_dialog() -> rx.Component:
             ),
             max_width="560px",
         ),
-        open=S.search_open,
-        on_open_change=S.set_search_open,
+        open=ProductSearchState.search_open,
+        on_open_change=ProductSearchState.set_search_open,
     )
 
 
@@ -92,10 +93,10 @@ def _rec_row(p: ProductHit) -> rx.Component:
     return product_row(
         p,
         rx.tooltip(rx.icon_button(rx.icon("send", size=14), size="1", variant="soft",
-                                  on_click=S.send_product(p.id), class_name="rec-send",
+                                  on_click=Panel.send_product(p.id), class_name="rec-send",
                                   aria_label="Send to chat"), content="Send to chat"),
         rx.tooltip(rx.icon_button(rx.icon("git-fork", size=14), size="1", variant="soft", color_scheme="gray",
-                                  on_click=S.show_related(p.id), class_name="rec-related",
+                                  on_click=Panel.show_related(p.id), class_name="rec-related",
                                   aria_label="Related products"), content="Related products"),
     )
 
@@ -105,8 +106,8 @@ def recommendations_section() -> rx.Component:
         rx.text("Recommendations", size="1", weight="bold", color_scheme="gray", text_transform="uppercase",
                 letter_spacing="0.04em"),
         rx.cond(
-            S.recommendations.length() > 0,
-            rx.vstack(rx.foreach(S.recommendations, _rec_row), spacing="0", width="100%", id="recommendations"),
+            Panel.recommendations.length() > 0,
+            rx.vstack(rx.foreach(Panel.recommendations, _rec_row), spacing="0", width="100%", id="recommendations"),
             rx.text("No recommendations yet.", size="1", color_scheme="gray"),
         ),
         spacing="2",
@@ -119,7 +120,7 @@ def recommendations_section() -> rx.Component:
 def _related_row(p: ProductHit) -> rx.Component:
     return product_row(
         p,
-        rx.button("Send", size="1", variant="soft", on_click=S.send_product(p.id), class_name="related-send"),
+        rx.button("Send", size="1", variant="soft", on_click=Panel.send_product(p.id), class_name="related-send"),
     )
 
 
@@ -141,13 +142,13 @@ def _related_list(title: str, items, list_id: str) -> rx.Component:
 def related_dialog() -> rx.Component:
     return rx.dialog.root(
         rx.dialog.content(
-            rx.dialog.title("Related to ", S.related_name),
+            rx.dialog.title("Related to ", Panel.related_name),
             rx.dialog.description("Send any of these to the shopper.", size="2", color_scheme="gray"),
             rx.scroll_area(
                 rx.vstack(
-                    _related_list("People who bought this also bought", S.related_bought, "related-bought"),
-                    _related_list("Frequently bought in the same order", S.related_order, "related-order"),
-                    _related_list("Frequently viewed together", S.related_viewed, "related-viewed"),
+                    _related_list("People who bought this also bought", Panel.related_bought, "related-bought"),
+                    _related_list("Frequently bought in the same order", Panel.related_order, "related-order"),
+                    _related_list("Frequently viewed together", Panel.related_viewed, "related-viewed"),
                     spacing="4",
                     width="100%",
                     padding_top="12px",
@@ -158,6 +159,6 @@ def related_dialog() -> rx.Component:
             max_width="560px",
             id="related-dialog",
         ),
-        open=S.related_open,
-        on_open_change=S.set_related_open,
+        open=Panel.related_open,
+        on_open_change=Panel.set_related_open,
     )

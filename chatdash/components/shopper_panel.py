@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import reflex as rx
 
-from chatdash.state.conversations import ConversationsState as S
+from chatdash.state.chat import ChatState
 from chatdash.state.panel import CartRow, ItemRow, OrderRow, PageRow, ViewedRow
+from chatdash.state.shopper_panel import ShopperPanelState as S
 
 BORDER = f"1px solid {rx.color('gray', 5)}"
 
@@ -194,7 +195,7 @@ def _history() -> rx.Component:
 def shopper_panel(*extra_sections: rx.Component) -> rx.Component:
     return rx.box(
         rx.cond(
-            S.has_selection,
+            ChatState.has_selection,
             rx.vstack(_who(), *extra_sections, _current_session(), _history(), spacing="0", width="100%"),
             rx.center(rx.text("No shopper selected.", color_scheme="gray", size="2"), padding="2rem", width="100%"),
         ),

@@ -7,14 +7,16 @@ from chatdash.components.chat import message_bubble, typing_indicator
 from chatdash.components.frame import admin_page
 from chatdash.components.products import product_search_dialog, recommendations_section, related_dialog
 from chatdash.components.shopper_panel import presence_badge, shopper_panel
-from chatdash.state.conversations import ConversationsState as S
+from chatdash.state.chat import ChatState
+from chatdash.state.inbox import InboxState
+from chatdash.state.shopper_panel import ShopperPanelState
 from chatdash.state.views import ConversationRow
 
 BORDER = f"1px solid {rx.color('gray', 5)}"
 
 
 def _row(row: ConversationRow) -> rx.Component:
-    selected = S.selected_id == row.id
+    selected = InboxState.selected_id == row.id
     return rx.box(
         rx.hstack(
             rx.text(row.label, weight="bold", size="2", trim="both", class_name="conv-label"),
@@ -32,7 +34,7 @@ def _row(row: ConversationRow) -> rx.Component:
             align="center",
         ),
         presence_badge(row.on_site),
-        on_click=S.select(row.id),
+        on_click=InboxState.select(row.id),
         cursor="pointer",
         padding="10px 14px",
         border_bottom=BORDER,
@@ -49,13 +51,13 @@ def _list_panel() -> rx.Component:
     return rx.vstack(
         rx.hstack(
             rx.text("Conversations", weight="bold", size="3"),
-            rx.badge(S.rows.length(), variant="soft"),
+            rx.badge(InboxState.rows.length(), variant="soft"),
             padding="12px 14px",
             border_bottom=BORDER,
             width="100%",
         ),
         rx.cond(
-            S.rows.length() == 0,
+            InboxState.rows.length() == 0,
             rx.center(
                 rx.vstack(
                     rx.icon("inbox", size=32, color=rx.color("gray", 8)),
@@ -66,7 +68,7 @@ def _list_panel() -> rx.Component:
                 padding="2rem",
                 width="100%",
             ),
-            rx.box(rx.foreach(S.rows, _row), width="100%", overflow_y="auto", flex="1"),
+            rx.box(rx.foreach(InboxState.rows, _row), width="100%", overflow_y="auto", flex="1"),
         ),
         width="320px",
         min_width="260px",
@@ -80,11 +82,11 @@ def _list_panel() -> rx.Component:
 def _chat_panel() -> rx.Component:
     return rx.vstack(
         rx.cond(
-            S.has_selection,
+            ChatState.has_selection,
             rx.fragment(
                 rx.hstack(
-                    rx.text(S.shopper_label, weight="bold", size="3", id="chat-title"),
-                    presence_badge(S.shopper_on_site),
+                    rx.text(ShopperPanelState.shopper_label, weight="bold", size="3", id="chat-title"),
+                    presence_badge(ShopperPanelState.shopper_on_site),
                     padding="12px 16px",
                     border_bottom=BORDER,
                     width="100%",
@@ -92,13 +94,13 @@ def _chat_panel() -> rx.Component:
                 ),
                 rx.box(
                     rx.vstack(
-                        rx.foreach(S.messages, lambda m: message_bubble(m, "admin", S.shopper_seen_id,
+                        rx.foreach(ChatState.messages, lambda m: message_bubble(m, "admin", ChatState.shopper_seen_id,
                                                                          in_widget=False)),
                         spacing="2",
                         width="100%",
                         id="message-list",
                     ),
-                    typing_indicator(S.shopper_typing_seq, "Shopper is typing…"),
+                    typing_indicator(ChatState.shopper_typing_seq, "Shopper is typing…"),
                     id="message-scroller",
                     flex="1",
                     overflow_y="auto",
@@ -109,8 +111,8 @@ def _chat_panel() -> rx.Component:
                     rx.form(
                         rx.vstack(
                             rx.cond(
-                                S.reply_error != "",
-                                rx.callout(S.reply_error, icon="triangle-alert", color_scheme="red", size="1",
+                                ChatState.reply_error != "",
+                                rx.callout(ChatState.reply_error, icon="triangle-alert", color_scheme="red", size="1",
                                            width="100%", id="reply-error"),
                             ),
                             rx.hstack(
@@ -118,12 +120,12 @@ def _chat_panel() -> rx.Component:
                                     name="reply",
                                     id="reply-input",
                                     placeholder="Write a reply… (Enter sends, Shift+Enter for a new line)",
-                                    max_length=S.max_chars,
+                                    max_length=ChatState.max_chars,
                                     rows="2",
                                     resize="none",
                                     width="100%",
                                     custom_attrs={"data-send-button": "reply-send"},
-                                    on_change=S.typing.throttle(2500),
+                                    on_change=ChatState.typing.throttle(2500),
                                 ),
                                 rx.button("Reply", type="submit", id="reply-send", height="auto"),
                                 width="100%",
@@ -132,7 +134,7 @@ def _chat_panel() -> rx.Component:
                             width="100%",
                             spacing="1",
                         ),
-                        on_submit=S.send_reply,
+                        on_submit=ChatState.send_reply,
                         reset_on_submit=False,
                         flex="1",
                     ),
@@ -161,7 +163,7 @@ def _chat_panel() -> rx.Component:
     )
 
 
-@admin_page(route=routes.CONVERSATIONS, title="Conversations", on_load=[S.load])
+@admin_page(route=routes.CONVERSATIONS, title="Conversations", on_load=[InboxState.load])
 def conversations() -> rx.Component:
     return rx.hstack(
         _list_panel(),

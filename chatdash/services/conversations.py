@@ -6,13 +6,14 @@ from __future__ import annotations
 import re
 import secrets
 import unicodedata
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import func
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
+from chatdash import events
+from chatdash.events import ConversationSummary, MessageView, ProductCardView
 from chatdash.models import (
     Conversation,
     Message,
@@ -30,42 +31,6 @@ PREVIEW_CHARS = 120
 
 class ChatError(ValueError):
     """A message or request that cannot be accepted; the text is for the user."""
-
-
-@dataclass(frozen=True)
-class MessageView:
-    id: int
-    conversation_id: int
-    sender: str
-    kind: str
-    body: str
-    client_msg_id: str
-    created_at: datetime
-    product: ProductCard | None = None
-
-
-@dataclass(frozen=True)
-class ProductCard:
-    id: int
-    sku: str
-    name: str
-    price_cents: int
-    currency: str
-    url: str
-    image_url: str
-    in_stock: bool
-
-
-@dataclass(frozen=True)
-class ConversationSummary:
-    id: int
-    shopper_id: int
-    label: str
-    preview: str
-    last_message_at: datetime
-    unread: int
-    on_site: bool
-    current_url: str
 
 
 def _keep_char(ch: str) -> bool:
@@ -107,11 +72,15 @@ def check_client_id(client_msg_id: str) -> str:
 
 
 def shopper_label(shopper: Shopper) -> str:
-    if shopper.name:
-        return shopper.name
-    if shopper.email:
-        return shopper.email
-    return f"Visitor {shopper.visitor_id[:6].upper()}"
+    return _label(shopper.name, shopper.email, shopper.visitor_id)
+
+
+def _label(name: str | None, email: str | None, visitor_id: str) -> str:
+    if name:
+        return name
+    if email:
+        return email
+    return f"Visitor {visitor_id[:6].upper()}"
 
 
 def get_or_create_shopper(session: Session, visitor_id: str) -> Shopper:
@@ -165,12 +134,6 @@ def start_conversation(session: Session, shopper_id: int) -> tuple[Conversation,
     return conv, True
 
 
-def conversation_by_token(session: Session, token: str) -> Conversation | None:
-    if not token or len(token) > 64:
-        return None
-    return session.exec(select(Conversation).where(Conversation.token == token)).first()
-
-
 def post_message(
     session: Session,
     conversation: Conversation,
@@ -181,18 +144,17 @@ def post_message(
     max_chars: int = 4000,
     product_id: int | None = None,
     admin_id: int | None = None,
-) -> tuple[Message, bool]:
-    """Store a message once. A retry with the same client id returns the stored
-    message and created=False."""
+    window_seconds: int = 60,
+) -> tuple[MessageView, bool]:
+    """Store a message once and record `MessagePosted` (and `ConversationStarted`
+    for a shopper's first message) for delivery after commit. A retry with the
+    same client id returns the stored message and created=False."""
     check_client_id(client_msg_id)
-    existing = session.exec(
-        select(Message).where(
-            Message.conversation_id == conversation.id, Message.client_msg_id == client_msg_id
-        )
-    ).first()
+    existing = message_by_client_id(session, conversation.id, client_msg_id)
     if existing is not None:
         return existing, False
     kind = MessageKind.TEXT
+    product = None
     if product_id is not None:
         product = session.get(Product, product_id)
         if product is None:
@@ -221,32 +183,57 @@ def post_message(
             session.flush()
     except IntegrityError:
         # A concurrent retry of the same send won the race: return its row.
-        existing = session.exec(
-            select(Message).where(
-                Message.conversation_id == conversation.id, Message.client_msg_id == client_msg_id
-            )
-        ).one()
+        existing = message_by_client_id(session, conversation.id, client_msg_id)
+        if existing is None:
+            raise  # another constraint (a deleted admin or product): not a retry
         return existing, False
+    first_from_shopper = sender == Sender.SHOPPER and conversation.last_shopper_message_id == 0
     conversation.last_message_at = msg.created_at
     conversation.last_message_preview = " ".join(preview.split())[:PREVIEW_CHARS]
     if sender == Sender.ADMIN:
         conversation.admin_seen_message_id = max(conversation.admin_seen_message_id, msg.id)
     elif sender == Sender.SHOPPER:
         conversation.shopper_seen_message_id = max(conversation.shopper_seen_message_id, msg.id)
+        conversation.last_shopper_message_id = msg.id
     session.add(conversation)
-    return msg, True
+    session.flush()
+    view = _view(msg, product)
+    events.record(session, events.MessagePosted(
+        message=view,
+        conversation=conversation_summary(session, conversation.id, window_seconds=window_seconds),
+        unseen_conversations=unseen_conversation_count(session),
+    ))
+    if first_from_shopper:
+        shopper = session.get(Shopper, conversation.shopper_id)
+        events.record(session, events.ConversationStarted(conversation.id, shopper_label(shopper), body))
+    return view, True
 
 
-def _card(product: Product | None) -> ProductCard | None:
+def message_by_client_id(session: Session, conversation_id: int, client_msg_id: str) -> MessageView | None:
+    row = session.exec(
+        select(Message, Product)
+        .join(Product, col(Product.id) == Message.product_id, isouter=True)
+        .where(Message.conversation_id == conversation_id, Message.client_msg_id == client_msg_id)
+    ).first()
+    return _view(*row) if row else None
+
+
+def _card(product: Product | None) -> ProductCardView | None:
     if product is None:
         return None
-    return ProductCard(product.id, product.sku, product.name, product.price_cents, product.currency,
-                       product.url, product.image_url, product.in_stock)
+    return ProductCardView(product.id, product.sku, product.name, product.price_cents, product.currency,
+                           product.url, product.image_url, product.in_stock)
+
+
+def _view(m: Message, product: Product | None) -> MessageView:
+    return MessageView(m.id, m.conversation_id, m.sender, m.kind, m.body, m.client_msg_id, m.created_at,
+                       _card(product))
 
 
 def list_messages(
     session: Session, conversation_id: int, after_id: int = 0, limit: int = 1000
 ) -> list[MessageView]:
+    """Messages oldest first: the newest `limit`, or only those after `after_id`."""
     rows = session.exec(
         select(Message, Product)
         .join(Product, col(Product.id) == Message.product_id, isouter=True)
@@ -254,16 +241,12 @@ def list_messages(
         .order_by(col(Message.id).desc())
         .limit(limit)
     ).all()
-    return [
-        MessageView(m.id, m.conversation_id, m.sender, m.kind, m.body, m.client_msg_id, m.created_at,
-                    _card(p))
-        for m, p in reversed(rows)
-    ]
+    return [_view(m, p) for m, p in reversed(rows)]
 
 
 def mark_seen(session: Session, conversation: Conversation, side: Sender, up_to_id: int | None = None) -> bool:
     """Record that `side` has seen the conversation up to a message id (default:
-    the latest). Returns True if anything changed."""
+    the latest) and record `MessagesSeen`. Returns True if anything changed."""
     if up_to_id is None:
         up_to_id = session.exec(
             select(func.max(Message.id)).where(Message.conversation_id == conversation.id)
@@ -273,7 +256,35 @@ def mark_seen(session: Session, conversation: Conversation, side: Sender, up_to_
         return False
     setattr(conversation, attr, up_to_id)
     session.add(conversation)
+    session.flush()
+    events.record(session, events.MessagesSeen(
+        conversation_id=conversation.id, side=str(side), up_to_id=up_to_id,
+        unread=unread_count(session, conversation), unseen_conversations=unseen_conversation_count(session),
+    ))
     return True
+
+
+def unread_count(session: Session, conversation: Conversation) -> int:
+    """Shopper messages in this conversation that no admin has seen."""
+    if conversation.last_shopper_message_id <= conversation.admin_seen_message_id:
+        return 0
+    return int(session.exec(
+        select(func.count()).where(
+            Message.conversation_id == conversation.id,
+            Message.sender == Sender.SHOPPER,
+            Message.id > conversation.admin_seen_message_id,
+        )
+    ).one())
+
+
+def unseen_conversation_count(session: Session) -> int:
+    """Open conversations holding shopper messages no admin has seen yet (the bell)."""
+    return int(session.exec(
+        select(func.count()).select_from(Conversation).where(
+            Conversation.status == "open",
+            Conversation.last_shopper_message_id > Conversation.admin_seen_message_id,
+        )
+    ).one())
 
 
 def latest_visit(session: Session, shopper_id: int) -> Visit | None:
@@ -296,40 +307,73 @@ def is_on_site(visit: Visit | None, now: datetime, window_seconds: int) -> bool:
 
 
 def list_conversations(
-    session: Session, *, window_seconds: int, now: datetime | None = None, limit: int = 200
+    session: Session, *, window_seconds: int, now: datetime | None = None, limit: int = 200,
+    ids: list[int] | None = None,
 ) -> list[ConversationSummary]:
-    """Open conversations, newest activity first, with unread counts and presence."""
+    """Open conversations, newest activity first, with unread counts and presence
+    (or just the conversations `ids`, open or not). Plain rows, no ORM objects:
+    this is the inbox's hot path."""
     now = now or utcnow()
-    convs = session.exec(
-        select(Conversation, Shopper)
+    query = (
+        select(Conversation.id, Conversation.shopper_id, Conversation.last_message_preview,
+               Conversation.last_message_at, Conversation.admin_seen_message_id,
+               Conversation.last_shopper_message_id, Shopper.name, Shopper.email, Shopper.visitor_id)
         .join(Shopper, col(Shopper.id) == Conversation.shopper_id)
-        .where(Conversation.status == "open")
-        .order_by(col(Conversation.last_message_at).desc())
-        .limit(limit)
-    ).all()
+    )
+    if ids is not None:
+        query = query.where(col(Conversation.id).in_(ids))
+    else:
+        query = query.where(Conversation.status == "open")
+    convs = session.exec(query.order_by(col(Conversation.last_message_at).desc()).limit(limit)).all()
     if not convs:
         return []
-    ids = [c.id for c, _ in convs]
-    unread_rows = session.exec(
-        select(Message.conversation_id, func.count())
-        .join(Conversation, col(Conversation.id) == Message.conversation_id)
-        .where(
-            col(Message.conversation_id).in_(ids),
-            Message.sender == Sender.SHOPPER,
-            Message.id > Conversation.admin_seen_message_id,
+    with_unread = [c.id for c in convs if c.last_shopper_message_id > c.admin_seen_message_id]
+    unread: dict[int, int] = {}
+    if with_unread:
+        unread = dict(session.exec(
+            select(Message.conversation_id, func.count())
+            .join(Conversation, col(Conversation.id) == Message.conversation_id)
+            .where(
+                col(Message.conversation_id).in_(with_unread),
+                Message.sender == Sender.SHOPPER,
+                Message.id > Conversation.admin_seen_message_id,
+            )
+            .group_by(Message.conversation_id)
+        ).all())
+    visits = latest_visits(session, list({c.shopper_id for c in convs}))
+    out = []
+    for c in convs:
+        visit = visits.get(c.shopper_id)
+        out.append(
+            ConversationSummary(
+                id=c.id,
+                shopper_id=c.shopper_id,
+                label=_label(c.name, c.email, c.visitor_id),
+                preview=c.last_message_preview,
+                last_message_at=c.last_message_at,
+                unread=int(unread.get(c.id, 0)),
+                on_site=is_on_site(visit, now, window_seconds),
+                current_url=visit.current_url if visit else "",
+            )
         )
-        .group_by(Message.conversation_id)
-    ).all()
-    unread = dict(unread_rows)
-    shopper_ids = [s.id for _, s in convs]
-    # Latest visit per shopper in one query.
+    return out
+
+
+def conversation_summary(session: Session, conversation_id: int, *, window_seconds: int) -> ConversationSummary:
+    return list_conversations(session, window_seconds=window_seconds, ids=[conversation_id], limit=1)[0]
+
+
+def latest_visits(session: Session, shopper_ids: list[int]) -> dict[int, Visit]:
+    """Each shopper's latest visit, in one query."""
+    if not shopper_ids:
+        return {}
     latest = (
         select(Visit.shopper_id, func.max(Visit.last_seen_at).label("seen"))
         .where(col(Visit.shopper_id).in_(shopper_ids))
         .group_by(Visit.shopper_id)
         .subquery()
     )
-    visits = {
+    return {
         v.shopper_id: v
         for v in session.exec(
             select(Visit).join(
@@ -337,22 +381,6 @@ def list_conversations(
             )
         ).all()
     }
-    out = []
-    for conv, shopper in convs:
-        visit = visits.get(shopper.id)
-        out.append(
-            ConversationSummary(
-                id=conv.id,
-                shopper_id=shopper.id,
-                label=shopper_label(shopper),
-                preview=conv.last_message_preview,
-                last_message_at=conv.last_message_at,
-                unread=int(unread.get(conv.id, 0)),
-                on_site=is_on_site(visit, now, window_seconds),
-                current_url=visit.current_url if visit else "",
-            )
-        )
-    return out
 
 
 def shopper_message_count(session: Session, conversation_id: int) -> int:

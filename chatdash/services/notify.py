@@ -1,4 +1,5 @@
-"""Notifications: in-app counts, and email to the store's staff on new conversations.
+"""Notifications: email to the store's staff on new conversations (a listener
+on `ConversationStarted`; the in-app bell counts come with the events).
 
 Email is sent with smtplib in a worker thread (`send_email_async`), retried on
 temporary failures and never raises: a mail server being down must not break
@@ -14,35 +15,19 @@ import re
 import smtplib
 import ssl
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid, parseaddr
 from typing import Any
 
-from sqlalchemy import func
-from sqlmodel import Session, select
-
-from chatdash.models import Conversation, Message, Sender
+from chatdash import events
 
 log = logging.getLogger("chatdash.notify")
 
 SUBJECT_LABEL_CHARS = 80
 SUBJECT_STORE_CHARS = 100
 EMAIL_MESSAGE_CHARS = 4000
-
-
-def unseen_conversation_count(session: Session) -> int:
-    """Open conversations holding shopper messages no admin has seen yet."""
-    stmt = (
-        select(func.count(func.distinct(Conversation.id)))
-        .join(Message, Message.conversation_id == Conversation.id)
-        .where(
-            Conversation.status == "open",
-            Message.sender == Sender.SHOPPER,
-            Message.id > Conversation.admin_seen_message_id,
-        )
-    )
-    return int(session.exec(stmt).one())
 
 
 # --- email -------------------------------------------------------------------
@@ -205,3 +190,41 @@ def send_email(
 async def send_email_async(config: SmtpConfig, message: EmailMessage, **kw: Any) -> bool:
     """`send_email` in a worker thread, so the event loop (the chat) never waits on SMTP."""
     return await asyncio.to_thread(send_email, config, message, **kw)
+
+
+# --- the listener --------------------------------------------------------------
+
+# One sender thread: emails go out in order and SMTP never holds up a writer.
+_mailer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="chatdash-mail")
+
+
+def email_new_conversations(settings_fn: Any) -> Any:
+    """Listen for `ConversationStarted` and email the recipients chosen in
+    Settings. `settings_fn()` gives the current `chatdash.settings.Settings`.
+    Returns the function that stops listening."""
+
+    def on_events(batch: list[events.DomainEvent]) -> None:
+        for event in batch:
+            if isinstance(event, events.ConversationStarted):
+                _mailer.submit(_email_one, settings_fn(), event)
+
+    return events.listen(on_events)
+
+
+def _email_one(settings: Any, event: events.ConversationStarted) -> None:
+    from chatdash.db import session_scope
+    from chatdash.services import store_settings
+
+    with session_scope() as session:
+        prefs = store_settings.get_email_notifications(session)
+    if not prefs.enabled or not prefs.recipients:
+        return
+    message = new_conversation_email(
+        store_name=settings.store_name,
+        shopper_label=event.shopper_label,
+        first_message=event.first_message,
+        conversation_url=f"{settings.public_url.rstrip('/')}/admin/conversations?c={event.conversation_id}",
+        sender=settings.smtp_from,
+        recipients=prefs.recipients,
+    )
+    send_email(SmtpConfig.from_settings(settings), message)

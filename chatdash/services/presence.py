@@ -8,9 +8,12 @@ from datetime import datetime, timedelta
 
 from sqlmodel import Session, col, select
 
+from chatdash import events
+from chatdash.db import session_scope, write_scope
 from chatdash.models import Conversation, Shopper, Visit, utcnow
-from chatdash.services.conversations import is_on_site, latest_visit
+from chatdash.services.conversations import get_or_create_shopper, is_on_site, latest_visit, latest_visits
 from chatdash.services.devices import device_from_user_agent
+from chatdash.settings import get_settings
 
 # A visit idle longer than this starts a new browsing session.
 VISIT_TIMEOUT = timedelta(minutes=30)
@@ -65,7 +68,7 @@ def touch_visit(
     shopper.last_seen_at = now
     session.add(shopper)
     session.flush()
-    return PresenceChange(shopper.id, visit.id, was, True, page_changed)
+    return _recorded(session, PresenceChange(shopper.id, visit.id, was, True, page_changed), visit)
 
 
 def leave(session: Session, shopper: Shopper, *, window_seconds: int,
@@ -82,7 +85,23 @@ def leave(session: Session, shopper: Shopper, *, window_seconds: int,
         visit.left_at = now
     session.add(visit)
     session.flush()
-    return PresenceChange(shopper.id, visit.id, was, is_on_site(visit, now, window_seconds), False)
+    return _recorded(session, PresenceChange(shopper.id, visit.id, was, is_on_site(visit, now, window_seconds), False),
+                     visit)
+
+
+def _recorded(session: Session, change: PresenceChange, visit: Visit) -> PresenceChange:
+    """Screens hear of a change (arrived, left, another page) after commit."""
+    if change.changed:
+        events.record(session, presence_event(change.shopper_id, change.on_site, visit))
+    return change
+
+
+def presence_event(shopper_id: int, on_site: bool, visit: Visit | None) -> events.PresenceChanged:
+    return events.PresenceChanged(
+        shopper_id=shopper_id, on_site=on_site,
+        current_url=visit.current_url if visit else "", current_title=visit.current_title if visit else "",
+        device=device_from_user_agent(visit.user_agent).label if visit else "",
+    )
 
 
 def shoppers_on_site(session: Session, shopper_ids: list[int], *, window_seconds: int,
@@ -110,3 +129,29 @@ def open_conversation_shopper_ids(session: Session) -> list[int]:
     return list(session.exec(
         select(Conversation.shopper_id).where(Conversation.status == "open").distinct()
     ).all())
+
+
+def sweep(previous: set[int] | None, window_seconds: int, *, engine=None) -> set[int]:
+    """Who of the shoppers with open conversations is on the site now; each one
+    whose presence flipped since `previous` is announced (PresenceChanged).
+    Returns the new set, to pass in next time."""
+    with session_scope(engine) as session:
+        ids = open_conversation_shopper_ids(session)
+        now_on = shoppers_on_site(session, ids, window_seconds=window_seconds)
+        if previous is None:
+            return now_on
+        flipped = (now_on - previous) | (previous - now_on)
+        visits = latest_visits(session, sorted(flipped)) if flipped else {}
+    events.emit([presence_event(sid, sid in now_on, visits.get(sid)) for sid in sorted(flipped)])
+    return now_on
+
+
+def beat(visitor_id: str, alive: bool, *, user_agent: str = "", url: str = "", title: str = "",
+         engine=None) -> PresenceChange | None:
+    """A heartbeat (alive) or a closing page's beacon from a verified visitor."""
+    window = get_settings().presence_window_seconds
+    with write_scope(engine) as session:
+        shopper = get_or_create_shopper(session, visitor_id)
+        if alive:
+            return touch_visit(session, shopper, user_agent=user_agent, url=url, title=title, window_seconds=window)
+        return leave(session, shopper, window_seconds=window)

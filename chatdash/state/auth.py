@@ -3,6 +3,14 @@ handler re-checks the session itself: any client can call any handler."""
 
 from __future__ import annotations
 
+import asyncio
+import functools
+import hashlib
+import inspect
+import time
+from collections.abc import Callable
+from typing import Any
+
 import reflex as rx
 
 from chatdash import routes
@@ -11,6 +19,9 @@ from chatdash.services import auth
 from chatdash.settings import get_settings
 
 SESSION_COOKIE = "chatdash_admin"
+# A checked session is trusted this long before the database is asked again
+# (every handler and every push checks; logout in this tab ends it at once).
+ADMIN_RECHECK_SECONDS = 15.0
 
 
 class AuthState(rx.State):
@@ -33,19 +44,47 @@ class AuthState(rx.State):
     def is_logged_in(self) -> bool:
         return bool(self.admin_email)
 
+    # The last successful check: which token, who, and when.
+    _checked_token: str = ""
+    _checked_admin: auth.AdminInfo | None = None
+    _checked_at: float = 0.0
+
+    def _cached_admin(self) -> tuple[bool, auth.AdminInfo | None]:
+        """(known, admin): known is False when the database must be asked."""
+        if not self.session_token:
+            return True, None
+        digest = hashlib.sha256(self.session_token.encode()).hexdigest()
+        if digest == self._checked_token and time.monotonic() - self._checked_at < ADMIN_RECHECK_SECONDS:
+            return True, self._checked_admin
+        return False, None
+
+    def _remember(self, admin: auth.AdminInfo | None) -> auth.AdminInfo | None:
+        if admin is None:
+            self._checked_token, self._checked_admin, self._checked_at = "", None, 0.0
+            self.admin_email = ""
+            self.admin_name = ""
+        else:
+            self._checked_token = hashlib.sha256(self.session_token.encode()).hexdigest()
+            self._checked_admin, self._checked_at = admin, time.monotonic()
+        return admin
+
     def _current_admin(self) -> auth.AdminInfo | None:
         """The admin behind this browser's session cookie, checked in the DB."""
-        if not self.session_token:
-            return None
+        known, admin = self._cached_admin()
+        if known:
+            return admin
         with session_scope() as session:
             return auth.admin_for_token(session, self.session_token)
 
     def _require_admin(self) -> auth.AdminInfo | None:
-        admin = self._current_admin()
-        if admin is None:
-            self.admin_email = ""
-            self.admin_name = ""
-        return admin
+        return self._remember(self._current_admin())
+
+    async def _require_admin_async(self) -> auth.AdminInfo | None:
+        """As `_require_admin`, with the database read off the event loop."""
+        known, admin = self._cached_admin()
+        if not known:
+            admin = await asyncio.to_thread(_lookup_admin, self.session_token)
+        return self._remember(admin)
 
     @rx.event
     def check_login(self):
@@ -87,6 +126,27 @@ class AuthState(rx.State):
             with session_scope() as session:
                 auth.end_session(session, self.session_token)
         self.session_token = ""
-        self.admin_email = ""
-        self.admin_name = ""
+        self._remember(None)
         return [rx.remove_cookie(SESSION_COOKIE), rx.redirect(routes.LOGIN)]
+
+
+def _lookup_admin(token: str) -> auth.AdminInfo | None:
+    with session_scope() as session:
+        return auth.admin_for_token(session, token)
+
+
+def admin_event(fn: Callable[..., Any]) -> Any:
+    """An event handler only a logged-in admin may run: the session is checked
+    before `fn` runs, and a stranger's call does nothing. `fn` may be sync or async."""
+
+    @functools.wraps(fn)
+    async def guarded(self: AuthState, *args: Any, **kwargs: Any) -> Any:
+        if await self._require_admin_async() is None:
+            return None
+        result = fn(self, *args, **kwargs)
+        if inspect.isawaitable(result):
+            result = await result
+        return result
+
+    guarded.__admin_only__ = True
+    return rx.event(guarded)

@@ -1,30 +1,28 @@
-"""The notification icon's count, shown in the top bar of every admin page."""
+"""The notification icon's count, shown in the top bar of every admin page:
+read once on load, then set from the count each event carries."""
 
 from __future__ import annotations
 
-import reflex as rx
+import asyncio
 
 from chatdash import live
-from chatdash.db import session_scope
-from chatdash.services import notify
-from chatdash.state.auth import AuthState
+from chatdash.events import MessagePosted, MessagesSeen
+from chatdash.services import chat
+from chatdash.state.auth import AuthState, admin_event
 
 
 class NotificationState(AuthState):
     unseen_count: int = 0
 
-    @rx.event
-    def refresh(self):
-        if self._require_admin() is None:
-            return
-        live.subscribe(live.INBOX, self.router.session.client_token, NotificationState)
-        self._count()
+    @admin_event
+    async def refresh(self):
+        live.subscribe(self, live.INBOX)
+        self.unseen_count = await asyncio.to_thread(chat.unseen_count)
 
-    def _count(self) -> None:
-        with session_scope() as session:
-            self.unseen_count = notify.unseen_conversation_count(session)
+    @live.on(MessagePosted, topic=live.inbox_topic)
+    def _on_message(self, event: MessagePosted) -> None:
+        self.unseen_count = event.unseen_conversations
 
-    async def _on_inbox_changed(self) -> None:
-        if self._require_admin() is None:
-            return
-        self._count()
+    @live.on(MessagesSeen, topic=live.inbox_topic)
+    def _on_seen(self, event: MessagesSeen) -> None:
+        self.unseen_count = event.unseen_conversations

@@ -7,7 +7,7 @@ import reflex as rx
 from chatdash.db import session_scope
 from chatdash.services import store_settings
 from chatdash.settings import get_settings
-from chatdash.state.auth import AuthState
+from chatdash.state.auth import AuthState, admin_event
 
 
 class SettingsState(AuthState):
@@ -23,10 +23,8 @@ class SettingsState(AuthState):
         s = get_settings()
         return f"{s.smtp_host}:{s.smtp_port}, from {s.smtp_from}"
 
-    @rx.event
+    @admin_event
     def load(self):
-        if self._require_admin() is None:
-            return
         with session_scope() as session:
             current = store_settings.get_email_notifications(session)
         self.email_enabled = current.enabled
@@ -34,30 +32,22 @@ class SettingsState(AuthState):
         self.settings_error = ""
         self.settings_saved = False
 
-    @rx.event
+    @admin_event
     def set_email_enabled(self, value: bool):
-        if self._require_admin() is None:
-            return
         self.email_enabled = bool(value)
         self.settings_saved = False
 
-    @rx.event
+    @admin_event
     def set_sound(self, value: bool):
-        if self._require_admin() is None:
-            return
         self.sound_pref = "on" if value else "off"
 
-    @rx.event
+    @admin_event
     def set_recipients_text(self, value: str):
-        if self._require_admin() is None:
-            return
         self.recipients_text = str(value)[:4001]
         self.settings_saved = False
 
-    @rx.event
+    @admin_event
     def save(self):
-        if self._require_admin() is None:
-            return
         try:
             recipients = store_settings.parse_recipients(self.recipients_text)
             with session_scope() as session:

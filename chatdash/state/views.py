@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from datetime import UTC, datetime
 
-from chatdash.services.conversations import ConversationSummary, MessageView
+from chatdash.events import ConversationSummary, MessageView
 
 
 def money(cents: int, currency: str = "USD") -> str:
@@ -71,6 +71,7 @@ class ChatMessage:
 @dataclasses.dataclass
 class ConversationRow:
     id: int = 0
+    shopper_id: int = 0
     label: str = ""
     preview: str = ""
     time: str = ""
@@ -79,7 +80,7 @@ class ConversationRow:
 
     @classmethod
     def from_summary(cls, s: ConversationSummary) -> ConversationRow:
-        return cls(s.id, s.label, s.preview, when(s.last_message_at), s.unread, s.on_site)
+        return cls(s.id, s.shopper_id, s.label, s.preview, when(s.last_message_at), s.unread, s.on_site)
 
 
 @dataclasses.dataclass

@@ -1,0 +1,231 @@
+"""Domain events: what happened, recorded by the use case that did it and
+delivered only after its transaction commits.
+
+A use case calls `record(session, event)` inside its transaction; when that
+transaction commits, every listener gets the events in order (Zulip's
+`send_event_on_commit`: no caller can forget or misplace a push, and a rolled
+back write pushes nothing). Ephemeral signals that write nothing (typing, a
+sweep that noticed a shopper went quiet) use `emit(event)` instead.
+
+Nothing here knows about Reflex: `chatdash.live` is the listener that turns
+events into screen updates, `chatdash.services.notify` the one that sends email.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Hashable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import event as sa_event
+from sqlalchemy.orm import Session
+
+log = logging.getLogger("chatdash.events")
+
+
+# --------------------------------------------------------------------------- the events
+
+
+@dataclass(frozen=True)
+class DomainEvent:
+    """Base of every event. `coalesce_key`: events with the same key, waiting
+    for the same screen, collapse to the newest (None: every one counts)."""
+
+    @property
+    def coalesce_key(self) -> Hashable | None:
+        return None
+
+
+@dataclass(frozen=True)
+class ProductCardView:
+    id: int
+    sku: str
+    name: str
+    price_cents: int
+    currency: str
+    url: str
+    image_url: str
+    in_stock: bool
+
+
+@dataclass(frozen=True)
+class MessageView:
+    """One stored message, as every screen shows it."""
+
+    id: int
+    conversation_id: int
+    sender: str
+    kind: str
+    body: str
+    client_msg_id: str
+    created_at: datetime
+    product: ProductCardView | None = None
+
+
+@dataclass(frozen=True)
+class ConversationSummary:
+    """One row of the admin's inbox."""
+
+    id: int
+    shopper_id: int
+    label: str
+    preview: str
+    last_message_at: datetime
+    unread: int
+    on_site: bool
+    current_url: str = ""
+
+
+@dataclass(frozen=True)
+class MessagePosted(DomainEvent):
+    """A shopper or an admin posted a message (text or product card)."""
+
+    message: MessageView
+    conversation: ConversationSummary
+    # Open conversations holding shopper messages no admin has seen (the bell).
+    unseen_conversations: int
+
+    @property
+    def conversation_id(self) -> int:
+        return self.message.conversation_id
+
+
+@dataclass(frozen=True)
+class ConversationStarted(DomainEvent):
+    """A shopper's first message opened a new conversation."""
+
+    conversation_id: int
+    shopper_label: str
+    first_message: str
+
+
+@dataclass(frozen=True)
+class MessagesSeen(DomainEvent):
+    """One side has read the conversation up to a message."""
+
+    conversation_id: int
+    side: str  # Sender value: who read
+    up_to_id: int
+    unread: int  # shopper messages the admins have not seen, after this
+    unseen_conversations: int
+
+    @property
+    def coalesce_key(self) -> Hashable:
+        return ("seen", self.conversation_id, self.side)
+
+
+@dataclass(frozen=True)
+class PresenceChanged(DomainEvent):
+    """A shopper arrived, left, or moved to another page."""
+
+    shopper_id: int
+    on_site: bool
+    current_url: str = ""
+    current_title: str = ""
+    device: str = ""
+
+    @property
+    def coalesce_key(self) -> Hashable:
+        return ("presence", self.shopper_id)
+
+
+@dataclass(frozen=True)
+class ShopperActivity(DomainEvent):
+    """A shopper with an open conversation did something on the store (page,
+    product view, cart, order): their panel is out of date."""
+
+    shopper_id: int
+    conversation_id: int
+
+    @property
+    def coalesce_key(self) -> Hashable:
+        return ("activity", self.conversation_id)
+
+
+@dataclass(frozen=True)
+class Typing(DomainEvent):
+    """Someone is typing in a conversation (not stored)."""
+
+    conversation_id: int
+    side: str
+
+    @property
+    def coalesce_key(self) -> Hashable:
+        return ("typing", self.conversation_id, self.side)
+
+
+@dataclass(frozen=True)
+class SettingsChanged(DomainEvent):
+    """A store setting was saved."""
+
+    key: str
+
+
+# --------------------------------------------------------------------------- delivery
+
+Listener = Callable[[list[DomainEvent]], None]
+
+
+@dataclass
+class _Bus:
+    listeners: list[Listener] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+_bus = _Bus()
+_PENDING = "chatdash.pending_events"
+
+
+def listen(listener: Listener) -> Callable[[], None]:
+    """Call `listener(events)` with each committed batch; returns an unsubscribe.
+
+    Listeners run in the thread that committed: they must be quick and must
+    hand real work to their own loop or thread."""
+    with _bus.lock:
+        _bus.listeners.append(listener)
+
+    def stop() -> None:
+        with _bus.lock:
+            if listener in _bus.listeners:
+                _bus.listeners.remove(listener)
+
+    return stop
+
+
+def record(session: Session, event: DomainEvent) -> None:
+    """Deliver `event` once the session's current transaction commits."""
+    session.info.setdefault(_PENDING, []).append(event)
+
+
+def emit(events: DomainEvent | Iterable[DomainEvent]) -> None:
+    """Deliver now: for signals that store nothing."""
+    batch = [events] if isinstance(events, DomainEvent) else list(events)
+    if batch:
+        _deliver(batch)
+
+
+def _deliver(batch: list[DomainEvent]) -> None:
+    with _bus.lock:
+        listeners = list(_bus.listeners)
+    for listener in listeners:
+        try:
+            listener(batch)
+        except Exception:  # one broken screen must not stop the others, nor the writer
+            log.exception("event listener %r failed", listener)
+
+
+@sa_event.listens_for(Session, "after_commit")
+def _after_commit(session: Session) -> None:
+    batch = session.info.pop(_PENDING, None)
+    if batch:
+        _deliver(batch)
+
+
+@sa_event.listens_for(Session, "after_transaction_end")
+def _after_transaction_end(session: Session, transaction) -> None:
+    # Runs after after_commit (which took the events) and after a rollback; a
+    # savepoint ending (begin_nested) is not the end of the write.
+    if transaction.parent is None and not transaction.nested:
+        session.info.pop(_PENDING, None)

@@ -1,0 +1,176 @@
+"""Chat use cases: each opens and commits its own transaction, enforces the
+limits, and leaves the domain events (MessagePosted, MessagesSeen, …) to be
+delivered after commit. States and routes call these and nothing lower."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy.engine import Engine
+
+from chatdash import events
+from chatdash.db import session_scope
+from chatdash.events import ConversationSummary, MessageView
+from chatdash.models import Conversation, Sender, Shopper
+from chatdash.services import conversations as convs
+from chatdash.services.conversations import ChatError
+from chatdash.services.ratelimit import limiter
+from chatdash.settings import get_settings
+
+# The widget shows the newest messages; older ones stay in the database.
+HISTORY_LIMIT = 500
+
+__all__ = ["AdminChat", "ChatError", "WidgetChat"]
+
+
+def _send_limiter():
+    return limiter("widget-send", 30, 60)
+
+
+def _start_limiter():
+    return limiter("widget-start", 5, 3600)
+
+
+@dataclass(frozen=True)
+class Customer:
+    """A store customer whose id the store vouched for (HMAC already checked)."""
+
+    customer_id: str
+    name: str = ""
+    email: str = ""
+
+
+@dataclass(frozen=True)
+class WidgetChat:
+    """What a shopper's widget shows on opening."""
+
+    shopper_id: int
+    conversation_id: int  # 0: no conversation yet (the first message starts one)
+    messages: list[MessageView]
+    admin_seen_id: int
+
+
+@dataclass(frozen=True)
+class AdminChat:
+    """What the admin's chat panel shows for one conversation."""
+
+    conversation_id: int
+    shopper_id: int
+    messages: list[MessageView]
+    shopper_seen_id: int
+
+
+def open_widget(visitor_id: str, customer: Customer | None = None, *, engine: Engine | None = None) -> WidgetChat:
+    """The shopper behind a verified visitor id, their open conversation and its
+    history; what the shopper now sees is marked seen."""
+    with session_scope(engine) as session:
+        shopper = convs.get_or_create_shopper(session, visitor_id)
+        if customer is not None:
+            shopper = convs.identify_customer(session, shopper, customer.customer_id,
+                                              name=customer.name, email=customer.email)
+        conv = convs.open_conversation_for(session, shopper.id)
+        if conv is None:
+            return WidgetChat(shopper.id, 0, [], 0)
+        messages = convs.list_messages(session, conv.id, limit=HISTORY_LIMIT)
+        convs.mark_seen(session, conv, Sender.SHOPPER)
+        return WidgetChat(shopper.id, conv.id, messages, conv.admin_seen_message_id)
+
+
+def shopper_send(visitor_id: str, shopper_id: int, conversation_id: int, client_id: object, text: object,
+                 *, engine: Engine | None = None) -> tuple[int, MessageView, bool]:
+    """Store a shopper's message once (by its client id), starting their
+    conversation if they have none. Returns (conversation id, message, created)."""
+    settings = get_settings()
+    if not isinstance(client_id, str) or not isinstance(text, str):
+        raise ChatError("Malformed message.")
+    convs.check_client_id(client_id)
+    convs.clean_text(text, settings.message_max_chars)
+    with session_scope(engine) as session:
+        conv = _shoppers_conversation(session, shopper_id, conversation_id)
+        if conv is not None:
+            # A resend of a message already stored is no new message: no limit applies.
+            known = convs.message_by_client_id(session, conv.id, client_id)
+            if known is not None:
+                return conv.id, known, False
+        if not _send_limiter().hit(visitor_id):
+            raise ChatError("You are sending messages too quickly. Wait a minute and try again.")
+        if conv is None:
+            if not _start_limiter().hit(visitor_id):
+                raise ChatError("Too many new conversations. Try again later.")
+            conv, _created = convs.start_conversation(session, shopper_id)
+        message, created = convs.post_message(
+            session, conv, Sender.SHOPPER, client_id, text, max_chars=settings.message_max_chars,
+            window_seconds=settings.presence_window_seconds,
+        )
+        return conv.id, message, created
+
+
+def _shoppers_conversation(session, shopper_id: int, conversation_id: int) -> Conversation | None:
+    """The shopper's own open conversation: never one named by the client alone."""
+    if conversation_id:
+        conv = session.get(Conversation, conversation_id)
+        if conv is not None and conv.shopper_id == shopper_id and conv.status == "open":
+            return conv
+    return convs.open_conversation_for(session, shopper_id)
+
+
+def admin_send(admin_id: int, conversation_id: int, client_id: str, text: str = "", *,
+               product_id: int | None = None, engine: Engine | None = None) -> tuple[MessageView, bool]:
+    """Store an admin's reply or product card once (by its client id)."""
+    settings = get_settings()
+    with session_scope(engine) as session:
+        conv = session.get(Conversation, conversation_id)
+        if conv is None:
+            raise ChatError("That conversation no longer exists.")
+        return convs.post_message(
+            session, conv, Sender.ADMIN, client_id, text, product_id=product_id, admin_id=admin_id,
+            max_chars=settings.message_max_chars, window_seconds=settings.presence_window_seconds,
+        )
+
+
+def mark_seen(conversation_id: int, side: Sender, up_to_id: int | None = None, *,
+              engine: Engine | None = None) -> bool:
+    with session_scope(engine) as session:
+        conv = session.get(Conversation, conversation_id)
+        return conv is not None and convs.mark_seen(session, conv, side, up_to_id)
+
+
+def open_for_admin(conversation_id: int, *, engine: Engine | None = None) -> AdminChat | None:
+    """One conversation's history for the admin's chat panel, marked seen."""
+    with session_scope(engine) as session:
+        conv = session.get(Conversation, conversation_id)
+        if conv is None:
+            return None
+        messages = convs.list_messages(session, conv.id, limit=HISTORY_LIMIT)
+        convs.mark_seen(session, conv, Sender.ADMIN)
+        return AdminChat(conv.id, conv.shopper_id, messages, conv.shopper_seen_message_id)
+
+
+def messages_after(conversation_id: int, after_id: int, *, engine: Engine | None = None) -> list[MessageView]:
+    with session_scope(engine) as session:
+        return convs.list_messages(session, conversation_id, after_id=after_id, limit=HISTORY_LIMIT)
+
+
+def inbox(limit: int = 200, *, engine: Engine | None = None) -> tuple[list[ConversationSummary], int]:
+    """The inbox rows and the bell's count."""
+    with session_scope(engine) as session:
+        rows = convs.list_conversations(session, window_seconds=get_settings().presence_window_seconds,
+                                        limit=limit)
+        return rows, convs.unseen_conversation_count(session)
+
+
+def unseen_count(*, engine: Engine | None = None) -> int:
+    with session_scope(engine) as session:
+        return convs.unseen_conversation_count(session)
+
+
+def shopper_of(conversation_id: int, *, engine: Engine | None = None) -> Shopper | None:
+    with session_scope(engine) as session:
+        conv = session.get(Conversation, conversation_id)
+        return session.get(Shopper, conv.shopper_id) if conv else None
+
+
+def typing(conversation_id: int, side: Sender) -> None:
+    """Someone is typing: nothing stored, screens told now."""
+    if conversation_id:
+        events.emit(events.Typing(conversation_id, str(side)))

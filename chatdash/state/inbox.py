@@ -1,0 +1,77 @@
+"""The conversation list (left panel of the conversations page): read once on
+load, then kept up to date row by row from domain events."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from typing import Any
+
+from chatdash import live
+from chatdash.events import MessagePosted, MessagesSeen, PresenceChanged
+from chatdash.services import chat
+from chatdash.state.auth import AuthState, admin_event
+from chatdash.state.views import ConversationRow
+
+INBOX_LIMIT = 200
+
+
+class InboxState(AuthState):
+    rows: list[ConversationRow] = []
+    selected_id: int = 0
+
+    @admin_event
+    async def load(self):
+        live.subscribe(self, live.INBOX)
+        summaries, _unseen = await asyncio.to_thread(chat.inbox, INBOX_LIMIT)
+        self.rows = [ConversationRow.from_summary(s) for s in summaries]
+        wanted = str(self.router.url.query_parameters.get("c", ""))
+        if wanted.isdigit():
+            await self._open(int(wanted))
+        elif self.selected_id:
+            await self._open(self.selected_id)
+
+    @admin_event
+    async def select(self, conversation_id: Any):
+        if isinstance(conversation_id, int) and not isinstance(conversation_id, bool) and conversation_id > 0:
+            await self._open(conversation_id)
+
+    async def _open(self, conversation_id: int) -> None:
+        from chatdash.state.chat import ChatState
+        from chatdash.state.shopper_panel import ShopperPanelState
+
+        chat_state = await self.get_state(ChatState)
+        if not await chat_state._open(conversation_id):
+            return
+        self.selected_id = conversation_id
+        panel = await self.get_state(ShopperPanelState)
+        await panel._open(conversation_id, chat_state._shopper_id)
+
+    # ----- pushed --------------------------------------------------------
+    @live.on(MessagePosted, topic=live.inbox_topic)
+    def _on_message(self, event: MessagePosted) -> None:
+        """The conversation moves to the top with its new preview."""
+        row = ConversationRow.from_summary(event.conversation)
+        rows = [r for r in self.rows if r.id != row.id]
+        self.rows = [row, *rows][:INBOX_LIMIT]
+
+    @live.on(MessagesSeen, topic=live.inbox_topic)
+    def _on_seen(self, event: MessagesSeen) -> None:
+        self._update(lambda r: r.id == event.conversation_id, unread=event.unread)
+
+    @live.on(PresenceChanged, topic=live.inbox_topic)
+    def _on_presence(self, event: PresenceChanged) -> None:
+        self._update(lambda r: r.shopper_id == event.shopper_id, on_site=event.on_site)
+
+    def _update(self, match, **changes: Any) -> None:
+        """Change fields of the matching rows; assign only when something changed
+        (an assignment re-sends the list)."""
+        changed = False
+        rows = list(self.rows)
+        for i, row in enumerate(rows):
+            if match(row) and any(getattr(row, k) != v for k, v in changes.items()):
+                rows[i] = dataclasses.replace(row, **changes)
+                changed = True
+        if changed:
+            self.rows = rows
+
