@@ -9,14 +9,14 @@ import reflex as rx
 from chatdash import live
 from chatdash.api.routes import api
 from chatdash.components.storage_shim import storage_shim
-from chatdash.db import migrate, session_scope
+from chatdash.db import migrate
 from chatdash.pages import (  # noqa: F401  (register pages)
     conversations,
     login,
     settings,
     widget,
 )
-from chatdash.services import presence
+from chatdash.services import notify, presence
 from chatdash.settings import get_settings
 from demo_store import pages as demo_store_pages  # noqa: F401  (register the demo store's pages)
 
@@ -25,19 +25,13 @@ SWEEP_SECONDS = 2
 
 
 async def presence_sweeper() -> None:
-    """Shoppers go quiet without telling us (closed laptop, lost network): turn
-    'on site' into 'left the site' on every admin screen when the window passes."""
+    """Shoppers go quiet without telling us (closed laptop, lost network): when
+    the presence window passes, each one that left is flipped on every screen."""
     previous: set[int] | None = None
     while True:
         try:
-            with session_scope() as session:
-                ids = presence.open_conversation_shopper_ids(session)
-                now_on = presence.shoppers_on_site(
-                    session, ids, window_seconds=get_settings().presence_window_seconds
-                )
-            if previous is not None and now_on != previous:
-                live.publish(live.INBOX, "_on_inbox_changed")
-            previous = now_on
+            previous = await asyncio.to_thread(presence.sweep, previous,
+                                               get_settings().presence_window_seconds)
         except Exception:
             log.exception("presence sweep failed")
         await asyncio.sleep(SWEEP_SECONDS)
@@ -70,7 +64,18 @@ async def prepare_database(_app=None):
     yield
 
 
+@contextlib.asynccontextmanager
+async def email_notifications():
+    stop = notify.email_new_conversations(get_settings)
+    try:
+        yield
+    finally:
+        stop()
+
+
 app = rx.App(api_transformer=api, head_components=[storage_shim()])
 app.register_lifespan_task(prepare_database)
+app.register_lifespan_task(live.lifespan)
+app.register_lifespan_task(email_notifications)
 app.register_lifespan_task(presence_sweeper)
 app.register_lifespan_task(recommender_training)
