@@ -156,13 +156,6 @@ class Typing(DomainEvent):
         return ("typing", self.conversation_id, self.side)
 
 
-@dataclass(frozen=True)
-class SettingsChanged(DomainEvent):
-    """A store setting was saved."""
-
-    key: str
-
-
 # --------------------------------------------------------------------------- delivery
 
 Listener = Callable[[list[DomainEvent]], None]
