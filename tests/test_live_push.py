@@ -1,0 +1,147 @@
+"""Live pushes are incremental: raw socket clients on the real app see one row,
+one flag or one message change, never the whole list re-sent for a flag."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from sqlmodel import Session
+
+from chatdash.db import make_engine
+from chatdash.services import auth
+from chatdash.state.auth import AuthState
+from chatdash.state.chat import ChatState
+from chatdash.state.inbox import InboxState
+from chatdash.state.notifications import NotificationState
+from chatdash.state.widget import WidgetState
+from tests.live_app import ADMIN_EMAIL, ADMIN_PASSWORD
+from tests.reflex_client import RawReflexClient
+
+CONVERSATIONS = "/admin/conversations"
+
+
+@pytest.fixture
+def live_engine(live_app):
+    eng = make_engine(live_app.db_url)
+    yield eng
+    eng.dispose()
+
+
+def _values(delta: dict, state: type) -> dict[str, Any]:
+    return {k.removesuffix("_rx_state_"): v for k, v in delta.get(state.get_full_name(), {}).items()}
+
+
+def _wait_for(client: RawReflexClient, state: type, test: Callable[[dict[str, Any]], bool],
+              since: int = 0, timeout: float = 20) -> tuple[int, dict[str, Any]]:
+    """The index and values of the first delta (from `since`) of `state` that passes `test`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for i in range(since, len(client.deltas)):
+            values = _values(client.deltas[i], state)
+            if values and test(values):
+                return i, values
+        time.sleep(0.02)
+    raise AssertionError(f"no {state.__name__} delta passed the test within {timeout} s: {client.deltas[since:]}")
+
+
+def _admin_client(live_app, live_engine) -> RawReflexClient:
+    with Session(live_engine) as s:
+        admin = auth.authenticate(s, ADMIN_EMAIL, ADMIN_PASSWORD)
+        token = auth.start_session(s, admin.id, hours=1)
+        s.commit()
+    client = RawReflexClient(live_app.backend)
+    client.hydrate({f"{AuthState.get_full_name()}.session_token": token}, path=CONVERSATIONS)
+    return client
+
+
+def _shopper_client(live_app) -> RawReflexClient:
+    client = RawReflexClient(live_app.backend)
+    client.hydrate(path="/widget")
+    client.call(WidgetState, "adopt_visitor", {"token": ""}, path="/widget")
+    return client
+
+
+def _send(client: RawReflexClient, text: str) -> None:
+    client.call(WidgetState, "send", {"item": {"id": uuid.uuid4().hex, "text": text}}, path="/widget")
+
+
+def test_a_shopper_message_reaches_the_admin_as_one_row_and_one_message(live_app, live_engine):
+    shopper = _shopper_client(live_app)
+    admin = _admin_client(live_app, live_engine)
+    try:
+        first = f"Is the tent waterproof? {uuid.uuid4().hex[:6]}"
+        _send(shopper, first)
+        admin.call(InboxState, "load", path=CONVERSATIONS)
+        _, inbox = _wait_for(admin, InboxState, lambda v: any(r["preview"] == first for r in v.get("rows", [])))
+        conv_id = next(r["id"] for r in inbox["rows"] if r["preview"] == first)
+        admin.call(InboxState, "select", {"conversation_id": conv_id}, path=CONVERSATIONS)
+        _wait_for(admin, ChatState, lambda v: [m["body"] for m in v.get("messages", [])][-1:] == [first])
+
+        mark = len(admin.deltas)
+        second = f"And does it fit four? {uuid.uuid4().hex[:6]}"
+        _send(shopper, second)
+        i, chat = _wait_for(admin, ChatState, lambda v: any(m["body"] == second for m in v.get("messages", [])),
+                            since=mark)
+        assert [m["body"] for m in chat["messages"]] == [first, second]  # appended once, in order
+        _, rows = _wait_for(admin, InboxState, lambda v: "rows" in v, since=mark)
+        assert rows["rows"][0]["id"] == conv_id and rows["rows"][0]["preview"] == second
+    finally:
+        shopper.close()
+        admin.close()
+
+
+def test_the_admin_reading_sends_the_widget_a_seen_mark_not_the_history(live_app, live_engine):
+    shopper = _shopper_client(live_app)
+    admin = _admin_client(live_app, live_engine)
+    try:
+        texts = [f"question {n} {uuid.uuid4().hex[:6]}" for n in range(3)]
+        for text in texts:
+            _send(shopper, text)
+        _, widget = _wait_for(shopper, WidgetState, lambda v: [m["body"] for m in v.get("messages", [])] == texts)
+        last_id = widget["messages"][-1]["id"]
+        mark = len(shopper.deltas)
+
+        admin.call(InboxState, "load", path=CONVERSATIONS)
+        _, inbox = _wait_for(admin, InboxState, lambda v: any(r["preview"] == texts[-1] for r in v.get("rows", [])))
+        conv_id = next(r["id"] for r in inbox["rows"] if r["preview"] == texts[-1])
+        admin.call(InboxState, "select", {"conversation_id": conv_id}, path=CONVERSATIONS)
+
+        # The positive marker: the widget learns the admin has read up to the last message...
+        i, seen = _wait_for(shopper, WidgetState, lambda v: v.get("admin_seen_id") == last_id, since=mark)
+        # ...and that is all it was sent: no re-read of the history.
+        assert "messages" not in seen
+        assert all("messages" not in _values(d, WidgetState) for d in shopper.deltas[mark:i + 1])
+        # The bell of another admin tab falls with the same event.
+        _wait_for(admin, NotificationState, lambda v: "unseen_count" in v)
+    finally:
+        shopper.close()
+        admin.close()
+
+
+def test_an_admin_reply_reaches_the_widget_once_even_when_sent_twice(live_app, live_engine):
+    shopper = _shopper_client(live_app)
+    admin = _admin_client(live_app, live_engine)
+    try:
+        question = f"Do you ship abroad? {uuid.uuid4().hex[:6]}"
+        _send(shopper, question)
+        admin.call(InboxState, "load", path=CONVERSATIONS)
+        _, inbox = _wait_for(admin, InboxState, lambda v: any(r["preview"] == question for r in v.get("rows", [])))
+        conv_id = next(r["id"] for r in inbox["rows"] if r["preview"] == question)
+        admin.call(InboxState, "select", {"conversation_id": conv_id}, path=CONVERSATIONS)
+        _wait_for(admin, ChatState, lambda v: any(m["body"] == question for m in v.get("messages", [])))
+
+        answer = f"Yes, to 40 countries {uuid.uuid4().hex[:6]}"
+        form = {"reply": answer, "client_id": uuid.uuid4().hex}
+        admin.call(ChatState, "send_reply", {"form_data": form}, path=CONVERSATIONS)
+        admin.call(ChatState, "send_reply", {"form_data": form}, path=CONVERSATIONS)  # a double submit
+        _, widget = _wait_for(shopper, WidgetState, lambda v: any(m["body"] == answer for m in v.get("messages", [])))
+        assert [m["body"] for m in widget["messages"]].count(answer) == 1
+        _, chat = _wait_for(admin, ChatState, lambda v: any(m["body"] == answer for m in v.get("messages", [])))
+        assert [m["body"] for m in chat["messages"]].count(answer) == 1
+    finally:
+        shopper.close()
+        admin.close()
