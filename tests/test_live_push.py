@@ -84,7 +84,7 @@ def test_a_shopper_message_reaches_the_admin_as_one_row_and_one_message(live_app
         mark = len(admin.deltas)
         second = f"And does it fit four? {uuid.uuid4().hex[:6]}"
         _send(shopper, second)
-        i, chat = _wait_for(admin, ChatState, lambda v: any(m["body"] == second for m in v.get("messages", [])),
+        _, chat = _wait_for(admin, ChatState, lambda v: any(m["body"] == second for m in v.get("messages", [])),
                             since=mark)
         assert [m["body"] for m in chat["messages"]] == [first, second]  # appended once, in order
         _, rows = _wait_for(admin, InboxState, lambda v: "rows" in v, since=mark)
