@@ -68,37 +68,26 @@ class AuthState(rx.State):
             self._checked_admin, self._checked_at = admin, time.monotonic()
         return admin
 
-    def _current_admin(self) -> auth.AdminInfo | None:
-        """The admin behind this browser's session cookie, checked in the DB."""
-        known, admin = self._cached_admin()
-        if known:
-            return admin
-        with session_scope() as session:
-            return auth.admin_for_token(session, self.session_token)
-
-    def _require_admin(self) -> auth.AdminInfo | None:
-        return self._remember(self._current_admin())
-
     async def _require_admin_async(self) -> auth.AdminInfo | None:
-        """As `_require_admin`, with the database read off the event loop."""
+        """The admin behind this browser's session cookie (checked in the
+        database off the event loop, then trusted for ADMIN_RECHECK_SECONDS)."""
         known, admin = self._cached_admin()
         if not known:
             admin = await asyncio.to_thread(_lookup_admin, self.session_token)
         return self._remember(admin)
 
     @rx.event
-    def check_login(self):
+    async def check_login(self):
         """on_load of every admin page: send strangers to the login page."""
-        admin = self._require_admin()
+        admin = await self._require_admin_async()
         if admin is None:
             return rx.redirect(routes.LOGIN)
         self.admin_email = admin.email
         self.admin_name = admin.name or admin.email
 
     @rx.event
-    def redirect_if_logged_in(self):
-        admin = self._current_admin()
-        if admin is not None:
+    async def redirect_if_logged_in(self):
+        if await self._require_admin_async() is not None:
             return rx.redirect(routes.CONVERSATIONS)
 
     @rx.event
