@@ -167,8 +167,7 @@ def test_admin_handlers_refuse_a_shopper_client(live_app, live_engine):
         for cls, name in _admin_handlers():
             if cls is AuthState and name in PUBLIC_AUTH_HANDLERS:
                 continue
-            client.call(cls, name, _payload_for(cls, name, conv_id), path=f"/admin/conversations?c={conv_id}",
-                        wait=0.5)
+            client.call(cls, name, _payload_for(cls, name, conv_id), path=f"/admin/conversations?c={conv_id}")
         assert secret not in str(client.deltas)
         with Session(live_engine) as s:
             assert not s.exec(select(Message).where(Message.body == "injected reply")).all()
@@ -228,7 +227,7 @@ def test_a_shopper_sending_too_fast_is_slowed_down(live_app, live_engine):
         client.call(WidgetState, "adopt_visitor", {"token": ""}, path="/widget")
         marker = uuid.uuid4().hex[:8]
         items = [{"id": f"{marker}{i:04d}x", "text": f"flood {marker} {i}"} for i in range(40)]
-        client.call(WidgetState, "resend", {"items": items}, path="/widget", wait=5)
+        client.call(WidgetState, "resend", {"items": items}, path="/widget")
         with Session(live_engine) as s:
             stored = s.exec(select(Message).where(Message.body.like(f"flood {marker}%"))).all()
         assert len(stored) == 30  # the per-visitor limit: 30 a minute
