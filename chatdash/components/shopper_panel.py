@@ -6,8 +6,9 @@ from __future__ import annotations
 import reflex as rx
 
 from chatdash.state.chat import ChatState
-from chatdash.state.panel import CartRow, ItemRow, OrderRow, PageRow, ViewedRow
+from chatdash.state.panel import CartRow, OrderRow, PageRow
 from chatdash.state.shopper_panel import ShopperPanelState as S
+from chatdash.state.views import ProductHit
 
 BORDER = f"1px solid {rx.color('gray', 5)}"
 
@@ -54,7 +55,7 @@ def _page(p: PageRow) -> rx.Component:
     )
 
 
-def _item(i: ItemRow) -> rx.Component:
+def _item(i: ProductHit) -> rx.Component:
     return rx.hstack(
         rx.link(i.name, href=i.url, is_external=True, size="1", flex="1", overflow="hidden",
                 text_overflow="ellipsis", white_space="nowrap"),
@@ -86,11 +87,11 @@ def _order(o: OrderRow) -> rx.Component:
     )
 
 
-def _viewed(v: ViewedRow) -> rx.Component:
+def _viewed(v: ProductHit) -> rx.Component:
     return rx.hstack(
         rx.link(v.name, href=v.url, is_external=True, size="1", flex="1", overflow="hidden",
                 text_overflow="ellipsis", white_space="nowrap"),
-        rx.badge(v.views, "×", variant="soft", size="1"),
+        rx.badge(v.reason, variant="soft", size="1"),
         width="100%",
         class_name="history-viewed",
     )

@@ -7,24 +7,13 @@ import dataclasses
 
 from chatdash.services.devices import DeviceInfo
 from chatdash.services.insights import SessionSummary, ShopperHistory
-from chatdash.state.views import clock, image_src, money, web_url
+from chatdash.state.views import ProductHit, clock, money
 
 
 @dataclasses.dataclass
 class PageRow:
     url: str = ""
     title: str = ""
-    time: str = ""
-
-
-@dataclasses.dataclass
-class ItemRow:
-    product_id: int = 0
-    sku: str = ""
-    name: str = ""
-    price: str = ""
-    url: str = ""
-    image: str = ""
     time: str = ""
 
 
@@ -45,21 +34,13 @@ class OrderRow:
 
 
 @dataclasses.dataclass
-class ViewedRow:
-    product_id: int = 0
-    name: str = ""
-    url: str = ""
-    views: int = 0
-
-
-@dataclasses.dataclass
 class SessionView:
     present: bool = False
     device: str = ""
     started: str = ""
     pages_count: int = 0
     pages: list[PageRow] = dataclasses.field(default_factory=list)
-    viewed: list[ItemRow] = dataclasses.field(default_factory=list)
+    viewed: list[ProductHit] = dataclasses.field(default_factory=list)  # reason: when
     cart_total: str = ""
     cart_count: int = 0
     cart: list[CartRow] = dataclasses.field(default_factory=list)
@@ -75,9 +56,9 @@ class SessionView:
             started=clock(s.started_at),
             pages_count=s.pages_viewed,
             pages=[PageRow(p.url, p.title or p.url, clock(p.at)) for p in s.pages[:20]],
-            viewed=[ItemRow(i.product_id, i.sku, i.name, money(i.price_cents, i.currency),
-                           web_url(i.url), image_src(i.image_url), clock(i.at))
-                   for i in s.items_viewed[:20]],
+            viewed=[ProductHit.of(id=i.product_id, sku=i.sku, name=i.name, price_cents=i.price_cents,
+                                  currency=i.currency, url=i.url, image_url=i.image_url, reason=clock(i.at))
+                    for i in s.items_viewed[:20]],
             cart_total=money(s.cart_total_cents, s.cart_currency or "USD"),
             cart_count=sum(c.quantity for c in s.cart_items),
             cart=[CartRow(c.name, c.sku, c.quantity, money(c.unit_price_cents * c.quantity, s.cart_currency or "USD"))
@@ -93,7 +74,7 @@ class HistoryView:
     orders_count: int = 0
     total_spent: str = ""
     orders: list[OrderRow] = dataclasses.field(default_factory=list)
-    most_viewed: list[ViewedRow] = dataclasses.field(default_factory=list)
+    most_viewed: list[ProductHit] = dataclasses.field(default_factory=list)  # reason: how often
 
     @classmethod
     def build(cls, h: ShopperHistory) -> HistoryView:
@@ -105,6 +86,6 @@ class HistoryView:
             total_spent=money(h.total_spent_cents, h.currency or "USD"),
             orders=[OrderRow(o.external_id, o.ordered_at.strftime("%d %b %Y"), money(o.total_cents, o.currency),
                              o.items) for o in h.orders[:10]],
-            most_viewed=[ViewedRow(v.product_id, v.name, web_url(v.url),
-                                   v.views) for v in h.most_viewed],
+            most_viewed=[ProductHit.of(id=v.product_id, sku=v.sku, name=v.name, url=v.url, reason=f"{v.views}×")
+                         for v in h.most_viewed],
         )

@@ -85,7 +85,8 @@ class ConversationRow:
 
 @dataclasses.dataclass
 class ProductHit:
-    """A product as listed in the admin's search and recommendation panels."""
+    """A product as any admin list shows it: search, recommendations, related,
+    items viewed (reason: when) and most viewed (reason: how often)."""
 
     id: int = 0
     sku: str = ""
@@ -98,11 +99,17 @@ class ProductHit:
     reason: str = ""
 
     @classmethod
-    def from_product(cls, p, reason: str = "") -> ProductHit:
+    def of(cls, *, id: int, sku: str, name: str, url: str, price_cents: int | None = None, currency: str = "USD",
+           image_url: str = "", category: str = "", in_stock: bool = True, reason: str = "") -> ProductHit:
+        """From plain fields; only http(s) links and http(s) or same-site images pass."""
         return cls(
-            id=p.id, sku=p.sku, name=p.name, category=p.category,
-            price=money(p.price_cents, p.currency),
-            image=image_src(p.image_url),
-            url=web_url(p.url),
-            in_stock=p.in_stock, reason=reason,
+            id=id, sku=sku, name=name, category=category,
+            price=money(price_cents, currency) if price_cents is not None else "",
+            image=image_src(image_url), url=web_url(url), in_stock=in_stock, reason=reason,
         )
+
+    @classmethod
+    def from_product(cls, p, reason: str = "") -> ProductHit:
+        """From a catalog Product."""
+        return cls.of(id=p.id, sku=p.sku, name=p.name, url=p.url, price_cents=p.price_cents, currency=p.currency,
+                      image_url=p.image_url, category=p.category, in_stock=p.in_stock, reason=reason)
