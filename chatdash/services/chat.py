@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from sqlalchemy.engine import Engine
 
 from chatdash import events
-from chatdash.db import session_scope
+from chatdash.db import session_scope, write_scope
 from chatdash.events import ConversationSummary, MessageView
 from chatdash.models import Conversation, Sender, Shopper
 from chatdash.services import conversations as convs
@@ -63,7 +63,7 @@ class AdminChat:
 def open_widget(visitor_id: str, customer: Customer | None = None, *, engine: Engine | None = None) -> WidgetChat:
     """The shopper behind a verified visitor id, their open conversation and its
     history; what the shopper now sees is marked seen."""
-    with session_scope(engine) as session:
+    with write_scope(engine) as session:
         shopper = convs.get_or_create_shopper(session, visitor_id)
         if customer is not None:
             shopper = convs.identify_customer(session, shopper, customer.customer_id,
@@ -85,7 +85,7 @@ def shopper_send(visitor_id: str, shopper_id: int, conversation_id: int, client_
         raise ChatError("Malformed message.")
     convs.check_client_id(client_id)
     convs.clean_text(text, settings.message_max_chars)
-    with session_scope(engine) as session:
+    with write_scope(engine) as session:
         conv = _shoppers_conversation(session, shopper_id, conversation_id)
         if conv is not None:
             # A resend of a message already stored is no new message: no limit applies.
@@ -118,7 +118,7 @@ def admin_send(admin_id: int, conversation_id: int, client_id: str, text: str = 
                product_id: int | None = None, engine: Engine | None = None) -> tuple[MessageView, bool]:
     """Store an admin's reply or product card once (by its client id)."""
     settings = get_settings()
-    with session_scope(engine) as session:
+    with write_scope(engine) as session:
         conv = session.get(Conversation, conversation_id)
         if conv is None:
             raise ChatError("That conversation no longer exists.")
@@ -130,14 +130,14 @@ def admin_send(admin_id: int, conversation_id: int, client_id: str, text: str = 
 
 def mark_seen(conversation_id: int, side: Sender, up_to_id: int | None = None, *,
               engine: Engine | None = None) -> bool:
-    with session_scope(engine) as session:
+    with write_scope(engine) as session:
         conv = session.get(Conversation, conversation_id)
         return conv is not None and convs.mark_seen(session, conv, side, up_to_id)
 
 
 def open_for_admin(conversation_id: int, *, engine: Engine | None = None) -> AdminChat | None:
     """One conversation's history for the admin's chat panel, marked seen."""
-    with session_scope(engine) as session:
+    with write_scope(engine) as session:
         conv = session.get(Conversation, conversation_id)
         if conv is None:
             return None
