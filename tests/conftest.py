@@ -4,6 +4,8 @@ server and a real Chromium."""
 from __future__ import annotations
 
 import os
+import threading
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -61,14 +63,28 @@ class _Inbox:
 
     def __init__(self) -> None:
         self.messages: list = []
+        self._arrived = threading.Condition()
 
     async def handle_DATA(self, server, session, envelope):
         import email
         from email import policy
 
         msg = email.message_from_bytes(envelope.content, policy=policy.default)
-        self.messages.append((list(envelope.rcpt_tos), msg))
+        with self._arrived:
+            self.messages.append((list(envelope.rcpt_tos), msg))
+            self._arrived.notify_all()
         return "250 OK"
+
+    def wait_for(self, predicate, timeout: float = 30.0):
+        """The first message (recipients, email) that passes `predicate`, once it
+        has arrived; fails if none does within `timeout` seconds."""
+        deadline = time.monotonic() + timeout
+        with self._arrived:
+            while not (found := [m for m in self.messages if predicate(m)]):
+                left = deadline - time.monotonic()
+                assert left > 0, f"no such email within {timeout} s; got {len(self.messages)}"
+                self._arrived.wait(left)
+        return found[0]
 
 
 @pytest.fixture(scope="session")
