@@ -4,9 +4,12 @@ page of another origin (the embed) and an admin on the conversations page."""
 from __future__ import annotations
 
 import http.server
+import itertools
 import re
 import threading
+import time
 import uuid
+from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 
@@ -69,9 +72,34 @@ def open_widget(page):
     return frame
 
 
-def bell_count(admin) -> int:
+def unseen_conversations(db) -> int:
+    """What the bell counts, read where the app reads it."""
+    from chatdash.services.conversations import unseen_conversation_count
+
+    with Session(db) as s:
+        return unseen_conversation_count(s)
+
+
+def expect_bell(admin, count: int) -> None:
     badge = admin.locator("#notification-count")
-    return int(badge.inner_text()) if badge.count() else 0
+    if count:
+        expect(badge).to_have_text(str(count))
+    else:
+        expect(badge).to_have_count(0)
+
+
+def type_until_visible(field, text: str, indicator, timeout: float = 20.0) -> None:
+    """Type as a person would, key by key, until `indicator` shows. Typing
+    signals are throttled to one per 2.5 s, so the first keys may fall in the
+    window of earlier typing (the first message's)."""
+    deadline = time.monotonic() + timeout
+    for key in itertools.cycle(text):
+        field.press_sequentially(key)
+        try:
+            expect(indicator).to_be_visible(timeout=200)
+            return
+        except AssertionError:
+            assert time.monotonic() < deadline, f"{indicator} not visible after {timeout} s of typing"
 
 
 def admin_page(browser_context, live_app):
@@ -87,8 +115,9 @@ def test_chat_round_trip_live_with_presence(live_app, browser, foreign_store, db
     shop_ctx = browser.new_context(viewport={"width": 1200, "height": 900})
     try:
         admin = admin_page(admin_ctx, live_app)
-        admin.wait_for_timeout(500)
-        before = bell_count(admin)
+        # Conversations earlier tests left unread; the bell shows them once loaded.
+        before = unseen_conversations(db)
+        expect_bell(admin, before)
 
         shop = shop_ctx.new_page()
         shop.goto(f"{foreign_store}/index.html")
@@ -106,7 +135,7 @@ def test_chat_round_trip_live_with_presence(live_app, browser, foreign_store, db
         row = admin.locator(f'.conv-row[data-conversation-id="{conv_id}"]')
         expect(row.locator(".conv-unread")).to_have_text("1")
         expect(row.locator(".presence-on")).to_be_visible()
-        expect(admin.locator("#notification-count")).to_have_text(str(before + 1))
+        expect_bell(admin, before + 1)
         expect(admin).to_have_title(re.compile(rf"^\({before + 1}\) "))
 
         # Opening it shows the history and the shopper; the shopper sees "Seen".
@@ -150,25 +179,32 @@ def test_message_typed_offline_is_delivered_once(live_app, browser, foreign_stor
     shop_ctx = browser.new_context()
     try:
         shop = shop_ctx.new_page()
+        sockets = []
+        shop.on("websocket", lambda ws: sockets.append(ws))
         shop.goto(f"{foreign_store}/index.html")
         frame = open_widget(shop)
         frame.locator("#widget-input").fill("first message while online")
         frame.locator("#widget-send").click()
         expect(frame.locator(".msg-own", has_text="first message while online")).to_be_visible()
+        widget_socket = next(ws for ws in sockets if "/_event" in ws.url)
 
         shop_ctx.set_offline(True)
         text = f"typed while offline {uuid.uuid4().hex[:6]}"
         frame.locator("#widget-input").fill(text)
-        frame.locator("#widget-send").click()
+        # The widget hands the message to its socket while offline; the network holds it.
+        with widget_socket.expect_event("framesent", predicate=lambda payload: text in str(payload)):
+            frame.locator("#widget-send").click()
         pending = frame.locator(".outbox-item", has_text=text)
         expect(pending).to_contain_text("Sending…")
-        shop.wait_for_timeout(3000)
-        assert messages_with(db, text) == []  # really not delivered while offline
-        expect(pending).to_be_visible()
+        assert messages_with(db, text) == []
 
+        back_online = datetime.now(UTC).replace(tzinfo=None)
         shop_ctx.set_offline(False)
         expect(frame.locator(".msg-own", has_text=text)).to_be_visible(timeout=30_000)
         expect(pending).to_have_count(0)
+        # Really not delivered while offline: stored only once the network was back.
+        (stored,) = messages_with(db, text)
+        assert stored.created_at.replace(tzinfo=None) > back_online
         # A reload re-runs the outbox flush: still exactly one copy.
         shop.reload()
         frame = shop.frame_locator("#chatdash-frame")
@@ -223,11 +259,8 @@ def test_shopper_on_the_demo_store_chats_with_the_admin(live_app, browser, db):
         row.click()
         expect(admin.locator("#shopper-current-page a")).to_have_attribute(
             "href", re.compile(rf"/store/product/{re.escape(product.sku)}/?$"))
-        # The shopper typing shows on the admin's screen (typing signals are
-        # throttled to one per 2.5 s, and the first message used this window's).
-        shop.wait_for_timeout(2600)
-        frame.locator("#widget-input").press_sequentially("and in blue", delay=40)
-        expect(admin.locator(".typing-indicator")).to_be_visible()
+        # The shopper typing shows on the admin's screen.
+        type_until_visible(frame.locator("#widget-input"), "and in blue ", admin.locator(".typing-indicator"))
         admin.locator("#reply-input").fill("It is, ships today.")
         admin.locator("#reply-send").click()
         expect(frame.locator(".msg-other", has_text="It is, ships today.")).to_be_visible()
