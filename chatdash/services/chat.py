@@ -87,11 +87,9 @@ def shopper_send(visitor_id: str, shopper_id: int, conversation_id: int, client_
     convs.clean_text(text, settings.message_max_chars)
     with write_scope(engine) as session:
         conv = _shoppers_conversation(session, shopper_id, conversation_id)
-        if conv is not None:
-            # A resend of a message already stored is no new message: no limit applies.
-            known = convs.message_by_client_id(session, conv.id, client_id)
-            if known is not None:
-                return conv.id, known, False
+        # A resend of a message already stored is no new message: no limit applies.
+        if conv is not None and convs.stored_message_id(session, conv.id, client_id) is not None:
+            return conv.id, convs.message_by_client_id(session, conv.id, client_id), False
         if not _send_limiter().hit(visitor_id):
             raise ChatError("You are sending messages too quickly. Wait a minute and try again.")
         if conv is None:

@@ -150,9 +150,8 @@ def post_message(
     for a shopper's first message) for delivery after commit. A retry with the
     same client id returns the stored message and created=False."""
     check_client_id(client_msg_id)
-    existing = message_by_client_id(session, conversation.id, client_msg_id)
-    if existing is not None:
-        return existing, False
+    if stored_message_id(session, conversation.id, client_msg_id) is not None:
+        return message_by_client_id(session, conversation.id, client_msg_id), False
     kind = MessageKind.TEXT
     product = None
     if product_id is not None:
@@ -198,15 +197,28 @@ def post_message(
     session.add(conversation)
     session.flush()
     view = _view(msg, product)
+    shopper = session.get(Shopper, conversation.shopper_id)
+    visit = latest_visit(session, conversation.shopper_id)
     events.record(session, events.MessagePosted(
         message=view,
-        conversation=conversation_summary(session, conversation.id, window_seconds=window_seconds),
+        conversation=ConversationSummary(
+            id=conversation.id, shopper_id=conversation.shopper_id, label=shopper_label(shopper),
+            preview=conversation.last_message_preview, last_message_at=conversation.last_message_at,
+            unread=unread_count(session, conversation), on_site=is_on_site(visit, utcnow(), window_seconds),
+            current_url=visit.current_url if visit else "",
+        ),
         unseen_conversations=unseen_conversation_count(session),
     ))
     if first_from_shopper:
-        shopper = session.get(Shopper, conversation.shopper_id)
         events.record(session, events.ConversationStarted(conversation.id, shopper_label(shopper), body))
     return view, True
+
+
+def stored_message_id(session: Session, conversation_id: int, client_msg_id: str) -> int | None:
+    """The id of the message stored under this client id, if any (the cheap check)."""
+    return session.exec(
+        select(Message.id).where(Message.conversation_id == conversation_id, Message.client_msg_id == client_msg_id)
+    ).first()
 
 
 def message_by_client_id(session: Session, conversation_id: int, client_msg_id: str) -> MessageView | None:

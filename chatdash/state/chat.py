@@ -16,7 +16,7 @@ from chatdash.services import chat
 from chatdash.services.conversations import CLIENT_ID_RE
 from chatdash.settings import get_settings
 from chatdash.state.auth import AuthState, admin_event
-from chatdash.state.views import ChatMessage
+from chatdash.state.views import ChatMessage, with_message
 
 
 class ChatState(AuthState):
@@ -86,13 +86,10 @@ class ChatState(AuthState):
         chat.typing(self.conversation_id, Sender.ADMIN)
 
     def _append(self, message: ChatMessage) -> None:
-        """Add a message once, in id order (a push may repeat what this tab sent)."""
-        if any(m.id == message.id for m in self.messages[-50:]):
-            return
-        if self.messages and self.messages[-1].id > message.id:
-            self.messages = sorted([*self.messages, message], key=lambda m: m.id)
-        else:
-            self.messages = [*self.messages, message][-chat.HISTORY_LIMIT:]
+        # get_value: the plain list, not Reflex's change-tracking proxy.
+        updated = with_message(self.get_value("messages"), message, chat.HISTORY_LIMIT)
+        if updated is not None:
+            self.messages = updated
 
     # ----- pushed --------------------------------------------------------
     @live.on(MessagePosted, topic=live.by_conversation)

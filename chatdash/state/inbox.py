@@ -52,7 +52,9 @@ class InboxState(AuthState):
     def _on_message(self, event: MessagePosted) -> None:
         """The conversation moves to the top with its new preview."""
         row = ConversationRow.from_summary(event.conversation)
-        rows = [r for r in self.rows if r.id != row.id]
+        # get_value: the plain list, not Reflex's change-tracking proxy (which
+        # would wrap every row read here).
+        rows = [r for r in self.get_value("rows") if r.id != row.id]
         self.rows = [row, *rows][:INBOX_LIMIT]
 
     @live.on(MessagesSeen, topic=live.inbox_topic)
@@ -67,7 +69,7 @@ class InboxState(AuthState):
         """Change fields of the matching rows; assign only when something changed
         (an assignment re-sends the list)."""
         changed = False
-        rows = list(self.rows)
+        rows = list(self.get_value("rows"))
         for i, row in enumerate(rows):
             if match(row) and any(getattr(row, k) != v for k, v in changes.items()):
                 rows[i] = dataclasses.replace(row, **changes)

@@ -68,6 +68,16 @@ class ChatMessage:
         )
 
 
+def with_message(messages: list[ChatMessage], message: ChatMessage, limit: int) -> list[ChatMessage] | None:
+    """The list with `message` added in id order, or None when it is already
+    there (a push repeating what this tab sent itself)."""
+    if any(m.id == message.id for m in messages[-50:]):
+        return None
+    if messages and messages[-1].id > message.id:
+        return sorted([*messages, message], key=lambda m: m.id)[-limit:]
+    return [*messages, message][-limit:]
+
+
 @dataclasses.dataclass
 class ConversationRow:
     id: int = 0

@@ -14,7 +14,7 @@ from chatdash.events import MessagePosted, MessagesSeen, Typing
 from chatdash.models import Sender
 from chatdash.services import chat, identity
 from chatdash.settings import get_settings
-from chatdash.state.views import ChatMessage
+from chatdash.state.views import ChatMessage, with_message
 
 MAX_RESEND = 50
 
@@ -151,13 +151,10 @@ class WidgetState(rx.State):
         self.error = ""
 
     def _append(self, message: ChatMessage) -> None:
-        """Add a message once, in id order (a push may repeat what this tab sent)."""
-        if any(m.id == message.id for m in self.messages[-50:]):
-            return
-        if self.messages and self.messages[-1].id > message.id:
-            self.messages = sorted([*self.messages, message], key=lambda m: m.id)
-        else:
-            self.messages = [*self.messages, message][-chat.HISTORY_LIMIT:]
+        # get_value: the plain list, not Reflex's change-tracking proxy.
+        updated = with_message(self.get_value("messages"), message, chat.HISTORY_LIMIT)
+        if updated is not None:
+            self.messages = updated
 
     # ----- pushed (underscore: not callable as events) -------------------
     @live.on(MessagePosted, topic=live.by_conversation)
