@@ -131,3 +131,4 @@ def test_a_failing_listener_does_not_stop_the_others_or_the_writer(engine, heard
     finally:
         stop()
     assert [e.message.body for e in heard if isinstance(e, events.MessagePosted)] == ["still stored"]
+
