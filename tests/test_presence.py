@@ -298,3 +298,28 @@ def test_an_older_twin_visit_does_not_keep_a_departed_shopper_on_site(engine):
         at = t0 + timedelta(seconds=20)
         assert presence.shoppers_on_site(s, [shopper.id], window_seconds=60, now=at) == set()
         assert not convs.is_on_site(convs.latest_visit(s, shopper.id), at, 60)
+
+
+def _last_seen(engine: Engine, visitor_id: str):
+    with Session(engine) as s:
+        shopper = s.exec(select(Shopper).where(Shopper.visitor_id == visitor_id)).one()
+        visit = latest_visit(s, shopper.id)
+        return visit.last_seen_at, visit.current_url, visit.left_at
+
+
+def test_a_repeat_heartbeat_from_the_same_page_is_not_written_again(engine):
+    visitor = uuid.uuid4().hex
+    first = presence.beat(visitor, True, url="https://shop.test/a", title="A", engine=engine)
+    assert first is not None and first.on_site
+    seen, _, _ = _last_seen(engine, visitor)
+    assert presence.beat(visitor, True, url="https://shop.test/a", title="A", engine=engine) is None
+    assert _last_seen(engine, visitor)[0] == seen  # nothing written
+    # Another page is news, and so is leaving and coming back.
+    moved = presence.beat(visitor, True, url="https://shop.test/b", title="B", engine=engine)
+    assert moved is not None and moved.page_changed
+    assert _last_seen(engine, visitor)[1] == "https://shop.test/b"
+    presence.beat(visitor, False, engine=engine)
+    assert _last_seen(engine, visitor)[2] is not None
+    back = presence.beat(visitor, True, url="https://shop.test/b", title="B", engine=engine)
+    assert back is not None
+    assert _last_seen(engine, visitor)[2] is None  # the visit is open again
