@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from enum import StrEnum
 
-from sqlalchemy import Column, Index, Text, UniqueConstraint
+from sqlalchemy import Column, Index, Text, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 
@@ -62,7 +62,10 @@ class Shopper(SQLModel, table=True):
 class Visit(SQLModel, table=True):
     """One browsing session of a shopper on the store."""
 
-    __table_args__ = (Index("ix_visit_shopper_started", "shopper_id", "started_at"),)
+    __table_args__ = (
+        Index("ix_visit_shopper_started", "shopper_id", "started_at"),
+        Index("ix_visit_shopper_seen", "shopper_id", "last_seen_at"),  # each shopper's latest visit
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     shopper_id: int = Field(foreign_key="shopper.id", ondelete="CASCADE")
@@ -143,7 +146,13 @@ class OrderLine(SQLModel, table=True):
 
 
 class Conversation(SQLModel, table=True):
-    __table_args__ = (Index("ix_conversation_status_last", "status", "last_message_at"),)
+    __table_args__ = (
+        Index("ix_conversation_status_last", "status", "last_message_at"),
+        # The bell: open conversations with shopper messages no admin has seen.
+        Index("ix_conversation_unseen", "status",
+              sqlite_where=text("last_shopper_message_id > admin_seen_message_id"),
+              postgresql_where=text("last_shopper_message_id > admin_seen_message_id")),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     # Unguessable: the shopper's widget reaches the conversation only through it.

@@ -239,18 +239,21 @@ def test_shoppers_on_site_picks_the_present_ones(any_engine):
         assert presence.shoppers_on_site(s, [], window_seconds=WINDOW, now=now) == set()
 
 
-def test_open_conversation_shopper_ids_lists_each_shopper_once(any_engine):
-    a, b, c = (new_shopper_id(any_engine) for _ in range(3))
+def test_the_sweep_sees_only_shoppers_with_an_open_conversation_who_are_on_site(any_engine):
+    now = utcnow()
+    chatting, closed, silent, browsing = (new_shopper_id(any_engine) for _ in range(4))
     with session_scope(any_engine) as s:
-        conv_a, _ = convs.start_conversation(s, a)
-        convs.start_conversation(s, b)
-        conv_a.status = "closed"
-        s.add(conv_a)
-        s.flush()
-        convs.start_conversation(s, a)  # a's second, open conversation
+        for sid in (chatting, closed, silent):
+            conv, _ = convs.start_conversation(s, sid)
+            if sid == closed:
+                conv.status = "closed"
+                s.add(conv)
+        for sid in (chatting, closed, browsing):
+            s.add(Visit(shopper_id=sid, started_at=now, last_seen_at=now))
+        s.add(Visit(shopper_id=silent, started_at=now - timedelta(hours=1),
+                    last_seen_at=now - timedelta(seconds=WINDOW + 1)))
     with Session(any_engine) as s:
-        assert sorted(presence.open_conversation_shopper_ids(s)) == sorted([a, b])
-    assert c not in (a, b)
+        assert presence.chatting_shoppers_on_site(s, window_seconds=WINDOW, now=now) == {chatting}
 
 
 def test_a_page_view_reported_late_by_the_closing_page_does_not_bring_the_shopper_back(engine):

@@ -121,17 +121,30 @@ def shoppers_on_site(session: Session, shopper_ids: list[int], *, window_seconds
             Visit.last_seen_at >= now - timedelta(seconds=window_seconds),
         )
     ).all()
+    return _on_site(visits, now, window_seconds)
+
+
+def _on_site(recent_visits, now: datetime, window_seconds: int) -> set[int]:
+    """The shoppers whose latest recent visit counts as on site."""
     latest: dict[int, Visit] = {}
-    for v in visits:
+    for v in recent_visits:
         if v.shopper_id not in latest or v.last_seen_at > latest[v.shopper_id].last_seen_at:
             latest[v.shopper_id] = v
     return {sid for sid, v in latest.items() if is_on_site(v, now, window_seconds)}
 
 
-def open_conversation_shopper_ids(session: Session) -> list[int]:
-    return list(session.exec(
-        select(Conversation.shopper_id).where(Conversation.status == "open").distinct()
-    ).all())
+def chatting_shoppers_on_site(session: Session, *, window_seconds: int, now: datetime | None = None) -> set[int]:
+    """The shoppers with an open conversation who are on the site now. Reads
+    only the visits seen within the window (indexed by last_seen_at), never a
+    list of every open conversation's shopper: at 10,000 open conversations
+    that list made each sweep read every visit (0.3-0.4 s, every 2 s)."""
+    now = now or utcnow()
+    chatting = select(Conversation.id).where(Conversation.shopper_id == Visit.shopper_id,
+                                             Conversation.status == "open").exists()
+    visits = session.exec(
+        select(Visit).where(Visit.last_seen_at >= now - timedelta(seconds=window_seconds), chatting)
+    ).all()
+    return _on_site(visits, now, window_seconds)
 
 
 def sweep(previous: set[int] | None, window_seconds: int, *, engine=None) -> set[int]:
@@ -139,8 +152,7 @@ def sweep(previous: set[int] | None, window_seconds: int, *, engine=None) -> set
     whose presence flipped since `previous` is announced (PresenceChanged).
     Returns the new set, to pass in next time."""
     with session_scope(engine) as session:
-        ids = open_conversation_shopper_ids(session)
-        now_on = shoppers_on_site(session, ids, window_seconds=window_seconds)
+        now_on = chatting_shoppers_on_site(session, window_seconds=window_seconds)
         if previous is None:
             return now_on
         flipped = (now_on - previous) | (previous - now_on)
