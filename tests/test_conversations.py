@@ -111,14 +111,17 @@ def test_same_client_id_in_two_conversations_is_two_messages(any_engine):
     assert message_count(any_engine, conv_b) == 1
 
 
-def test_duplicate_inserted_by_another_session_before_flush_is_returned_not_raised(any_engine):
+def test_duplicate_inserted_by_another_session_before_our_insert_is_returned_not_raised(any_engine):
     """The race the unique constraint settles: another worker stores the same send
     between our "already stored?" check and our insert (the IntegrityError path)."""
     _, conv_id, _ = new_conversation(any_engine)
     client_id = cid()
     other_ids: list[int] = []
 
-    def other_worker_wins(*_args) -> None:
+    def other_worker_wins(orm_execute_state) -> None:
+        # Just before our INSERT (after our "already stored?" check).
+        if not orm_execute_state.is_insert or other_ids:
+            return
         with session_scope(any_engine) as other:
             row = Message(conversation_id=conv_id, sender=Sender.SHOPPER, body="from the other worker",
                           client_msg_id=client_id)
@@ -128,7 +131,7 @@ def test_duplicate_inserted_by_another_session_before_flush_is_returned_not_rais
 
     with session_scope(any_engine) as s:
         conv = s.get(Conversation, conv_id)
-        event.listen(s, "before_flush", other_worker_wins, once=True)
+        event.listen(s, "do_orm_execute", other_worker_wins)
         msg, created = convs.post_message(s, conv, Sender.SHOPPER, client_id, "from this worker")
         assert created is False
         assert msg.id == other_ids[0]

@@ -8,8 +8,9 @@ import secrets
 import unicodedata
 from datetime import datetime, timedelta
 
-from sqlalchemy import func
+from sqlalchemy import func, insert, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, col, select
 
 from chatdash import events
@@ -166,20 +167,14 @@ def post_message(
     else:
         body = clean_text(body, max_chars)
         preview = body
-    msg = Message(
-        conversation_id=conversation.id,
-        sender=sender,
-        kind=kind,
-        body=body,
-        product_id=product_id,
-        admin_id=admin_id,
-        client_msg_id=client_msg_id,
-    )
+    created_at = utcnow()
+    values = dict(conversation_id=conversation.id, sender=str(sender), kind=str(kind), body=body,
+                  product_id=product_id, admin_id=admin_id, client_msg_id=client_msg_id, created_at=created_at)
     try:
-        # Added inside the savepoint (see get_or_create_shopper).
+        # Inside a savepoint (see get_or_create_shopper). Core statements, not
+        # the ORM's unit of work: this is the chat's hottest write.
         with session.begin_nested():
-            session.add(msg)
-            session.flush()
+            msg_id = session.execute(insert(Message).values(**values).returning(Message.id)).scalar_one()
     except IntegrityError:
         # A concurrent retry of the same send won the race: return its row.
         existing = message_by_client_id(session, conversation.id, client_msg_id)
@@ -187,15 +182,19 @@ def post_message(
             raise  # another constraint (a deleted admin or product): not a retry
         return existing, False
     first_from_shopper = sender == Sender.SHOPPER and conversation.last_shopper_message_id == 0
-    conversation.last_message_at = msg.created_at
-    conversation.last_message_preview = " ".join(preview.split())[:PREVIEW_CHARS]
+    changes: dict[str, object] = {
+        "last_message_at": created_at,
+        "last_message_preview": " ".join(preview.split())[:PREVIEW_CHARS],
+    }
     if sender == Sender.ADMIN:
-        conversation.admin_seen_message_id = max(conversation.admin_seen_message_id, msg.id)
+        changes["admin_seen_message_id"] = max(conversation.admin_seen_message_id, msg_id)
     elif sender == Sender.SHOPPER:
-        conversation.shopper_seen_message_id = max(conversation.shopper_seen_message_id, msg.id)
-        conversation.last_shopper_message_id = msg.id
-    session.add(conversation)
-    session.flush()
+        changes["shopper_seen_message_id"] = max(conversation.shopper_seen_message_id, msg_id)
+        changes["last_shopper_message_id"] = msg_id
+    session.execute(update(Conversation).where(Conversation.id == conversation.id).values(**changes))
+    for name, value in changes.items():  # the loaded object matches the row, with nothing left to flush
+        set_committed_value(conversation, name, value)
+    msg = Message(id=msg_id, **values)
     view = _view(msg, product)
     shopper = session.get(Shopper, conversation.shopper_id)
     visit = latest_visit(session, conversation.shopper_id)
