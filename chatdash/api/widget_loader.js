@@ -98,7 +98,9 @@
 
   function isOpen() { return panel && panel.style.display === "block"; }
   function open() {
-    if (!visitor) return;
+    // Clicked before this page knows its visitor (a slow /api/visitor): the
+    // wish is kept and the chat opens as soon as the visitor is known.
+    if (!visitor) { session.setItem(OPEN_KEY, "1"); return; }
     if (!frame) {
       frame = document.createElement("iframe");
       frame.id = "chatdash-frame";

@@ -175,6 +175,29 @@ def test_chat_round_trip_live_with_presence(live_app, browser, foreign_store, db
         shop_ctx.close()
 
 
+def test_a_click_before_the_visitor_is_known_opens_the_chat_once_it_is(live_app, browser, foreign_store):
+    """On a slow connection the shopper may click the launcher before the page
+    has its visitor token: the chat must open when the token arrives, not ignore the click."""
+    ctx = browser.new_context()
+    try:
+        shop = ctx.new_page()
+        held = []
+        shop.route("**/api/visitor", lambda route: held.append(route))  # hold the answer back
+        shop.goto(f"{foreign_store}/index.html")
+        shop.wait_for_function("() => window.chatdash && window.chatdash.__loaded")
+        shop.click("#chatdash-launcher")
+        assert shop.locator("#chatdash-frame").count() == 0  # nothing to open yet
+        deadline = time.monotonic() + 30
+        while not held:  # Playwright hands us the held request while it dispatches events
+            assert time.monotonic() < deadline, "the page never asked for its visitor token"
+            shop.wait_for_timeout(50)
+        held[0].continue_()
+        frame = shop.frame_locator("#chatdash-frame")
+        expect(frame.locator("#chat-widget[data-ready='true']")).to_be_visible(timeout=30_000)
+    finally:
+        ctx.close()
+
+
 def test_message_typed_offline_is_delivered_once(live_app, browser, foreign_store, db):
     shop_ctx = browser.new_context()
     try:
