@@ -3,7 +3,6 @@ one flag or one message change, never the whole list re-sent for a flag."""
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -38,14 +37,14 @@ def _values(delta: dict, state: type) -> dict[str, Any]:
 def _wait_for(client: RawReflexClient, state: type, test: Callable[[dict[str, Any]], bool],
               since: int = 0, timeout: float = 20) -> tuple[int, dict[str, Any]]:
     """The index and values of the first delta (from `since`) of `state` that passes `test`."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for i in range(since, len(client.deltas)):
-            values = _values(client.deltas[i], state)
-            if values and test(values):
-                return i, values
-        time.sleep(0.02)
-    raise AssertionError(f"no {state.__name__} delta passed the test within {timeout} s: {client.deltas[since:]}")
+
+    def passes(delta: dict) -> bool:
+        values = _values(delta, state)
+        return bool(values) and test(values)
+
+    delta = client.wait_for(passes, timeout=timeout, since=since)
+    index = next(i for i in range(since, len(client.deltas)) if client.deltas[i] is delta)
+    return index, _values(delta, state)
 
 
 def _admin_client(live_app, live_engine) -> RawReflexClient:

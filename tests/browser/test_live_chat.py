@@ -181,17 +181,19 @@ def test_a_click_before_the_visitor_is_known_opens_the_chat_once_it_is(live_app,
     ctx = browser.new_context()
     try:
         shop = ctx.new_page()
-        held = []
-        shop.route("**/api/visitor", lambda route: held.append(route))  # hold the answer back
+        # The page's request for its visitor token waits until the test lets it go.
+        shop.add_init_script("""(() => {
+          const realFetch = window.fetch; let release;
+          const gate = new Promise((resolve) => { release = resolve; });
+          window.__releaseVisitor = release;
+          window.fetch = (url, options) => String(url).includes("/api/visitor")
+            ? gate.then(() => realFetch(url, options)) : realFetch(url, options);
+        })()""")
         shop.goto(f"{foreign_store}/index.html")
         shop.wait_for_function("() => window.chatdash && window.chatdash.__loaded")
         shop.click("#chatdash-launcher")
         assert shop.locator("#chatdash-frame").count() == 0  # nothing to open yet
-        deadline = time.monotonic() + 30
-        while not held:  # Playwright hands us the held request while it dispatches events
-            assert time.monotonic() < deadline, "the page never asked for its visitor token"
-            shop.wait_for_timeout(50)
-        held[0].continue_()
+        shop.evaluate("window.__releaseVisitor()")
         frame = shop.frame_locator("#chatdash-frame")
         expect(frame.locator("#chat-widget[data-ready='true']")).to_be_visible(timeout=30_000)
     finally:
