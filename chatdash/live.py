@@ -26,7 +26,7 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable, Hashable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import reflex as rx
@@ -213,11 +213,6 @@ def unsubscribe(state: rx.State, topic: str) -> None:
 # --------------------------------------------------------------------------- delivery
 
 
-@dataclass
-class _Pending:
-    items: dict[Hashable, tuple[Route, DomainEvent]] = field(default_factory=dict)
-
-
 class Adapter:
     """Receives committed events (from any thread), queues them per tab and
     applies each tab's queue in one state update."""
@@ -229,11 +224,11 @@ class Adapter:
         self.routes: dict[type[DomainEvent], list[Route]] = defaultdict(list)
         for route in routes:
             self.routes[route.event_type].append(route)
-        self._pending: dict[str, _Pending] = {}
+        # Per tab: what waits for its next update, keyed so that newer events replace older ones.
+        self._pending: dict[str, dict[Hashable, tuple[Route, DomainEvent]]] = {}
         self._loads: dict[tuple[int, int], asyncio.Future] = {}
         self._tasks: set[asyncio.Task] = set()
         self._seq = 0
-        self.pushes = 0  # state updates sent (for tests and benchmarks)
 
     # ----- from the writers -----------------------------------------------
     def receive(self, batch: list[DomainEvent]) -> None:
@@ -255,7 +250,7 @@ class Adapter:
     def _enqueue(self, token: str, route: Route, event: DomainEvent) -> None:
         pending = self._pending.get(token)
         if pending is None:
-            pending = self._pending[token] = _Pending()
+            pending = self._pending[token] = {}
             self.loop.call_later(WINDOW, self._start_flush, token)
         if event.coalesce_key is None:
             self._seq += 1
@@ -263,8 +258,8 @@ class Adapter:
         else:
             key = (id(route), event.coalesce_key)
             # The newest wins, and takes its place after what came before it.
-            pending.items.pop(key, None)
-        pending.items[key] = (route, event)
+            pending.pop(key, None)
+        pending[key] = (route, event)
         if route.load is not None:
             self._load(route, event)
 
@@ -297,9 +292,9 @@ class Adapter:
 
     async def _flush(self, token: str) -> None:
         pending = self._pending.pop(token, None)
-        if pending is None or not pending.items:
+        if not pending:
             return
-        items = list(pending.items.values())
+        items = list(pending.values())
         loaded: list[Any] = []
         for route, event in items:
             if route.load is None:
@@ -325,7 +320,6 @@ class Adapter:
                 except Exception:
                     log.exception("%s.%s failed on %s", route.state_cls.__name__, route.handler.__name__,
                                   type(event).__name__)
-        self.pushes += 1
 
     async def _connected(self, token: str) -> bool:
         namespace = self.app.event_namespace

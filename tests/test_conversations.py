@@ -604,16 +604,3 @@ def test_inbox_shows_who_is_on_site_and_who_left(any_engine):
     assert rows["here"].current_url == "https://shop.test/cart"
     assert rows["gone"].current_url == "https://shop.test/b"
     assert rows["never"].current_url == ""
-
-
-def test_shopper_message_count_counts_only_the_shoppers_messages(any_engine):
-    _, conv_id, _ = new_conversation(any_engine)
-    with Session(any_engine) as s:
-        assert convs.shopper_message_count(s, conv_id) == 0
-    post(any_engine, conv_id, Sender.SHOPPER, "first")
-    post(any_engine, conv_id, Sender.ADMIN, "reply")
-    with Session(any_engine) as s:
-        assert convs.shopper_message_count(s, conv_id) == 1
-    post(any_engine, conv_id, Sender.SHOPPER, "second")
-    with Session(any_engine) as s:
-        assert convs.shopper_message_count(s, conv_id) == 2

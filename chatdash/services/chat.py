@@ -11,7 +11,7 @@ from sqlalchemy.engine import Engine
 from chatdash import events
 from chatdash.db import session_scope, write_scope
 from chatdash.events import ConversationSummary, MessageView
-from chatdash.models import Conversation, Sender, Shopper
+from chatdash.models import Conversation, Sender
 from chatdash.services import conversations as convs
 from chatdash.services.conversations import ChatError
 from chatdash.services.ratelimit import limiter
@@ -149,23 +149,16 @@ def messages_after(conversation_id: int, after_id: int, *, engine: Engine | None
         return convs.list_messages(session, conversation_id, after_id=after_id, limit=HISTORY_LIMIT)
 
 
-def inbox(limit: int = 200, *, engine: Engine | None = None) -> tuple[list[ConversationSummary], int]:
-    """The inbox rows and the bell's count."""
+def inbox(limit: int = 200, *, engine: Engine | None = None) -> list[ConversationSummary]:
+    """The inbox rows: open conversations, newest activity first."""
     with session_scope(engine) as session:
-        rows = convs.list_conversations(session, window_seconds=get_settings().presence_window_seconds,
+        return convs.list_conversations(session, window_seconds=get_settings().presence_window_seconds,
                                         limit=limit)
-        return rows, convs.unseen_conversation_count(session)
 
 
 def unseen_count(*, engine: Engine | None = None) -> int:
     with session_scope(engine) as session:
         return convs.unseen_conversation_count(session)
-
-
-def shopper_of(conversation_id: int, *, engine: Engine | None = None) -> Shopper | None:
-    with session_scope(engine) as session:
-        conv = session.get(Conversation, conversation_id)
-        return session.get(Shopper, conv.shopper_id) if conv else None
 
 
 def typing(conversation_id: int, side: Sender) -> None:

@@ -370,10 +370,6 @@ def list_conversations(
     return out
 
 
-def conversation_summary(session: Session, conversation_id: int, *, window_seconds: int) -> ConversationSummary:
-    return list_conversations(session, window_seconds=window_seconds, ids=[conversation_id], limit=1)[0]
-
-
 def latest_visits(session: Session, shopper_ids: list[int]) -> dict[int, Visit]:
     """Each shopper's latest visit, in one query."""
     if not shopper_ids:
@@ -392,11 +388,3 @@ def latest_visits(session: Session, shopper_ids: list[int]) -> dict[int, Visit]:
             )
         ).all()
     }
-
-
-def shopper_message_count(session: Session, conversation_id: int) -> int:
-    return int(session.exec(
-        select(func.count()).where(
-            Message.conversation_id == conversation_id, Message.sender == Sender.SHOPPER
-        )
-    ).one())

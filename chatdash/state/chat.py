@@ -65,9 +65,12 @@ class ChatState(AuthState):
             return rx.set_value("reply-input", "")
         return None
 
-    async def _send_product(self, product_id: int) -> bool:
-        """A product card into the open conversation (search, recommendations, related)."""
-        return bool(self.conversation_id) and await self._post(uuid.uuid4().hex, product_id=product_id)
+    async def _send_product(self, product_id: Any) -> bool:
+        """A product card into the open conversation (search, recommendations,
+        related); `product_id` comes from the client, so it is checked here."""
+        if not isinstance(product_id, int) or isinstance(product_id, bool) or not self.conversation_id:
+            return False
+        return await self._post(uuid.uuid4().hex, product_id=product_id)
 
     async def _post(self, client_id: str, text: str = "", product_id: int | None = None) -> bool:
         admin = self._checked_admin

@@ -23,7 +23,7 @@ class InboxState(AuthState):
     @admin_event
     async def load(self):
         live.subscribe(self, live.INBOX)
-        summaries, _unseen = await asyncio.to_thread(chat.inbox, INBOX_LIMIT)
+        summaries = await asyncio.to_thread(chat.inbox, INBOX_LIMIT)
         self.rows = [ConversationRow.from_summary(s) for s in summaries]
         wanted = str(self.router.url.query_parameters.get("c", ""))
         if wanted.isdigit():

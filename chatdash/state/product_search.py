@@ -38,8 +38,6 @@ class ProductSearchState(AuthState):
     async def send_product(self, product_id: Any):
         from chatdash.state.chat import ChatState
 
-        if not isinstance(product_id, int) or isinstance(product_id, bool):
-            return
         chat_state = await self.get_state(ChatState)
         if await chat_state._send_product(product_id):
             self.search_open = False

@@ -103,8 +103,6 @@ class ShopperPanelState(AuthState):
         """Send a recommended or related product's card into the chat."""
         from chatdash.state.chat import ChatState
 
-        if not isinstance(product_id, int) or isinstance(product_id, bool):
-            return
         chat_state = await self.get_state(ChatState)
         if await chat_state._send_product(product_id):
             self.related_open = False
