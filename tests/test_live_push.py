@@ -68,16 +68,22 @@ def _send(client: RawReflexClient, text: str) -> None:
     client.call(WidgetState, "send", {"item": {"id": uuid.uuid4().hex, "text": text}}, path="/widget")
 
 
+def _select_conversation_ending_with(admin: RawReflexClient, text: str) -> int:
+    """Load the inbox, find the conversation whose preview is `text`, select it."""
+    admin.call(InboxState, "load", path=CONVERSATIONS)
+    _, inbox = _wait_for(admin, InboxState, lambda v: any(r["preview"] == text for r in v.get("rows", [])))
+    conv_id = next(r["id"] for r in inbox["rows"] if r["preview"] == text)
+    admin.call(InboxState, "select", {"conversation_id": conv_id}, path=CONVERSATIONS)
+    return conv_id
+
+
 def test_a_shopper_message_reaches_the_admin_as_one_row_and_one_message(live_app, live_engine):
     shopper = _shopper_client(live_app)
     admin = _admin_client(live_app, live_engine)
     try:
         first = f"Is the tent waterproof? {uuid.uuid4().hex[:6]}"
         _send(shopper, first)
-        admin.call(InboxState, "load", path=CONVERSATIONS)
-        _, inbox = _wait_for(admin, InboxState, lambda v: any(r["preview"] == first for r in v.get("rows", [])))
-        conv_id = next(r["id"] for r in inbox["rows"] if r["preview"] == first)
-        admin.call(InboxState, "select", {"conversation_id": conv_id}, path=CONVERSATIONS)
+        conv_id = _select_conversation_ending_with(admin, first)
         _wait_for(admin, ChatState, lambda v: [m["body"] for m in v.get("messages", [])][-1:] == [first])
 
         mark = len(admin.deltas)
@@ -104,10 +110,7 @@ def test_the_admin_reading_sends_the_widget_a_seen_mark_not_the_history(live_app
         last_id = widget["messages"][-1]["id"]
         mark = len(shopper.deltas)
 
-        admin.call(InboxState, "load", path=CONVERSATIONS)
-        _, inbox = _wait_for(admin, InboxState, lambda v: any(r["preview"] == texts[-1] for r in v.get("rows", [])))
-        conv_id = next(r["id"] for r in inbox["rows"] if r["preview"] == texts[-1])
-        admin.call(InboxState, "select", {"conversation_id": conv_id}, path=CONVERSATIONS)
+        _select_conversation_ending_with(admin, texts[-1])
 
         # The positive marker: the widget learns the admin has read up to the last message...
         i, seen = _wait_for(shopper, WidgetState, lambda v: v.get("admin_seen_id") == last_id, since=mark)
@@ -127,10 +130,7 @@ def test_an_admin_reply_reaches_the_widget_once_even_when_sent_twice(live_app, l
     try:
         question = f"Do you ship abroad? {uuid.uuid4().hex[:6]}"
         _send(shopper, question)
-        admin.call(InboxState, "load", path=CONVERSATIONS)
-        _, inbox = _wait_for(admin, InboxState, lambda v: any(r["preview"] == question for r in v.get("rows", [])))
-        conv_id = next(r["id"] for r in inbox["rows"] if r["preview"] == question)
-        admin.call(InboxState, "select", {"conversation_id": conv_id}, path=CONVERSATIONS)
+        _select_conversation_ending_with(admin, question)
         _wait_for(admin, ChatState, lambda v: any(m["body"] == question for m in v.get("messages", [])))
 
         answer = f"Yes, to 40 countries {uuid.uuid4().hex[:6]}"
