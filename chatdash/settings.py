@@ -41,6 +41,26 @@ class Settings(BaseSettings):
     admin_email: str | None = None
     admin_password: str | None = None
     admin_session_hours: int = 24 * 7
+    # An admin session unused this long ends (checked on the server).
+    admin_idle_hours: float = 12.0
+
+    # Login throttling: this many failed logins per account (and per client IP,
+    # higher because shops share one address behind NAT) within the window
+    # refuse further attempts; the wait grows with more failures (README).
+    login_failures_per_account: int = 5
+    login_failures_per_ip: int = 20
+    login_window_minutes: float = 5.0
+
+    # New visitors (signed tokens minted) and new conversations allowed per
+    # client IP within their windows, and per socket (one browser tab).
+    new_visitors_per_ip: int = 30
+    new_visitors_window_minutes: float = 10.0
+    new_conversations_per_ip: int = 10
+    new_conversations_window_hours: float = 12.0
+    new_visitors_per_socket: int = 3
+    # At most one new-conversation email per recipient this often; what
+    # arrives in between is listed in the next one.
+    email_coalesce_minutes: float = 5.0
 
     # Store origins allowed to report events to /api/track (comma-separated;
     # empty or "*" allows any origin).

@@ -1,11 +1,21 @@
 """Admin accounts and sessions. Passwords are hashed with argon2; session tokens
-are random and only their SHA-256 is stored."""
+are random and only their SHA-256 is stored.
+
+Logins are throttled per account and per client IP (`LoginThrottle`), and the
+argon2 work of a login runs in a small thread pool of its own (`log_in_async`):
+an event loop that waits on argon2 waits for everyone, and the pool's size
+bounds the memory argon2 takes (64 MiB per hash) however many logins arrive.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import math
 import re
 import secrets
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -16,6 +26,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from chatdash.models import AdminSession, AdminUser, utcnow
+from chatdash.services.ratelimit import RateLimiter
 
 _hasher = PasswordHasher()
 # Verified against when the email is unknown, so a wrong email costs as much
@@ -158,3 +169,102 @@ def ensure_first_admin(
         create_admin(session, email or "admin@example.com", password, name="Admin")
         session.commit()
         return (normalise_email(email or "admin@example.com"), generated)
+
+
+# --- login: throttled, argon2 off the event loop ---------------------------------
+
+# Each tier multiplies the allowed failures by 2 and the window by 12: after
+# n failures in the window the wait is up to one window, after 2n in 12
+# windows up to an hour (at 5 min), after 4n in a day up to a day.
+_TIERS = ((1, 1), (2, 12), (4, 288))
+
+
+class LoginThrottle:
+    """Failed logins per account and per client IP, in growing tiers of
+    sliding windows (shared between workers through Redis when given)."""
+
+    def __init__(self, per_account: int, per_ip: int, window_seconds: float,
+                 redis_url: str | None = None, clock: Callable[[], float] | None = None) -> None:
+        extra = {"clock": clock} if clock is not None else {}
+
+        def tiers(kind: str, limit: int) -> list[RateLimiter]:
+            return [RateLimiter(limit * n, window_seconds * w, redis_url=redis_url,
+                                prefix=f"rl:login-{kind}-{i}", **extra)
+                    for i, (n, w) in enumerate(_TIERS)]
+
+        self._account = tiers("account", per_account)
+        self._ip = tiers("ip", per_ip)
+
+    def _keys(self, email: str, ip: str) -> list[tuple[RateLimiter, str]]:
+        account = (email or "").strip().lower()[:320]
+        return [(lim, account) for lim in self._account] + [(lim, ip or "?") for lim in self._ip]
+
+    def wait_seconds(self, email: str, ip: str) -> float:
+        """How long until this account may try again from this IP (0: now)."""
+        return max(lim.retry_after(key) for lim, key in self._keys(email, ip))
+
+    def failed(self, email: str, ip: str) -> None:
+        for lim, key in self._keys(email, ip):
+            lim.hit(key)
+
+    def succeeded(self, email: str) -> None:
+        """A right password clears the account's failures (not the IP's: one
+        known account must not reset the count for guessing others)."""
+        for lim, key in self._keys(email, "")[: len(self._account)]:
+            lim.reset(key)
+
+
+def too_many_attempts(wait_seconds: float) -> str:
+    minutes = max(1, math.ceil(wait_seconds / 60))
+    return f"Too many attempts, try again in {minutes} minute{'s' if minutes != 1 else ''}."
+
+
+_throttle: LoginThrottle | None = None
+
+
+def login_throttle() -> LoginThrottle:
+    """The process-wide throttle, from settings (Redis-backed when REDIS_URL is set)."""
+    global _throttle
+    if _throttle is None:
+        from chatdash.settings import get_settings
+
+        s = get_settings()
+        _throttle = LoginThrottle(s.login_failures_per_account, s.login_failures_per_ip,
+                                  s.login_window_minutes * 60, redis_url=s.redis_url)
+    return _throttle
+
+
+@dataclass(frozen=True)
+class LoginResult:
+    admin: AdminInfo | None
+    token: str = ""  # the raw session token, for the browser only
+    error: str = ""
+
+
+def log_in(email: str, password: str, client_ip: str, session_hours: int, *,
+           engine: Engine | None = None, throttle: LoginThrottle | None = None) -> LoginResult:
+    """Check a login (throttled) and start a session. Runs argon2: call it off the event loop."""
+    from chatdash.db import session_scope
+
+    throttle = throttle or login_throttle()
+    if (wait := throttle.wait_seconds(email, client_ip)) > 0:
+        return LoginResult(None, error=too_many_attempts(wait))
+    with session_scope(engine) as session:
+        admin = authenticate(session, email, password)
+        if admin is None:
+            throttle.failed(email, client_ip)
+            return LoginResult(None, error="Wrong email or password.")
+        token = start_session(session, admin.id, session_hours)
+    throttle.succeeded(email)
+    return LoginResult(admin, token)
+
+
+# Two at a time: argon2 takes 64 MiB and a core per hash; more logins queue.
+_password_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="chatdash-argon2")
+
+
+async def log_in_async(email: str, password: str, client_ip: str, session_hours: int, **kw) -> LoginResult:
+    """`log_in` in the password pool: the event loop serves everyone else meanwhile."""
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(
+        _password_pool, lambda: log_in(email, password, client_ip, session_hours, **kw))

@@ -91,18 +91,20 @@ class AuthState(rx.State):
             return rx.redirect(routes.CONVERSATIONS)
 
     @rx.event
-    def login(self, form_data: dict):
-        email = str(form_data.get("email", ""))[:320]
-        password = str(form_data.get("password", ""))[: auth.MAX_PASSWORD + 1]
+    async def login(self, form_data: dict):
+        form = form_data if isinstance(form_data, dict) else {}
+        email = str(form.get("email", ""))[:320]
+        password = str(form.get("password", ""))[: auth.MAX_PASSWORD + 1]
         if not email.strip() or not password:
             self.login_error = "Enter your email and password."
             return
-        with session_scope() as session:
-            admin = auth.authenticate(session, email, password)
-            if admin is None:
-                self.login_error = "Wrong email or password."
-                return
-            token = auth.start_session(session, admin.id, get_settings().admin_session_hours)
+        # Throttled per account and client IP; argon2 runs in its own threads.
+        result = await auth.log_in_async(email, password, self.router.session.client_ip,
+                                         get_settings().admin_session_hours)
+        if result.admin is None:
+            self.login_error = result.error
+            return
+        admin, token = result.admin, result.token
         self.session_token = token
         self.login_error = ""
         self.admin_email = admin.email
