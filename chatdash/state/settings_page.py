@@ -18,13 +18,14 @@ class SettingsState(AuthState):
     # Per browser: whether a new conversation chimes (read by assets/chat.js).
     sound_pref: str = rx.LocalStorage("on", name="chatdash-sound")
 
-    @rx.var
-    def smtp_summary(self) -> str:
-        s = get_settings()
-        return f"{s.smtp_host}:{s.smtp_port}, from {s.smtp_from}"
+    # Filled by the admin-checked `load`: a computed var would reach every
+    # client, logged in or not, with the initial state.
+    smtp_summary: str = ""
 
     @admin_event
     def load(self):
+        s = get_settings()
+        self.smtp_summary = f"{s.smtp_host}:{s.smtp_port}, from {s.smtp_from}"
         with session_scope() as session:
             current = store_settings.get_email_notifications(session)
         self.email_enabled = current.enabled
