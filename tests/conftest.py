@@ -21,6 +21,8 @@ from sqlalchemy.engine import Engine
 
 from chatdash.db import make_engine, migrate
 
+# How long the live app holds new-conversation emails to send them together.
+EMAIL_COALESCE_SECONDS = 10.0
 PG_URL = os.environ.get("CHATDASH_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
 
@@ -110,7 +112,12 @@ def live_app(tmp_path_factory, smtp_server):
     app = start_live_app(
         tmp_path_factory.mktemp("live"),
         {"CHATDASH_SMTP_HOST": "127.0.0.1", "CHATDASH_SMTP_PORT": str(smtp_server.port),
-         "CHATDASH_SMTP_FROM": "chat@demo-store.test"},
+         "CHATDASH_SMTP_FROM": "chat@demo-store.test",
+         # Every test comes from 127.0.0.1: the per-IP limits on new visitors
+         # and conversations would stop the suite (tests/security test them
+         # per socket live, per IP on the services); emails coalesce for 10 s.
+         "CHATDASH_NEW_VISITORS_PER_IP": "100000", "CHATDASH_NEW_CONVERSATIONS_PER_IP": "100000",
+         "CHATDASH_EMAIL_COALESCE_MINUTES": str(EMAIL_COALESCE_SECONDS / 60)},
     )
     yield app
     app.stop()

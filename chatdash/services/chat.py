@@ -12,6 +12,7 @@ from chatdash import events
 from chatdash.db import session_scope, write_scope
 from chatdash.events import ConversationSummary, MessageView
 from chatdash.models import Conversation, Sender
+from chatdash.services import admission
 from chatdash.services import conversations as convs
 from chatdash.services.conversations import ChatError
 from chatdash.services.ratelimit import limiter
@@ -60,10 +61,13 @@ class AdminChat:
     shopper_seen_id: int
 
 
-def open_widget(visitor_id: str, customer: Customer | None = None, *, engine: Engine | None = None) -> WidgetChat:
+def open_widget(visitor_id: str, customer: Customer | None = None, *, engine: Engine | None = None,
+                client: admission.Client | None = None) -> WidgetChat:
     """The shopper behind a verified visitor id, their open conversation and its
-    history; what the shopper now sees is marked seen."""
+    history; what the shopper now sees is marked seen. A visitor new to us counts
+    against `client`'s limits (ChatError when over them; nothing is stored)."""
     with write_scope(engine) as session:
+        admission.admit_visitor(session, visitor_id, client)
         shopper = convs.get_or_create_shopper(session, visitor_id)
         if customer is not None:
             shopper = convs.identify_customer(session, shopper, customer.customer_id,
@@ -77,7 +81,8 @@ def open_widget(visitor_id: str, customer: Customer | None = None, *, engine: En
 
 
 def shopper_send(visitor_id: str, shopper_id: int, conversation_id: int, client_id: object, text: object,
-                 *, engine: Engine | None = None) -> tuple[int, MessageView, bool]:
+                 *, engine: Engine | None = None, client: admission.Client | None = None,
+                 ) -> tuple[int, MessageView, bool]:
     """Store a shopper's message once (by its client id), starting their
     conversation if they have none. Returns (conversation id, message, created)."""
     settings = get_settings()
@@ -95,6 +100,7 @@ def shopper_send(visitor_id: str, shopper_id: int, conversation_id: int, client_
         if conv is None:
             if not _start_limiter().hit(visitor_id):
                 raise ChatError("Too many new conversations. Try again later.")
+            admission.admit_new_conversation(client)
             conv, _created = convs.start_conversation(session, shopper_id)
         message, created = convs.post_message(
             session, conv, Sender.SHOPPER, client_id, text, max_chars=settings.message_max_chars,

@@ -4,6 +4,11 @@ on `ConversationStarted`; the in-app bell counts come with the events).
 Email is sent with smtplib in a worker thread (`send_email_async`), retried on
 temporary failures and never raises: a mail server being down must not break
 the chat.
+
+New-conversation emails are coalesced: the first goes out at once, and what
+starts within `email_coalesce_minutes` of an email is listed in one email at
+the end of that time — a flood of conversations cannot flood the staff's
+inboxes (each worker process coalesces on its own).
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import logging
 import re
 import smtplib
 import ssl
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -119,6 +125,59 @@ def new_conversation_email(
     return msg
 
 
+@dataclass(frozen=True)
+class NewConversation:
+    """One line of a digest: who, what they wrote first, where to answer."""
+
+    shopper_label: str
+    first_message: str
+    conversation_url: str
+
+
+DIGEST_MESSAGE_CHARS = 500
+
+
+def new_conversations_email(
+    store_name: str,
+    conversations: list[NewConversation],
+    sender: str,
+    recipients: list[str],
+) -> EmailMessage:
+    """One email for the conversations that started since the last one: the
+    single-conversation email for one, else a list (escaped like that one)."""
+    if len(conversations) == 1:
+        c = conversations[0]
+        return new_conversation_email(store_name, c.shopper_label, c.first_message,
+                                      c.conversation_url, sender, recipients)
+    if not conversations:
+        raise ValueError("A digest needs at least one conversation.")
+    first = conversations[0]
+    msg = new_conversation_email(store_name, first.shopper_label, first.first_message,
+                                 first.conversation_url, sender, recipients)
+    store = _one_line(store_name, SUBJECT_STORE_CHARS) or "your store"
+    del msg["Subject"]
+    msg["Subject"] = f"{len(conversations)} new conversations on {store}"
+    plain, rows = [], []
+    for c in conversations:
+        label = _one_line(c.shopper_label, SUBJECT_LABEL_CHARS) or "A shopper"
+        text = _one_line(c.first_message, DIGEST_MESSAGE_CHARS)
+        url = c.conversation_url.strip()
+        plain.append(f"* {label}: {text}\n  Reply: {url}")
+        link = (f'<a href="{html.escape(url, quote=True)}">open</a>'
+                if url.lower().startswith(("https://", "http://")) else html.escape(url))
+        rows.append(f"<li><strong>{html.escape(label)}</strong>: {html.escape(text)} ({link})</li>")
+    msg.get_body(("plain",)).set_content(
+        f"{len(conversations)} conversations started on {store}:\n\n" + "\n\n".join(plain) + "\n")
+    msg.get_body(("html",)).set_content(
+        "<!doctype html>\n"
+        '<html><body style="font-family: system-ui, sans-serif; color: #111">\n'
+        f"<p>{len(conversations)} conversations started on {html.escape(store)}:</p>\n"
+        f"<ul>{''.join(rows)}</ul>\n</body></html>\n",
+        subtype="html",
+    )
+    return msg
+
+
 def _deliver(config: SmtpConfig, message: EmailMessage, timeout: float) -> dict:
     smtp = smtplib.SMTP(config.host, config.port, timeout=timeout)
     try:
@@ -200,31 +259,77 @@ _mailer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="chatdash-mail")
 
 def email_new_conversations(settings_fn: Any) -> Any:
     """Listen for `ConversationStarted` and email the recipients chosen in
-    Settings. `settings_fn()` gives the current `chatdash.settings.Settings`.
-    Returns the function that stops listening."""
+    Settings, coalesced (see the module's docstring). `settings_fn()` gives
+    the current `chatdash.settings.Settings`. Returns the function that stops listening."""
+    digest = _Digest(settings_fn)
 
     def on_events(batch: list[events.DomainEvent]) -> None:
         for event in batch:
             if isinstance(event, events.ConversationStarted):
-                _mailer.submit(_email_one, settings_fn(), event)
+                _mailer.submit(digest.add, event)
 
-    return events.listen(on_events)
+    unlisten = events.listen(on_events)
+
+    def stop() -> None:
+        unlisten()
+        digest.cancel()
+
+    return stop
 
 
-def _email_one(settings: Any, event: events.ConversationStarted) -> None:
+class _Digest:
+    """Conversations waiting for the next email; runs in the mailer thread."""
+
+    def __init__(self, settings_fn: Any) -> None:
+        self._settings_fn = settings_fn
+        self._lock = threading.Lock()
+        self._pending: list[events.ConversationStarted] = []
+        self._last_sent = float("-inf")
+        self._timer: threading.Timer | None = None
+
+    def add(self, event: events.ConversationStarted) -> None:
+        with self._lock:
+            self._pending.append(event)
+            if self._timer is not None:
+                return  # listed in the email already due
+            wait = self._last_sent + self._settings_fn().email_coalesce_minutes * 60 - time.monotonic()
+            if wait > 0:
+                self._timer = threading.Timer(wait, lambda: _mailer.submit(self.flush))
+                self._timer.daemon = True
+                self._timer.start()
+                return
+        self.flush()
+
+    def flush(self) -> None:
+        with self._lock:
+            batch, self._pending, self._timer = self._pending, [], None
+        if batch and _email(self._settings_fn(), batch):
+            with self._lock:
+                self._last_sent = time.monotonic()
+
+    def cancel(self) -> None:
+        with self._lock:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+
+
+def _email(settings: Any, batch: list[events.ConversationStarted]) -> bool:
+    """Email these new conversations to the recipients; False when emails are off."""
     from chatdash.db import session_scope
     from chatdash.services import store_settings
 
     with session_scope() as session:
         prefs = store_settings.get_email_notifications(session)
     if not prefs.enabled or not prefs.recipients:
-        return
-    message = new_conversation_email(
+        return False
+    base = settings.public_url.rstrip("/")
+    message = new_conversations_email(
         store_name=settings.store_name,
-        shopper_label=event.shopper_label,
-        first_message=event.first_message,
-        conversation_url=f"{settings.public_url.rstrip('/')}/admin/conversations?c={event.conversation_id}",
+        conversations=[NewConversation(e.shopper_label, e.first_message,
+                                       f"{base}/admin/conversations?c={e.conversation_id}") for e in batch],
         sender=settings.smtp_from,
         recipients=prefs.recipients,
     )
     send_email(SmtpConfig.from_settings(settings), message)
+    return True

@@ -14,6 +14,7 @@ from chatdash.events import MessagePosted, MessagesSeen, Typing
 from chatdash.models import Sender
 from chatdash.services import chat, identity
 from chatdash.settings import get_settings
+from chatdash.state.client import client_of
 from chatdash.state.views import ChatMessage, with_message
 
 MAX_RESEND = 50
@@ -72,7 +73,11 @@ class WidgetState(rx.State):
                                                     str(params.get("h", ""))[:128]):
             customer = chat.Customer(customer_id, name=str(params.get("n", ""))[:200],
                                      email=str(params.get("e", ""))[:320])
-        opened = await asyncio.to_thread(chat.open_widget, visitor_id, customer)
+        try:
+            opened = await asyncio.to_thread(chat.open_widget, visitor_id, customer, client=client_of(self))
+        except chat.ChatError as exc:  # over the new-visitor limits: nothing stored
+            self.error = str(exc)
+            return None
         self.visitor_token = token
         self._visitor_id = visitor_id
         self._shopper_id = opened.shopper_id
@@ -105,7 +110,7 @@ class WidgetState(rx.State):
         try:
             conversation_id, message, _created = await asyncio.to_thread(
                 chat.shopper_send, self._visitor_id, self._shopper_id, self._conversation_id,
-                client_id, item.get("text"))
+                client_id, item.get("text"), client=client_of(self))
         except chat.ChatError as exc:
             return client_id, str(exc)
         if conversation_id != self._conversation_id:
