@@ -92,11 +92,6 @@ def shopper_send(visitor_id: str, shopper_id: int, conversation_id: int, client_
     convs.clean_text(text, settings.message_max_chars)
     with write_scope(engine) as session:
         conv = _shoppers_conversation(session, shopper_id, conversation_id)
-        # A resend of a message already stored is no new message: no limit applies.
-        if conv is not None and convs.stored_message_id(session, conv.id, client_id) is not None:
-            return conv.id, convs.message_by_client_id(session, conv.id, client_id), False
-        if not _send_limiter().hit(visitor_id):
-            raise ChatError("You are sending messages too quickly. Wait a minute and try again.")
         if conv is None:
             if not _start_limiter().hit(visitor_id):
                 raise ChatError("Too many new conversations. Try again later.")
@@ -106,6 +101,10 @@ def shopper_send(visitor_id: str, shopper_id: int, conversation_id: int, client_
             session, conv, Sender.SHOPPER, client_id, text, max_chars=settings.message_max_chars,
             window_seconds=settings.presence_window_seconds,
         )
+        # Counted only once stored: a resend of a stored message is no new
+        # message. A refusal rolls the insert back with the transaction.
+        if created and not _send_limiter().hit(visitor_id):
+            raise ChatError("You are sending messages too quickly. Wait a minute and try again.")
         return conv.id, message, created
 
 
@@ -160,6 +159,14 @@ def inbox(limit: int = 200, *, engine: Engine | None = None) -> list[Conversatio
     with session_scope(engine) as session:
         return convs.list_conversations(session, window_seconds=get_settings().presence_window_seconds,
                                         limit=limit)
+
+
+def inbox_page(limit: int, *, engine: Engine | None = None) -> tuple[list[ConversationSummary], int]:
+    """The newest `limit` inbox rows and how many open conversations there are in all."""
+    with session_scope(engine) as session:
+        rows = convs.list_conversations(session, window_seconds=get_settings().presence_window_seconds,
+                                        limit=limit)
+        return rows, convs.open_conversation_count(session)
 
 
 def unseen_count(*, engine: Engine | None = None) -> int:

@@ -7,8 +7,11 @@ import re
 import secrets
 import unicodedata
 from datetime import datetime, timedelta
+from functools import lru_cache
 
-from sqlalchemy import func, insert, update
+from sqlalchemy import bindparam, func, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, col, select
@@ -149,10 +152,11 @@ def post_message(
 ) -> tuple[MessageView, bool]:
     """Store a message once and record `MessagePosted` (and `ConversationStarted`
     for a shopper's first message) for delivery after commit. A retry with the
-    same client id returns the stored message and created=False."""
+    same client id returns the stored message and created=False.
+
+    The chat's hottest write: a handful of prepared Core statements (insert,
+    update, one read for the inbox row), no ORM unit of work."""
     check_client_id(client_msg_id)
-    if stored_message_id(session, conversation.id, client_msg_id) is not None:
-        return message_by_client_id(session, conversation.id, client_msg_id), False
     kind = MessageKind.TEXT
     product = None
     if product_id is not None:
@@ -170,17 +174,12 @@ def post_message(
     created_at = utcnow()
     values = dict(conversation_id=conversation.id, sender=str(sender), kind=str(kind), body=body,
                   product_id=product_id, admin_id=admin_id, client_msg_id=client_msg_id, created_at=created_at)
-    try:
-        # Inside a savepoint (see get_or_create_shopper). Core statements, not
-        # the ORM's unit of work: this is the chat's hottest write.
-        with session.begin_nested():
-            msg_id = session.execute(insert(Message).values(**values).returning(Message.id)).scalar_one()
-    except IntegrityError:
-        # A concurrent retry of the same send won the race: return its row.
-        existing = message_by_client_id(session, conversation.id, client_msg_id)
-        if existing is None:
-            raise  # another constraint (a deleted admin or product): not a retry
-        return existing, False
+    # ON CONFLICT DO NOTHING: a retry, or a concurrent retry that won the race,
+    # inserts nothing and gets the stored row. (Other constraints, such as a
+    # deleted admin or product, still raise.)
+    msg_id = session.execute(_insert_message_once(session.get_bind().dialect.name), values).scalar()
+    if msg_id is None:
+        return message_by_client_id(session, conversation.id, client_msg_id), False
     first_from_shopper = sender == Sender.SHOPPER and conversation.last_shopper_message_id == 0
     changes: dict[str, object] = {
         "last_message_at": created_at,
@@ -191,26 +190,72 @@ def post_message(
     elif sender == Sender.SHOPPER:
         changes["shopper_seen_message_id"] = max(conversation.shopper_seen_message_id, msg_id)
         changes["last_shopper_message_id"] = msg_id
-    session.execute(update(Conversation).where(Conversation.id == conversation.id).values(**changes))
+    table = Conversation.__table__
+    session.execute(update(table).where(table.c.id == conversation.id).values(**changes))
     for name, value in changes.items():  # the loaded object matches the row, with nothing left to flush
         set_committed_value(conversation, name, value)
-    msg = Message(id=msg_id, **values)
-    view = _view(msg, product)
-    shopper = session.get(Shopper, conversation.shopper_id)
-    visit = latest_visit(session, conversation.shopper_id)
+    view = MessageView(msg_id, conversation.id, str(sender), str(kind), body, client_msg_id, created_at,
+                       _card(product))
+    row = session.execute(_inbox_row_query(), {
+        "shopper_id": conversation.shopper_id, "conversation_id": conversation.id,
+        "admin_seen": conversation.admin_seen_message_id,
+    }).one()
+    label = _label(row.name, row.email, row.visitor_id)
     events.record(session, events.MessagePosted(
         message=view,
         conversation=ConversationSummary(
-            id=conversation.id, shopper_id=conversation.shopper_id, label=shopper_label(shopper),
+            id=conversation.id, shopper_id=conversation.shopper_id, label=label,
             preview=conversation.last_message_preview, last_message_at=conversation.last_message_at,
-            unread=unread_count(session, conversation), on_site=is_on_site(visit, utcnow(), window_seconds),
-            current_url=visit.current_url if visit else "",
+            unread=row.unread, on_site=is_on_site(row if row.last_seen_at else None, utcnow(), window_seconds),
+            current_url=row.current_url or "",
         ),
-        unseen_conversations=unseen_conversation_count(session),
+        unseen_conversations=row.unseen,
     ))
     if first_from_shopper:
-        events.record(session, events.ConversationStarted(conversation.id, shopper_label(shopper), body))
+        events.record(session, events.ConversationStarted(conversation.id, label, body))
     return view, True
+
+
+@lru_cache(maxsize=4)
+def _insert_message_once(dialect: str):
+    """INSERT … ON CONFLICT (conversation_id, client_msg_id) DO NOTHING RETURNING id,
+    built once per dialect (executed with the row's values as parameters)."""
+    insert_for = {"sqlite": sqlite_insert, "postgresql": postgresql_insert}[dialect]
+    table = Message.__table__  # the table, not the class: a plain Core insert, no ORM bulk path
+    return (insert_for(table)
+            .on_conflict_do_nothing(index_elements=["conversation_id", "client_msg_id"])
+            .returning(table.c.id))
+
+
+@lru_cache(maxsize=1)
+def _inbox_row_query():
+    """What an inbox row needs after a message, in one read: the shopper's
+    name, their latest visit, the conversation's unread count and the bell's
+    count. Built once, executed with bound parameters."""
+    latest_visit_id = (
+        select(Visit.id).where(Visit.shopper_id == Shopper.id)
+        .order_by(col(Visit.last_seen_at).desc()).limit(1)
+        .correlate(Shopper).scalar_subquery()
+    )
+    unread = (
+        select(func.count()).select_from(Message)
+        .where(Message.conversation_id == bindparam("conversation_id"), Message.sender == str(Sender.SHOPPER),
+               Message.id > bindparam("admin_seen"))
+        .scalar_subquery()
+    )
+    unseen = (
+        select(func.count()).select_from(Conversation)
+        .where(Conversation.status == "open",
+               Conversation.last_shopper_message_id > Conversation.admin_seen_message_id)
+        .scalar_subquery()
+    )
+    return (
+        select(Shopper.name, Shopper.email, Shopper.visitor_id, Visit.current_url, Visit.last_seen_at,
+               Visit.left_at, unread.label("unread"), unseen.label("unseen"))
+        .select_from(Shopper)
+        .outerjoin(Visit, col(Visit.id) == latest_visit_id)
+        .where(Shopper.id == bindparam("shopper_id"))
+    )
 
 
 def stored_message_id(session: Session, conversation_id: int, client_msg_id: str) -> int | None:
@@ -296,6 +341,10 @@ def unseen_conversation_count(session: Session) -> int:
             Conversation.last_shopper_message_id > Conversation.admin_seen_message_id,
         )
     ).one())
+
+
+def open_conversation_count(session: Session) -> int:
+    return int(session.exec(select(func.count()).select_from(Conversation).where(Conversation.status == "open")).one())
 
 
 def latest_visit(session: Session, shopper_id: int) -> Visit | None:
