@@ -144,3 +144,45 @@ def test_an_admin_reply_reaches_the_widget_once_even_when_sent_twice(live_app, l
     finally:
         shopper.close()
         admin.close()
+
+
+def test_the_list_shows_a_page_and_more_on_demand_and_counts_every_open_conversation(live_app, live_engine):
+    from chatdash.services import chat, conversations as convs
+    from chatdash.state.inbox import INBOX_PAGE
+
+    # Enough conversations that the first page cannot hold them all (written
+    # straight to the database: the admin's load reads them).
+    for n in range(INBOX_PAGE + 5):
+        with Session(live_engine) as s:
+            shopper = convs.get_or_create_shopper(s, uuid.uuid4().hex)
+            s.commit()
+            shopper_id, visitor_id = shopper.id, shopper.visitor_id
+        chat.shopper_send(visitor_id, shopper_id, 0, uuid.uuid4().hex, f"paging {n}", engine=live_engine)
+    with Session(live_engine) as s:
+        total = convs.open_conversation_count(s)
+    admin = _admin_client(live_app, live_engine)
+    shopper = _shopper_client(live_app)
+    try:
+        mark = len(admin.deltas)
+        admin.call(InboxState, "load", path=CONVERSATIONS)
+        _, first = _wait_for(admin, InboxState, lambda v: bool(v.get("rows")) and "open_total" in v, since=mark)
+        assert len(first["rows"]) == INBOX_PAGE and first["open_total"] == total
+
+        # A new conversation comes in on top, the count grows, the page keeps its length.
+        mark = len(admin.deltas)
+        text = f"new here {uuid.uuid4().hex[:6]}"
+        _send(shopper, text)
+        _, pushed = _wait_for(admin, InboxState, lambda v: v.get("rows", [{}])[0].get("preview") == text,
+                              since=mark)
+        assert len(pushed["rows"]) == INBOX_PAGE
+        assert [r["id"] for r in pushed["rows"][1:]] == [r["id"] for r in first["rows"][:-1]]
+        _wait_for(admin, InboxState, lambda v: v.get("open_total") == total + 1, since=mark)
+
+        mark = len(admin.deltas)
+        admin.call(InboxState, "show_more", path=CONVERSATIONS)
+        _, more = _wait_for(admin, InboxState, lambda v: "rows" in v, since=mark)
+        assert len(more["rows"]) == min(2 * INBOX_PAGE, total + 1)
+        assert [r["id"] for r in more["rows"][:INBOX_PAGE]] == [r["id"] for r in pushed["rows"]]
+    finally:
+        shopper.close()
+        admin.close()

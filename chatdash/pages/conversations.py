@@ -51,7 +51,7 @@ def _list_panel() -> rx.Component:
     return rx.vstack(
         rx.hstack(
             rx.text("Conversations", weight="bold", size="3"),
-            rx.badge(InboxState.rows.length(), variant="soft"),
+            rx.badge(InboxState.open_total, variant="soft", id="conversation-total"),
             padding="12px 14px",
             border_bottom=BORDER,
             width="100%",
@@ -68,7 +68,18 @@ def _list_panel() -> rx.Component:
                 padding="2rem",
                 width="100%",
             ),
-            rx.box(rx.foreach(InboxState.rows, _row), width="100%", overflow_y="auto", flex="1"),
+            rx.box(
+                rx.foreach(InboxState.rows, _row),
+                rx.cond(
+                    InboxState.rows.length() < InboxState.open_total,
+                    rx.center(
+                        rx.button("Show more", variant="soft", size="1", on_click=InboxState.show_more,
+                                  id="conversation-list-more"),
+                        padding="10px",
+                    ),
+                ),
+                width="100%", overflow_y="auto", flex="1",
+            ),
         ),
         width="320px",
         min_width="260px",

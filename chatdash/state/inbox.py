@@ -8,28 +8,44 @@ import dataclasses
 from typing import Any
 
 from chatdash import live
-from chatdash.events import MessagePosted, MessagesSeen, PresenceChanged
+from chatdash.events import ConversationStarted, MessagePosted, MessagesSeen, PresenceChanged
 from chatdash.services import chat
 from chatdash.state.auth import AuthState, admin_event
 from chatdash.state.views import ConversationRow
 
-INBOX_LIMIT = 200
+# The list shows this many conversations at first and grows by as many on
+# "Show more". Kept short: every change re-sends the whole list to the tab.
+INBOX_PAGE = 50
+INBOX_MAX = 1000
 
 
 class InboxState(AuthState):
     rows: list[ConversationRow] = []
     selected_id: int = 0
+    # Open conversations in all (the list may show fewer).
+    open_total: int = 0
+
+    _limit: int = INBOX_PAGE
 
     @admin_event
     async def load(self):
         live.subscribe(self, live.INBOX)
-        summaries = await asyncio.to_thread(chat.inbox, INBOX_LIMIT)
-        self.rows = [ConversationRow.from_summary(s) for s in summaries]
+        await self._read()
         wanted = str(self.router.url.query_parameters.get("c", ""))
         if wanted.isdigit():
             await self._open(int(wanted))
         elif self.selected_id:
             await self._open(self.selected_id)
+
+    @admin_event
+    async def show_more(self):
+        self._limit = min(self._limit + INBOX_PAGE, INBOX_MAX)
+        await self._read()
+
+    async def _read(self) -> None:
+        summaries, total = await asyncio.to_thread(chat.inbox_page, self._limit)
+        self.rows = [ConversationRow.from_summary(s) for s in summaries]
+        self.open_total = total
 
     @admin_event
     async def select(self, conversation_id: Any):
@@ -55,7 +71,11 @@ class InboxState(AuthState):
         # get_value: the plain list, not Reflex's change-tracking proxy (which
         # would wrap every row read here).
         rows = [r for r in self.get_value("rows") if r.id != row.id]
-        self.rows = [row, *rows][:INBOX_LIMIT]
+        self.rows = [row, *rows][:self._limit]
+
+    @live.on(ConversationStarted, topic=live.inbox_topic)
+    def _on_started(self, _event: ConversationStarted) -> None:
+        self.open_total += 1
 
     @live.on(MessagesSeen, topic=live.inbox_topic)
     def _on_seen(self, event: MessagesSeen) -> None:
