@@ -6,7 +6,7 @@ import secrets
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -65,6 +65,11 @@ class Settings(BaseSettings):
     # Store origins allowed to report events to /api/track (comma-separated;
     # empty or "*" allows any origin).
     allowed_origins: str = ""
+    # Reverse proxies whose X-Forwarded-For is believed for per-IP limits
+    # (comma-separated IPs or CIDRs; empty: none, the peer address counts).
+    trusted_proxies: str = ""
+    # A request body not fully received this long after its headers gets 408.
+    body_timeout_seconds: float = Field(default=10.0, gt=0)
 
     # Recommender artifacts, and how often the running app retrains (0 = never;
     # it still trains once on first start when nothing is trained yet).
@@ -80,6 +85,14 @@ class Settings(BaseSettings):
     smtp_password: str | None = None
     smtp_starttls: bool = False
     smtp_from: str = "chatdash@localhost"
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies_parse(cls, value: str) -> str:
+        from chatdash.services.client_ip import parse_trusted_proxies
+
+        parse_trusted_proxies(value)  # a bad entry stops the start with its name
+        return value
 
     @property
     def demo_store_url(self) -> str:

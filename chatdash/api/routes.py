@@ -11,12 +11,14 @@ from pathlib import Path
 from sqlalchemy import text
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from chatdash.api import track
-from chatdash.api.track import ApiError, read_json
+from chatdash.api.http import ApiError, check_origin, client_address, read_json, shopper_cors
+from chatdash.api.middleware import BodyTimeout, SecurityHeaders
 from chatdash.db import get_engine
 from chatdash.services import identity, presence
 from chatdash.services.ratelimit import limiter
@@ -70,14 +72,12 @@ async def widget_js(_request: Request) -> Response:
                     headers={"Cache-Control": "public, max-age=300"})
 
 
-async def visitor(request: Request) -> JSONResponse:
+async def _visitor(request: Request) -> JSONResponse:
     """Return the caller's visitor token if it is genuine, else a new one."""
-    if not limiter("visitor-ip", 60, 60).hit(request.client.host if request.client else "?"):
+    check_origin(request)
+    if not limiter("visitor-ip", 60, 60).hit(client_address(request)):
         return error(429, "too many requests")
-    try:
-        data = await read_json(request, 1024)
-    except ApiError as exc:
-        return exc.response()
+    data = await read_json(request, 1024)
     secret = get_settings().secret_key
     given = data.get("visitor") if isinstance(data, dict) else None
     if isinstance(given, str) and identity.verify_visitor_token(secret, given):
@@ -85,12 +85,10 @@ async def visitor(request: Request) -> JSONResponse:
     return JSONResponse({"visitor": identity.issue_visitor_token(secret)})
 
 
-async def presence_beat(request: Request) -> JSONResponse:
+async def _presence_beat(request: Request) -> JSONResponse:
     """Heartbeat ({"state": "alive", url, title}) or page closed ({"state": "left"})."""
-    try:
-        data = await read_json(request, MAX_PRESENCE_BODY)
-    except ApiError as exc:
-        return exc.response()
+    check_origin(request)
+    data = await read_json(request, MAX_PRESENCE_BODY)
     if not isinstance(data, dict):
         return error(400, "body must be a JSON object")
     settings = get_settings()
@@ -119,6 +117,21 @@ async def presence_beat(request: Request) -> JSONResponse:
     return JSONResponse({"ok": True, "next": HEARTBEAT_SECONDS})
 
 
+def _shopper_route(handler):
+    """A route store pages call: ApiError becomes its JSON answer, and the page may read it."""
+    async def route(request: Request) -> JSONResponse:
+        try:
+            response = await handler(request)
+        except ApiError as exc:
+            response = exc.response()
+        return shopper_cors(response)
+    return route
+
+
+visitor = _shopper_route(_visitor)
+presence_beat = _shopper_route(_presence_beat)
+
+
 api = Starlette(routes=[
     Route("/api/health", health),
     Route("/widget.js", widget_js),
@@ -127,4 +140,4 @@ api = Starlette(routes=[
     Route("/api/track", track.track, methods=["POST"]),
     Route("/api/store/orders", track.store_orders, methods=["POST"]),
     Route("/api/store/carts", track.store_carts, methods=["POST"]),
-])
+], middleware=[Middleware(SecurityHeaders), Middleware(BodyTimeout)])

@@ -14,7 +14,6 @@ the storing live in ``chatdash.services.tracking``.
 from __future__ import annotations
 
 import hmac
-import json
 import math
 from typing import Any
 
@@ -23,51 +22,26 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from chatdash.api.http import (
+    ALLOWED_ORIGINS_ENV,  # noqa: F401  (tests and docs name it through this module)
+    ApiError,
+    check_origin,
+    client_address,
+    read_json,
+    shopper_cors,
+)
 from chatdash.services import identity, store_activity, tracking
 from chatdash.services.ratelimit import RateLimiter, limiter
 from chatdash.settings import get_settings
-
-# Until settings.py has it: the store's own origins, comma-separated
-# (e.g. "https://shop.example.com,https://www.shop.example.com"). Empty or "*": any origin.
-ALLOWED_ORIGINS_ENV = "CHATDASH_ALLOWED_ORIGINS"
 
 # Per visitor: one batch every half second on average is far beyond a real shopper.
 VISITOR_LIMIT = (120, 60)
 # Per IP: many shoppers may share one address (offices, mobile carriers).
 IP_LIMIT = (1200, 60)
-# Wrong store secrets per IP before the server-to-server API answers 429.
+# Wrong store secrets per IP before further wrong ones answer 429 (the right
+# secret is never refused: a guesser must not lock the store out).
 AUTH_FAILURE_LIMIT = (20, 60)
 MAX_STORE_BODY = 64 * 1024
-JSON_TYPES = ("application/json", "text/plain", "")
-
-
-class ApiError(Exception):
-    def __init__(self, status: int, error: str, detail: list[dict[str, Any]] | None = None,
-                 headers: dict[str, str] | None = None) -> None:
-        super().__init__(error)
-        self.status, self.error, self.detail, self.headers = status, error, detail or [], headers
-
-    def response(self) -> JSONResponse:
-        return JSONResponse({"error": self.error, "detail": self.detail}, status_code=self.status,
-                            headers=self.headers)
-
-
-def allowed_origins() -> frozenset[str] | None:
-    """The configured store origins, or None when any origin is allowed."""
-    raw = get_settings().allowed_origins
-    origins = frozenset(o.strip().rstrip("/").lower() for o in raw.split(",") if o.strip())
-    return None if not origins or "*" in origins else origins
-
-
-def origin_allowed(origin: str | None) -> bool:
-    """Requests without an Origin header (servers, some beacons) are not browsers
-    acting for another site; a present Origin must be one of the store's."""
-    allowed = allowed_origins()
-    return allowed is None or origin is None or origin.strip().rstrip("/").lower() in allowed
-
-
-def _client_ip(request: Request) -> str:
-    return request.client.host if request.client else "?"
 
 
 async def _hit(lim: RateLimiter, key: str, what: str) -> None:
@@ -75,29 +49,6 @@ async def _hit(lim: RateLimiter, key: str, what: str) -> None:
         wait = max(1, math.ceil(await lim.retry_after_async(key)))
         raise ApiError(429, f"too many requests from this {what}; retry in {wait} s",
                        headers={"Retry-After": str(wait)})
-
-
-async def read_json(request: Request, max_bytes: int) -> Any:
-    """The body as JSON: 415 for another content type, 413 when too large, 400 when not JSON."""
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if content_type not in JSON_TYPES:
-        raise ApiError(415, f"content type must be application/json or text/plain, not {content_type}")
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > max_bytes:
-        raise ApiError(413, f"body is larger than {max_bytes:,} bytes")
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > max_bytes:
-            raise ApiError(413, f"body is larger than {max_bytes:,} bytes")
-    if not body.strip():
-        raise ApiError(400, "body is empty; expected a JSON object")
-    try:
-        return json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ApiError(400, "body is not valid JSON", [{"field": "(body)", "message": str(exc)[:200]}]) from exc
-    except RecursionError as exc:
-        raise ApiError(400, "body is nested too deeply") from exc
 
 
 def _object(data: Any) -> dict[str, Any]:
@@ -124,9 +75,8 @@ async def _guarded(handler, request: Request) -> JSONResponse:
 
 
 async def _track(request: Request) -> JSONResponse:
-    if not origin_allowed(request.headers.get("origin")):
-        raise ApiError(403, "this origin may not report events; add it to CHATDASH_ALLOWED_ORIGINS")
-    await _hit(limiter("track-ip", *IP_LIMIT), _client_ip(request), "address")
+    check_origin(request)
+    await _hit(limiter("track-ip", *IP_LIMIT), client_address(request), "address")
     data = _object(await read_json(request, tracking.MAX_BATCH_BYTES))
     visitor_id = identity.verify_visitor_token(get_settings().secret_key, data.get("visitor"))
     if visitor_id is None:
@@ -143,27 +93,28 @@ async def _track(request: Request) -> JSONResponse:
 
 
 async def track(request: Request) -> JSONResponse:
-    return await _guarded(_track, request)
+    return shopper_cors(await _guarded(_track, request))
 
 
 # --------------------------------------------------------------------------- store backend
 
 
 async def _authorise(request: Request) -> None:
-    """Bearer store secret, compared in constant time; wrong guesses are rate-limited per IP."""
-    failures = limiter("store-auth-failures", *AUTH_FAILURE_LIMIT)
-    ip = _client_ip(request)
-    wait = await failures.retry_after_async(ip)
-    if wait > 0:
-        raise ApiError(429, "too many failed authentications", headers={"Retry-After": str(math.ceil(wait))})
+    """Bearer store secret, compared in constant time. Wrong secrets are counted
+    per client address; past the limit a wrong one answers 429, but the right
+    secret always passes, so someone guessing cannot lock the store out."""
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     secret = get_settings().store_secret
-    ok = bool(secret) and scheme.lower() == "bearer" and hmac.compare_digest(
-        token.strip().encode(), secret.encode())
-    if not ok:
-        await failures.hit_async(ip)
-        raise ApiError(401, "missing or wrong store secret: send Authorization: Bearer <CHATDASH_STORE_SECRET>",
-                       headers={"WWW-Authenticate": 'Bearer realm="chatdash store api"'})
+    if secret and scheme.lower() == "bearer" and hmac.compare_digest(token.strip().encode(), secret.encode()):
+        return
+    failures = limiter("store-auth-failures", *AUTH_FAILURE_LIMIT)
+    ip = client_address(request)
+    if not await failures.hit_async(ip):
+        wait = max(1, math.ceil(await failures.retry_after_async(ip)))
+        raise ApiError(429, f"too many failed authentications from this address; retry in {wait} s",
+                       headers={"Retry-After": str(wait)})
+    raise ApiError(401, "missing or wrong store secret: send Authorization: Bearer <CHATDASH_STORE_SECRET>",
+                   headers={"WWW-Authenticate": 'Bearer realm="chatdash store api"'})
 
 
 def _visitor_of(given: str | None) -> str | None:

@@ -123,7 +123,11 @@ def _time(value: Any) -> datetime | None:
         raise ValueError("must be an ISO 8601 time string, e.g. 2025-01-31T12:00:00Z") from exc
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:
+        # 0001-01-01T00:00+14:00 or 9999-12-31T23:59-14:00: no such time in UTC.
+        raise ValueError("is out of range: in UTC it falls before year 1 or after year 9999") from None
 
 
 def _currency(value: str) -> str:

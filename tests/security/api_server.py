@@ -1,0 +1,51 @@
+"""The HTTP API app served by granian (the server `reflex run --env prod`
+uses) on a free loopback port: lighter than a full production build, for tests
+that need real sockets."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+from tests.live_app import ROOT, free_port
+
+
+@contextmanager
+def serve_api(workdir: Path, env: dict[str, str] | None = None) -> Iterator[tuple[str, int]]:
+    """Yields (host, port) once /api/health answers; stops the server after."""
+    port = free_port()
+    log_path = workdir / "granian.log"
+    full_env = {**os.environ, "DATABASE_URL": f"sqlite:///{workdir / 'api.db'}", **(env or {})}
+    full_env.pop("REDIS_URL", None)
+    with log_path.open("w") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "granian", "--interface", "asgi", "--host", "127.0.0.1", "--port", str(port),
+             "--workers", "1", "--log-level", "warning", "chatdash.api.routes:api"],
+            cwd=ROOT, env=full_env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert proc.poll() is None, f"granian exited:\n{log_path.read_text()[-3000:]}"
+            assert time.monotonic() < deadline, f"granian did not come up:\n{log_path.read_text()[-3000:]}"
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/api/health", timeout=2).status_code in (200, 503):
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        yield "127.0.0.1", port
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
