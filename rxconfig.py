@@ -12,6 +12,9 @@ config = rx.Config(
     # The badge covers the widget's Send button in production builds.
     show_built_with_reflex=False,
     redis_url=os.environ.get("REDIS_URL") or None,
+    # Without Redis, client states stay in memory: Reflex's default (disk)
+    # pickles every client's state into world-readable .states/*.pkl files.
+    state_manager_mode="redis" if os.environ.get("REDIS_URL") else "memory",
     plugins=[rx.plugins.RadixThemesPlugin(theme=rx.theme(accent_color="indigo", radius="medium"))],
     disable_plugins=[rx.plugins.SitemapPlugin],
     frontend_port=int(os.environ.get("CHATDASH_FRONTEND_PORT", "3000")),

@@ -11,6 +11,7 @@ from chatdash import live
 from chatdash.api.routes import api
 from chatdash.components.storage_shim import storage_shim
 from chatdash.db import migrate
+from chatdash.errors import backend_exception_handler
 from chatdash.pages import (  # noqa: F401  (register pages)
     conversations,
     login,
@@ -79,7 +80,9 @@ async def email_notifications():
         stop()
 
 
-app = rx.App(api_transformer=api, head_components=[storage_shim()])
+# A failing handler shows the user a generic message with an error id, in every mode.
+app = rx.App(api_transformer=api, head_components=[storage_shim()],
+             backend_exception_handler=backend_exception_handler)
 app.register_lifespan_task(prepare_database)
 app.register_lifespan_task(live.lifespan)
 app.register_lifespan_task(email_notifications)

@@ -37,6 +37,7 @@ class RawReflexClient:
     def __init__(self, backend_url: str, cookies: dict[str, str] | None = None) -> None:
         self.token = str(uuid.uuid4())
         self.deltas: list[dict[str, Any]] = []
+        self.events: list[dict[str, Any]] = []  # events the server asks the page to run
         self._cond = threading.Condition()
         self._finished = 0  # deltas setting is_hydrated: finished markers and hydrations
         self._expected = 0  # how many of those the events sent so far will produce
@@ -64,6 +65,7 @@ class RawReflexClient:
 
     def _on_event(self, update: dict) -> None:
         with self._cond:
+            self.events.extend(update.get("events") or [])
             if delta := update.get("delta"):
                 self.deltas.append(delta)
                 if _sets_hydrated(delta):
@@ -116,6 +118,18 @@ class RawReflexClient:
             return bool(found)
 
         self._wait(check, timeout, "a delta passing the predicate")
+        return found[0]
+
+    def wait_for_event(self, predicate: Callable[[dict[str, Any]], bool],
+                       timeout: float = TIMEOUT) -> dict[str, Any]:
+        """The first event the server sent (e.g. a toast) that passes `predicate`."""
+        found: list[dict[str, Any]] = []
+
+        def check() -> bool:
+            found[:] = [e for e in self.events if predicate(e)][:1]
+            return bool(found)
+
+        self._wait(check, timeout, "an event passing the predicate")
         return found[0]
 
     def _wait(self, done: Callable[[], bool], timeout: float, what: str) -> None:

@@ -17,6 +17,7 @@ from chatdash import routes
 from chatdash.db import session_scope
 from chatdash.services import auth
 from chatdash.settings import get_settings
+from chatdash.state.client import client_ip
 
 SESSION_COOKIE = "chatdash_admin"
 # A checked session is trusted this long before the database is asked again
@@ -99,7 +100,7 @@ class AuthState(rx.State):
             self.login_error = "Enter your email and password."
             return
         # Throttled per account and client IP; argon2 runs in its own threads.
-        result = await auth.log_in_async(email, password, self.router.session.client_ip,
+        result = await auth.log_in_async(email, password, client_ip(self),
                                          get_settings().admin_session_hours)
         if result.admin is None:
             self.login_error = result.error
