@@ -1,7 +1,7 @@
 /* chatdash embed: one script tag adds the chat launcher to any page.
  *   <script src="__API__/widget.js" async></script>
- * Optional attributes identify a logged-in store customer (HMAC computed by
- * the store's backend with its chatdash store secret):
+ * Optional attributes identify a logged-in store customer (HMAC of id, name and
+ * email computed by the store's backend with its chatdash store secret; README):
  *   data-customer-id, data-customer-hmac, data-customer-name, data-customer-email
  * JavaScript API (docs/tracking.md): chatdash.open(), chatdash.close(),
  *   chatdash.track(kind, data), chatdash.identify(customerId, hmac, name, email),

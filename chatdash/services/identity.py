@@ -19,6 +19,17 @@ Identified customers (the Intercom / Chatwoot "identity verification" convention
     into the page. The widget passes both on; ``verify_customer`` checks them.
     The store secret never reaches the browser, so a shopper cannot claim to be
     another customer. Both strings are UTF-8 encoded before hashing.
+
+    That hash covers the id only: whoever holds a valid (id, hash) pair could
+    attach any name and email to it. To show the customer's name and email,
+    the store signs them too (``customer_identity_hmac``)::
+
+        user_hash = hex(HMAC-SHA256(key=store_secret,
+                        msg="chatdash-customer-v2\n" + id + "\n" + name + "\n" + email))
+
+    (no line breaks inside the three values; absent ones are empty strings).
+    A hash of the id alone is still accepted for the id, but then the name and
+    email given beside it are ignored.
 """
 
 from __future__ import annotations
@@ -28,11 +39,14 @@ import hashlib
 import hmac
 import re
 import secrets
+from dataclasses import dataclass
 
 VISITOR_ID_BYTES = 18  # -> 24 url-safe characters
 SIG_CHARS = 32
 MAX_TOKEN_CHARS = 128
 MAX_CUSTOMER_ID_CHARS = 128
+MAX_CUSTOMER_LABEL_CHARS = 1000  # a name or email as signed; stored shorter
+CUSTOMER_V2 = "chatdash-customer-v2"
 
 # visitor ids are url-safe base64 (no '.'), so the token splits unambiguously.
 # The id length is not pinned to 24 so that ids of another length (up to the
@@ -87,3 +101,44 @@ def verify_customer(store_secret: str, customer_id: object, given_hmac: object) 
     except UnicodeEncodeError:  # lone surrogates cannot be UTF-8 encoded
         return False
     return hmac.compare_digest(expected, given.lower())
+
+
+def customer_identity_hmac(store_secret: str, customer_id: str, name: str = "", email: str = "") -> str:
+    """Hex HMAC-SHA256 of the customer's id, name and email: what the store's
+    backend computes to show the customer by name (see the module docstring)."""
+    for value in (customer_id, name, email):
+        if "\n" in value or "\r" in value:
+            raise ValueError("customer id, name and email cannot contain line breaks")
+    message = "\n".join((CUSTOMER_V2, customer_id, name, email))
+    return hmac.new(store_secret.encode(), message.encode(), hashlib.sha256).hexdigest()
+
+
+@dataclass(frozen=True)
+class VerifiedCustomer:
+    customer_id: str
+    name: str = ""  # empty unless the store signed it
+    email: str = ""
+
+
+def verify_customer_identity(store_secret: str, customer_id: object, given_hmac: object,
+                             name: object = "", email: object = "") -> VerifiedCustomer | None:
+    """The customer the store vouched for, with the name and email only when its
+    HMAC covers them (a hash of the id alone vouches for the id alone). Never raises."""
+    if not isinstance(customer_id, str) or not isinstance(given_hmac, str):
+        return None
+    name = name if isinstance(name, str) else ""
+    email = email if isinstance(email, str) else ""
+    given = given_hmac.strip().lower()
+    signed = (store_secret and customer_id and len(customer_id) <= MAX_CUSTOMER_ID_CHARS
+              and len(name) <= MAX_CUSTOMER_LABEL_CHARS and len(email) <= MAX_CUSTOMER_LABEL_CHARS
+              and _HEX64_RE.fullmatch(given))
+    if signed:
+        try:
+            expected = customer_identity_hmac(store_secret, customer_id, name, email)
+        except (ValueError, UnicodeEncodeError):  # line breaks, lone surrogates
+            expected = ""
+        if expected and hmac.compare_digest(expected, given):
+            return VerifiedCustomer(customer_id, name, email)
+    if verify_customer(store_secret, customer_id, given):
+        return VerifiedCustomer(customer_id)
+    return None

@@ -69,10 +69,12 @@ class WidgetState(rx.State):
         visitor_id = identity.verify_visitor_token(settings.secret_key, token)
         customer = None
         customer_id = str(params.get("c", ""))[:128]
-        if customer_id and identity.verify_customer(settings.store_secret, customer_id,
-                                                    str(params.get("h", ""))[:128]):
-            customer = chat.Customer(customer_id, name=str(params.get("n", ""))[:200],
-                                     email=str(params.get("e", ""))[:320])
+        # The name and email count only when the store's HMAC covers them too.
+        verified = customer_id and identity.verify_customer_identity(
+            settings.store_secret, customer_id, str(params.get("h", ""))[:128],
+            name=str(params.get("n", ""))[:1001], email=str(params.get("e", ""))[:1001])
+        if verified:
+            customer = chat.Customer(customer_id, name=verified.name[:200], email=verified.email[:320])
         try:
             opened = await asyncio.to_thread(chat.open_widget, visitor_id, customer, client=client_of(self))
         except chat.ChatError as exc:  # over the new-visitor limits: nothing stored
