@@ -1,8 +1,18 @@
 """Reflex config. chatdash's own settings live in chatdash/settings.py."""
 
 import os
+from urllib.parse import urlsplit
 
 import reflex as rx
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+PUBLIC_URL = os.environ.get("CHATDASH_PUBLIC_URL", "http://localhost:3000")
+API_URL = os.environ.get("CHATDASH_API_URL", "http://localhost:8000")
 
 # Reflex's Redis state manager turns on only when REDIS_URL is set: one box by
 # default, several workers sharing Redis when scaled out.
@@ -19,5 +29,10 @@ config = rx.Config(
     disable_plugins=[rx.plugins.SitemapPlugin],
     frontend_port=int(os.environ.get("CHATDASH_FRONTEND_PORT", "3000")),
     backend_port=int(os.environ.get("CHATDASH_BACKEND_PORT", "8000")),
-    api_url=os.environ.get("CHATDASH_API_URL", "http://localhost:8000"),
+    api_url=API_URL,
+    # Reflex answers CORS with credentials allowed, and its event socket checks
+    # Origin against the same list: only the app's own pages, never "*" (which
+    # Reflex would echo for any site, cookies included). Store pages reach the
+    # shopper API without credentials or preflight (chatdash/api/http.py).
+    cors_allowed_origins=sorted({_origin(PUBLIC_URL), _origin(API_URL)}),
 )

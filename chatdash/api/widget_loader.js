@@ -26,9 +26,11 @@
     try { sessionStorage.setItem("chatdash_probe", "1"); return sessionStorage; } catch (e) { return store; }
   })();
 
+  // text/plain and no credentials: a "simple" cross-origin request, so the
+  // browser sends no preflight and no cookie; the server reads it as JSON.
   function post(path, body) {
     return fetch(API + path, {
-      method: "POST", headers: { "Content-Type": "application/json" },
+      method: "POST", headers: { "Content-Type": "text/plain;charset=UTF-8" },
       body: JSON.stringify(body), keepalive: true, credentials: "omit",
     });
   }
