@@ -97,12 +97,11 @@ def content_security_policy(path: str) -> str:
     """The policy for a response to ``path``: what its page may load, run and be framed by."""
     settings = get_settings()
     app, api = _origin(settings.public_url), _origin(settings.api_url)
-    widget = path == routes.WIDGET or path.startswith(routes.WIDGET + "/")
-    store = path == "/store" or path.startswith("/store/")
     # Inline scripts: Reflex's built pages carry inline bootstrap scripts.
-    # eval: the widget and the store run rx.call_script, which Reflex evaluates.
-    scripts = "'self' 'unsafe-inline'" + (" 'unsafe-eval'" if widget or store else "") + f" {app} {api}"
-    if widget:
+    # eval: Reflex runs rx.call_script (the widget's outbox, the store, the
+    # login's redirects) through eval. Scripts still come only from the app.
+    scripts = f"'self' 'unsafe-inline' 'unsafe-eval' {app} {api}"
+    if path == routes.WIDGET or path.startswith(routes.WIDGET + "/"):
         stores = allowed_origins()
         ancestors = "'self' " + (" ".join(sorted(stores)) if stores else "*")
     else:
@@ -118,7 +117,7 @@ def content_security_policy(path: str) -> str:
         f"frame-src 'self' {app}",
         "object-src 'none'",
         "base-uri 'self'",
-        "form-action 'self'",
+        f"form-action 'self' {app} {api}",
         f"frame-ancestors {ancestors}",
     ])
 
