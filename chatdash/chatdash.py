@@ -8,6 +8,7 @@ import sys
 import reflex as rx
 
 from chatdash import live
+from chatdash.api.admin_session import AdminSessionHeader
 from chatdash.api.routes import api
 from chatdash.components.storage_shim import storage_shim
 from chatdash.db import migrate
@@ -18,6 +19,7 @@ from chatdash.pages import (  # noqa: F401  (register pages)
     settings,
     widget,
 )
+from chatdash.pages.login import native_login_post
 from chatdash.services import notify, presence
 from chatdash.settings import get_settings
 from demo_store import pages as demo_store_pages  # noqa: F401  (register the demo store's pages)
@@ -81,7 +83,9 @@ async def email_notifications():
 
 
 # A failing handler shows the user a generic message with an error id, in every mode.
-app = rx.App(api_transformer=api, head_components=[storage_shim()],
+# AdminSessionHeader wraps everything: the event socket sees the admin session
+# token's hash, never the token (chatdash/api/admin_session.py).
+app = rx.App(api_transformer=[api, AdminSessionHeader], head_components=[storage_shim(), native_login_post()],
              backend_exception_handler=backend_exception_handler)
 app.register_lifespan_task(prepare_database)
 app.register_lifespan_task(live.lifespan)

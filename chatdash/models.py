@@ -205,6 +205,8 @@ class AdminSession(SQLModel, table=True):
     admin_id: int = Field(foreign_key="adminuser.id", index=True, ondelete="CASCADE")
     created_at: datetime = Field(default_factory=utcnow)
     expires_at: datetime
+    # Last use (updated at most once a minute): unused for admin_idle_hours, it ends.
+    last_seen_at: datetime | None = None
 
 
 class Setting(SQLModel, table=True):

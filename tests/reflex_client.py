@@ -34,7 +34,8 @@ def _sets_hydrated(delta: dict[str, Any]) -> bool:
 
 
 class RawReflexClient:
-    def __init__(self, backend_url: str, cookies: dict[str, str] | None = None) -> None:
+    def __init__(self, backend_url: str, cookies: dict[str, str] | None = None,
+                 headers: dict[str, str] | None = None) -> None:
         self.token = str(uuid.uuid4())
         self.deltas: list[dict[str, Any]] = []
         self.events: list[dict[str, Any]] = []  # events the server asks the page to run
@@ -51,7 +52,7 @@ class RawReflexClient:
             socketio_path="/_event",
             namespaces=["/_event"],
             transports=["websocket"],
-            headers={"Cookie": cookie} if cookie else {},
+            headers={**(headers or {}), **({"Cookie": cookie} if cookie else {})},
             wait_timeout=10,
         )
 

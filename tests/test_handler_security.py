@@ -26,7 +26,8 @@ def live_engine(live_app):
 
 
 def _session_cookie(token: str) -> dict[str, str]:
-    return {f"{AuthState.get_full_name()}.session_token": token}
+    """The admin's HttpOnly session cookie, as the browser sends it with the socket's handshake."""
+    return {"chatdash_admin": token}
 
 
 def _try_to_enable_emails(client: RawReflexClient) -> None:
@@ -58,9 +59,9 @@ def test_admin_handlers_refuse_a_client_without_a_session(live_app, live_engine)
 
 def test_forged_session_cookie_is_refused(live_app, live_engine):
     before = _email_settings(live_engine)
-    client = RawReflexClient(live_app.backend)
+    client = RawReflexClient(live_app.backend, cookies=_session_cookie("forged-token-value"))
     try:
-        client.hydrate(_session_cookie("forged-token-value"), path="/admin/settings")
+        client.hydrate(path="/admin/settings")
         _try_to_enable_emails(client)
         assert _email_settings(live_engine) == before
     finally:
@@ -73,9 +74,9 @@ def test_the_same_calls_work_with_a_real_admin_session(live_app, live_engine):
         admin = auth.authenticate(s, ADMIN_EMAIL, "chatdash-test-pw")
         token = auth.start_session(s, admin.id, hours=1)
         s.commit()
-    client = RawReflexClient(live_app.backend)
+    client = RawReflexClient(live_app.backend, cookies=_session_cookie(token))
     try:
-        client.hydrate(_session_cookie(token), path="/admin/settings")
+        client.hydrate(path="/admin/settings")
         _try_to_enable_emails(client)
         saved = _email_settings(live_engine)
         assert saved.enabled and saved.recipients == ["attacker@evil.test"]
@@ -121,7 +122,7 @@ def _admin_states() -> list[type]:
 
 
 # Handlers anyone may call: they establish or end the session themselves.
-PUBLIC_AUTH_HANDLERS = {"login", "logout", "check_login", "redirect_if_logged_in"}
+PUBLIC_AUTH_HANDLERS = {"logout", "check_login", "redirect_if_logged_in"}
 
 
 def _admin_handlers() -> list[tuple[type, str]]:

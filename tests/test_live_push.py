@@ -12,7 +12,6 @@ from sqlmodel import Session
 
 from chatdash.db import make_engine
 from chatdash.services import auth
-from chatdash.state.auth import AuthState
 from chatdash.state.chat import ChatState
 from chatdash.state.inbox import InboxState
 from chatdash.state.notifications import NotificationState
@@ -52,8 +51,8 @@ def _admin_client(live_app, live_engine) -> RawReflexClient:
         admin = auth.authenticate(s, ADMIN_EMAIL, ADMIN_PASSWORD)
         token = auth.start_session(s, admin.id, hours=1)
         s.commit()
-    client = RawReflexClient(live_app.backend)
-    client.hydrate({f"{AuthState.get_full_name()}.session_token": token}, path=CONVERSATIONS)
+    client = RawReflexClient(live_app.backend, cookies={"chatdash_admin": token})
+    client.hydrate(path=CONVERSATIONS)
     return client
 
 

@@ -8,8 +8,11 @@ from collections.abc import Callable
 import reflex as rx
 
 from chatdash import routes
+from chatdash.settings import get_settings
 from chatdash.state.auth import AuthState
 from chatdash.state.notifications import NotificationState
+
+LOGOUT_URL = f"{get_settings().api_url.rstrip('/')}/api/admin/logout"
 
 
 def notification_bell() -> rx.Component:
@@ -70,7 +73,9 @@ def account_menu() -> rx.Component:
         rx.menu.content(
             rx.menu.item(AuthState.admin_email, disabled=True),
             rx.menu.separator(),
-            rx.menu.item("Log out", on_click=AuthState.logout, color="red", id="logout"),
+            # A plain link: only an HTTP answer can clear the HttpOnly session cookie.
+            rx.menu.item(rx.el.a("Log out", href=LOGOUT_URL, custom_attrs={"reloadDocument": True}),
+                         as_child=True, color="red", id="logout"),
         ),
     )
 

@@ -5,12 +5,28 @@ import reflex as rx
 from chatdash import routes
 from chatdash.state.auth import AuthState
 
+# Reflex's forms always cancel the browser's own submit (and eval-based
+# call_script is refused by the admin pages' CSP): this listener, run before
+# React's, keeps the login form's submit away from React so the browser posts it.
+NATIVE_LOGIN_POST = """
+document.addEventListener("submit", function (e) {
+  if (e.target && e.target.id === "login-form") e.stopPropagation();
+}, true);
+"""
+
+
+def native_login_post() -> rx.Component:
+    """A head script for every page (the login page is reached without a reload)."""
+    return rx.script(NATIVE_LOGIN_POST)
+
 
 @rx.page(route=routes.LOGIN, title="Log in · chatdash", on_load=AuthState.redirect_if_logged_in)
 def login() -> rx.Component:
     return rx.center(
         rx.card(
-            rx.form(
+            # A plain form post: the answer sets the HttpOnly session cookie
+            # (chatdash/api/admin_session.py), which page scripts cannot read.
+            rx.el.form(
                 rx.vstack(
                     rx.hstack(
                         rx.icon("messages-square", size=28, color=rx.color("accent", 9)),
@@ -33,8 +49,9 @@ def login() -> rx.Component:
                     spacing="3",
                     width="100%",
                 ),
-                on_submit=AuthState.login,
-                reset_on_submit=False,
+                action=AuthState.login_action,
+                method="post",
+                id="login-form",
             ),
             width="380px",
             size="4",

@@ -110,42 +110,71 @@ def authenticate(session: Session, email: str, password: str) -> AdminInfo | Non
     return AdminInfo(admin.id, admin.email, admin.name)
 
 
-def _token_hash(token: str) -> str:
+def token_hash(token: str) -> str:
+    """What the database keeps of a session token (and all the app's states ever see)."""
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+_token_hash = token_hash
+_HASH_RE = re.compile(r"[0-9a-f]{64}")
+# A session's last use is written at most this often.
+TOUCH_SECONDS = 60
 
 
 def start_session(session: Session, admin_id: int, hours: int) -> str:
     """Create a session and return its raw token (shown to the browser only)."""
     token = secrets.token_urlsafe(32)
+    now = utcnow()
     session.add(
         AdminSession(
             token_hash=_token_hash(token),
             admin_id=admin_id,
-            expires_at=utcnow() + timedelta(hours=hours),
+            expires_at=now + timedelta(hours=hours),
+            last_seen_at=now,
         )
     )
     return token
 
 
-def admin_for_token(session: Session, token: str) -> AdminInfo | None:
+def admin_for_token(session: Session, token: str, idle_hours: float | None = None) -> AdminInfo | None:
     if not token or len(token) > 128:
+        return None
+    return admin_for_token_hash(session, _token_hash(token), idle_hours)
+
+
+def admin_for_token_hash(session: Session, digest: str, idle_hours: float | None = None) -> AdminInfo | None:
+    """The admin of a live session, by its token's hash. A session unused for
+    `idle_hours` ends here; a used one has its last use recorded."""
+    if not isinstance(digest, str) or not _HASH_RE.fullmatch(digest):
         return None
     row = session.exec(
         select(AdminSession, AdminUser)
         .join(AdminUser, AdminUser.id == AdminSession.admin_id)
-        .where(AdminSession.token_hash == _token_hash(token))
+        .where(AdminSession.token_hash == digest)
     ).first()
     if row is None:
         return None
     admin_session, admin = row
-    if admin_session.expires_at < utcnow():
+    now = utcnow()
+    if admin_session.expires_at < now:
         return None
+    last_seen = admin_session.last_seen_at or admin_session.created_at
+    if idle_hours is not None and last_seen < now - timedelta(hours=idle_hours):
+        session.delete(admin_session)
+        return None
+    if last_seen < now - timedelta(seconds=TOUCH_SECONDS):
+        admin_session.last_seen_at = now
     return AdminInfo(admin.id, admin.email, admin.name)
 
 
 def end_session(session: Session, token: str) -> None:
     if token:
-        session.exec(delete(AdminSession).where(AdminSession.token_hash == _token_hash(token)))
+        end_session_hash(session, _token_hash(token))
+
+
+def end_session_hash(session: Session, digest: str) -> None:
+    if digest:
+        session.exec(delete(AdminSession).where(AdminSession.token_hash == digest))
 
 
 def count_admins(session: Session) -> int:

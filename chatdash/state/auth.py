@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import hashlib
 import inspect
 import time
 from collections.abc import Callable
@@ -14,28 +13,23 @@ from typing import Any
 import reflex as rx
 
 from chatdash import routes
+from chatdash.api.admin_session import SESSION_HEADER, login_error
 from chatdash.db import session_scope
 from chatdash.services import auth
 from chatdash.settings import get_settings
-from chatdash.state.client import client_ip
 
-SESSION_COOKIE = "chatdash_admin"
 # A checked session is trusted this long before the database is asked again
 # (every handler and every push checks; logout in this tab ends it at once).
 ADMIN_RECHECK_SECONDS = 15.0
 
 
 class AuthState(rx.State):
-    # The raw session token lives in an HttpOnly-less cookie because Reflex
-    # reads cookies in the browser; it is random and checked against the DB.
-    session_token: str = rx.Cookie(
-        "", name=SESSION_COOKIE, max_age=get_settings().admin_session_hours * 3600,
-        same_site="strict",
-    )
+    # The session cookie is HttpOnly, set and cleared by /api/admin/session
+    # (chatdash/api/admin_session.py); this state only ever sees the token's
+    # hash, which the socket's handshake carries (AdminSessionHeader).
     admin_email: str = ""
     admin_name: str = ""
     login_error: str = ""
-    login_busy: bool = False
 
     @rx.var
     def store_name(self) -> str:
@@ -45,16 +39,26 @@ class AuthState(rx.State):
     def is_logged_in(self) -> bool:
         return bool(self.admin_email)
 
-    # The last successful check: which token, who, and when.
+    @rx.var
+    def login_action(self) -> str:
+        return f"{get_settings().api_url.rstrip('/')}/api/admin/session"
+
+    # The last successful check: which session (hash), who, and when.
     _checked_token: str = ""
     _checked_admin: auth.AdminInfo | None = None
     _checked_at: float = 0.0
+    # Set by logout: this tab's socket still carries the ended session's hash.
+    _logged_out: str = ""
+
+    def _session_hash(self) -> str:
+        digest = self.router.headers.raw_headers.get(SESSION_HEADER, "")
+        return "" if digest == self._logged_out else digest
 
     def _cached_admin(self) -> tuple[bool, auth.AdminInfo | None]:
         """(known, admin): known is False when the database must be asked."""
-        if not self.session_token:
+        digest = self._session_hash()
+        if not digest:
             return True, None
-        digest = hashlib.sha256(self.session_token.encode()).hexdigest()
         if digest == self._checked_token and time.monotonic() - self._checked_at < ADMIN_RECHECK_SECONDS:
             return True, self._checked_admin
         return False, None
@@ -65,7 +69,7 @@ class AuthState(rx.State):
             self.admin_email = ""
             self.admin_name = ""
         else:
-            self._checked_token = hashlib.sha256(self.session_token.encode()).hexdigest()
+            self._checked_token = self._session_hash()
             self._checked_admin, self._checked_at = admin, time.monotonic()
         return admin
 
@@ -74,7 +78,7 @@ class AuthState(rx.State):
         database off the event loop, then trusted for ADMIN_RECHECK_SECONDS)."""
         known, admin = self._cached_admin()
         if not known:
-            admin = await asyncio.to_thread(_lookup_admin, self.session_token)
+            admin = await asyncio.to_thread(_lookup_admin, self._session_hash())
         return self._remember(admin)
 
     @rx.event
@@ -88,43 +92,32 @@ class AuthState(rx.State):
 
     @rx.event
     async def redirect_if_logged_in(self):
+        """on_load of the login page: the reason a login was refused, if any."""
+        params = self.router.url.query_parameters
+        self.login_error = login_error(str(params.get("error", ""))[:20], str(params.get("minutes", ""))[:6])
         if await self._require_admin_async() is not None:
             return rx.redirect(routes.CONVERSATIONS)
 
     @rx.event
-    async def login(self, form_data: dict):
-        form = form_data if isinstance(form_data, dict) else {}
-        email = str(form.get("email", ""))[:320]
-        password = str(form.get("password", ""))[: auth.MAX_PASSWORD + 1]
-        if not email.strip() or not password:
-            self.login_error = "Enter your email and password."
-            return
-        # Throttled per account and client IP; argon2 runs in its own threads.
-        result = await auth.log_in_async(email, password, client_ip(self),
-                                         get_settings().admin_session_hours)
-        if result.admin is None:
-            self.login_error = result.error
-            return
-        admin, token = result.admin, result.token
-        self.session_token = token
-        self.login_error = ""
-        self.admin_email = admin.email
-        self.admin_name = admin.name or admin.email
-        return rx.redirect(routes.CONVERSATIONS)
-
-    @rx.event
-    def logout(self):
-        if self.session_token:
-            with session_scope() as session:
-                auth.end_session(session, self.session_token)
-        self.session_token = ""
+    async def logout(self):
+        digest = self._session_hash()
+        if digest:
+            await asyncio.to_thread(_end_session, digest)
+        self._logged_out = digest
         self._remember(None)
-        return [rx.remove_cookie(SESSION_COOKIE), rx.redirect(routes.LOGIN)]
+        # The page's "Log out" link goes to /api/admin/logout, which also
+        # clears the HttpOnly cookie; this handler ends the session alone.
+        return rx.redirect(routes.LOGIN)
 
 
-def _lookup_admin(token: str) -> auth.AdminInfo | None:
+def _lookup_admin(digest: str) -> auth.AdminInfo | None:
     with session_scope() as session:
-        return auth.admin_for_token(session, token)
+        return auth.admin_for_token_hash(session, digest, get_settings().admin_idle_hours)
+
+
+def _end_session(digest: str) -> None:
+    with session_scope() as session:
+        auth.end_session_hash(session, digest)
 
 
 def admin_event(fn: Callable[..., Any]) -> Any:

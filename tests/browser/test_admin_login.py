@@ -37,7 +37,7 @@ def test_wrong_password_is_refused(live_app, context):
     page = context.new_page()
     login(page, live_app, password="not-the-password")
     expect(page.locator("#login-error")).to_have_text("Wrong email or password.")
-    expect(page).to_have_url(re.compile(r"/login/?$"))
+    expect(page).to_have_url(re.compile(r"/login/?\?error=wrong$"))
     page.goto(f"{live_app.frontend}/admin/settings")
     expect(page).to_have_url(re.compile(r"/login/?$"))
 

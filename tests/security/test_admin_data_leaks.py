@@ -6,7 +6,6 @@ from sqlmodel import Session
 
 from chatdash.db import make_engine
 from chatdash.services import auth
-from chatdash.state.auth import AuthState
 from chatdash.state.settings_page import SettingsState
 from tests.live_app import ADMIN_EMAIL, ADMIN_PASSWORD
 from tests.reflex_client import RawReflexClient
@@ -33,9 +32,9 @@ def test_the_admin_sees_the_mail_server_on_the_settings_page(live_app, smtp_serv
         admin = auth.authenticate(s, ADMIN_EMAIL, ADMIN_PASSWORD)
         token = auth.start_session(s, admin.id, hours=1)
         s.commit()
-    client = RawReflexClient(live_app.backend)
+    client = RawReflexClient(live_app.backend, cookies={"chatdash_admin": token})
     try:
-        client.hydrate({f"{AuthState.get_full_name()}.session_token": token}, path="/admin/settings")
+        client.hydrate(path="/admin/settings")
         summary = client.seen_values(SettingsState)["smtp_summary"]
         assert summary == f"127.0.0.1:{smtp_server.port}, from {SMTP_FROM}"
     finally:

@@ -96,28 +96,37 @@ def _new_admin(live_engine) -> str:
     return email
 
 
-def _login(client: RawReflexClient, email: str, password: str) -> dict:
-    client.call(AuthState, "login", {"form_data": {"email": email, "password": password}}, path="/login")
-    return client.seen_values(AuthState)
+def _login(http: httpx.Client, live_app, email: str, password: str) -> httpx.Response:
+    """What the login page's form posts."""
+    return http.post(f"{live_app.backend}/api/admin/session", data={"email": email, "password": password},
+                     headers={"Origin": live_app.frontend}, follow_redirects=False)
 
 
-def test_forty_wrong_passwords_then_the_right_one_is_refused(live_app, live_engine):
-    email = _new_admin(live_engine)
+def _login_page_message(live_app, location: str) -> str:
+    """The message the login page shows where the refused login sent the browser."""
     client = RawReflexClient(live_app.backend)
     try:
-        client.hydrate(path="/login")
-        for _ in range(40):
-            _login(client, email, "wrong-password")
-        seen = _login(client, email, PASSWORD)
-        assert seen["login_error"] == "Too many attempts, try again in 5 minutes."
-        assert not seen.get("session_token")
-        assert not seen.get("admin_email")
+        client.hydrate(path=location.removeprefix(live_app.frontend))
+        return client.seen_values(AuthState).get("login_error", "")
     finally:
         client.close()
 
 
+def test_forty_wrong_passwords_then_the_right_one_is_refused(live_app, live_engine):
+    email = _new_admin(live_engine)
+    with httpx.Client(timeout=30) as http:
+        for _ in range(40):
+            answer = _login(http, live_app, email, "wrong-password")
+            assert answer.status_code == 303 and "chatdash_admin" not in answer.headers.get("set-cookie", "")
+        answer = _login(http, live_app, email, PASSWORD)
+    assert answer.status_code == 303
+    assert "chatdash_admin" not in answer.headers.get("set-cookie", "")
+    assert _login_page_message(live_app, answer.headers["location"]) == \
+        "Too many attempts, try again in 5 minutes."
+
+
 def test_logins_do_not_hold_up_other_requests(live_app, live_engine):
-    """argon2 runs beside the event loop: while four sockets log in, the
+    """argon2 runs beside the event loop: while four clients log in, the
     health check answers about as fast as when nobody does."""
     email = _new_admin(live_engine)
     hasher_time = _argon2_seconds()
@@ -132,17 +141,16 @@ def test_logins_do_not_hold_up_other_requests(live_app, live_engine):
         return out
 
     quiet = statistics.median(health_latencies(None, 20))
-    clients = [RawReflexClient(live_app.backend) for _ in range(4)]
-    for c in clients:
-        c.hydrate(path="/login")
     started = threading.Barrier(5)
+    answers: list[httpx.Response] = []
 
-    def log_in_repeatedly(client: RawReflexClient) -> None:
-        started.wait()
-        for _ in range(4):  # the right password: no failure is counted
-            _login(client, email, PASSWORD)
+    def log_in_repeatedly() -> None:
+        with httpx.Client(timeout=60) as http:
+            started.wait()
+            for _ in range(4):  # the right password: no failure is counted
+                answers.append(_login(http, live_app, email, PASSWORD))
 
-    threads = [threading.Thread(target=log_in_repeatedly, args=(c,)) for c in clients]
+    threads = [threading.Thread(target=log_in_repeatedly) for _ in range(4)]
     for t in threads:
         t.start()
     stop = threading.Event()
@@ -154,8 +162,7 @@ def test_logins_do_not_hold_up_other_requests(live_app, live_engine):
         t.join()
     stop.set()
     poller.join()
-    for c in clients:
-        c.close()
+    assert [a.headers["location"] for a in answers] == [f"{live_app.frontend}/admin/conversations"] * 16
     assert len(busy) >= 5
     # On the loop, every request waited for whole argon2 verifications.
     assert statistics.median(busy) < quiet + hasher_time / 4, (quiet, hasher_time, sorted(busy))

@@ -54,7 +54,6 @@ def test_no_client_state_with_the_admin_session_is_stored_in_files(live_app):
     from chatdash.services import auth
     from chatdash.state.settings_page import SettingsState
     from tests.live_app import ADMIN_EMAIL, ADMIN_PASSWORD
-    from tests.test_handler_security import _session_cookie
 
     engine = make_engine(live_app.db_url)
     with Session(engine) as s:
@@ -63,7 +62,7 @@ def test_no_client_state_with_the_admin_session_is_stored_in_files(live_app):
     states = Path(live_app.env["REFLEX_STATES_WORKDIR"])
     client = RawReflexClient(live_app.backend, cookies={"chatdash_admin": token})
     try:
-        client.hydrate(_session_cookie(token), path="/admin/settings")
+        client.hydrate(path="/admin/settings")
         assert client.seen_values(SettingsState).get("smtp_summary")  # the admin is in
         client.call(SettingsState, "set_email_enabled", {"value": False}, path="/admin/settings")
         # Wait out the disk manager's write (three times its debounce): no file
