@@ -682,10 +682,10 @@ def _timed_client_class():
     class TimedClient(RawReflexClient):
         """tests/reflex_client.py's raw client, keeping each delta's arrival time."""
 
-        def __init__(self, backend_url: str) -> None:
+        def __init__(self, backend_url: str, cookies: dict[str, str] | None = None) -> None:
             self.timed: list[tuple[float, dict]] = []
             self.cond = threading.Condition()
-            super().__init__(backend_url)
+            super().__init__(backend_url, cookies=cookies)
 
         def _on_event(self, update: dict) -> None:
             t = time.perf_counter()
@@ -726,13 +726,13 @@ class Names:
     def __init__(self) -> None:
         from reflex.state import State
 
-        from chatdash.state.auth import AuthState
         from chatdash.state.chat import ChatState
         from chatdash.state.inbox import InboxState
         from chatdash.state.shopper_panel import ShopperPanelState
 
         self.hydrate = f"{State.get_full_name()}.hydrate_and_load"
-        self.cookie = f"{AuthState.get_full_name()}.session_token"
+        # The HttpOnly session cookie, sent with the socket's handshake.
+        self.cookie = "chatdash_admin"
         self.inbox = InboxState.get_full_name()
         self.chat = ChatState.get_full_name()
         self.panel = ShopperPanelState.get_full_name()
@@ -764,10 +764,10 @@ def admin_token(db: Path) -> str:
 def page_load(client_cls, app, names: Names, token: str) -> dict[str, float]:
     """A new tab: connect, hydrate with the session cookie, wait for the rows and is_hydrated."""
     t0 = time.perf_counter()
-    client = client_cls(app.backend)
+    client = client_cls(app.backend, cookies={names.cookie: token})
     try:
         t_connected = time.perf_counter()
-        t_emit = client.emit(names.hydrate, {"vars": {names.cookie: token}}, PAGE)
+        t_emit = client.emit(names.hydrate, {"vars": {}}, PAGE)
         got = client.wait_for(0, lambda d: len(d.get(names.inbox, {}).get("rows") or []) > 0)
         if got is None:
             raise RuntimeError("the inbox rows never arrived (is the admin session valid?)")
@@ -878,9 +878,9 @@ def measure_app(db: Path, meta: dict[str, Any], runs: int, seed: int, pause: flo
         console.print("Warm-up (3 page loads, 10 selects) ...")
         for _ in range(3):
             page_load(client_cls, app, names, token)
-        client = client_cls(app.backend)
+        client = client_cls(app.backend, cookies={names.cookie: token})
         try:
-            client.emit(names.hydrate, {"vars": {names.cookie: token}}, PAGE)
+            client.emit(names.hydrate, {"vars": {}}, PAGE)
             if client.wait_for(0, lambda d: len(d.get(names.inbox, {}).get("rows") or []) > 0) is None:
                 raise RuntimeError("warm-up page load failed")
             warm = [(c, c) for c in rng.sample(all_convs, 10)]

@@ -23,11 +23,12 @@ tests/reflex_client.py uses), all in this one process, over loopback only:
   (`send` {"item": {"id", "text"}}, answered by call_script ack/fail). Shoppers
   connect from 127.0.0.2..127.0.0.254 (sockets and heartbeats), as a real store's
   shoppers come from many addresses.
-- admin: opens /login, logs in over the socket (AuthState.login), then opens
-  /admin/conversations with the session cookie it got (hydrate_and_load; the page's
-  on_load loads the list). Every 5-10 s it selects a random conversation of a bench
-  shopper (which conversation is whose it learns from the list's previews), waits for
-  its messages (at most --select-timeout; a later answer is still timed), and replies.
+- admin: posts the login form (/api/admin/session), then opens
+  /admin/conversations with the HttpOnly session cookie it got in the socket's
+  handshake (hydrate_and_load; the page's on_load loads the list). Every 5-10 s it
+  selects a random conversation of a bench shopper (which conversation is whose it
+  learns from the list's previews), waits for its messages (at most --select-timeout;
+  a later answer is still timed), and replies.
 
 Measured (latencies over what was emitted after the ramp; counts over the whole run):
 
@@ -140,8 +141,6 @@ def resolve_names() -> dict[str, str]:
         "widget_state": WidgetState.get_full_name(),
         "send": f"{WidgetState.get_full_name()}.send",
         "auth_state": AuthState.get_full_name(),
-        "login": f"{AuthState.get_full_name()}.login",
-        "session_cookie": f"{AuthState.get_full_name()}.session_token",
         **resolve_admin_handlers(),
     }
 
@@ -355,11 +354,12 @@ class Client:
         self.sio.on("event", self._on_event, namespace="/_event")
         self.sio.on("disconnect", self._on_disconnect, namespace="/_event")
         self.connected = False
+        self.headers: dict[str, str] = {}  # sent with the socket's handshake (the admin's cookie)
 
     async def connect(self) -> None:
         await self.sio.connect(
             f"{self.b.url}?token={self.client_token}", socketio_path="/_event", namespaces=["/_event"],
-            transports=["websocket"], wait_timeout=60,
+            transports=["websocket"], wait_timeout=60, headers=self.headers,
         )
         self.connected = True
 
@@ -531,9 +531,7 @@ class Admin(Client):
     kind = "admin"
 
     def __init__(self, bench: Bench, idx: int, session) -> None:
-        super().__init__(bench, idx, session, "/login")
-        self.session_token = ""
-        self.logged_in = asyncio.Event()
+        super().__init__(bench, idx, session, "/admin/conversations")
         self.selected = 0
         # Selects emitted and not yet answered, oldest first: (shopper, t_emit, answered).
         self.pending_selects: list[tuple[int, float, asyncio.Event]] = []
@@ -549,10 +547,7 @@ class Admin(Client):
                 continue
             for key, value in state.items():
                 name = var(key)
-                if name == "session_token" and value:
-                    self.session_token = value
-                    self.logged_in.set()
-                elif isinstance(value, list) and value and isinstance(value[0], dict):
+                if isinstance(value, list) and value and isinstance(value[0], dict):
                     if "preview" in value[0] and "id" in value[0]:
                         for row in value:  # inbox rows: learn which conversation is whose
                             if (m := MARKER_RE.search(str(row.get("preview", "")))) and m.group() in b.records:
@@ -570,14 +565,16 @@ class Admin(Client):
         await b.sleep(delay, b.stop_sending)
         t0 = time.perf_counter()
         try:
+            # The login form's post; its answer sets the HttpOnly session cookie,
+            # which the conversations page's socket then sends with its handshake.
+            async with self.session.post(f"{b.url}/api/admin/session", allow_redirects=False,
+                                         data={"email": b.admin_email, "password": b.admin_password}) as resp:
+                cookie = resp.cookies.get("chatdash_admin")
+                if resp.status != 303 or cookie is None:
+                    raise RuntimeError(f"login refused: {resp.status} {resp.headers.get('location')}")
+            self.headers = {"Cookie": f"chatdash_admin={cookie.value}"}
             await self.connect()
             await self.hydrate()
-            await asyncio.wait_for(self.hydrated.wait(), b.args.open_timeout)
-            await self.emit(b.names["login"], {"form_data": {"email": b.admin_email, "password": b.admin_password}})
-            await asyncio.wait_for(self.logged_in.wait(), b.args.open_timeout)
-            # The conversations page, opened with the session cookie the login set.
-            self.path = "/admin/conversations"
-            await self.hydrate({b.names["session_cookie"]: self.session_token})
             await asyncio.wait_for(self.hydrated.wait(), b.args.open_timeout)
         except Exception as exc:  # noqa: BLE001 - counted and reported
             b.stats.errors[f"admin open: {type(exc).__name__}"] += 1
