@@ -61,6 +61,7 @@ import ast
 import asyncio
 import contextlib
 import fcntl
+import gc
 import hashlib
 import ipaddress
 import json
@@ -665,6 +666,15 @@ class Bench:
             await asyncio.sleep(0.05)
             self.stats.loop_lag.append(time.perf_counter() - t - 0.05)
 
+    async def _freeze_heap(self) -> None:
+        """The harness's own full garbage collections (1,000 clients' objects)
+        would stop its loop for 200+ ms and show up as server latency: keep
+        its survivors frozen, as the app does (chatdash/gc_tuning.py)."""
+        while not self.stop_all.is_set():
+            await self.sleep(10.0, self.stop_all)
+            gc.collect(1)
+            gc.freeze()
+
     async def _sample(self, monitor: Monitor) -> None:
         while not self.stop_all.is_set():
             await self.sleep(1.0, self.stop_all)
@@ -685,7 +695,8 @@ class Bench:
 
         self.admins = [Admin(self, j, session_for("127.0.0.1")) for j in range(args.admins)]
         self.shoppers = [Shopper(self, i, session_for(f"127.0.0.{2 + i % 253}")) for i in range(args.shoppers)]
-        helpers = [asyncio.create_task(self._loop_lag()), asyncio.create_task(self._sample(monitor))]
+        helpers = [asyncio.create_task(self._loop_lag()), asyncio.create_task(self._sample(monitor)),
+                   asyncio.create_task(self._freeze_heap())]
         t0 = time.perf_counter()
         self.t_steady = t0 + args.ramp
         self.t_end = self.t_steady + args.duration

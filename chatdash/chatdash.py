@@ -7,7 +7,7 @@ import sys
 
 import reflex as rx
 
-from chatdash import live
+from chatdash import gc_tuning, live
 from chatdash.api.admin_session import AdminSessionHeader
 from chatdash.api.routes import api
 from chatdash.components.storage_shim import storage_shim
@@ -92,3 +92,4 @@ app.register_lifespan_task(live.lifespan)
 app.register_lifespan_task(email_notifications)
 app.register_lifespan_task(presence_sweeper)
 app.register_lifespan_task(recommender_training)
+app.register_lifespan_task(gc_tuning.keep_full_collections_rare)
