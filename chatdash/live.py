@@ -11,7 +11,9 @@ Pushes are incremental and coalesced: events for one tab that arrive within
 Reflex delta goes out; events with the same `coalesce_key` collapse to the
 newest. Handlers apply what the event carries (one row, one flag) and never
 read the database under the tab's lock; a route's `load` function, when it
-needs data, runs once per event in a worker thread before any lock is taken.
+needs data, runs once per event in a worker thread before any lock is taken
+(once per flush for an event a newer one replaces). Dense streams (typing,
+tracking activity) have longer windows of their own (`SLOW_WINDOWS`).
 
 `lifespan(app)` binds the adapter to the running app at start-up.
 """
@@ -41,6 +43,13 @@ log = logging.getLogger("chatdash.live")
 INBOX = "inbox"
 # Events for one tab within this window go out as one update.
 WINDOW = 0.08
+# Streams a client can make as dense as it likes (keystrokes, tracking batches)
+# reach each tab at most once per window of their own: 2,000 typing events or
+# 100 tracking batches are a few pushes and a few panel loads, not thousands.
+SLOW_WINDOWS: dict[type[DomainEvent], float] = {
+    events.Typing: 0.5,
+    events.ShopperActivity: 1.0,
+}
 # A subscription not renewed for this long is dropped (tabs renew on load).
 SUBSCRIPTION_TTL = 6 * 3600
 # A load result is shared by the tabs flushing within this long.
@@ -224,8 +233,9 @@ class Adapter:
         self.routes: dict[type[DomainEvent], list[Route]] = defaultdict(list)
         for route in routes:
             self.routes[route.event_type].append(route)
-        # Per tab: what waits for its next update, keyed so that newer events replace older ones.
-        self._pending: dict[str, dict[Hashable, tuple[Route, DomainEvent]]] = {}
+        # Per tab and window: what waits for its next update, keyed so that newer
+        # events replace older ones.
+        self._pending: dict[tuple[str, float], dict[Hashable, tuple[Route, DomainEvent]]] = {}
         self._loads: dict[tuple[int, int], asyncio.Future] = {}
         self._tasks: set[asyncio.Task] = set()
         self._seq = 0
@@ -248,10 +258,11 @@ class Adapter:
                     self._enqueue(token, route, event)
 
     def _enqueue(self, token: str, route: Route, event: DomainEvent) -> None:
-        pending = self._pending.get(token)
+        window = SLOW_WINDOWS.get(type(event), WINDOW)
+        pending = self._pending.get((token, window))
         if pending is None:
-            pending = self._pending[token] = {}
-            self.loop.call_later(WINDOW, self._start_flush, token)
+            pending = self._pending[(token, window)] = {}
+            self.loop.call_later(window, self._start_flush, (token, window))
         if event.coalesce_key is None:
             self._seq += 1
             key: Hashable = (id(route), self._seq)
@@ -260,7 +271,9 @@ class Adapter:
             # The newest wins, and takes its place after what came before it.
             pending.pop(key, None)
         pending[key] = (route, event)
-        if route.load is not None:
+        if route.load is not None and event.coalesce_key is None:
+            # Started now so it is ready by the flush; an event that a newer one
+            # may replace is loaded at the flush instead, once.
             self._load(route, event)
 
     # ----- loads (blocking reads, once per event, off the loop) -------------
@@ -276,8 +289,8 @@ class Adapter:
         return future
 
     # ----- to the screens ---------------------------------------------------
-    def _start_flush(self, token: str) -> None:
-        self.background(self._flush(token))
+    def _start_flush(self, bucket: tuple[str, float]) -> None:
+        self.background(self._flush(bucket))
 
     def background(self, coro: Any) -> asyncio.Task:
         task = self.loop.create_task(coro)
@@ -290,10 +303,11 @@ class Adapter:
         if not task.cancelled() and task.exception() is not None:
             log.warning("live task failed", exc_info=task.exception())
 
-    async def _flush(self, token: str) -> None:
-        pending = self._pending.pop(token, None)
+    async def _flush(self, bucket: tuple[str, float]) -> None:
+        pending = self._pending.pop(bucket, None)
         if not pending:
             return
+        token = bucket[0]
         items = list(pending.values())
         loaded: list[Any] = []
         for route, event in items:

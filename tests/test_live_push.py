@@ -3,18 +3,22 @@ one flag or one message change, never the whole list re-sent for a flag."""
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Callable
 from typing import Any
 
+import httpx
 import pytest
 from sqlmodel import Session
 
+from chatdash import events, live
 from chatdash.db import make_engine
-from chatdash.services import auth
+from chatdash.services import auth, identity
 from chatdash.state.chat import ChatState
 from chatdash.state.inbox import InboxState
 from chatdash.state.notifications import NotificationState
+from chatdash.state.shopper_panel import ShopperPanelState
 from chatdash.state.widget import WidgetState
 from tests.live_app import ADMIN_EMAIL, ADMIN_PASSWORD
 from tests.reflex_client import RawReflexClient
@@ -56,10 +60,10 @@ def _admin_client(live_app, live_engine) -> RawReflexClient:
     return client
 
 
-def _shopper_client(live_app) -> RawReflexClient:
+def _shopper_client(live_app, token: str = "") -> RawReflexClient:
     client = RawReflexClient(live_app.backend)
     client.hydrate(path="/widget")
-    client.call(WidgetState, "adopt_visitor", {"token": ""}, path="/widget")
+    client.call(WidgetState, "adopt_visitor", {"token": token}, path="/widget")
     return client
 
 
@@ -146,7 +150,8 @@ def test_an_admin_reply_reaches_the_widget_once_even_when_sent_twice(live_app, l
 
 
 def test_the_list_shows_a_page_and_more_on_demand_and_counts_every_open_conversation(live_app, live_engine):
-    from chatdash.services import chat, conversations as convs
+    from chatdash.services import chat
+    from chatdash.services import conversations as convs
     from chatdash.state.inbox import INBOX_PAGE
 
     # Enough conversations that the first page cannot hold them all (written
@@ -185,3 +190,69 @@ def test_the_list_shows_a_page_and_more_on_demand_and_counts_every_open_conversa
     finally:
         shopper.close()
         admin.close()
+
+
+def test_a_burst_of_typing_reaches_the_admin_as_a_few_pushes(live_app, live_engine):
+    shopper = _shopper_client(live_app)
+    admin = _admin_client(live_app, live_engine)
+    try:
+        question = f"Still there? {uuid.uuid4().hex[:6]}"
+        _send(shopper, question)
+        _select_conversation_ending_with(admin, question)
+        _wait_for(admin, ChatState, lambda v: any(m["body"] == question for m in v.get("messages", [])))
+
+        keystrokes = 300
+        mark = len(admin.deltas)
+        started = time.monotonic()
+        for _ in range(keystrokes):  # as fast as the socket takes them, not waiting for answers
+            shopper._emit(f"{WidgetState.get_full_name()}.typing", {}, "/widget")
+        # The positive marker: a message sent after the keystrokes (one client's
+        # events are handled in order, so every keystroke was handled before it).
+        after = f"found it {uuid.uuid4().hex[:6]}"
+        _send(shopper, after)
+        i, _ = _wait_for(admin, ChatState, lambda v: any(m["body"] == after for m in v.get("messages", [])),
+                         since=mark)
+        elapsed = time.monotonic() - started
+        pushes = [d for d in admin.deltas[mark:i + 1] if "shopper_typing_seq" in _values(d, ChatState)]
+        # The admin was told the shopper is typing, at most once per typing window.
+        assert pushes
+        assert len(pushes) <= elapsed / live.SLOW_WINDOWS[events.Typing] + 1
+        assert len(pushes) < keystrokes / 10
+    finally:
+        shopper.close()
+        admin.close()
+
+
+def test_a_burst_of_tracking_batches_reloads_the_shopper_panel_a_few_times(live_app, live_engine):
+    token = identity.issue_visitor_token(live_app.env["CHATDASH_SECRET_KEY"])
+    shopper = _shopper_client(live_app, token)
+    admin = _admin_client(live_app, live_engine)
+    try:
+        question = f"Which tent? {uuid.uuid4().hex[:6]}"
+        _send(shopper, question)
+        _select_conversation_ending_with(admin, question)
+        _wait_for(admin, ShopperPanelState, lambda v: "session_view" in v)
+
+        batches = 60
+        mark = len(admin.deltas)
+        started = time.monotonic()
+        with httpx.Client(base_url=live_app.backend, timeout=30) as http:
+            for n in range(batches):
+                page = {"id": uuid.uuid4().hex, "kind": "page_view", "url": f"https://shop.test/page/{n}",
+                        "title": f"Page {n}", "data": {"referrer": ""}}
+                r = http.post("/api/track", json={"visitor": token, "events": [page]})
+                assert r.status_code == 200, r.text
+        # The positive marker: the panel shows the last page (every batch was stored first).
+        i, last = _wait_for(admin, ShopperPanelState,
+                            lambda v: any(p.get("title") == f"Page {batches - 1}"
+                                          for p in v.get("session_view", {}).get("pages", [])),
+                            since=mark)
+        elapsed = time.monotonic() - started
+        reloads = [d for d in admin.deltas[mark:i + 1] if "session_view" in _values(d, ShopperPanelState)]
+        assert len(reloads) <= elapsed / live.SLOW_WINDOWS[events.ShopperActivity] + 1
+        assert len(reloads) < batches / 5
+        assert last["session_view"]["pages_count"] >= batches
+    finally:
+        shopper.close()
+        admin.close()
+
