@@ -116,3 +116,30 @@ def test_idle_sessions_end_in_the_service(engine):
         assert auth.admin_for_token(s, token, idle_hours=12) is None
         s.commit()
         assert s.exec(select(AdminSession)).first() is None
+
+
+
+def _open_event_socket(live_app, token: str, origin: str) -> str:
+    """Open the event socket's websocket as a page of `origin` would (the browser
+    sets Origin and sends the cookie); the first frame the server sends."""
+    import websocket
+
+    url = live_app.backend.replace("http://", "ws://") + "/_event/?EIO=4&transport=websocket"
+    ws = websocket.create_connection(url, origin=origin, cookie=f"chatdash_admin={token}", timeout=10)
+    try:
+        return ws.recv()
+    finally:
+        ws.close()
+
+
+def test_the_event_socket_refuses_a_page_of_another_site(live_app, live_engine):
+    """A page on another site cannot open the event socket with the admin's
+    cookie: Reflex checks Origin against cors_allowed_origins. The app's own
+    pages can, with the same cookie."""
+    import websocket
+
+    token = _session(live_engine)
+    with pytest.raises(websocket.WebSocketBadStatusException) as refused:
+        _open_event_socket(live_app, token, "https://evil.example")
+    assert refused.value.status_code in (400, 403)
+    assert _open_event_socket(live_app, token, live_app.frontend).startswith("0{")  # engine.io's open packet
