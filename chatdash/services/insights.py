@@ -288,23 +288,27 @@ def _orders(session: Session, shopper_id: int) -> pd.DataFrame:
     return orders.sort_values(["ordered_at", "id"], ascending=False)
 
 
-def _most_viewed(session: Session, views: pd.DataFrame) -> list[ViewedProduct]:
-    views = views[views["product_id"].notna()]
-    if views.empty:
-        return []
-    by_product = views.groupby("product_id")["occurred_at"]
-    ranked = pd.DataFrame({"views": by_product.size(), "last_viewed": by_product.max()}).reset_index()
-    ranked["product_id"] = ranked["product_id"].astype("int64")
-    products = _products(session, ranked["product_id"])
-    ranked = ranked[ranked["product_id"].isin(list(products))]
-    ranked["name"] = pd.array([products[pid].name for pid in ranked["product_id"]], dtype="string")
-    ranked = ranked.sort_values(
-        ["views", "last_viewed", "name", "product_id"], ascending=[False, False, True, True]
-    ).head(MOST_VIEWED)
-    return [
-        ViewedProduct(int(pid), products[pid].sku, products[pid].name, products[pid].url, int(n))
-        for pid, n in zip(ranked["product_id"], ranked["views"], strict=True)
-    ]
+def _most_viewed(session: Session, shopper_id: int, current: Visit | None) -> list[ViewedProduct]:
+    """The products this shopper looked at most (before `current`, the visit in
+    progress), counted in SQL: a heavy shopper has thousands of views."""
+    views = func.count().label("views")
+    last_viewed = func.max(StoreEvent.occurred_at).label("last_viewed")
+    stmt = (
+        select(Product.id, Product.sku, Product.name, Product.url, views)
+        .join(StoreEvent, col(StoreEvent.product_id) == Product.id)
+        .where(StoreEvent.shopper_id == shopper_id, StoreEvent.kind == EventKind.PRODUCT_VIEW.value)
+        .group_by(col(Product.id), col(Product.sku), col(Product.name), col(Product.url))
+        .order_by(views.desc(), last_viewed.desc(), col(Product.name), col(Product.id))
+        .limit(MOST_VIEWED)
+    )
+    if current is not None:
+        # Before the current visit only: a visit-less view reported after its last
+        # heartbeat most likely belongs to it too.
+        stmt = stmt.where(
+            StoreEvent.occurred_at < current.started_at,
+            or_(col(StoreEvent.visit_id).is_(None), StoreEvent.visit_id != current.id),
+        )
+    return [ViewedProduct(pid, sku, name, url, int(n)) for pid, sku, name, url, n in session.exec(stmt).all()]
 
 
 def shopper_history(session: Session, shopper_id: int, current_visit_id: int | None = None) -> ShopperHistory:
@@ -324,14 +328,8 @@ def shopper_history(session: Session, shopper_id: int, current_visit_id: int | N
     currency = str(orders["currency"].iloc[0]) if len(orders) else DEFAULT_CURRENCY
     total_spent = int(orders.loc[orders["currency"] == currency, "total_cents"].sum())
 
-    views = events_frame(session, shopper_id, kinds=[EventKind.PRODUCT_VIEW.value])
-    if current is not None and current.shopper_id == shopper_id:
-        # Before the current visit only: a visit-less view reported after its last
-        # heartbeat most likely belongs to it too.
-        before = views["occurred_at"] < pd.Timestamp(current.started_at)
-        other_visit = (views["visit_id"] != current.id).fillna(True)
-        views = views[(before & other_visit).astype(bool)]
-    most_viewed = _most_viewed(session, views)
+    most_viewed = _most_viewed(session, shopper_id,
+                               current if current is not None and current.shopper_id == shopper_id else None)
 
     first_event = session.exec(
         select(func.min(StoreEvent.occurred_at)).where(StoreEvent.shopper_id == shopper_id)
