@@ -17,6 +17,7 @@ from chatdash.pages import (  # noqa: F401  (register pages)
     conversations,
     login,
     settings,
+    visitors,
     widget,
 )
 from chatdash.pages.login import native_login_post

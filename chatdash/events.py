@@ -133,15 +133,16 @@ class PresenceChanged(DomainEvent):
 
 @dataclass(frozen=True)
 class ShopperActivity(DomainEvent):
-    """A shopper with an open conversation did something on the store (page,
-    product view, cart, order): their panel is out of date."""
+    """A shopper did something on the store (page, product view, cart, order):
+    their panel and their Visitors row are out of date. `conversation_id` is
+    their open conversation, 0 when they have none."""
 
     shopper_id: int
     conversation_id: int
 
     @property
     def coalesce_key(self) -> Hashable:
-        return ("activity", self.conversation_id)
+        return ("activity", self.shopper_id)
 
 
 @dataclass(frozen=True)

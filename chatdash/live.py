@@ -41,6 +41,7 @@ from chatdash.settings import get_settings
 log = logging.getLogger("chatdash.live")
 
 INBOX = "inbox"
+VISITORS = "visitors"  # every Visitors page
 # Events for one tab within this window go out as one update.
 WINDOW = 0.08
 # Streams a client can make as dense as it likes (keystrokes, tracking batches)
@@ -68,6 +69,10 @@ def inbox_topic(_event: DomainEvent) -> str:
     return INBOX
 
 
+def visitors_topic(_event: DomainEvent) -> str:
+    return VISITORS
+
+
 def by_conversation(event: Any) -> str:
     return conversation_topic(event.conversation_id)
 
@@ -84,6 +89,7 @@ class _Mark:
     event_type: type[DomainEvent]
     topic: Callable[[Any], str | None]
     load: Callable[[Any], Any] | None
+    window: float | None
 
 
 @dataclass(frozen=True, eq=False)
@@ -96,16 +102,19 @@ class Route:
     handler: Callable[..., Any]
     topic: Callable[[Any], str | None]
     load: Callable[[Any], Any] | None
+    window: float | None = None
 
 
 def on(event_type: type[DomainEvent], *, topic: Callable[[Any], str | None],
-       load: Callable[[Any], Any] | None = None) -> Callable:
+       load: Callable[[Any], Any] | None = None, window: float | None = None) -> Callable:
     """Mark a state method (underscore-named, so no client can call it) as the
     handler of `event_type` for the tabs subscribed to `topic(event)`. With
-    `load`, the handler gets `(event, load(event))`; `load` runs in a thread."""
+    `load`, the handler gets `(event, load(event))`; `load` runs in a thread.
+    `window` (seconds) makes this route's pushes come at most that often, for
+    screens that summarise many shoppers (the event's own window otherwise)."""
 
     def mark(fn: Callable) -> Callable:
-        fn.__dict__.setdefault("_live_marks", []).append(_Mark(event_type, topic, load))
+        fn.__dict__.setdefault("_live_marks", []).append(_Mark(event_type, topic, load, window))
         return fn
 
     return mark
@@ -116,7 +125,7 @@ def routes_of(state_cls: type[rx.State]) -> list[Route]:
     found = []
     for attr in vars(state_cls).values():
         for mark in getattr(attr, "_live_marks", ()):
-            found.append(Route(mark.event_type, state_cls, attr, mark.topic, mark.load))
+            found.append(Route(mark.event_type, state_cls, attr, mark.topic, mark.load, mark.window))
     return found
 
 
@@ -258,7 +267,7 @@ class Adapter:
                     self._enqueue(token, route, event)
 
     def _enqueue(self, token: str, route: Route, event: DomainEvent) -> None:
-        window = SLOW_WINDOWS.get(type(event), WINDOW)
+        window = route.window or SLOW_WINDOWS.get(type(event), WINDOW)
         pending = self._pending.get((token, window))
         if pending is None:
             pending = self._pending[(token, window)] = {}

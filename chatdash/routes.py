@@ -3,5 +3,6 @@
 LOGIN = "/login"
 ADMIN = "/admin"
 CONVERSATIONS = "/admin/conversations"
+VISITORS = "/admin/visitors"
 SETTINGS = "/admin/settings"
 WIDGET = "/widget"

@@ -239,7 +239,7 @@ def test_shoppers_on_site_picks_the_present_ones(any_engine):
         assert presence.shoppers_on_site(s, [], window_seconds=WINDOW, now=now) == set()
 
 
-def test_the_sweep_sees_only_shoppers_with_an_open_conversation_who_are_on_site(any_engine):
+def test_the_sweep_sees_every_shopper_on_site_chatting_or_not(any_engine):
     now = utcnow()
     chatting, closed, silent, browsing = (new_shopper_id(any_engine) for _ in range(4))
     with session_scope(any_engine) as s:
@@ -253,7 +253,7 @@ def test_the_sweep_sees_only_shoppers_with_an_open_conversation_who_are_on_site(
         s.add(Visit(shopper_id=silent, started_at=now - timedelta(hours=1),
                     last_seen_at=now - timedelta(seconds=WINDOW + 1)))
     with Session(any_engine) as s:
-        assert presence.chatting_shoppers_on_site(s, window_seconds=WINDOW, now=now) == {chatting}
+        assert presence.everyone_on_site(s, window_seconds=WINDOW, now=now) == {chatting, closed, browsing}
 
 
 def test_a_page_view_reported_late_by_the_closing_page_does_not_bring_the_shopper_back(engine):

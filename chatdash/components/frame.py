@@ -56,6 +56,11 @@ def nav_menu() -> rx.Component:
             ),
         ),
         rx.link(
+            rx.button(rx.icon("users", size=16), "Visitors", variant="ghost"),
+            href=routes.VISITORS,
+            id="menu-visitors",
+        ),
+        rx.link(
             rx.button(rx.icon("settings", size=16), "Settings", variant="ghost"),
             href=routes.SETTINGS,
             id="menu-settings",

@@ -1,7 +1,7 @@
 """Store activity use cases: a browser's tracking batch, a store backend's
-order or cart. Each stores its input in one transaction and, when the shopper
-has an open conversation, records `ShopperActivity` so the admin's panel
-follows (presence changes are recorded by the presence service itself)."""
+order or cart. Each stores its input in one transaction and records
+`ShopperActivity` so the admin's panel and the Visitors page follow (presence
+changes are recorded by the presence service itself)."""
 
 from __future__ import annotations
 
@@ -17,8 +17,8 @@ from chatdash.settings import get_settings
 
 
 def _activity(session, shopper_id: int | None, conversation_id: int | None) -> None:
-    if shopper_id and conversation_id:
-        events.record(session, events.ShopperActivity(shopper_id, conversation_id))
+    if shopper_id:
+        events.record(session, events.ShopperActivity(shopper_id, conversation_id or 0))
 
 
 def store_batch(visitor_id: str, batch: Sequence, user_agent: str, *,

@@ -1,0 +1,106 @@
+"""Visitors page: everyone on the store right now, live."""
+
+import reflex as rx
+
+from chatdash import routes
+from chatdash.components.frame import admin_page
+from chatdash.state.visitors import VisitorsState, VisitorView
+
+BORDER = f"1px solid {rx.color('gray', 4)}"
+
+
+def _visitor(v: VisitorView) -> rx.Component:
+    return rx.table.row(
+        rx.table.cell(
+            rx.hstack(
+                rx.text(v.label, weight="medium", size="2"),
+                rx.cond(v.identified, rx.badge("customer", color_scheme="green", variant="soft", size="1")),
+                align="center",
+                spacing="2",
+            ),
+            rx.text(v.device, size="1", color_scheme="gray"),
+        ),
+        rx.table.cell(
+            rx.text(v.page_title, size="2", trim="end", max_width="320px", overflow="hidden",
+                    text_overflow="ellipsis", white_space="nowrap"),
+            rx.text(v.page_path, size="1", color_scheme="gray", max_width="320px", overflow="hidden",
+                    text_overflow="ellipsis", white_space="nowrap"),
+        ),
+        rx.table.cell(rx.text(v.pages, size="2"), text_align="right"),
+        rx.table.cell(rx.text(rx.cond(v.cart != "", v.cart, "—"), size="2", weight="medium"), text_align="right",
+                      class_name="visitor-cart"),
+        rx.table.cell(rx.text(v.since, size="2", color_scheme="gray")),
+        rx.table.cell(
+            rx.cond(
+                v.conversation_id > 0,
+                rx.link(rx.button(rx.icon("message-circle", size=14), "Open chat", size="1", variant="soft"),
+                        href=routes.CONVERSATIONS + "?c=" + v.conversation_id.to_string()),
+                rx.text("—", color_scheme="gray", size="2"),
+            ),
+        ),
+        id="visitor-" + v.shopper_id.to_string(),
+        class_name="visitor-row",
+    )
+
+
+@admin_page(route=routes.VISITORS, title="Visitors", on_load=[VisitorsState.load])
+def visitors() -> rx.Component:
+    return rx.box(
+        rx.vstack(
+            rx.hstack(
+                rx.heading("Visitors", size="6"),
+                rx.badge(VisitorsState.visitors.length().to_string() + " on the store now", size="2",
+                         variant="soft", id="visitor-count"),
+                rx.spacer(),
+                rx.text("Sort by", size="2", color_scheme="gray"),
+                rx.segmented_control.root(
+                    rx.segmented_control.item("Most recent", value="recent"),
+                    rx.segmented_control.item("Cart value", value="cart"),
+                    value=VisitorsState.sort_by,
+                    on_change=VisitorsState.set_sort,
+                    id="visitor-sort",
+                ),
+                align="center",
+                width="100%",
+                spacing="3",
+            ),
+            rx.cond(
+                VisitorsState.visitors.length() == 0,
+                rx.center(
+                    rx.vstack(
+                        rx.icon("users", size=32, color=rx.color("gray", 8)),
+                        rx.text("Nobody is on the store right now.", color_scheme="gray", size="2"),
+                        rx.text("Shoppers appear here the moment they open a page with the widget.",
+                                color_scheme="gray", size="1"),
+                        align="center",
+                    ),
+                    padding="3rem",
+                    width="100%",
+                    id="visitors-empty",
+                ),
+                rx.table.root(
+                    rx.table.header(
+                        rx.table.row(
+                            rx.table.column_header_cell("Visitor"),
+                            rx.table.column_header_cell("Current page"),
+                            rx.table.column_header_cell("Pages", text_align="right"),
+                            rx.table.column_header_cell("Cart", text_align="right"),
+                            rx.table.column_header_cell("Since"),
+                            rx.table.column_header_cell("Conversation"),
+                        ),
+                    ),
+                    rx.table.body(rx.foreach(VisitorsState.visitors, _visitor)),
+                    width="100%",
+                    variant="surface",
+                    id="visitor-table",
+                ),
+            ),
+            spacing="4",
+            width="100%",
+            max_width="1200px",
+            margin_x="auto",
+            padding="1.5rem",
+        ),
+        height="100%",
+        overflow_y="auto",
+    )

@@ -1,0 +1,76 @@
+"""The Visitors page follows the store live: shoppers appear when they open a
+store page, their row follows their page and cart, sorting by cart value puts
+the biggest cart first, and a shopper who closes the page goes away."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import expect
+from sqlmodel import Session, select
+
+from chatdash.db import make_engine
+from chatdash.models import Product
+from chatdash.state.views import money
+from tests.browser.test_live_chat import admin_page
+
+pytestmark = pytest.mark.browser
+SHOTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+
+
+def _visitor_row(admin, path: str):
+    """The row of the visitor whose current page is `path`."""
+    return admin.locator(".visitor-row", has=admin.get_by_text(re.compile(rf"^{re.escape(path)}/?$")))
+
+
+def test_the_visitors_page_follows_the_store_live(live_app, browser):
+    eng = make_engine(live_app.db_url)
+    with Session(eng) as s:
+        in_stock = s.exec(select(Product).where(Product.in_stock).order_by(Product.price_cents)).all()
+        cheap, dear = in_stock[0], in_stock[-1]  # the dearest cart on the store sorts first
+    eng.dispose()
+    admin_ctx = browser.new_context(viewport={"width": 1400, "height": 900})
+    one_ctx = browser.new_context(viewport={"width": 1200, "height": 900})
+    two_ctx = browser.new_context(viewport={"width": 1200, "height": 900})
+    try:
+        admin = admin_page(admin_ctx, live_app)
+        admin.locator("#menu-visitors").click()
+        expect(admin).to_have_url(re.compile(r"/admin/visitors/?$"))
+        expect(admin.locator("#visitor-sort")).to_be_visible()
+
+        one, two = one_ctx.new_page(), two_ctx.new_page()
+        one.goto(f"{live_app.frontend}/store/product/{cheap.sku}")
+        expect(one.locator("#product-name")).to_have_text(cheap.name)
+        row_one = _visitor_row(admin, f"/store/product/{cheap.sku}")
+        expect(row_one).to_be_visible()  # arrived, without reloading the admin's page
+
+        one.locator("#add-to-cart").click()
+        expect(one.locator("#added-message")).to_be_visible()
+        expect(row_one.locator(".visitor-cart")).to_have_text(money(cheap.price_cents, cheap.currency))
+
+        two.goto(f"{live_app.frontend}/store/product/{dear.sku}")
+        expect(two.locator("#product-name")).to_have_text(dear.name)
+        row_two = _visitor_row(admin, f"/store/product/{dear.sku}")
+        expect(row_two).to_be_visible()
+        two.locator("#add-to-cart").click()
+        expect(row_two.locator(".visitor-cart")).to_have_text(money(dear.price_cents, dear.currency))
+
+        # Most recent first: one moves on and comes to the top; by cart value, two does.
+        one.goto(f"{live_app.frontend}/store/cart")
+        row_one = _visitor_row(admin, "/store/cart")
+        expect(admin.locator(".visitor-row").first).to_contain_text("/store/cart")
+        admin.get_by_role("radio", name="Cart value").click()
+        expect(admin.locator(".visitor-row").first).to_contain_text(f"/store/product/{dear.sku}")
+        SHOTS.mkdir(exist_ok=True)
+        admin.screenshot(path=str(SHOTS / "visitors-page.png"))
+
+        # Closing the page: the visitor leaves the list.
+        two.close(run_before_unload=True)  # as a browser closes a tab: the page says goodbye
+        expect(row_two).to_have_count(0, timeout=20_000)
+        expect(row_one).to_be_visible()
+    finally:
+        admin_ctx.close()
+        one_ctx.close()
+        two_ctx.close()
