@@ -80,6 +80,13 @@ def _select_conversation_ending_with(admin: RawReflexClient, text: str) -> int:
     return conv_id
 
 
+def _chat_open_on_both_sides(admin: RawReflexClient, shopper: RawReflexClient, question: str) -> None:
+    """The shopper asks; the admin opens the conversation and sees the question."""
+    _send(shopper, question)
+    _select_conversation_ending_with(admin, question)
+    _wait_for(admin, ChatState, lambda v: any(m["body"] == question for m in v.get("messages", [])))
+
+
 def test_a_shopper_message_reaches_the_admin_as_one_row_and_one_message(live_app, live_engine):
     shopper = _shopper_client(live_app)
     admin = _admin_client(live_app, live_engine)
@@ -131,10 +138,7 @@ def test_an_admin_reply_reaches_the_widget_once_even_when_sent_twice(live_app, l
     shopper = _shopper_client(live_app)
     admin = _admin_client(live_app, live_engine)
     try:
-        question = f"Do you ship abroad? {uuid.uuid4().hex[:6]}"
-        _send(shopper, question)
-        _select_conversation_ending_with(admin, question)
-        _wait_for(admin, ChatState, lambda v: any(m["body"] == question for m in v.get("messages", [])))
+        _chat_open_on_both_sides(admin, shopper, f"Do you ship abroad? {uuid.uuid4().hex[:6]}")
 
         answer = f"Yes, to 40 countries {uuid.uuid4().hex[:6]}"
         form = {"reply": answer, "client_id": uuid.uuid4().hex}
@@ -196,10 +200,7 @@ def test_a_burst_of_typing_reaches_the_admin_as_a_few_pushes(live_app, live_engi
     shopper = _shopper_client(live_app)
     admin = _admin_client(live_app, live_engine)
     try:
-        question = f"Still there? {uuid.uuid4().hex[:6]}"
-        _send(shopper, question)
-        _select_conversation_ending_with(admin, question)
-        _wait_for(admin, ChatState, lambda v: any(m["body"] == question for m in v.get("messages", [])))
+        _chat_open_on_both_sides(admin, shopper, f"Still there? {uuid.uuid4().hex[:6]}")
 
         keystrokes = 300
         mark = len(admin.deltas)
@@ -228,9 +229,7 @@ def test_a_burst_of_tracking_batches_reloads_the_shopper_panel_a_few_times(live_
     shopper = _shopper_client(live_app, token)
     admin = _admin_client(live_app, live_engine)
     try:
-        question = f"Which tent? {uuid.uuid4().hex[:6]}"
-        _send(shopper, question)
-        _select_conversation_ending_with(admin, question)
+        _chat_open_on_both_sides(admin, shopper, f"Which tent? {uuid.uuid4().hex[:6]}")
         _wait_for(admin, ShopperPanelState, lambda v: "session_view" in v)
 
         batches = 60
