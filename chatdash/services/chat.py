@@ -12,7 +12,7 @@ from chatdash import events
 from chatdash.db import session_scope, write_scope
 from chatdash.events import ConversationSummary, MessageView
 from chatdash.models import Conversation, Sender
-from chatdash.services import admission
+from chatdash.services import admission, customers
 from chatdash.services import conversations as convs
 from chatdash.services.conversations import ChatError
 from chatdash.services.ratelimit import limiter
@@ -68,10 +68,12 @@ def open_widget(visitor_id: str, customer: Customer | None = None, *, engine: En
     against `client`'s limits (ChatError when over them; nothing is stored)."""
     with write_scope(engine) as session:
         admission.admit_visitor(session, visitor_id, client)
-        shopper = convs.get_or_create_shopper(session, visitor_id)
         if customer is not None:
-            shopper = convs.identify_customer(session, shopper, customer.customer_id,
-                                              name=customer.name, email=customer.email)
+            shopper = customers.identify_customer(session, visitor_id, customer.customer_id,
+                                                  name=customer.name, email=customer.email,
+                                                  window_seconds=get_settings().presence_window_seconds)
+        else:
+            shopper = convs.get_or_create_shopper(session, visitor_id)
         conv = convs.open_conversation_for(session, shopper.id)
         if conv is None:
             return WidgetChat(shopper.id, 0, [], 0)
@@ -91,6 +93,8 @@ def shopper_send(visitor_id: str, shopper_id: int, conversation_id: int, client_
     convs.check_client_id(client_id)
     convs.clean_text(text, settings.message_max_chars)
     with write_scope(engine) as session:
+        # The browser may have identified as a customer since this widget opened.
+        shopper_id = convs.get_or_create_shopper(session, visitor_id).id
         conv = _shoppers_conversation(session, shopper_id, conversation_id)
         if conv is None:
             if not _start_limiter().hit(visitor_id):

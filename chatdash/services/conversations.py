@@ -88,6 +88,16 @@ def _label(name: str | None, email: str | None, visitor_id: str) -> str:
 
 
 def get_or_create_shopper(session: Session, visitor_id: str) -> Shopper:
+    """The shopper this browser speaks for: its own row, or the store customer
+    it identified as (services/customers.py merged it there)."""
+    shopper = visitor_row(session, visitor_id)
+    if shopper.merged_into_id is not None:
+        return session.get(Shopper, shopper.merged_into_id) or shopper
+    return shopper
+
+
+def visitor_row(session: Session, visitor_id: str) -> Shopper:
+    """The row of this visitor id itself, created when new."""
     shopper = session.exec(select(Shopper).where(Shopper.visitor_id == visitor_id)).first()
     if shopper is None:
         shopper = Shopper(visitor_id=visitor_id)
@@ -100,23 +110,6 @@ def get_or_create_shopper(session: Session, visitor_id: str) -> Shopper:
         except IntegrityError:
             shopper = session.exec(select(Shopper).where(Shopper.visitor_id == visitor_id)).one()
     return shopper
-
-
-def identify_customer(
-    session: Session, shopper: Shopper, customer_id: str, name: str = "", email: str = ""
-) -> Shopper:
-    """Attach a verified store customer id (and name/email) to this visitor.
-    When the customer is already known under another visitor, that shopper wins."""
-    existing = session.exec(select(Shopper).where(Shopper.customer_id == customer_id)).first()
-    target = existing or shopper
-    target.customer_id = customer_id
-    if name:
-        target.name = name.strip()[:200]
-    if email:
-        target.email = email.strip()[:320]
-    session.add(target)
-    session.flush()
-    return target
 
 
 def open_conversation_for(session: Session, shopper_id: int) -> Conversation | None:

@@ -8,7 +8,11 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
 
+from sqlalchemy import update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
 
 from chatdash import events
@@ -35,6 +39,37 @@ class PresenceChange:
         return self.was_on_site != self.on_site or self.page_changed
 
 
+def current_visit(session: Session, visitor_id: str, shopper_id: int | None = None) -> Visit | None:
+    """The browser's current visit (maybe timed out), if it belongs to this shopper."""
+    visit = session.exec(select(Visit).where(Visit.open_for == visitor_id)).first()
+    if visit is None or (shopper_id is not None and visit.shopper_id != shopper_id):
+        return None
+    return visit
+
+
+def _open_visit(session: Session, shopper: Shopper, visitor_id: str, user_agent: str, now: datetime) -> Visit:
+    """Start the browser's next visit. The unique `open_for` makes this the one
+    current visit of the browser: a request racing this one inserts nothing
+    (ON CONFLICT DO NOTHING) and both go on with the same row."""
+    session.execute(update(Visit).where(col(Visit.open_for) == visitor_id).values(open_for=None))
+    info = device_from_user_agent(user_agent)
+    visit_id = session.execute(_insert_visit_once(session.get_bind().dialect.name), dict(
+        shopper_id=shopper.id, user_agent=user_agent[:512], device=info.device, browser=info.browser[:64],
+        os=info.os[:64], started_at=now, last_seen_at=now, current_url="", current_title="",
+        open_for=visitor_id,
+    )).scalar()
+    if visit_id is not None:
+        return session.get(Visit, visit_id)
+    return session.exec(select(Visit).where(Visit.open_for == visitor_id)).one()
+
+
+@lru_cache(maxsize=4)
+def _insert_visit_once(dialect: str):
+    insert_for = {"sqlite": sqlite_insert, "postgresql": postgresql_insert}[dialect]
+    table = Visit.__table__
+    return insert_for(table).on_conflict_do_nothing(index_elements=["open_for"]).returning(table.c.id)
+
+
 def touch_visit(
     session: Session,
     shopper: Shopper,
@@ -45,22 +80,24 @@ def touch_visit(
     window_seconds: int,
     now: datetime | None = None,
     happened_at: datetime | None = None,
+    visitor_id: str | None = None,
 ) -> PresenceChange:
-    """Record a sign of life (heartbeat or page view) from the shopper's page.
+    """Record a sign of life (heartbeat or page view) from the shopper's page in
+    the browser `visitor_id` (by default the shopper's own): a customer on two
+    devices has a visit on each.
 
     `happened_at` is when the page reported it (a queued tracking event): one
     from before the shopper closed the page, delivered late by the closing
     page's beacon, is no sign of life and changes nothing."""
     now = now or utcnow()
-    visit = latest_visit(session, shopper.id)
-    was = is_on_site(visit, now, window_seconds)
+    visitor_id = visitor_id or shopper.visitor_id
+    was = is_on_site(latest_visit(session, shopper.id), now, window_seconds)
+    visit = current_visit(session, visitor_id, shopper.id)
     if (visit is not None and visit.left_at is not None and happened_at is not None
             and happened_at <= visit.left_at and visit.left_at >= visit.last_seen_at):
         return PresenceChange(shopper.id, visit.id, was, was, False)
     if visit is None or now - visit.last_seen_at > VISIT_TIMEOUT:
-        info = device_from_user_agent(user_agent)
-        visit = Visit(shopper_id=shopper.id, user_agent=user_agent[:512], device=info.device,
-                      browser=info.browser[:64], os=info.os[:64], started_at=now)
+        visit = _open_visit(session, shopper, visitor_id, user_agent, now)
     page_changed = bool(url) and (url[:2000] != visit.current_url)
     visit.last_seen_at = now
     visit.left_at = None
@@ -75,21 +112,22 @@ def touch_visit(
 
 
 def leave(session: Session, shopper: Shopper, *, window_seconds: int,
-          now: datetime | None = None) -> PresenceChange | None:
-    """The shopper closed the page (beacon)."""
+          now: datetime | None = None, visitor_id: str | None = None) -> PresenceChange | None:
+    """The shopper closed the page (beacon) in the browser `visitor_id`."""
     now = now or utcnow()
-    visit = latest_visit(session, shopper.id)
+    visit = current_visit(session, visitor_id or shopper.visitor_id, shopper.id)
     if visit is None:
         return None
-    was = is_on_site(visit, now, window_seconds)
+    was = is_on_site(latest_visit(session, shopper.id), now, window_seconds)
     # A later beacon (another tab closing, hidden so silent) must not restart the
     # grace and show a shopper who already left as on site again.
     if visit.left_at is None or visit.left_at < visit.last_seen_at:
         visit.left_at = now
     session.add(visit)
     session.flush()
-    return _recorded(session, PresenceChange(shopper.id, visit.id, was, is_on_site(visit, now, window_seconds), False),
-                     visit)
+    latest = latest_visit(session, shopper.id)
+    return _recorded(session, PresenceChange(shopper.id, visit.id, was, is_on_site(latest, now, window_seconds),
+                                             False), latest or visit)
 
 
 def _recorded(session: Session, change: PresenceChange, visit: Visit) -> PresenceChange:
@@ -110,8 +148,8 @@ def presence_event(shopper_id: int, on_site: bool, visit: Visit | None) -> event
 def shoppers_on_site(session: Session, shopper_ids: list[int], *, window_seconds: int,
                      now: datetime | None = None) -> set[int]:
     """Which of these shoppers are on the site now, judged like the inbox judges
-    them: by each shopper's latest visit. (Two requests racing on a first page
-    load can open two visits; an older twin must not keep a shopper on site.)"""
+    them: by each shopper's latest visit (a customer on two devices has a
+    visit on each; an older one that stayed open must not outvote the latest)."""
     now = now or utcnow()
     if not shopper_ids:
         return set()
@@ -197,8 +235,8 @@ def beat(visitor_id: str, alive: bool, *, user_agent: str = "", url: str = "", t
         shopper = get_or_create_shopper(session, visitor_id)
         if alive:
             change = touch_visit(session, shopper, user_agent=user_agent, url=url, title=title,
-                                 window_seconds=window)
+                                 window_seconds=window, visitor_id=visitor_id)
         else:
-            change = leave(session, shopper, window_seconds=window)
+            change = leave(session, shopper, window_seconds=window, visitor_id=visitor_id)
     _remember(visitor_id, url if alive else None)
     return change
