@@ -47,11 +47,16 @@ def current_visit(session: Session, visitor_id: str, shopper_id: int | None = No
     return visit
 
 
-def _open_visit(session: Session, shopper: Shopper, visitor_id: str, user_agent: str, now: datetime) -> Visit:
-    """Start the browser's next visit. The unique `open_for` makes this the one
-    current visit of the browser: a request racing this one inserts nothing
-    (ON CONFLICT DO NOTHING) and both go on with the same row."""
-    session.execute(update(Visit).where(col(Visit.open_for) == visitor_id).values(open_for=None))
+def _open_visit(session: Session, shopper: Shopper, visitor_id: str, user_agent: str, now: datetime,
+                replacing: Visit | None) -> Visit:
+    """Start the browser's next visit, in place of the one it had (timed out, or
+    another shopper's). The unique `open_for` makes it the browser's one current
+    visit: a request racing this one closes nothing more (only the visit it saw,
+    if still current), inserts nothing (ON CONFLICT DO NOTHING) and goes on with
+    the row the winner inserted."""
+    if replacing is not None:
+        session.execute(update(Visit).where(col(Visit.id) == replacing.id, col(Visit.open_for) == visitor_id)
+                        .values(open_for=None))
     info = device_from_user_agent(user_agent)
     visit_id = session.execute(_insert_visit_once(session.get_bind().dialect.name), dict(
         shopper_id=shopper.id, user_agent=user_agent[:512], device=info.device, browser=info.browser[:64],
@@ -92,12 +97,14 @@ def touch_visit(
     now = now or utcnow()
     visitor_id = visitor_id or shopper.visitor_id
     was = is_on_site(latest_visit(session, shopper.id), now, window_seconds)
-    visit = current_visit(session, visitor_id, shopper.id)
+    current = current_visit(session, visitor_id)
+    # The browser's current visit may be another shopper's (it now speaks for another customer).
+    visit = current if current is not None and current.shopper_id == shopper.id else None
     if (visit is not None and visit.left_at is not None and happened_at is not None
             and happened_at <= visit.left_at and visit.left_at >= visit.last_seen_at):
         return PresenceChange(shopper.id, visit.id, was, was, False)
     if visit is None or now - visit.last_seen_at > VISIT_TIMEOUT:
-        visit = _open_visit(session, shopper, visitor_id, user_agent, now)
+        visit = _open_visit(session, shopper, visitor_id, user_agent, now, replacing=current)
     page_changed = bool(url) and (url[:2000] != visit.current_url)
     visit.last_seen_at = now
     visit.left_at = None
