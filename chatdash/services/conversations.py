@@ -76,14 +76,16 @@ def check_client_id(client_msg_id: str) -> str:
 
 
 def shopper_label(shopper: Shopper) -> str:
-    return _label(shopper.name, shopper.email, shopper.visitor_id)
+    return _label(shopper.name, shopper.email, shopper.visitor_id, shopper.customer_id)
 
 
-def _label(name: str | None, email: str | None, visitor_id: str) -> str:
+def _label(name: str | None, email: str | None, visitor_id: str, customer_id: str | None = None) -> str:
     if name:
         return name
     if email:
         return email
+    if customer_id:
+        return f"Customer {customer_id[:40]}"
     return f"Visitor {visitor_id[:6].upper()}"
 
 
@@ -193,7 +195,7 @@ def post_message(
         "shopper_id": conversation.shopper_id, "conversation_id": conversation.id,
         "admin_seen": conversation.admin_seen_message_id,
     }).one()
-    label = _label(row.name, row.email, row.visitor_id)
+    label = _label(row.name, row.email, row.visitor_id, row.customer_id)
     events.record(session, events.MessagePosted(
         message=view,
         conversation=ConversationSummary(
@@ -243,7 +245,8 @@ def _inbox_row_query():
         .scalar_subquery()
     )
     return (
-        select(Shopper.name, Shopper.email, Shopper.visitor_id, Visit.current_url, Visit.last_seen_at,
+        select(Shopper.name, Shopper.email, Shopper.visitor_id, Shopper.customer_id, Visit.current_url,
+               Visit.last_seen_at,
                Visit.left_at, unread.label("unread"), unseen.label("unseen"))
         .select_from(Shopper)
         .outerjoin(Visit, col(Visit.id) == latest_visit_id)
@@ -370,7 +373,8 @@ def list_conversations(
     query = (
         select(Conversation.id, Conversation.shopper_id, Conversation.last_message_preview,
                Conversation.last_message_at, Conversation.admin_seen_message_id,
-               Conversation.last_shopper_message_id, Shopper.name, Shopper.email, Shopper.visitor_id)
+               Conversation.last_shopper_message_id, Shopper.name, Shopper.email, Shopper.visitor_id,
+               Shopper.customer_id)
         .join(Shopper, col(Shopper.id) == Conversation.shopper_id)
     )
     if ids is not None:
@@ -401,7 +405,7 @@ def list_conversations(
             ConversationSummary(
                 id=c.id,
                 shopper_id=c.shopper_id,
-                label=_label(c.name, c.email, c.visitor_id),
+                label=_label(c.name, c.email, c.visitor_id, c.customer_id),
                 preview=c.last_message_preview,
                 last_message_at=c.last_message_at,
                 unread=int(unread.get(c.id, 0)),

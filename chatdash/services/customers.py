@@ -45,6 +45,11 @@ def identify_customer(session: Session, visitor_id: str, customer_id: str, name:
         customer = Shopper(visitor_id=_backend_visitor_id(), customer_id=customer_id)
         session.add(customer)
         session.flush()
+    # Named first: the inbox row a merge announces shows the name.
+    if name:
+        customer.name = name.strip()[:200]
+    if email:
+        customer.email = email.strip()[:320]
     if customer.id != current.id:
         if current.customer_id is None:
             _merge(session, current, customer, window_seconds)
@@ -57,10 +62,6 @@ def identify_customer(session: Session, visitor_id: str, customer_id: str, name:
             row = Shopper(visitor_id=visitor_id)
         row.merged_into_id = customer.id
         session.add(row)
-    if name:
-        customer.name = name.strip()[:200]
-    if email:
-        customer.email = email.strip()[:320]
     session.add(customer)
     session.flush()
     return customer
