@@ -202,10 +202,13 @@ def page_views(events: pd.DataFrame) -> pd.DataFrame:
     """The pages among these events (oldest first, as events_frame gives them),
     newest first, one row per page looked at."""
     pages = events[events["kind"].isin(PAGE_KINDS)]
-    repeat = (pages["url"] == pages["url"].shift()).fillna(False) & (
+    repeat = ((pages["url"] == pages["url"].shift()).fillna(False) & (
         pages["occurred_at"] - pages["occurred_at"].shift() <= SAME_PAGE
-    ).fillna(False)
-    return pages[~repeat.astype(bool)].iloc[::-1]
+    ).fillna(False)).astype(bool)
+    # A page reported twice counts from its first report, under the title of
+    # its last: a page that sets its title as it renders has it by then.
+    title = pages["title"].groupby((~repeat).cumsum()).transform("last")
+    return pages.assign(title=title)[~repeat].iloc[::-1]
 
 
 def _items_viewed(session: Session, events: pd.DataFrame) -> list[ViewedItem]:
