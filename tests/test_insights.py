@@ -386,13 +386,16 @@ def test_a_page_reported_twice_shows_the_title_it_had_last():
     store has set the product's title; the store's product view comes a moment later."""
     at = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
     events = pd.DataFrame({
-        "kind": ["page_view", "product_view", "page_view"],
-        "url": ["https://shop.test/p/1", "https://shop.test/p/1", "https://shop.test/cart"],
-        "title": ["Demo Store", "Summit Tent · Demo Store", "Cart · Demo Store"],
-        "occurred_at": pd.to_datetime([at, at + timedelta(seconds=1), at + timedelta(seconds=30)], utc=True),
+        "kind": ["page_view", "product_view", "page_view", "page_view"],
+        "url": ["https://shop.test/p/1", "https://shop.test/p/1", "https://shop.test/cart", "https://shop.test/cart"],
+        "title": ["Demo Store", "Summit Tent · Demo Store", "Cart · Demo Store", "Order 7 confirmed · Demo Store"],
+        "occurred_at": pd.to_datetime([at, at + timedelta(seconds=1), at + timedelta(seconds=30),
+                                       at + timedelta(seconds=32)], utc=True),
     })
     pages = insights.page_views(events)
+    # The confirmation shown in place of the cart, at the same address, is a page of its own.
     assert list(zip(pages["title"], pages["occurred_at"], strict=True)) == [
+        ("Order 7 confirmed · Demo Store", pd.Timestamp(at + timedelta(seconds=32))),
         ("Cart · Demo Store", pd.Timestamp(at + timedelta(seconds=30))),
         ("Summit Tent · Demo Store", pd.Timestamp(at)),
     ]

@@ -202,9 +202,14 @@ def page_views(events: pd.DataFrame) -> pd.DataFrame:
     """The pages among these events (oldest first, as events_frame gives them),
     newest first, one row per page looked at."""
     pages = events[events["kind"].isin(PAGE_KINDS)]
-    repeat = ((pages["url"] == pages["url"].shift()).fillna(False) & (
-        pages["occurred_at"] - pages["occurred_at"].shift() <= SAME_PAGE
-    ).fillna(False)).astype(bool)
+    previous = pages.shift()
+    product_view = EventKind.PRODUCT_VIEW.value
+    # The same address again soon is the same page, unless it is a page view
+    # under another title (a confirmation shown in place of the cart).
+    repeat = ((pages["url"] == previous["url"]).fillna(False)
+              & (pages["occurred_at"] - previous["occurred_at"] <= SAME_PAGE).fillna(False)
+              & ((pages["title"] == previous["title"]).fillna(False) | (pages["kind"] == product_view)
+                 | (previous["kind"] == product_view).fillna(False))).astype(bool)
     # A page reported twice counts from its first report, under the title of
     # its last: a page that sets its title as it renders has it by then.
     title = pages["title"].groupby((~repeat).cumsum()).transform("last")

@@ -77,17 +77,21 @@ PLACEHOLDER_LINES = """(box) => {
 
 def test_the_admin_reads_titled_pages_a_blue_selection_and_a_usable_narrow_page(live_app, browser, untitled_page):
     first, second = in_stock(live_app, 2)
+    untitled_ctx = browser.new_context(viewport={"width": 1280, "height": 900})
     shop_ctx = browser.new_context(viewport={"width": 1280, "height": 900})
     admin_ctx = browser.new_context(viewport={"width": 1440, "height": 900})
     try:
-        shop = shop_ctx.new_page()
-        # A page without a title, with a long address, then the demo store's pages.
-        shop.goto(untitled_page)
-        frame = open_widget(shop)
-        text = f"Does the tent fit two? {uuid.uuid4().hex[:6]}"
-        frame.locator("#widget-input").fill(text)
+        # One shopper on another store's page that has no title and a long address.
+        untitled = untitled_ctx.new_page()
+        untitled.goto(untitled_page)
+        frame = open_widget(untitled)
+        lost = f"Does the tent fit two? {uuid.uuid4().hex[:6]}"
+        frame.locator("#widget-input").fill(lost)
         frame.locator("#widget-input").press("Enter")
-        expect(frame.locator(".msg-own", has_text=text).locator(".msg-sent")).to_be_visible()
+        expect(frame.locator(".msg-own", has_text=lost).locator(".msg-sent")).to_be_visible()
+
+        # Another on the demo store: two products, the cart, an order.
+        shop = shop_ctx.new_page()
         for product in (first, second):
             shop.goto(f"{live_app.frontend}/store/product/{product.sku}")
             expect(shop).to_have_title(f"{product.name} · Demo Store")
@@ -98,21 +102,33 @@ def test_the_admin_reads_titled_pages_a_blue_selection_and_a_usable_narrow_page(
         shop.locator("#place-order").click()
         number = shop.locator("#order-number")
         expect(number).to_be_visible()
-        expect(shop).to_have_title(f"Order {number.inner_text()} confirmed · Demo Store")
+        order_title = f"Order {number.inner_text()} confirmed · Demo Store"
+        expect(shop).to_have_title(order_title)
+        frame = open_widget(shop)
+        text = f"When does my order ship? {uuid.uuid4().hex[:6]}"
+        frame.locator("#widget-input").fill(text)
+        frame.locator("#widget-input").press("Enter")
+        expect(frame.locator(".msg-own", has_text=text).locator(".msg-sent")).to_be_visible()
 
         admin = admin_page(admin_ctx, live_app)
-        row = admin.locator(".conv-row", has_text=text)
-        row.click()
         panel = admin.locator("#shopper-panel")
         pages = panel.locator("#session-pages .session-page")
-        # What each page was: its title, or its path when it has none; never a raw address.
+        admin.locator(".conv-row", has_text=lost).click()
+        # A page without a title reads as its path, inside the panel.
+        expect(pages.filter(has_text=LONG_PATH[:40])).to_have_count(1)
+        expect(panel.locator("#shopper-current-page")).to_contain_text(LONG_PATH[:40])
+        expect(panel.locator("#shopper-panel, #session-pages, #shopper-current-page").filter(
+            has_text=re.compile(r"https?://"))).to_have_count(0)
+        assert panel.evaluate(OVERFLOWING) == []
+
+        admin.locator(".conv-row", has_text=text).click()
+        # What each demo store page was, by its title; never the store's bare name.
         expect(pages.filter(has_text=f"{first.name} · Demo Store")).to_have_count(1)
         expect(pages.filter(has_text=f"{second.name} · Demo Store")).to_have_count(1)
         expect(pages.filter(has_text="Cart · Demo Store")).to_have_count(1)
-        expect(pages.filter(has_text=f"Order {number.inner_text()} confirmed")).to_have_count(1)
-        expect(pages.filter(has_text=LONG_PATH[:40])).to_have_count(1)
-        expect(pages.filter(has_text=re.compile(r"https?://"))).to_have_count(0)
+        expect(pages.filter(has_text=order_title)).to_have_count(1)
         expect(pages.filter(has_text=re.compile(r"^\s*\d\d:\d\d\s*Demo Store\s*$"))).to_have_count(0)
+        expect(pages.filter(has_text=re.compile(r"https?://"))).to_have_count(0)
         assert panel.evaluate(OVERFLOWING) == []
 
         # The selected conversation is clearly blue; the others are not.
@@ -135,3 +151,4 @@ def test_the_admin_reads_titled_pages_a_blue_selection_and_a_usable_narrow_page(
     finally:
         admin_ctx.close()
         shop_ctx.close()
+        untitled_ctx.close()
