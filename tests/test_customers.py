@@ -225,3 +225,37 @@ def test_the_store_backend_naming_a_visitor_and_a_customer_joins_them(shop):
     context = shopper_context(customer, engine=shop)
     assert context.session.current_title == "Summit Tent"
     assert context.history.orders_count == 2
+
+
+def test_the_page_and_the_chat_identifying_at_once_merge_once(shop, heard):
+    """chatdash.identify() posts /api/identify and reloads the open chat, which
+    identifies too: both arrive together."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    customer_id = f"CUST-{uuid.uuid4().hex[:8]}"
+    customer = returning_customer(shop, customer_id)
+    laptop = visitor()
+    conv, _m, _c = chat.shopper_send(laptop, chat.open_widget(laptop, chat.Customer(customer_id), engine=shop)
+                                     .shopper_id, 0, uuid.uuid4().hex, "Earlier", engine=shop)
+    phone = visitor()
+    anon = chat.open_widget(phone, engine=shop).shopper_id
+    chat.shopper_send(phone, anon, 0, uuid.uuid4().hex, "Before logging in", engine=shop)
+    browse(shop, phone, [page("/", "Home"), product("BAG-1")])
+    heard.clear()
+
+    start = threading.Barrier(8)
+
+    def identify(i: int) -> int:
+        start.wait()
+        if i % 2:
+            return customers.identify(phone, customer_id, engine=shop)
+        return chat.open_widget(phone, chat.Customer(customer_id), engine=shop).shopper_id
+
+    with ThreadPoolExecutor(8) as pool:
+        assert set(pool.map(identify, range(8))) == {customer}
+    assert len([e for e in heard if isinstance(e, events.ShopperMerged)]) == 1
+    with Session(shop) as s:
+        texts = s.exec(select(Message.body).where(Message.conversation_id == conv).order_by(Message.id)).all()
+        assert texts == ["Earlier", "Before logging in"]
+        assert s.exec(select(func.count()).select_from(Visit).where(Visit.shopper_id == customer)).one() == 2

@@ -34,7 +34,13 @@ MERGED = "merged"  # the status of a conversation whose messages moved into the 
 def identify_customer(session: Session, visitor_id: str, customer_id: str, name: str = "",
                       email: str = "", *, window_seconds: int = 60) -> Shopper:
     """The customer's shopper, with this browser joined to it (see the module docstring)."""
-    row = convs.visitor_row(session, visitor_id)
+    # The page's identify call and the chat's own race when a customer logs in:
+    # the browser's row, locked (PostgreSQL) and re-read, lets one merge and
+    # shows the other that it is done.
+    row = session.exec(
+        select(Shopper).where(Shopper.id == convs.visitor_row(session, visitor_id).id).with_for_update()
+        .execution_options(populate_existing=True)
+    ).one()
     current = session.get(Shopper, row.merged_into_id) if row.merged_into_id else row
     current = current or row
     customer = session.exec(select(Shopper).where(Shopper.customer_id == customer_id)).first()
