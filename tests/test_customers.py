@@ -259,3 +259,36 @@ def test_the_page_and_the_chat_identifying_at_once_merge_once(shop, heard):
         texts = s.exec(select(Message.body).where(Message.conversation_id == conv).order_by(Message.id)).all()
         assert texts == ["Earlier", "Before logging in"]
         assert s.exec(select(func.count()).select_from(Visit).where(Visit.shopper_id == customer)).one() == 2
+
+
+def test_closing_the_tab_on_one_device_keeps_a_customer_live_on_another_on_site(any_engine, heard):
+    """The laptop's last heartbeat is newer than the phone's (heartbeats on one
+    page are written every 20 s): the laptop's tab closing must not show the
+    customer, still on the phone, as gone."""
+    customer = chat.Customer(f"CUST-{uuid.uuid4().hex[:8]}")
+    phone, laptop = visitor(), visitor()
+    shopper_id = chat.open_widget(phone, customer, engine=any_engine).shopper_id
+    chat.open_widget(laptop, customer, engine=any_engine)
+    conv, _m, _c = chat.shopper_send(phone, shopper_id, 0, uuid.uuid4().hex, "Hi", engine=any_engine)
+    base = utcnow() - timedelta(seconds=25)
+    with session_scope(any_engine) as s:
+        shopper = s.get(Shopper, shopper_id)
+        presence.touch_visit(s, shopper, visitor_id=phone, user_agent=IPHONE, url=f"{STORE}/p/TENT-1",
+                             title="Summit Tent", window_seconds=60, now=base)
+        presence.touch_visit(s, shopper, visitor_id=laptop, user_agent=FIREFOX_WINDOWS, url=f"{STORE}/cart",
+                             title="Cart", window_seconds=60, now=base + timedelta(seconds=10))
+    heard.clear()
+    with session_scope(any_engine) as s:
+        change = presence.leave(s, s.get(Shopper, shopper_id), visitor_id=laptop, window_seconds=60,
+                                now=base + timedelta(seconds=12))
+    assert change.on_site
+    assert not [e for e in heard if isinstance(e, events.PresenceChanged) and not e.on_site]
+
+    context = shopper_context(shopper_id, engine=any_engine)
+    assert context.presence.on_site and context.presence.current_title == "Summit Tent"
+    assert context.session.device == "mobile"
+    with Session(any_engine) as s:
+        (row,) = convs.list_conversations(s, window_seconds=60, ids=[conv])
+        assert row.on_site and row.current_url == f"{STORE}/p/TENT-1"
+        assert presence.shoppers_on_site(s, [shopper_id], window_seconds=60) == {shopper_id}
+        assert presence.chatting_shoppers_on_site(s, window_seconds=60) >= {shopper_id}

@@ -349,6 +349,25 @@ def latest_visit(session: Session, shopper_id: int) -> Visit | None:
     ).first()
 
 
+def live_visit(session: Session, shopper_id: int, now: datetime | None = None,
+               window_seconds: int = 60) -> Visit | None:
+    """The visit that says where the shopper is now: a customer on two devices
+    has a current visit on each, and the one on site counts (the latest seen of
+    those), not a tab just closed on the other device. Else the latest visit."""
+    now = now or utcnow()
+    present = [v for v in session.exec(_recent_current_visits([shopper_id], now, window_seconds)).all()
+               if is_on_site(v, now, window_seconds)]
+    return present[0] if present else latest_visit(session, shopper_id)
+
+
+def _recent_current_visits(shopper_ids: list[int], now: datetime, window_seconds: int):
+    """Browsers' current visits seen within the window, latest first."""
+    return (select(Visit)
+            .where(col(Visit.shopper_id).in_(shopper_ids), col(Visit.open_for).is_not(None),
+                   Visit.last_seen_at >= now - timedelta(seconds=window_seconds))
+            .order_by(col(Visit.last_seen_at).desc()))
+
+
 # Moving from one store page to the next closes a page and opens another within
 # a second or two: a "left" signal counts only once it has stood this long.
 LEAVE_GRACE = timedelta(seconds=3)
@@ -397,7 +416,7 @@ def list_conversations(
             )
             .group_by(Message.conversation_id)
         ).all())
-    visits = latest_visits(session, list({c.shopper_id for c in convs}))
+    visits = latest_visits(session, list({c.shopper_id for c in convs}), now=now, window_seconds=window_seconds)
     out = []
     for c in convs:
         visit = visits.get(c.shopper_id)
@@ -416,10 +435,24 @@ def list_conversations(
     return out
 
 
-def latest_visits(session: Session, shopper_ids: list[int]) -> dict[int, Visit]:
-    """Each shopper's latest visit, in one query."""
+def latest_visits(session: Session, shopper_ids: list[int], *, now: datetime | None = None,
+                  window_seconds: int | None = None) -> dict[int, Visit]:
+    """Each shopper's latest visit, in one query; with `window_seconds`, each
+    shopper's live visit (`live_visit`), with one more query of the recent ones."""
     if not shopper_ids:
         return {}
+    visits = _latest_visits(session, shopper_ids)
+    if window_seconds is not None:
+        now = now or utcnow()
+        live: dict[int, Visit] = {}
+        for v in session.exec(_recent_current_visits(shopper_ids, now, window_seconds)).all():
+            if v.shopper_id not in live and is_on_site(v, now, window_seconds):
+                live[v.shopper_id] = v
+        visits.update(live)
+    return visits
+
+
+def _latest_visits(session: Session, shopper_ids: list[int]) -> dict[int, Visit]:
     latest = (
         select(Visit.shopper_id, func.max(Visit.last_seen_at).label("seen"))
         .where(col(Visit.shopper_id).in_(shopper_ids))

@@ -18,7 +18,7 @@ from sqlalchemy.sql import ColumnElement
 from sqlmodel import Session, col, select
 
 from chatdash.models import Cart, CartLine, EventKind, Order, OrderLine, Product, Shopper, StoreEvent, Visit
-from chatdash.services.conversations import latest_visit
+from chatdash.services.conversations import live_visit
 
 #: Event kinds that are a page the shopper looked at.
 PAGE_KINDS = (EventKind.PAGE_VIEW.value, EventKind.PRODUCT_VIEW.value)
@@ -244,10 +244,11 @@ def _cart(session: Session, shopper_id: int) -> tuple[int, str, list[CartItem]]:
     return cart.total_cents, cart.currency, items
 
 
-def current_session(session: Session, shopper_id: int) -> SessionSummary | None:
-    """The shopper's latest visit: device, pages, items viewed and the live cart.
-    None when the shopper has never visited."""
-    visit = latest_visit(session, shopper_id)
+def current_session(session: Session, shopper_id: int, *, window_seconds: int = 60) -> SessionSummary | None:
+    """The shopper's live visit (on site now, on whichever device; else their
+    latest): device, pages, items viewed and the live cart. None when the
+    shopper has never visited."""
+    visit = live_visit(session, shopper_id, window_seconds=window_seconds)
     if visit is None:
         return None
     events = events_frame(session, shopper_id, kinds=PAGE_KINDS, where=_in_visit(visit))

@@ -18,7 +18,7 @@ from sqlmodel import Session, col, select
 from chatdash import events
 from chatdash.db import session_scope, write_scope
 from chatdash.models import Conversation, Shopper, Visit, utcnow
-from chatdash.services.conversations import get_or_create_shopper, is_on_site, latest_visit, latest_visits
+from chatdash.services.conversations import get_or_create_shopper, is_on_site, latest_visits, live_visit
 from chatdash.services.devices import device_from_user_agent
 from chatdash.settings import get_settings
 
@@ -96,7 +96,7 @@ def touch_visit(
     page's beacon, is no sign of life and changes nothing."""
     now = now or utcnow()
     visitor_id = visitor_id or shopper.visitor_id
-    was = is_on_site(latest_visit(session, shopper.id), now, window_seconds)
+    was = is_on_site(live_visit(session, shopper.id, now, window_seconds), now, window_seconds)
     current = current_visit(session, visitor_id)
     # The browser's current visit may be another shopper's (it now speaks for another customer).
     visit = current if current is not None and current.shopper_id == shopper.id else None
@@ -125,16 +125,16 @@ def leave(session: Session, shopper: Shopper, *, window_seconds: int,
     visit = current_visit(session, visitor_id or shopper.visitor_id, shopper.id)
     if visit is None:
         return None
-    was = is_on_site(latest_visit(session, shopper.id), now, window_seconds)
+    was = is_on_site(live_visit(session, shopper.id, now, window_seconds), now, window_seconds)
     # A later beacon (another tab closing, hidden so silent) must not restart the
     # grace and show a shopper who already left as on site again.
     if visit.left_at is None or visit.left_at < visit.last_seen_at:
         visit.left_at = now
     session.add(visit)
     session.flush()
-    latest = latest_visit(session, shopper.id)
-    return _recorded(session, PresenceChange(shopper.id, visit.id, was, is_on_site(latest, now, window_seconds),
-                                             False), latest or visit)
+    live = live_visit(session, shopper.id, now, window_seconds)
+    return _recorded(session, PresenceChange(shopper.id, visit.id, was, is_on_site(live, now, window_seconds),
+                                             False), live or visit)
 
 
 def _recorded(session: Session, change: PresenceChange, visit: Visit) -> PresenceChange:
@@ -170,12 +170,16 @@ def shoppers_on_site(session: Session, shopper_ids: list[int], *, window_seconds
 
 
 def _on_site(recent_visits, now: datetime, window_seconds: int) -> set[int]:
-    """The shoppers whose latest recent visit counts as on site."""
+    """The shoppers on site: by a browser's current visit that is (a customer
+    may be on two devices), else by their latest recent visit."""
     latest: dict[int, Visit] = {}
+    present = set()
     for v in recent_visits:
         if v.shopper_id not in latest or v.last_seen_at > latest[v.shopper_id].last_seen_at:
             latest[v.shopper_id] = v
-    return {sid for sid, v in latest.items() if is_on_site(v, now, window_seconds)}
+        if v.open_for is not None and is_on_site(v, now, window_seconds):
+            present.add(v.shopper_id)
+    return present | {sid for sid, v in latest.items() if is_on_site(v, now, window_seconds)}
 
 
 def chatting_shoppers_on_site(session: Session, *, window_seconds: int, now: datetime | None = None) -> set[int]:
@@ -201,7 +205,7 @@ def sweep(previous: set[int] | None, window_seconds: int, *, engine=None) -> set
         if previous is None:
             return now_on
         flipped = (now_on - previous) | (previous - now_on)
-        visits = latest_visits(session, sorted(flipped)) if flipped else {}
+        visits = latest_visits(session, sorted(flipped), window_seconds=window_seconds) if flipped else {}
     events.emit([presence_event(sid, sid in now_on, visits.get(sid)) for sid in sorted(flipped)])
     return now_on
 
