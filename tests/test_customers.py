@@ -292,3 +292,22 @@ def test_closing_the_tab_on_one_device_keeps_a_customer_live_on_another_on_site(
         assert row.on_site and row.current_url == f"{STORE}/p/TENT-1"
         assert presence.shoppers_on_site(s, [shopper_id], window_seconds=60) == {shopper_id}
         assert presence.chatting_shoppers_on_site(s, window_seconds=60) >= {shopper_id}
+
+
+def test_an_admin_replying_in_a_conversation_merged_away_reaches_the_customer(shop):
+    customer_id = f"CUST-{uuid.uuid4().hex[:8]}"
+    laptop, phone = visitor(), visitor()
+    customer = chat.open_widget(laptop, chat.Customer(customer_id), engine=shop).shopper_id
+    kept, _m, _c = chat.shopper_send(laptop, customer, 0, uuid.uuid4().hex, "From the laptop", engine=shop)
+    anon = chat.open_widget(phone, engine=shop).shopper_id
+    merged, _m, _c = chat.shopper_send(phone, anon, 0, uuid.uuid4().hex, "From the phone", engine=shop)
+    customers.identify(phone, customer_id, engine=shop)
+
+    # The admin had the phone's conversation open: reading and replying go on in the customer's.
+    opened = chat.open_for_admin(merged, engine=shop)
+    assert opened.conversation_id == kept
+    assert [m.body for m in opened.messages] == ["From the laptop", "From the phone"]
+    reply, _created = chat.admin_send(None, merged, uuid.uuid4().hex, "Answered for both", engine=shop)
+    assert reply.conversation_id == kept
+    assert [m.body for m in chat.open_widget(phone, chat.Customer(customer_id), engine=shop).messages][-1] == \
+        "Answered for both"

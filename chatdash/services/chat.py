@@ -121,12 +121,20 @@ def _shoppers_conversation(session, shopper_id: int, conversation_id: int) -> Co
     return convs.open_conversation_for(session, shopper_id)
 
 
+def _continued(session, conv: Conversation | None) -> Conversation | None:
+    """A conversation merged into an identified customer's goes on there: an
+    admin who had it open replies where the customer reads (nothing is lost)."""
+    if conv is not None and conv.status == customers.MERGED:
+        return convs.open_conversation_for(session, conv.shopper_id) or conv
+    return conv
+
+
 def admin_send(admin_id: int, conversation_id: int, client_id: str, text: str = "", *,
                product_id: int | None = None, engine: Engine | None = None) -> tuple[MessageView, bool]:
     """Store an admin's reply or product card once (by its client id)."""
     settings = get_settings()
     with write_scope(engine) as session:
-        conv = session.get(Conversation, conversation_id)
+        conv = _continued(session, session.get(Conversation, conversation_id))
         if conv is None:
             raise ChatError("That conversation no longer exists.")
         return convs.post_message(
@@ -145,7 +153,7 @@ def mark_seen(conversation_id: int, side: Sender, up_to_id: int | None = None, *
 def open_for_admin(conversation_id: int, *, engine: Engine | None = None) -> AdminChat | None:
     """One conversation's history for the admin's chat panel, marked seen."""
     with write_scope(engine) as session:
-        conv = session.get(Conversation, conversation_id)
+        conv = _continued(session, session.get(Conversation, conversation_id))
         if conv is None:
             return None
         messages = convs.list_messages(session, conv.id, limit=HISTORY_LIMIT)

@@ -59,7 +59,7 @@ class InboxState(AuthState):
         chat_state = await self.get_state(ChatState)
         if not await chat_state._open(conversation_id):
             return
-        self.selected_id = conversation_id
+        self.selected_id = chat_state.conversation_id
         panel = await self.get_state(ShopperPanelState)
         await panel._open(conversation_id, chat_state._shopper_id)
 
