@@ -22,7 +22,7 @@ def _row(row: ConversationRow) -> rx.Component:
     muted = rx.cond(selected, "rgba(255, 255, 255, 0.85)", rx.color("gray", 11))
     return rx.box(
         rx.hstack(
-            rx.text(row.label, weight="bold", size="2", trim="both", class_name="conv-label",
+            rx.text(row.label, weight="bold", size="2", class_name="conv-label",
                     color=rx.cond(selected, "white", rx.color("gray", 12)), overflow="hidden",
                     text_overflow="ellipsis", white_space="nowrap", min_width="0"),
             rx.spacer(),
