@@ -132,6 +132,18 @@ class PresenceChanged(DomainEvent):
 
 
 @dataclass(frozen=True)
+class ShopperMerged(DomainEvent):
+    """An anonymous shopper identified as a known store customer: everything of
+    theirs is the customer's now. `closed_conversation_id` (or 0) left the
+    inbox, its messages joined `conversation`, the customer's open one (if any)."""
+
+    shopper_id: int
+    into_shopper_id: int
+    closed_conversation_id: int
+    conversation: ConversationSummary | None
+
+
+@dataclass(frozen=True)
 class ShopperActivity(DomainEvent):
     """A shopper did something on the store (page, product view, cart, order):
     their panel and their Visitors row are out of date. `conversation_id` is

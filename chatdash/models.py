@@ -57,6 +57,10 @@ class Shopper(SQLModel, table=True):
     email: str | None = Field(default=None, max_length=320)
     created_at: datetime = Field(default_factory=utcnow)
     last_seen_at: datetime = Field(default_factory=utcnow, index=True)
+    # Set when this browser identified as a store customer known under another
+    # shopper: its visits, events, cart and chat moved there, and every later
+    # request naming this visitor id is that customer's (services/customers.py).
+    merged_into_id: int | None = Field(default=None, index=True)
 
 
 class Visit(SQLModel, table=True):
@@ -79,6 +83,10 @@ class Visit(SQLModel, table=True):
     current_title: str = Field(default="", max_length=300)
     # Set when the page was closed (beacon); cleared when the shopper returns.
     left_at: datetime | None = None
+    # The browser's visitor id while this is its current visit, NULL once a
+    # later visit replaced it. Unique: one browser can never have two current
+    # visits, however its heartbeats and page views race (presence.touch_visit).
+    open_for: str | None = Field(default=None, max_length=64, unique=True, index=True)
 
 
 class StoreEvent(SQLModel, table=True):

@@ -295,7 +295,7 @@ def not_found(title: str, text: str, id_: str = "not-found", icon: str = "packag
     )
 
 
-@rx.page(route=routes.PRODUCT, title=STORE_NAME, on_load=ProductState.load)
+@rx.page(route=routes.PRODUCT, title=ProductState.tab_title, on_load=ProductState.load)
 def store_product() -> rx.Component:
     return store_frame(
         rx.cond(
@@ -450,7 +450,7 @@ def cart_contents() -> rx.Component:
     )
 
 
-@rx.page(route=routes.CART, title=f"Cart · {STORE_NAME}", on_load=CartState.load)
+@rx.page(route=routes.CART, title=CartState.tab_title, on_load=CartState.load)
 def store_cart() -> rx.Component:
     return store_frame(
         rx.cond(

@@ -69,16 +69,23 @@ def reporter() -> Reporter:
     return _reporter
 
 
-def _track(kind: str, payload: dict[str, Any]) -> rx.event.EventSpec:
+def _track(kind: str, payload: dict[str, Any], title: str = "") -> rx.event.EventSpec:
     """Report to chatdash's tracking script like any store would. The embed
     script loads asynchronously, so this waits up to 10 s for window.chatdash;
-    without it (chat not installed) nothing happens."""
-    args = f"{json.dumps(kind)},{json.dumps(payload, separators=(',', ':'))}"
+    without it (chat not installed) nothing happens. With `title`, it also waits
+    (as long) for the page to show that title, which the event carries."""
+    args = f"{json.dumps(kind)},{json.dumps(payload, separators=(',', ':'))},{json.dumps(title)}"
     return rx.call_script(
-        "(function(k,d,n){var f=function(){var c=window.chatdash;"
-        "if(c&&typeof c.track==='function'){c.track(k,d)}else if(n-->0){setTimeout(f,250)}};f()})"
+        "(function(k,d,t,n){var f=function(){var c=window.chatdash;"
+        "if(c&&typeof c.track==='function'&&(!t||document.title===t||n<=0)){c.track(k,d)}"
+        "else if(n-->0){setTimeout(f,250)}};f()})"
         f"({args},40)"
     )
+
+
+def page_title(*parts: str) -> str:
+    """A page's title as shoppers (and the chat's admins) read it: what the page is, then the store."""
+    return " · ".join([*(p for p in parts if p), get_settings().name])
 
 
 # Resolves with the chat's visitor token once the embed script has one (up to
@@ -291,7 +298,13 @@ class ProductState(StoreState):
         self.image = image_src(product.image_url)
         self.in_stock = product.in_stock
         self.related = [ProductTile.of(p) for p in related]
-        return _track("product_view", {"sku": product.sku})
+        return _track("product_view", {"sku": product.sku}, title=page_title(product.name))
+
+    @rx.var
+    def tab_title(self) -> str:
+        if not self.loaded:
+            return page_title()
+        return page_title(self.name if self.found else "Product not found")
 
     @rx.event
     def increase(self):
@@ -397,7 +410,14 @@ class CartState(StoreState):
         # the emptied cart; the browser reports them too, as the embed script's events.
         reporter().order(order)
         reporter().cart(shopper, self._chatdash_visitor, cart.EMPTY_CART)
+        confirmed = page_title(f"Order {order.number} confirmed")
         return [
             _track("cart", cart_payload(cart.EMPTY_CART, "order")),
             _track("order", order_payload(order)),
+            # The confirmation replaces the cart without a new address: a page of its own.
+            _track("page_view", {}, title=confirmed),
         ]
+
+    @rx.var
+    def tab_title(self) -> str:
+        return page_title(f"Order {self.order_number} confirmed" if self.order_number else "Cart")

@@ -379,3 +379,23 @@ def test_a_view_with_the_current_visit_id_but_an_earlier_clock_is_not_history(an
     assert summary.items_viewed[-1].name == "Foxtrot Mug"
     assert summary.pages_viewed == 7
     assert ("Foxtrot Mug", 1) in [(v.name, v.views) for v in history.most_viewed]
+
+
+def test_a_page_reported_twice_shows_the_title_it_had_last():
+    """The embed reports a page view as the page loads, before a single-page
+    store has set the product's title; the store's product view comes a moment later."""
+    at = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+    events = pd.DataFrame({
+        "kind": ["page_view", "product_view", "page_view", "page_view"],
+        "url": ["https://shop.test/p/1", "https://shop.test/p/1", "https://shop.test/cart", "https://shop.test/cart"],
+        "title": ["Demo Store", "Summit Tent · Demo Store", "Cart · Demo Store", "Order 7 confirmed · Demo Store"],
+        "occurred_at": pd.to_datetime([at, at + timedelta(seconds=1), at + timedelta(seconds=30),
+                                       at + timedelta(seconds=32)], utc=True),
+    })
+    pages = insights.page_views(events)
+    # The confirmation shown in place of the cart, at the same address, is a page of its own.
+    assert list(zip(pages["title"], pages["occurred_at"], strict=True)) == [
+        ("Order 7 confirmed · Demo Store", pd.Timestamp(at + timedelta(seconds=32))),
+        ("Cart · Demo Store", pd.Timestamp(at + timedelta(seconds=30))),
+        ("Summit Tent · Demo Store", pd.Timestamp(at)),
+    ]

@@ -72,3 +72,29 @@ def test_visitor_keeps_a_genuine_token_and_replaces_a_forged_one(client):
     forged = client.post("/api/visitor", json={"visitor": t[:-2] + "AA"}).json()["visitor"]
     assert forged != t and identity.verify_visitor_token(get_settings().secret_key, forged)
     assert client.post("/api/visitor", content="{bad", headers={"Content-Type": "application/json"}).status_code == 400
+
+
+def test_identify_joins_the_browser_to_the_customer_only_with_the_stores_hmac(client):
+    from sqlmodel import Session, select
+
+    from chatdash.models import Shopper
+    from chatdash.services.identity import customer_hmac
+
+    t = token()
+    visitor_id = identity.verify_visitor_token(get_settings().secret_key, t)
+    secret = get_settings().store_secret
+    for payload, status, says in [
+        ({"visitor": "forged", "customer_id": "C-1", "hmac": customer_hmac(secret, "C-1")}, 401, "unknown visitor"),
+        ({"visitor": t, "customer_id": "C-1", "hmac": customer_hmac(secret, "C-2")}, 403, "do not match"),
+        ({"visitor": t, "customer_id": "C-1", "hmac": customer_hmac("guess", "C-1")}, 403, "do not match"),
+        ({"visitor": t, "customer_id": 7, "hmac": "x"}, 403, "do not match"),
+        ([1], 400, "JSON object"),
+    ]:
+        r = client.post("/api/identify", json=payload)
+        assert (r.status_code, says in r.json()["error"]) == (status, True), r.text
+    with Session(get_engine()) as s:
+        assert s.exec(select(Shopper).where(Shopper.customer_id == "C-1")).first() is None
+    r = client.post("/api/identify", json={"visitor": t, "customer_id": "C-1", "hmac": customer_hmac(secret, "C-1")})
+    assert r.status_code == 200 and r.json()["ok"] is True
+    with Session(get_engine()) as s:
+        assert s.exec(select(Shopper.visitor_id).where(Shopper.customer_id == "C-1")).one() == visitor_id

@@ -20,7 +20,7 @@ from chatdash.api import admin_session, track
 from chatdash.api.http import ApiError, check_origin, client_address, read_json, shopper_cors
 from chatdash.api.middleware import BodyTimeout, SecurityHeaders
 from chatdash.db import get_engine
-from chatdash.services import identity, presence
+from chatdash.services import customers, identity, presence
 from chatdash.services.ratelimit import limiter
 from chatdash.settings import get_settings
 
@@ -46,6 +46,7 @@ def _close_page(page: str) -> None:
         _closed_pages.popitem(last=False)
 HEARTBEAT_SECONDS = 15
 MAX_PRESENCE_BODY = 4096
+MAX_IDENTIFY_BODY = 4096
 
 
 def error(status: int, message: str) -> JSONResponse:
@@ -117,6 +118,30 @@ async def _presence_beat(request: Request) -> JSONResponse:
     return JSONResponse({"ok": True, "next": HEARTBEAT_SECONDS})
 
 
+async def _identify(request: Request) -> JSONResponse:
+    """A store page's logged-in customer ({visitor, customer_id, hmac, name?, email?},
+    the HMAC computed by the store's backend): this browser's visits, events and
+    chat join that customer from now on."""
+    check_origin(request)
+    data = await read_json(request, MAX_IDENTIFY_BODY)
+    if not isinstance(data, dict):
+        return error(400, "body must be a JSON object")
+    settings = get_settings()
+    visitor_id = identity.verify_visitor_token(settings.secret_key, data.get("visitor"))
+    if visitor_id is None:
+        return error(401, "unknown visitor")
+    if not limiter("identify", 20, 60).hit(visitor_id):
+        return error(429, "too many identify calls")
+    customer = identity.verify_customer_identity(
+        settings.store_secret, data.get("customer_id"), data.get("hmac"),
+        name=data.get("name", ""), email=data.get("email", ""))
+    if customer is None:
+        return error(403, "customer_id and hmac do not match (HMAC-SHA256 of the id with the store secret)")
+    await run_in_threadpool(customers.identify, visitor_id, customer.customer_id,
+                            customer.name[:200], customer.email[:320])
+    return JSONResponse({"ok": True})
+
+
 def _shopper_route(handler):
     """A route store pages call: ApiError becomes its JSON answer, and the page may read it."""
     async def route(request: Request) -> JSONResponse:
@@ -130,6 +155,7 @@ def _shopper_route(handler):
 
 visitor = _shopper_route(_visitor)
 presence_beat = _shopper_route(_presence_beat)
+identify_route = _shopper_route(_identify)
 
 
 api = Starlette(routes=[
@@ -137,6 +163,7 @@ api = Starlette(routes=[
     Route("/widget.js", widget_js),
     Route("/api/visitor", visitor, methods=["POST"]),
     Route("/api/presence", presence_beat, methods=["POST"]),
+    Route("/api/identify", identify_route, methods=["POST"]),
     Route("/api/track", track.track, methods=["POST"]),
     Route("/api/store/orders", track.store_orders, methods=["POST"]),
     Route("/api/store/carts", track.store_carts, methods=["POST"]),

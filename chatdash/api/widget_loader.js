@@ -221,10 +221,19 @@
     try { navigator.sendBeacon(API + "/api/track", body); } catch (e) { /* over the beacon quota */ }
   }
 
-  // A logged-in store customer, for the chat (equivalent to the data-customer-* attributes).
+  // A logged-in store customer (equivalent to the data-customer-* attributes):
+  // this browser's visit, events and chat join the customer's, on every device.
   function identify(customerId, hmac, name, email) {
     customer = { c: customerId || "", h: hmac || "", n: name || "", e: email || "" };
+    sendIdentity();
     if (frame) frame.src = widgetUrl();  // an open chat re-reads who the shopper is
+  }
+  function sendIdentity() {
+    var who = customer || { c: attr("data-customer-id"), h: attr("data-customer-hmac"),
+      n: attr("data-customer-name"), e: attr("data-customer-email") };
+    if (!visitor || !who.c || !who.h) return Promise.resolve();
+    return post("/api/identify", { visitor: visitor, customer_id: who.c, hmac: who.h, name: who.n,
+      email: who.e }).catch(function () {});
   }
 
   window.chatdash = { __loaded: true, open: open, close: close, track: track, identify: identify,
@@ -234,7 +243,7 @@
     build();
     // A store that reports its own page views sets data-page-views="manual".
     if (attr("data-page-views") !== "manual") { pageView(); watchRoutes(); }
-    ensureVisitor().then(function () {
+    ensureVisitor().then(sendIdentity).then(function () {
       heartbeat();
       setInterval(heartbeat, HEARTBEAT_MS);
       document.addEventListener("visibilitychange", heartbeat);

@@ -13,12 +13,13 @@ from chatdash.state.views import ProductHit
 BORDER = f"1px solid {rx.color('gray', 5)}"
 
 
-def presence_badge(on_site: rx.Var) -> rx.Component:
+def presence_badge(on_site: rx.Var, variant: str = "soft") -> rx.Component:
+    """The "on site" / "left the site" badge; the "surface" variant stays readable on a coloured row."""
     return rx.cond(
         on_site,
         rx.badge(rx.box(width="6px", height="6px", border_radius="50%", background=rx.color("green", 9)),
-                 "on site", color_scheme="green", variant="soft", class_name="presence-on"),
-        rx.badge("left the site", color_scheme="gray", variant="soft", class_name="presence-left"),
+                 "on site", color_scheme="green", variant=variant, class_name="presence-on"),
+        rx.badge("left the site", color_scheme="gray", variant=variant, class_name="presence-left"),
     )
 
 
@@ -46,11 +47,15 @@ def fact(label: str, value: rx.Component, **props) -> rx.Component:
 
 
 def _page(p: PageRow) -> rx.Component:
+    # min_width 0 lets the link shrink below its text, so a long title or path
+    # ends in an ellipsis inside the panel (the full text is its tooltip).
     return rx.hstack(
-        rx.text(p.time, size="1", color_scheme="gray", min_width="40px"),
-        rx.link(p.title, href=p.url, is_external=True, size="1", trim="both", overflow="hidden",
-                text_overflow="ellipsis", white_space="nowrap"),
+        rx.text(p.time, size="1", color_scheme="gray", min_width="40px", flex_shrink="0"),
+        rx.link(p.title, href=p.url, is_external=True, size="1", overflow="hidden", text_overflow="ellipsis",
+                white_space="nowrap", display="block", flex="1", min_width="0", title=p.title,
+                class_name="session-page-title"),
         width="100%",
+        min_width="0",
         class_name="session-page",
     )
 
@@ -122,10 +127,12 @@ def _current_session() -> rx.Component:
                         S.shopper_current_url != "",
                         rx.vstack(
                             rx.link(rx.cond(S.shopper_current_title != "", S.shopper_current_title,
-                                            S.shopper_current_url),
-                                    href=S.shopper_current_url, is_external=True, size="1"),
+                                            S.shopper_current_path),
+                                    href=S.shopper_current_url, is_external=True, size="1",
+                                    overflow_wrap="anywhere"),
                             rx.text(S.shopper_current_path, size="1", color_scheme="gray", word_break="break-all"),
                             spacing="0",
+                            min_width="0",
                         ),
                         rx.text("—", size="1"),
                     ),
@@ -200,10 +207,12 @@ def shopper_panel(*extra_sections: rx.Component) -> rx.Component:
             rx.vstack(_who(), *extra_sections, _current_session(), _history(), spacing="0", width="100%"),
             rx.center(rx.text("No shopper selected.", color_scheme="gray", size="2"), padding="2rem", width="100%"),
         ),
-        width="360px",
-        min_width="300px",
+        width=rx.breakpoints(initial="300px", lg="360px"),
+        min_width="280px",
+        flex_shrink="0",
         height="100%",
         border_left=BORDER,
         overflow_y="auto",
+        overflow_x="hidden",
         id="shopper-panel",
     )

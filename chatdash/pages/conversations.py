@@ -16,32 +16,38 @@ BORDER = f"1px solid {rx.color('gray', 5)}"
 
 
 def _row(row: ConversationRow) -> rx.Component:
+    # The selected row is solid blue (the theme's accent) with white text, so
+    # which conversation is open reads at a glance.
     selected = InboxState.selected_id == row.id
+    muted = rx.cond(selected, "rgba(255, 255, 255, 0.85)", rx.color("gray", 11))
     return rx.box(
         rx.hstack(
-            rx.text(row.label, weight="bold", size="2", trim="both", class_name="conv-label"),
+            rx.text(row.label, weight="bold", size="2", class_name="conv-label",
+                    color=rx.cond(selected, "white", rx.color("gray", 12)), overflow="hidden",
+                    text_overflow="ellipsis", white_space="nowrap", min_width="0"),
             rx.spacer(),
-            rx.text(row.time, size="1", color_scheme="gray"),
+            rx.text(row.time, size="1", color=muted, flex_shrink="0"),
             align="center",
             width="100%",
         ),
         rx.hstack(
-            rx.text(row.preview, size="1", color_scheme="gray", overflow="hidden",
+            rx.text(row.preview, size="1", color=muted, overflow="hidden",
                     text_overflow="ellipsis", white_space="nowrap", flex="1", class_name="conv-preview"),
             rx.cond(row.unread > 0, rx.badge(row.unread, color_scheme="red", variant="solid",
                                              radius="full", class_name="conv-unread")),
             width="100%",
             align="center",
         ),
-        presence_badge(row.on_site),
+        rx.cond(selected, presence_badge(row.on_site, variant="surface"), presence_badge(row.on_site)),
         on_click=InboxState.select(row.id),
         cursor="pointer",
         padding="10px 14px",
         border_bottom=BORDER,
-        background=rx.cond(selected, rx.color("accent", 3), "transparent"),
-        border_left=rx.cond(selected, f"3px solid {rx.color('accent', 9)}", "3px solid transparent"),
-        _hover={"background": rx.color("accent", 2)},
+        background=rx.cond(selected, rx.color("accent", 9), "transparent"),
+        border_left=rx.cond(selected, f"4px solid {rx.color('accent', 11)}", "4px solid transparent"),
+        _hover={"background": rx.cond(selected, rx.color("accent", 10), rx.color("accent", 3))},
         class_name=rx.cond(selected, "conv-row conv-selected", "conv-row"),
+        aria_current=rx.cond(selected, "true", "false"),
         data_conversation_id=row.id,
         width="100%",
     )
@@ -81,8 +87,10 @@ def _list_panel() -> rx.Component:
                 width="100%", overflow_y="auto", flex="1",
             ),
         ),
-        width="320px",
-        min_width="260px",
+        # Narrower below 1280 px, so the chat keeps room for its reply box at 1024.
+        width=rx.breakpoints(initial="250px", lg="320px"),
+        min_width="220px",
+        flex_shrink="0",
         height="100%",
         spacing="0",
         border_right=BORDER,

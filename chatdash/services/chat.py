@@ -12,7 +12,7 @@ from chatdash import events
 from chatdash.db import session_scope, write_scope
 from chatdash.events import ConversationSummary, MessageView
 from chatdash.models import Conversation, Sender
-from chatdash.services import admission
+from chatdash.services import admission, customers
 from chatdash.services import conversations as convs
 from chatdash.services.conversations import ChatError
 from chatdash.services.ratelimit import limiter
@@ -68,10 +68,12 @@ def open_widget(visitor_id: str, customer: Customer | None = None, *, engine: En
     against `client`'s limits (ChatError when over them; nothing is stored)."""
     with write_scope(engine) as session:
         admission.admit_visitor(session, visitor_id, client)
-        shopper = convs.get_or_create_shopper(session, visitor_id)
         if customer is not None:
-            shopper = convs.identify_customer(session, shopper, customer.customer_id,
-                                              name=customer.name, email=customer.email)
+            shopper = customers.identify_customer(session, visitor_id, customer.customer_id,
+                                                  name=customer.name, email=customer.email,
+                                                  window_seconds=get_settings().presence_window_seconds)
+        else:
+            shopper = convs.get_or_create_shopper(session, visitor_id)
         conv = convs.open_conversation_for(session, shopper.id)
         if conv is None:
             return WidgetChat(shopper.id, 0, [], 0)
@@ -91,6 +93,8 @@ def shopper_send(visitor_id: str, shopper_id: int, conversation_id: int, client_
     convs.check_client_id(client_id)
     convs.clean_text(text, settings.message_max_chars)
     with write_scope(engine) as session:
+        # The browser may have identified as a customer since this widget opened.
+        shopper_id = convs.get_or_create_shopper(session, visitor_id).id
         conv = _shoppers_conversation(session, shopper_id, conversation_id)
         if conv is None:
             if not _start_limiter().hit(visitor_id):
@@ -117,12 +121,20 @@ def _shoppers_conversation(session, shopper_id: int, conversation_id: int) -> Co
     return convs.open_conversation_for(session, shopper_id)
 
 
+def _continued(session, conv: Conversation | None) -> Conversation | None:
+    """A conversation merged into an identified customer's goes on there: an
+    admin who had it open replies where the customer reads (nothing is lost)."""
+    if conv is not None and conv.status == customers.MERGED:
+        return convs.open_conversation_for(session, conv.shopper_id) or conv
+    return conv
+
+
 def admin_send(admin_id: int, conversation_id: int, client_id: str, text: str = "", *,
                product_id: int | None = None, engine: Engine | None = None) -> tuple[MessageView, bool]:
     """Store an admin's reply or product card once (by its client id)."""
     settings = get_settings()
     with write_scope(engine) as session:
-        conv = session.get(Conversation, conversation_id)
+        conv = _continued(session, session.get(Conversation, conversation_id))
         if conv is None:
             raise ChatError("That conversation no longer exists.")
         return convs.post_message(
@@ -141,7 +153,7 @@ def mark_seen(conversation_id: int, side: Sender, up_to_id: int | None = None, *
 def open_for_admin(conversation_id: int, *, engine: Engine | None = None) -> AdminChat | None:
     """One conversation's history for the admin's chat panel, marked seen."""
     with write_scope(engine) as session:
-        conv = session.get(Conversation, conversation_id)
+        conv = _continued(session, session.get(Conversation, conversation_id))
         if conv is None:
             return None
         messages = convs.list_messages(session, conv.id, limit=HISTORY_LIMIT)

@@ -76,18 +76,30 @@ def check_client_id(client_msg_id: str) -> str:
 
 
 def shopper_label(shopper: Shopper) -> str:
-    return _label(shopper.name, shopper.email, shopper.visitor_id)
+    return _label(shopper.name, shopper.email, shopper.visitor_id, shopper.customer_id)
 
 
-def _label(name: str | None, email: str | None, visitor_id: str) -> str:
+def _label(name: str | None, email: str | None, visitor_id: str, customer_id: str | None = None) -> str:
     if name:
         return name
     if email:
         return email
+    if customer_id:
+        return f"Customer {customer_id[:40]}"
     return f"Visitor {visitor_id[:6].upper()}"
 
 
 def get_or_create_shopper(session: Session, visitor_id: str) -> Shopper:
+    """The shopper this browser speaks for: its own row, or the store customer
+    it identified as (services/customers.py merged it there)."""
+    shopper = visitor_row(session, visitor_id)
+    if shopper.merged_into_id is not None:
+        return session.get(Shopper, shopper.merged_into_id) or shopper
+    return shopper
+
+
+def visitor_row(session: Session, visitor_id: str) -> Shopper:
+    """The row of this visitor id itself, created when new."""
     shopper = session.exec(select(Shopper).where(Shopper.visitor_id == visitor_id)).first()
     if shopper is None:
         shopper = Shopper(visitor_id=visitor_id)
@@ -100,23 +112,6 @@ def get_or_create_shopper(session: Session, visitor_id: str) -> Shopper:
         except IntegrityError:
             shopper = session.exec(select(Shopper).where(Shopper.visitor_id == visitor_id)).one()
     return shopper
-
-
-def identify_customer(
-    session: Session, shopper: Shopper, customer_id: str, name: str = "", email: str = ""
-) -> Shopper:
-    """Attach a verified store customer id (and name/email) to this visitor.
-    When the customer is already known under another visitor, that shopper wins."""
-    existing = session.exec(select(Shopper).where(Shopper.customer_id == customer_id)).first()
-    target = existing or shopper
-    target.customer_id = customer_id
-    if name:
-        target.name = name.strip()[:200]
-    if email:
-        target.email = email.strip()[:320]
-    session.add(target)
-    session.flush()
-    return target
 
 
 def open_conversation_for(session: Session, shopper_id: int) -> Conversation | None:
@@ -200,7 +195,7 @@ def post_message(
         "shopper_id": conversation.shopper_id, "conversation_id": conversation.id,
         "admin_seen": conversation.admin_seen_message_id,
     }).one()
-    label = _label(row.name, row.email, row.visitor_id)
+    label = _label(row.name, row.email, row.visitor_id, row.customer_id)
     events.record(session, events.MessagePosted(
         message=view,
         conversation=ConversationSummary(
@@ -250,7 +245,8 @@ def _inbox_row_query():
         .scalar_subquery()
     )
     return (
-        select(Shopper.name, Shopper.email, Shopper.visitor_id, Visit.current_url, Visit.last_seen_at,
+        select(Shopper.name, Shopper.email, Shopper.visitor_id, Shopper.customer_id, Visit.current_url,
+               Visit.last_seen_at,
                Visit.left_at, unread.label("unread"), unseen.label("unseen"))
         .select_from(Shopper)
         .outerjoin(Visit, col(Visit.id) == latest_visit_id)
@@ -353,6 +349,25 @@ def latest_visit(session: Session, shopper_id: int) -> Visit | None:
     ).first()
 
 
+def live_visit(session: Session, shopper_id: int, now: datetime | None = None,
+               window_seconds: int = 60) -> Visit | None:
+    """The visit that says where the shopper is now: a customer on two devices
+    has a current visit on each, and the one on site counts (the latest seen of
+    those), not a tab just closed on the other device. Else the latest visit."""
+    now = now or utcnow()
+    present = [v for v in session.exec(_recent_current_visits([shopper_id], now, window_seconds)).all()
+               if is_on_site(v, now, window_seconds)]
+    return present[0] if present else latest_visit(session, shopper_id)
+
+
+def _recent_current_visits(shopper_ids: list[int], now: datetime, window_seconds: int):
+    """Browsers' current visits seen within the window, latest first."""
+    return (select(Visit)
+            .where(col(Visit.shopper_id).in_(shopper_ids), col(Visit.open_for).is_not(None),
+                   Visit.last_seen_at >= now - timedelta(seconds=window_seconds))
+            .order_by(col(Visit.last_seen_at).desc()))
+
+
 # Moving from one store page to the next closes a page and opens another within
 # a second or two: a "left" signal counts only once it has stood this long.
 LEAVE_GRACE = timedelta(seconds=3)
@@ -377,7 +392,8 @@ def list_conversations(
     query = (
         select(Conversation.id, Conversation.shopper_id, Conversation.last_message_preview,
                Conversation.last_message_at, Conversation.admin_seen_message_id,
-               Conversation.last_shopper_message_id, Shopper.name, Shopper.email, Shopper.visitor_id)
+               Conversation.last_shopper_message_id, Shopper.name, Shopper.email, Shopper.visitor_id,
+               Shopper.customer_id)
         .join(Shopper, col(Shopper.id) == Conversation.shopper_id)
     )
     if ids is not None:
@@ -400,7 +416,7 @@ def list_conversations(
             )
             .group_by(Message.conversation_id)
         ).all())
-    visits = latest_visits(session, list({c.shopper_id for c in convs}))
+    visits = latest_visits(session, list({c.shopper_id for c in convs}), now=now, window_seconds=window_seconds)
     out = []
     for c in convs:
         visit = visits.get(c.shopper_id)
@@ -408,7 +424,7 @@ def list_conversations(
             ConversationSummary(
                 id=c.id,
                 shopper_id=c.shopper_id,
-                label=_label(c.name, c.email, c.visitor_id),
+                label=_label(c.name, c.email, c.visitor_id, c.customer_id),
                 preview=c.last_message_preview,
                 last_message_at=c.last_message_at,
                 unread=int(unread.get(c.id, 0)),
@@ -419,10 +435,24 @@ def list_conversations(
     return out
 
 
-def latest_visits(session: Session, shopper_ids: list[int]) -> dict[int, Visit]:
-    """Each shopper's latest visit, in one query."""
+def latest_visits(session: Session, shopper_ids: list[int], *, now: datetime | None = None,
+                  window_seconds: int | None = None) -> dict[int, Visit]:
+    """Each shopper's latest visit, in one query; with `window_seconds`, each
+    shopper's live visit (`live_visit`), with one more query of the recent ones."""
     if not shopper_ids:
         return {}
+    visits = _latest_visits(session, shopper_ids)
+    if window_seconds is not None:
+        now = now or utcnow()
+        live: dict[int, Visit] = {}
+        for v in session.exec(_recent_current_visits(shopper_ids, now, window_seconds)).all():
+            if v.shopper_id not in live and is_on_site(v, now, window_seconds):
+                live[v.shopper_id] = v
+        visits.update(live)
+    return visits
+
+
+def _latest_visits(session: Session, shopper_ids: list[int]) -> dict[int, Visit]:
     latest = (
         select(Visit.shopper_id, func.max(Visit.last_seen_at).label("seen"))
         .where(col(Visit.shopper_id).in_(shopper_ids))

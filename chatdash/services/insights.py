@@ -18,7 +18,7 @@ from sqlalchemy.sql import ColumnElement
 from sqlmodel import Session, col, select
 
 from chatdash.models import Cart, CartLine, EventKind, Order, OrderLine, Product, Shopper, StoreEvent, Visit
-from chatdash.services.conversations import latest_visit
+from chatdash.services.conversations import live_visit
 
 #: Event kinds that are a page the shopper looked at.
 PAGE_KINDS = (EventKind.PAGE_VIEW.value, EventKind.PRODUCT_VIEW.value)
@@ -202,10 +202,18 @@ def page_views(events: pd.DataFrame) -> pd.DataFrame:
     """The pages among these events (oldest first, as events_frame gives them),
     newest first, one row per page looked at."""
     pages = events[events["kind"].isin(PAGE_KINDS)]
-    repeat = (pages["url"] == pages["url"].shift()).fillna(False) & (
-        pages["occurred_at"] - pages["occurred_at"].shift() <= SAME_PAGE
-    ).fillna(False)
-    return pages[~repeat.astype(bool)].iloc[::-1]
+    previous = pages.shift()
+    product_view = EventKind.PRODUCT_VIEW.value
+    # The same address again soon is the same page, unless it is a page view
+    # under another title (a confirmation shown in place of the cart).
+    repeat = ((pages["url"] == previous["url"]).fillna(False)
+              & (pages["occurred_at"] - previous["occurred_at"] <= SAME_PAGE).fillna(False)
+              & ((pages["title"] == previous["title"]).fillna(False) | (pages["kind"] == product_view)
+                 | (previous["kind"] == product_view).fillna(False))).astype(bool)
+    # A page reported twice counts from its first report, under the title of
+    # its last: a page that sets its title as it renders has it by then.
+    title = pages["title"].groupby((~repeat).cumsum()).transform("last")
+    return pages.assign(title=title)[~repeat].iloc[::-1]
 
 
 def _items_viewed(session: Session, events: pd.DataFrame) -> list[ViewedItem]:
@@ -236,10 +244,11 @@ def _cart(session: Session, shopper_id: int) -> tuple[int, str, list[CartItem]]:
     return cart.total_cents, cart.currency, items
 
 
-def current_session(session: Session, shopper_id: int) -> SessionSummary | None:
-    """The shopper's latest visit: device, pages, items viewed and the live cart.
-    None when the shopper has never visited."""
-    visit = latest_visit(session, shopper_id)
+def current_session(session: Session, shopper_id: int, *, window_seconds: int = 60) -> SessionSummary | None:
+    """The shopper's live visit (on site now, on whichever device; else their
+    latest): device, pages, items viewed and the live cart. None when the
+    shopper has never visited."""
+    visit = live_visit(session, shopper_id, window_seconds=window_seconds)
     if visit is None:
         return None
     events = events_frame(session, shopper_id, kinds=PAGE_KINDS, where=_in_visit(visit))

@@ -8,13 +8,17 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
 
+from sqlalchemy import update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
 
 from chatdash import events
 from chatdash.db import session_scope, write_scope
 from chatdash.models import Shopper, Visit, utcnow
-from chatdash.services.conversations import get_or_create_shopper, is_on_site, latest_visit, latest_visits
+from chatdash.services.conversations import get_or_create_shopper, is_on_site, latest_visits, live_visit
 from chatdash.services.devices import device_from_user_agent
 from chatdash.settings import get_settings
 
@@ -35,6 +39,42 @@ class PresenceChange:
         return self.was_on_site != self.on_site or self.page_changed
 
 
+def current_visit(session: Session, visitor_id: str, shopper_id: int | None = None) -> Visit | None:
+    """The browser's current visit (maybe timed out), if it belongs to this shopper."""
+    visit = session.exec(select(Visit).where(Visit.open_for == visitor_id)).first()
+    if visit is None or (shopper_id is not None and visit.shopper_id != shopper_id):
+        return None
+    return visit
+
+
+def _open_visit(session: Session, shopper: Shopper, visitor_id: str, user_agent: str, now: datetime,
+                replacing: Visit | None) -> Visit:
+    """Start the browser's next visit, in place of the one it had (timed out, or
+    another shopper's). The unique `open_for` makes it the browser's one current
+    visit: a request racing this one closes nothing more (only the visit it saw,
+    if still current), inserts nothing (ON CONFLICT DO NOTHING) and goes on with
+    the row the winner inserted."""
+    if replacing is not None:
+        session.execute(update(Visit).where(col(Visit.id) == replacing.id, col(Visit.open_for) == visitor_id)
+                        .values(open_for=None))
+    info = device_from_user_agent(user_agent)
+    visit_id = session.execute(_insert_visit_once(session.get_bind().dialect.name), dict(
+        shopper_id=shopper.id, user_agent=user_agent[:512], device=info.device, browser=info.browser[:64],
+        os=info.os[:64], started_at=now, last_seen_at=now, current_url="", current_title="",
+        open_for=visitor_id,
+    )).scalar()
+    if visit_id is not None:
+        return session.get(Visit, visit_id)
+    return session.exec(select(Visit).where(Visit.open_for == visitor_id)).one()
+
+
+@lru_cache(maxsize=4)
+def _insert_visit_once(dialect: str):
+    insert_for = {"sqlite": sqlite_insert, "postgresql": postgresql_insert}[dialect]
+    table = Visit.__table__
+    return insert_for(table).on_conflict_do_nothing(index_elements=["open_for"]).returning(table.c.id)
+
+
 def touch_visit(
     session: Session,
     shopper: Shopper,
@@ -45,22 +85,26 @@ def touch_visit(
     window_seconds: int,
     now: datetime | None = None,
     happened_at: datetime | None = None,
+    visitor_id: str | None = None,
 ) -> PresenceChange:
-    """Record a sign of life (heartbeat or page view) from the shopper's page.
+    """Record a sign of life (heartbeat or page view) from the shopper's page in
+    the browser `visitor_id` (by default the shopper's own): a customer on two
+    devices has a visit on each.
 
     `happened_at` is when the page reported it (a queued tracking event): one
     from before the shopper closed the page, delivered late by the closing
     page's beacon, is no sign of life and changes nothing."""
     now = now or utcnow()
-    visit = latest_visit(session, shopper.id)
-    was = is_on_site(visit, now, window_seconds)
+    visitor_id = visitor_id or shopper.visitor_id
+    was = is_on_site(live_visit(session, shopper.id, now, window_seconds), now, window_seconds)
+    current = current_visit(session, visitor_id)
+    # The browser's current visit may be another shopper's (it now speaks for another customer).
+    visit = current if current is not None and current.shopper_id == shopper.id else None
     if (visit is not None and visit.left_at is not None and happened_at is not None
             and happened_at <= visit.left_at and visit.left_at >= visit.last_seen_at):
         return PresenceChange(shopper.id, visit.id, was, was, False)
     if visit is None or now - visit.last_seen_at > VISIT_TIMEOUT:
-        info = device_from_user_agent(user_agent)
-        visit = Visit(shopper_id=shopper.id, user_agent=user_agent[:512], device=info.device,
-                      browser=info.browser[:64], os=info.os[:64], started_at=now)
+        visit = _open_visit(session, shopper, visitor_id, user_agent, now, replacing=current)
     page_changed = bool(url) and (url[:2000] != visit.current_url)
     visit.last_seen_at = now
     visit.left_at = None
@@ -75,21 +119,22 @@ def touch_visit(
 
 
 def leave(session: Session, shopper: Shopper, *, window_seconds: int,
-          now: datetime | None = None) -> PresenceChange | None:
-    """The shopper closed the page (beacon)."""
+          now: datetime | None = None, visitor_id: str | None = None) -> PresenceChange | None:
+    """The shopper closed the page (beacon) in the browser `visitor_id`."""
     now = now or utcnow()
-    visit = latest_visit(session, shopper.id)
+    visit = current_visit(session, visitor_id or shopper.visitor_id, shopper.id)
     if visit is None:
         return None
-    was = is_on_site(visit, now, window_seconds)
+    was = is_on_site(live_visit(session, shopper.id, now, window_seconds), now, window_seconds)
     # A later beacon (another tab closing, hidden so silent) must not restart the
     # grace and show a shopper who already left as on site again.
     if visit.left_at is None or visit.left_at < visit.last_seen_at:
         visit.left_at = now
     session.add(visit)
     session.flush()
-    return _recorded(session, PresenceChange(shopper.id, visit.id, was, is_on_site(visit, now, window_seconds), False),
-                     visit)
+    live = live_visit(session, shopper.id, now, window_seconds)
+    return _recorded(session, PresenceChange(shopper.id, visit.id, was, is_on_site(live, now, window_seconds),
+                                             False), live or visit)
 
 
 def _recorded(session: Session, change: PresenceChange, visit: Visit) -> PresenceChange:
@@ -110,8 +155,8 @@ def presence_event(shopper_id: int, on_site: bool, visit: Visit | None) -> event
 def shoppers_on_site(session: Session, shopper_ids: list[int], *, window_seconds: int,
                      now: datetime | None = None) -> set[int]:
     """Which of these shoppers are on the site now, judged like the inbox judges
-    them: by each shopper's latest visit. (Two requests racing on a first page
-    load can open two visits; an older twin must not keep a shopper on site.)"""
+    them: by each shopper's latest visit (a customer on two devices has a
+    visit on each; an older one that stayed open must not outvote the latest)."""
     now = now or utcnow()
     if not shopper_ids:
         return set()
@@ -125,12 +170,16 @@ def shoppers_on_site(session: Session, shopper_ids: list[int], *, window_seconds
 
 
 def _on_site(recent_visits, now: datetime, window_seconds: int) -> set[int]:
-    """The shoppers whose latest recent visit counts as on site."""
+    """The shoppers on site: by a browser's current visit that is (a customer
+    may be on two devices), else by their latest recent visit."""
     latest: dict[int, Visit] = {}
+    present = set()
     for v in recent_visits:
         if v.shopper_id not in latest or v.last_seen_at > latest[v.shopper_id].last_seen_at:
             latest[v.shopper_id] = v
-    return {sid for sid, v in latest.items() if is_on_site(v, now, window_seconds)}
+        if v.open_for is not None and is_on_site(v, now, window_seconds):
+            present.add(v.shopper_id)
+    return present | {sid for sid, v in latest.items() if is_on_site(v, now, window_seconds)}
 
 
 def everyone_on_site(session: Session, *, window_seconds: int, now: datetime | None = None) -> set[int]:
@@ -151,7 +200,7 @@ def sweep(previous: set[int] | None, window_seconds: int, *, engine=None) -> set
         if previous is None:
             return now_on
         flipped = (now_on - previous) | (previous - now_on)
-        visits = latest_visits(session, sorted(flipped)) if flipped else {}
+        visits = latest_visits(session, sorted(flipped), window_seconds=window_seconds) if flipped else {}
     events.emit([presence_event(sid, sid in now_on, visits.get(sid)) for sid in sorted(flipped)])
     return now_on
 
@@ -192,8 +241,8 @@ def beat(visitor_id: str, alive: bool, *, user_agent: str = "", url: str = "", t
         shopper = get_or_create_shopper(session, visitor_id)
         if alive:
             change = touch_visit(session, shopper, user_agent=user_agent, url=url, title=title,
-                                 window_seconds=window)
+                                 window_seconds=window, visitor_id=visitor_id)
         else:
-            change = leave(session, shopper, window_seconds=window)
+            change = leave(session, shopper, window_seconds=window, visitor_id=visitor_id)
     _remember(visitor_id, url if alive else None)
     return change

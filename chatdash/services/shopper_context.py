@@ -40,9 +40,10 @@ class ShopperContext:
 
 
 def presence_of(session, shopper_id: int) -> Presence:
-    visit = convs.latest_visit(session, shopper_id)
+    now, window = convs.utcnow(), get_settings().presence_window_seconds
+    visit = convs.live_visit(session, shopper_id, now, window)
     return Presence(
-        on_site=convs.is_on_site(visit, convs.utcnow(), get_settings().presence_window_seconds),
+        on_site=convs.is_on_site(visit, now, window),
         current_url=visit.current_url if visit else "",
         current_title=visit.current_title if visit else "",
         device=device_from_user_agent(visit.user_agent).label if visit else "",
@@ -56,7 +57,8 @@ def shopper_context(shopper_id: int, *, engine: Engine | None = None) -> Shopper
             return None
         recs = recommender.recommend_for(session, shopper.id, n=RECOMMENDATIONS)
         found = products_by_id(session, [r.product_id for r in recs])
-        summary = insights.current_session(session, shopper.id)
+        summary = insights.current_session(session, shopper.id,
+                                           window_seconds=get_settings().presence_window_seconds)
         history = insights.shopper_history(session, shopper.id, summary.visit_id if summary else None)
         return ShopperContext(
             shopper_id=shopper.id,

@@ -26,7 +26,8 @@ def store_batch(visitor_id: str, batch: Sequence, user_agent: str, *,
     with write_scope(engine) as session:
         shopper = convs.get_or_create_shopper(session, visitor_id)
         result = tracking.track_events(session, shopper, batch, user_agent=user_agent,
-                                       window_seconds=get_settings().presence_window_seconds)
+                                       window_seconds=get_settings().presence_window_seconds,
+                                       visitor_id=visitor_id)
         if result.accepted:
             _activity(session, result.shopper_id, result.conversation_id)
         return result

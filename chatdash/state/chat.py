@@ -41,6 +41,7 @@ class ChatState(AuthState):
         if opened is None:
             self.reply_error = "That conversation no longer exists."
             return False
+        conversation_id = opened.conversation_id  # a merged conversation opens where it goes on
         if self.conversation_id and self.conversation_id != conversation_id:
             live.unsubscribe(self, live.conversation_topic(self.conversation_id))
         live.subscribe(self, live.conversation_topic(conversation_id))

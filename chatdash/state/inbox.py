@@ -8,7 +8,7 @@ import dataclasses
 from typing import Any
 
 from chatdash import live
-from chatdash.events import ConversationStarted, MessagePosted, MessagesSeen, PresenceChanged
+from chatdash.events import ConversationStarted, MessagePosted, MessagesSeen, PresenceChanged, ShopperMerged
 from chatdash.services import chat
 from chatdash.state.auth import AuthState, admin_event
 from chatdash.state.views import ConversationRow
@@ -59,7 +59,7 @@ class InboxState(AuthState):
         chat_state = await self.get_state(ChatState)
         if not await chat_state._open(conversation_id):
             return
-        self.selected_id = conversation_id
+        self.selected_id = chat_state.conversation_id
         panel = await self.get_state(ShopperPanelState)
         await panel._open(conversation_id, chat_state._shopper_id)
 
@@ -84,6 +84,22 @@ class InboxState(AuthState):
     @live.on(PresenceChanged, topic=live.inbox_topic)
     def _on_presence(self, event: PresenceChanged) -> None:
         self._update(lambda r: r.shopper_id == event.shopper_id, on_site=event.on_site)
+
+    @live.on(ShopperMerged, topic=live.inbox_topic)
+    def _on_merged(self, event: ShopperMerged) -> None:
+        """A visitor identified as a known customer: their conversation joined
+        the customer's (one row, with the customer's name and presence)."""
+        if event.closed_conversation_id:
+            self.open_total = max(0, self.open_total - 1)
+        rows = [r for r in self.get_value("rows") if r.id != event.closed_conversation_id]
+        if event.conversation is not None:
+            row = ConversationRow.from_summary(event.conversation)
+            at = next((i for i, r in enumerate(rows) if r.id == row.id), None)
+            if at is None:
+                rows.insert(0, row)
+            else:
+                rows[at] = row
+        self.rows = rows[:self._limit]
 
     def _update(self, match, **changes: Any) -> None:
         """Change fields of the matching rows; assign only when something changed

@@ -4,10 +4,19 @@ built from services.insights. Small and flat: they travel to the browser."""
 from __future__ import annotations
 
 import dataclasses
+from urllib.parse import unquote, urlsplit
 
 from chatdash.services.devices import DeviceInfo
 from chatdash.services.insights import SessionSummary, ShopperHistory
 from chatdash.state.views import ProductHit, clock, money
+
+
+def readable_path(url: str) -> str:
+    """A page address as an admin reads it when the page has no title: the
+    path and query, without scheme and host ("/store/product/KID-001")."""
+    parts = urlsplit(url)
+    path = unquote(parts.path or "/") + (f"?{unquote(parts.query)}" if parts.query else "")
+    return path if parts.netloc else url
 
 
 @dataclasses.dataclass
@@ -55,7 +64,7 @@ class SessionView:
             device=device,
             started=clock(s.started_at),
             pages_count=s.pages_viewed,
-            pages=[PageRow(p.url, p.title or p.url, clock(p.at)) for p in s.pages[:20]],
+            pages=[PageRow(p.url, p.title or readable_path(p.url), clock(p.at)) for p in s.pages[:20]],
             viewed=[ProductHit.of(id=i.product_id, sku=i.sku, name=i.name, price_cents=i.price_cents,
                                   currency=i.currency, url=i.url, image_url=i.image_url, reason=clock(i.at))
                     for i in s.items_viewed[:20]],

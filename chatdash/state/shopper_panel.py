@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 import reflex as rx
 
 from chatdash import live
-from chatdash.events import PresenceChanged, ShopperActivity
+from chatdash.events import PresenceChanged, ShopperActivity, ShopperMerged
 from chatdash.services import product_picks
 from chatdash.services.shopper_context import ShopperContext, shopper_context
 from chatdash.state.auth import AuthState, admin_event
@@ -22,6 +22,10 @@ from chatdash.state.views import ProductHit
 
 def _load_context(event: ShopperActivity) -> ShopperContext | None:
     return shopper_context(event.shopper_id)
+
+
+def _load_merged(event: ShopperMerged) -> ShopperContext | None:
+    return shopper_context(event.into_shopper_id)
 
 
 class ShopperPanelState(AuthState):
@@ -121,4 +125,15 @@ class ShopperPanelState(AuthState):
     @live.on(ShopperActivity, topic=live.by_shopper, load=_load_context)
     def _on_activity(self, event: ShopperActivity, context: ShopperContext | None) -> None:
         if context is not None and event.shopper_id == self.shopper_id:
+            self._show(context)
+
+    @live.on(ShopperMerged, topic=live.by_shopper, load=_load_merged)
+    def _on_merged(self, event: ShopperMerged, context: ShopperContext | None) -> None:
+        """The visitor shown identified as a known customer: show (and follow) the customer."""
+        if event.shopper_id != self.shopper_id:
+            return
+        live.unsubscribe(self, live.shopper_topic(event.shopper_id))
+        live.subscribe(self, live.shopper_topic(event.into_shopper_id))
+        self.shopper_id = event.into_shopper_id
+        if context is not None:
             self._show(context)

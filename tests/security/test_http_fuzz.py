@@ -67,6 +67,9 @@ payloads = {
     "/api/presence": st.fixed_dictionaries({"visitor": visitors}, optional={
         "state": st.one_of(st.sampled_from(["alive", "left"]), scalars), "url": urls, "title": scalars,
         "page": st.one_of(st.just("page0000abcd"), scalars)}),
+    "/api/identify": st.fixed_dictionaries({"visitor": visitors}, optional={
+        "customer_id": scalars, "hmac": st.one_of(st.just("ab" * 32), scalars), "name": scalars,
+        "email": scalars}),
     "/api/store/orders": st.fixed_dictionaries({}, optional={
         "order_id": scalars, "customer_id": scalars, "visitor": visitors, "items": st.one_of(lines, scalars),
         "total": money, "currency": scalars, "ordered_at": times}),

@@ -7,6 +7,8 @@ import json
 
 import pytest
 
+from chatdash.services.identity import customer_hmac
+from chatdash.settings import get_settings
 from tests.security.http_client import STORE, api_client, visitor_token
 
 STORES = {"CHATDASH_ALLOWED_ORIGINS": f"{STORE}, https://www.shop.test"}
@@ -23,12 +25,14 @@ def bodies() -> dict[str, dict]:
     return {
         "/api/visitor": {"visitor": ""},
         "/api/presence": {"visitor": token, "state": "alive", "url": f"{STORE}/", "title": "Home"},
+        "/api/identify": {"visitor": token, "customer_id": "CUST-1",
+                          "hmac": customer_hmac(get_settings().store_secret, "CUST-1")},
         "/api/track": {"visitor": token, "events": [{"id": "e0000001", "kind": "page_view", "url": f"{STORE}/",
                                                      "title": "Home", "data": {"referrer": ""}}]},
     }
 
 
-@pytest.mark.parametrize("path", ["/api/visitor", "/api/presence", "/api/track"])
+@pytest.mark.parametrize("path", ["/api/visitor", "/api/presence", "/api/identify", "/api/track"])
 def test_a_page_of_another_site_is_refused_with_403(tmp_path, path):
     with api_client(tmp_path, STORES) as client:
         r = widget_post(client, path, bodies()[path], "https://evil.test")
@@ -36,7 +40,7 @@ def test_a_page_of_another_site_is_refused_with_403(tmp_path, path):
     assert r.json()["error"] == "requests from this origin are refused; add it to CHATDASH_ALLOWED_ORIGINS"
 
 
-@pytest.mark.parametrize("path", ["/api/visitor", "/api/presence", "/api/track"])
+@pytest.mark.parametrize("path", ["/api/visitor", "/api/presence", "/api/identify", "/api/track"])
 @pytest.mark.parametrize("env", [STORES, {}])
 def test_the_stores_page_is_answered_readably_without_credentials(tmp_path, path, env):
     with api_client(tmp_path, env) as client:

@@ -26,12 +26,8 @@ from chatdash.models import (
     utcnow,
 )
 from chatdash.services import presence
-from chatdash.services.conversations import (
-    get_or_create_shopper,
-    identify_customer,
-    latest_visit,
-    open_conversation_for,
-)
+from chatdash.services.conversations import get_or_create_shopper, latest_visit, open_conversation_for
+from chatdash.services.customers import identify_customer
 from chatdash.services.tracking.schema import (
     MAX_QUANTITY,
     CartData,
@@ -217,6 +213,7 @@ def track_events(
     user_agent: str = "",
     window_seconds: int = 60,
     now: datetime | None = None,
+    visitor_id: str | None = None,
 ) -> TrackResult:
     """Store a validated batch for this shopper, once per event id, and apply it:
     the latest recent page view moves the shopper's current page, the latest
@@ -243,10 +240,14 @@ def track_events(
         page = max(reversed(recent_pages), key=lambda e: times[e.id])  # ties: the later in the batch
         change = presence.touch_visit(session, shopper, user_agent=user_agent, url=page.page_url,
                                       title=page.page_title, window_seconds=window_seconds, now=now,
-                                      happened_at=times[page.id])
+                                      happened_at=times[page.id], visitor_id=visitor_id)
         visit = session.get(Visit, change.visit_id)
+    elif fresh:
+        # This browser's visit; a customer's other devices have their own.
+        visit = (presence.current_visit(session, visitor_id or shopper.visitor_id, shopper.id)
+                 or latest_visit(session, shopper.id))
     else:
-        visit = latest_visit(session, shopper.id) if fresh else None
+        visit = None
 
     # One catalog look-up for the batch: viewed products and the latest cart's lines.
     carts = [e for e in fresh if isinstance(e, CartEvent)]
@@ -302,10 +303,9 @@ def shopper_for(
     visitor id the customer id is attached to that visitor (a customer already
     known under another visitor keeps their shopper)."""
     if visitor_id:
-        shopper = get_or_create_shopper(session, visitor_id)
         if customer_id:
-            shopper = identify_customer(session, shopper, customer_id, name or "", email or "")
-        return shopper
+            return identify_customer(session, visitor_id, customer_id, name or "", email or "")
+        return get_or_create_shopper(session, visitor_id)
     if not customer_id:
         raise TrackingError("customer_id or visitor is required")
     shopper = session.exec(select(Shopper).where(Shopper.customer_id == customer_id)).first()
