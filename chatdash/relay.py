@@ -58,8 +58,9 @@ class RedisRelay:
         self.stream = stream
         self.origin = uuid.uuid4().hex.encode()
         self._deliver = deliver
-        self._sync = redis.Redis.from_url(url, socket_timeout=PUBLISH_TIMEOUT_SECONDS,
-                                          socket_connect_timeout=PUBLISH_TIMEOUT_SECONDS)
+        self._sync = redis.Redis.from_url(
+            url, socket_timeout=PUBLISH_TIMEOUT_SECONDS, socket_connect_timeout=PUBLISH_TIMEOUT_SECONDS
+        )
         self._async = redis.asyncio.Redis.from_url(url)
         # XREAD BLOCK holds its connection: the reader gets one of its own.
         self._reader = redis.asyncio.Redis.from_url(url)
@@ -139,8 +140,10 @@ class RedisRelay:
         self._loop = asyncio.get_running_loop()
         self._loop_thread = threading.get_ident()
         self._outbox = asyncio.Queue()
-        tasks = [asyncio.create_task(self._read(), name="relay-read"),
-                 asyncio.create_task(self._write(), name="relay-write")]
+        tasks = [
+            asyncio.create_task(self._read(), name="relay-read"),
+            asyncio.create_task(self._write(), name="relay-write"),
+        ]
         try:
             yield self
         finally:

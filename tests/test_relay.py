@@ -76,10 +76,24 @@ def stream():
 def message(conversation_id: int, text: str) -> MessagePosted:
     now = datetime.now(UTC)
     return MessagePosted(
-        message=MessageView(id=1, conversation_id=conversation_id, sender="shopper", kind="text", body=text,
-                            client_msg_id=uuid.uuid4().hex, created_at=now),
-        conversation=ConversationSummary(id=conversation_id, shopper_id=3, label="Visitor 3", preview=text,
-                                         last_message_at=now, unread=1, on_site=True),
+        message=MessageView(
+            id=1,
+            conversation_id=conversation_id,
+            sender="shopper",
+            kind="text",
+            body=text,
+            client_msg_id=uuid.uuid4().hex,
+            created_at=now,
+        ),
+        conversation=ConversationSummary(
+            id=conversation_id,
+            shopper_id=3,
+            label="Visitor 3",
+            preview=text,
+            last_message_at=now,
+            unread=1,
+            on_site=True,
+        ),
         unseen_conversations=1,
     )
 
