@@ -20,7 +20,7 @@ from chatdash.pages import (  # noqa: F401  (register pages)
     widget,
 )
 from chatdash.pages.login import native_login_post
-from chatdash.services import notify, presence
+from chatdash.services import leader, notify, presence
 from chatdash.settings import get_settings
 from demo_store import pages as demo_store_pages  # noqa: F401  (register the demo store's pages)
 
@@ -66,6 +66,12 @@ async def recommender_training() -> None:
         await asyncio.sleep(600)
 
 
+async def periodic_jobs() -> None:
+    """The presence sweeper and the retraining schedule: in this process on one
+    box; with REDIS_URL, in whichever worker holds the leader lock."""
+    await leader.run_jobs([presence_sweeper, recommender_training], get_settings().redis_url)
+
+
 @contextlib.asynccontextmanager
 async def prepare_database(_app=None):
     # Idempotent: brings an old database up to date on every start.
@@ -90,5 +96,4 @@ app = rx.App(api_transformer=[api, AdminSessionHeader], head_components=[storage
 app.register_lifespan_task(prepare_database)
 app.register_lifespan_task(live.lifespan)
 app.register_lifespan_task(email_notifications)
-app.register_lifespan_task(presence_sweeper)
-app.register_lifespan_task(recommender_training)
+app.register_lifespan_task(periodic_jobs)
