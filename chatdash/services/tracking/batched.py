@@ -20,13 +20,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy import ARRAY, Integer, String, any_, bindparam, delete, insert, select, update
 from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlmodel import Session, col
 
 from chatdash import events as domain
-from chatdash.models import Cart, CartLine, Conversation, Shopper, StoreEvent, Visit, utcnow
+from chatdash.models import Cart, CartLine, Conversation, Product, Shopper, StoreEvent, Visit, utcnow
 from chatdash.services import presence
 from chatdash.services.conversations import is_on_site
 from chatdash.services.devices import device_from_user_agent
@@ -34,7 +34,7 @@ from chatdash.services.tracking.schema import CartEvent, PageViewEvent, ProductV
 from chatdash.services.tracking.storage import (
     FUTURE_SKEW,
     TrackResult,
-    _catalog,
+    _CatalogItem,
     _merge_lines,
     _payload,
     _product_id,
@@ -66,9 +66,20 @@ class _VisitRow:
     os: str = ""
 
 
+def _ints(values: list[int]):
+    """One array parameter (`= ANY(...)`), not one parameter per value: a flush's
+    lists run to thousands, and expanding them cost more than the query."""
+    return bindparam(None, values, type_=ARRAY(Integer))
+
+
+def _strs(values: list[str]):
+    return bindparam(None, values, type_=ARRAY(String))
+
+
 def _shoppers(session: Session, visitor_ids: list[str], now: datetime) -> dict[str, int]:
     def known() -> dict[str, int]:
-        rows = session.execute(select(Shopper.visitor_id, Shopper.id).where(col(Shopper.visitor_id).in_(visitor_ids)))
+        rows = session.execute(
+            select(Shopper.visitor_id, Shopper.id).where(col(Shopper.visitor_id) == any_(_strs(visitor_ids))))
         return dict(rows.all())
 
     found = known()
@@ -87,7 +98,7 @@ def _latest_visits(session: Session, shopper_ids: list[int]) -> dict[int, _Visit
     rows = session.execute(
         select(Visit.id, Visit.shopper_id, Visit.user_agent, Visit.device, Visit.started_at, Visit.last_seen_at,
                Visit.current_url, Visit.current_title, Visit.left_at)
-        .where(col(Visit.shopper_id).in_(shopper_ids))
+        .where(col(Visit.shopper_id) == any_(_ints(shopper_ids)))
         .order_by(col(Visit.shopper_id), col(Visit.last_seen_at).desc())
         .ext(distinct_on(col(Visit.shopper_id)))
     ).all()
@@ -97,7 +108,7 @@ def _latest_visits(session: Session, shopper_ids: list[int]) -> dict[int, _Visit
 def _open_conversations(session: Session, shopper_ids: list[int]) -> dict[int, int]:
     rows = session.execute(
         select(Conversation.shopper_id, Conversation.id)
-        .where(col(Conversation.shopper_id).in_(shopper_ids), Conversation.status == "open")
+        .where(col(Conversation.shopper_id) == any_(_ints(shopper_ids)), Conversation.status == "open")
         .order_by(col(Conversation.shopper_id), col(Conversation.id).desc())
         .ext(distinct_on(col(Conversation.shopper_id)))
     ).all()
@@ -124,7 +135,7 @@ def store_batches(session: Session, batches: Sequence[Batch], *, window_seconds:
     all_ids = sorted({eid for u in uniques for eid in u})
     stored = set(session.execute(
         select(StoreEvent.shopper_id, StoreEvent.event_id)
-        .where(col(StoreEvent.shopper_id).in_(sids), col(StoreEvent.event_id).in_(all_ids))
+        .where(col(StoreEvent.shopper_id) == any_(_ints(sids)), col(StoreEvent.event_id) == any_(_strs(all_ids)))
     ).all())
     fresh = [[e for e in u.values() if (sid, e.id) not in stored] for u, sid in zip(uniques, sids, strict=True)]
     times = [{e.id: clamp_time(e.at, now) for e in f} for f in fresh]
@@ -194,7 +205,10 @@ def store_batches(session: Session, batches: Sequence[Batch], *, window_seconds:
         carts.append(max(reversed(cart_events), key=lambda e, t=t: t[e.id]) if cart_events else None)
     skus = {e.data.sku for f in fresh for e in f if isinstance(e, ProductViewEvent)}
     skus |= {li.sku for c in carts if c is not None for li in c.data.items}
-    catalog = _catalog(session, skus)
+    catalog = {sku: _CatalogItem(pid, price, currency) for sku, pid, price, currency in session.execute(
+        select(Product.sku, Product.id, Product.price_cents, Product.currency)
+        .where(col(Product.sku) == any_(_strs(sorted(skus))))
+    ).all()} if skus else {}
 
     rows = []
     for sid, f, t, visit in zip(sids, fresh, times, visits, strict=True):
@@ -216,13 +230,7 @@ def store_batches(session: Session, batches: Sequence[Batch], *, window_seconds:
                 "occurred_at": at,
                 "received_at": now,
             })
-    inserted: set[tuple[int, str]] = set()
-    if rows:
-        # A concurrent retry that stored the same ids first wins: they count as duplicates.
-        inserted = set(session.execute(
-            pg_insert(StoreEvent).values(rows).on_conflict_do_nothing(constraint="uq_storeevent_shopper_event")
-            .returning(StoreEvent.shopper_id, StoreEvent.event_id)
-        ).all())
+    inserted = _insert_events(session, rows)
 
     _replace_carts(session, [(sid, cart, t[cart.id]) for sid, cart, t in zip(sids, carts, times, strict=True)
                              if cart is not None and (sid, cart.id) in inserted], catalog, now)
@@ -241,6 +249,33 @@ def store_batches(session: Session, batches: Sequence[Batch], *, window_seconds:
         results.append(TrackResult(accepted=accepted, duplicates=len(b.events) - accepted, shopper_id=sid,
                                    conversation_id=conversation_id, presence_changed=changed))
     return results
+
+
+_EVENT_COLUMNS = ("event_id", "shopper_id", "visit_id", "kind", "url", "title", "referrer", "product_id", "payload",
+                  "occurred_at", "received_at")
+
+
+def _insert_events(session: Session, rows: list[dict[str, Any]]) -> set[tuple[int, str]]:
+    """COPY the rows into a temporary table, then move them over in one
+    statement that skips ids already stored; returns (shopper id, event id) of
+    the rows inserted. A concurrent retry that stored the same ids first wins:
+    they count as duplicates. (A multi-row VALUES insert spent most of the
+    flush compiling thousands of bind parameters.)"""
+    if not rows:
+        return set()
+    cols = ", ".join(_EVENT_COLUMNS)
+    raw = session.connection().connection.driver_connection
+    with raw.cursor() as cur:
+        cur.execute(f"CREATE TEMP TABLE IF NOT EXISTS ingest_event ON COMMIT DELETE ROWS "
+                    f"AS SELECT {cols} FROM storeevent WITH NO DATA")
+        with cur.copy(f"COPY ingest_event ({cols}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(tuple(row[c] for c in _EVENT_COLUMNS))
+        cur.execute(f"INSERT INTO storeevent ({cols}) SELECT {cols} FROM ingest_event "
+                    "ON CONFLICT ON CONSTRAINT uq_storeevent_shopper_event DO NOTHING RETURNING shopper_id, event_id")
+        inserted = {(sid, eid) for sid, eid in cur.fetchall()}
+        cur.execute("TRUNCATE ingest_event")  # the next flush of this transaction starts empty
+    return inserted
 
 
 def _replace_carts(session: Session, changes: list[tuple[int, CartEvent, datetime]], catalog, now: datetime) -> None:
