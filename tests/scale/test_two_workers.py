@@ -107,3 +107,88 @@ def test_one_of_the_workers_holds_the_leader_lock_for_the_periodic_jobs(cluster)
         for w in cluster.workers
     ]
     assert sum(pid in tree for tree in trees) == 1
+
+
+def acked(client: RawReflexClient, item_id: str) -> bool:
+    """The widget was told this message is stored (chatdashOutbox.ack)."""
+    return any(f"chatdashOutbox.ack({item_id!r})" in str(e) for e in client.events)
+
+
+def test_a_worker_killed_mid_chat_loses_no_acknowledged_message_and_shows_none_twice(cluster, tmp_path):
+    """kill -9 the shopper's worker while messages stream in: every message the
+    widget was told is stored is in the database once and on the admin's
+    screen (served by the other worker) once, in order."""
+    import threading
+    import time
+
+    from sqlmodel import select
+
+    from chatdash.models import Message
+
+    victim = cluster.start_worker()  # a third worker, to kill
+    cluster.wait_up(victim)
+    survivor = cluster.workers[1]
+    admin = admin_client(cluster, survivor.url)
+    shopper = shopper_client(victim.url)
+    busy = [shopper_client(victim.url) for _ in range(4)]  # load on the same worker
+    tag = uuid.uuid4().hex[:6]
+    first_id, first = uuid.uuid4().hex, f"load {tag} 000"
+    shopper.call(WidgetState, "send", {"item": {"id": first_id, "text": first}}, path="/widget")
+    inbox = wait_for(admin, InboxState, lambda v: any(r["preview"] == first for r in v.get("rows", [])))
+    conv_id = next(r["id"] for r in inbox["rows"] if r["preview"] == first)
+    admin.call(InboxState, "select", {"conversation_id": conv_id}, path=CONVERSATIONS)
+    wait_for(admin, ChatState, lambda v: bodies(v) == [first])
+
+    sent: list[tuple[str, str]] = [(first_id, first)]
+    stop = threading.Event()
+
+    def stream(client: RawReflexClient, prefix: str, out: list) -> None:
+        n = 1
+        while not stop.is_set():
+            item_id, text = uuid.uuid4().hex, f"{prefix} {tag} {n:03d}"
+            out.append((item_id, text))
+            try:
+                client.call(WidgetState, "send", {"item": {"id": item_id, "text": text}}, path="/widget", timeout=10)
+            except (ConnectionError, TimeoutError):
+                return  # the worker is gone
+            n += 1
+
+    others: list[list] = [[] for _ in busy]
+    threads = [threading.Thread(target=stream, args=(shopper, "load", sent))]
+    threads += [threading.Thread(target=stream, args=(c, f"busy{i}", others[i])) for i, c in enumerate(busy)]
+    for t in threads:
+        t.start()
+    deadline = time.monotonic() + 60
+    while sum(acked(shopper, i) for i, _ in sent) < 15:
+        assert time.monotonic() < deadline, "the shopper's messages were not acknowledged"
+        time.sleep(0.05)
+    victim.kill()  # SIGKILL, mid-stream
+    stop.set()
+    for t in threads:
+        t.join(30)
+
+    confirmed = [text for item_id, text in sent if acked(shopper, item_id)]
+    assert len(confirmed) >= 15
+    # On the admin's screen, from the surviving worker: each once, in order.
+    chat = wait_for(admin, ChatState, lambda v: set(confirmed) <= set(bodies(v)))
+    shown = [b for b in bodies(chat) if b in confirmed]
+    assert shown == confirmed
+    # The shopper's widget reconnects to the surviving worker and chats on.
+    token = shopper.seen_values(WidgetState)["visitor_token"]
+    again = RawReflexClient(survivor.url)
+    again.hydrate(path="/widget")
+    again.call(WidgetState, "adopt_visitor", {"token": token}, path="/widget")
+    after = f"back again {tag}"
+    again.call(WidgetState, "send", {"item": {"id": uuid.uuid4().hex, "text": after}}, path="/widget")
+    chat = wait_for(admin, ChatState, lambda v: after in bodies(v))
+    assert [b for b in bodies(chat) if b in confirmed] == confirmed
+    again.close()
+    # In the database: each acknowledged message once, for every shopper of the killed worker.
+    engine = make_engine(cluster.db_url)
+    with Session(engine) as s:
+        stored = [m.body for m in s.exec(select(Message).where(Message.body.contains(tag))).all()]
+    engine.dispose()
+    every_acked = confirmed + [t for c, out in zip(busy, others, strict=True) for i, t in out if acked(c, i)]
+    assert all(stored.count(text) == 1 for text in every_acked)
+    assert len(stored) == len(set(stored))
+    admin.close()
