@@ -85,10 +85,9 @@ def _shoppers(session: Session, visitor_ids: list[str], now: datetime) -> dict[s
     found = known()
     missing = [v for v in visitor_ids if v not in found]
     if missing:
-        session.execute(
-            pg_insert(Shopper)
-            .values([{"visitor_id": v, "created_at": now, "last_seen_at": now} for v in missing])
-            .on_conflict_do_nothing(index_elements=["visitor_id"])
+        session.connection().execute(
+            pg_insert(Shopper.__table__).on_conflict_do_nothing(index_elements=["visitor_id"]),
+            [{"visitor_id": v, "created_at": now, "last_seen_at": now} for v in missing],
         )
         found = known()
     return found
@@ -177,8 +176,8 @@ def store_batches(session: Session, batches: Sequence[Batch], *, window_seconds:
         changes.append((True, not was or page_changed))
 
     if new_visits:
-        ids = session.execute(
-            insert(Visit).returning(Visit.id, sort_by_parameter_order=True),
+        ids = session.connection().execute(
+            insert(Visit.__table__).returning(Visit.__table__.c.id, sort_by_parameter_order=True),
             [{"shopper_id": v.shopper_id, "user_agent": v.user_agent, "device": v.device,
               "browser": v.browser, "os": v.os, "started_at": v.started_at,
               "last_seen_at": v.last_seen_at, "current_url": v.current_url, "current_title": v.current_title,
@@ -196,7 +195,8 @@ def store_batches(session: Session, batches: Sequence[Batch], *, window_seconds:
         )
     touched_shoppers = sorted({sid for sid, (touched, _) in zip(sids, changes, strict=True) if touched})
     if touched_shoppers:
-        session.execute(update(Shopper).where(col(Shopper.id).in_(touched_shoppers)).values(last_seen_at=now))
+        session.execute(
+            update(Shopper).where(col(Shopper.id) == any_(_ints(touched_shoppers))).values(last_seen_at=now))
 
     # One catalog look-up for the flush: viewed products and the latest carts' lines.
     carts = []
@@ -283,13 +283,13 @@ def _replace_carts(session: Session, changes: list[tuple[int, CartEvent, datetim
     if not changes:
         return
     sids = sorted(sid for sid, _, _ in changes)
-    session.execute(
-        pg_insert(Cart).values([{"shopper_id": sid, "currency": cart.data.currency, "total_cents": 0,
-                                 "updated_at": min(at, now)} for sid, cart, at in sorted(changes, key=lambda c: c[0])])
-        .on_conflict_do_nothing(index_elements=["shopper_id"])
+    session.connection().execute(
+        pg_insert(Cart.__table__).on_conflict_do_nothing(index_elements=["shopper_id"]),
+        [{"shopper_id": sid, "currency": cart.data.currency, "total_cents": 0, "updated_at": min(at, now)}
+         for sid, cart, at in sorted(changes, key=lambda c: c[0])],
     )
     existing = {r.shopper_id: r for r in session.execute(
-        select(Cart.id, Cart.shopper_id, Cart.updated_at).where(col(Cart.shopper_id).in_(sids))
+        select(Cart.id, Cart.shopper_id, Cart.updated_at).where(col(Cart.shopper_id) == any_(_ints(sids)))
         .order_by(col(Cart.shopper_id)).with_for_update()
     ).all()}
     lines, totals = [], []
@@ -305,9 +305,9 @@ def _replace_carts(session: Session, changes: list[tuple[int, CartEvent, datetim
                        "currency": cart.data.currency, "at": min(at, now)})
     if not totals:
         return
-    session.execute(delete(CartLine).where(col(CartLine.cart_id).in_([t["cid"] for t in totals])))
+    session.execute(delete(CartLine).where(col(CartLine.cart_id) == any_(_ints([t["cid"] for t in totals]))))
     if lines:
-        session.execute(insert(CartLine), lines)
+        session.connection().execute(insert(CartLine.__table__), lines)
     session.connection().execute(
         update(Cart.__table__).where(Cart.__table__.c.id == bindparam("cid"))
         .values(total_cents=bindparam("total"), currency=bindparam("currency"), updated_at=bindparam("at")),
