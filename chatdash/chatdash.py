@@ -4,6 +4,7 @@ import asyncio
 import contextlib
 import logging
 import sys
+from datetime import timedelta
 
 import reflex as rx
 
@@ -13,6 +14,7 @@ from chatdash.api.routes import api
 from chatdash.components.storage_shim import storage_shim
 from chatdash.db import migrate
 from chatdash.errors import backend_exception_handler
+from chatdash.models import utcnow
 from chatdash.pages import (  # noqa: F401  (register pages)
     conversations,
     login,
@@ -31,12 +33,23 @@ log = logging.getLogger("chatdash")
 # that hold the SQLite writer lock short (bench/bench_live.py at 1,000 shoppers).
 sys.setswitchinterval(0.001)
 SWEEP_SECONDS = 2
+# The longest the sweeps stop when the leader dies: its lock's expiry, one renewal, one sweep.
+TAKEOVER_GAP = timedelta(seconds=leader.TTL_SECONDS + leader.RENEW_SECONDS + SWEEP_SECONDS)
 
 
 async def presence_sweeper() -> None:
     """Shoppers go quiet without telling us (closed laptop, lost network): when
     the presence window passes, each one that left is flipped on every screen."""
+    # A sweeper that starts (a new leader, a restart) does not know what the
+    # screens show: it starts from who was on site as long ago as a change of
+    # leader can take, so whoever left meanwhile is announced (announcing one
+    # who is still here changes nothing on screen).
     previous: set[int] | None = None
+    try:
+        previous = await asyncio.to_thread(presence.on_site_at, utcnow() - TAKEOVER_GAP,
+                                           get_settings().presence_window_seconds)
+    except Exception:
+        log.exception("presence sweep: could not read who was on site; starting afresh")
     while True:
         try:
             previous = await asyncio.to_thread(presence.sweep, previous,
@@ -49,8 +62,6 @@ async def presence_sweeper() -> None:
 async def recommender_training() -> None:
     """Train once when nothing is trained yet, then retrain on the schedule
     (settings.retrain_hours). Serving picks new versions up by itself."""
-    from datetime import timedelta
-
     from chatdash.db import get_engine
     from chatdash.services import recommender
 

@@ -147,6 +147,13 @@ def chatting_shoppers_on_site(session: Session, *, window_seconds: int, now: dat
     return _on_site(visits, now, window_seconds)
 
 
+def on_site_at(at: datetime, window_seconds: int, *, engine=None) -> set[int]:
+    """Who of the shoppers with open conversations was on the site at `at` (a
+    moment ago): where a sweeper that just took over starts from."""
+    with session_scope(engine) as session:
+        return chatting_shoppers_on_site(session, window_seconds=window_seconds, now=at)
+
+
 def sweep(previous: set[int] | None, window_seconds: int, *, engine=None) -> set[int]:
     """Who of the shoppers with open conversations is on the site now; each one
     whose presence flipped since `previous` is announced (PresenceChanged).
