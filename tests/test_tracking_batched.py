@@ -31,6 +31,7 @@ WINDOW = 60
 SKUS = [f"SKU-{i}" for i in range(8)]
 UA = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) Mobile/15E148 Safari/604.1"
 
+
 @pytest.fixture
 def two_pg():
     """Two separate schemas on the real PostgreSQL, with the same catalog."""
@@ -46,8 +47,16 @@ def two_pg():
         migrate(eng)
         with session_scope(eng) as s:
             for i, sku in enumerate(SKUS[:6]):  # SKU-6 and SKU-7 are not in the catalog
-                s.add(Product(sku=sku, name=sku, category="C", price_cents=1000 + i,
-                              currency="USD" if i != 5 else "EUR", url=f"{STORE}/p/{sku}"))
+                s.add(
+                    Product(
+                        sku=sku,
+                        name=sku,
+                        category="C",
+                        price_cents=1000 + i,
+                        currency="USD" if i != 5 else "EUR",
+                        url=f"{STORE}/p/{sku}",
+                    )
+                )
         engines.append(eng)
     yield engines
     for eng, schema in zip(engines, schemas, strict=True):
@@ -66,21 +75,39 @@ def random_batch(rng: random.Random, now, history: list[dict]) -> list[dict]:
         sku = rng.choice(SKUS)
         if roll < 0.3:
             page = rng.choice(["/", "/p/a", "/p/b", "/cart"])
-            events.append({**base, "kind": "page_view", "url": f"{STORE}{page}", "title": page,
-                           "data": {"referrer": f"{STORE}/"}})
+            events.append(
+                {**base, "kind": "page_view", "url": f"{STORE}{page}", "title": page, "data": {"referrer": f"{STORE}/"}}
+            )
         elif roll < 0.6:
-            events.append({**base, "kind": "product_view", "url": f"{STORE}/p/{sku}", "title": sku,
-                           "data": {"sku": sku}})
+            events.append(
+                {**base, "kind": "product_view", "url": f"{STORE}/p/{sku}", "title": sku, "data": {"sku": sku}}
+            )
         elif roll < 0.85:
-            items = [{"sku": rng.choice(SKUS), "quantity": rng.randint(1, 3), "price": 9.5}
-                     for _ in range(rng.randint(0, 3))]
-            events.append({**base, "kind": "cart", "url": f"{STORE}/cart",
-                           "data": {"items": items, "total": 1.0, "currency": "USD"}})
+            items = [
+                {"sku": rng.choice(SKUS), "quantity": rng.randint(1, 3), "price": 9.5} for _ in range(rng.randint(0, 3))
+            ]
+            events.append(
+                {
+                    **base,
+                    "kind": "cart",
+                    "url": f"{STORE}/cart",
+                    "data": {"items": items, "total": 1.0, "currency": "USD"},
+                }
+            )
         else:
-            events.append({**base, "kind": "order", "url": f"{STORE}/done",
-                           "data": {"order_id": uuid.uuid4().hex[:10],
-                                    "items": [{"sku": sku, "quantity": 1, "price": 5}],
-                                    "total": 5, "currency": "USD"}})
+            events.append(
+                {
+                    **base,
+                    "kind": "order",
+                    "url": f"{STORE}/done",
+                    "data": {
+                        "order_id": uuid.uuid4().hex[:10],
+                        "items": [{"sku": sku, "quantity": 1, "price": 5}],
+                        "total": 5,
+                        "currency": "USD",
+                    },
+                }
+            )
     if history and rng.random() < 0.3:
         events.extend(rng.sample(history, min(len(history), 3)))  # a retry of earlier events
     if rng.random() < 0.2:
@@ -99,19 +126,31 @@ def state_of(engine: Engine) -> dict:
         for v in visits:
             rows = out_visits.setdefault(visitor[v.shopper_id], [])
             ordinal[v.id] = len(rows)
-            rows.append((v.device, v.browser, v.os, v.started_at, v.last_seen_at, v.current_url, v.current_title,
-                         v.left_at))
+            rows.append(
+                (v.device, v.browser, v.os, v.started_at, v.last_seen_at, v.current_url, v.current_title, v.left_at)
+            )
         skus = dict(s.exec(select(Product.id, Product.sku)).all())
         out_events = sorted(
-            (visitor[e.shopper_id], e.event_id, e.kind, e.url, e.title, e.referrer,
-             ordinal.get(e.visit_id) if e.visit_id else None, skus.get(e.product_id), json.loads(e.payload),
-             e.occurred_at)
+            (
+                visitor[e.shopper_id],
+                e.event_id,
+                e.kind,
+                e.url,
+                e.title,
+                e.referrer,
+                ordinal.get(e.visit_id) if e.visit_id else None,
+                skus.get(e.product_id),
+                json.loads(e.payload),
+                e.occurred_at,
+            )
             for e in s.exec(select(StoreEvent)).all()
         )
         carts = {}
         for c in s.exec(select(Cart)).all():
-            lines = sorted((skus[li.product_id], li.quantity, li.unit_price_cents)
-                           for li in s.exec(select(CartLine).where(CartLine.cart_id == c.id)).all())
+            lines = sorted(
+                (skus[li.product_id], li.quantity, li.unit_price_cents)
+                for li in s.exec(select(CartLine).where(CartLine.cart_id == c.id)).all()
+            )
             carts[visitor[c.shopper_id]] = (c.total_cents, c.currency, c.updated_at, lines)
         last_seen = {visitor[i]: seen for i, seen in s.exec(select(Shopper.id, Shopper.last_seen_at)).all()}
     return {"visits": out_visits, "events": out_events, "carts": carts, "last_seen": last_seen}
@@ -131,16 +170,19 @@ def test_the_batched_path_stores_and_applies_what_the_one_batch_path_does(two_pg
     now = utcnow().replace(microsecond=0) - timedelta(hours=3)
     for step in range(25):
         now += timedelta(minutes=40) if step % 9 == 8 else timedelta(seconds=rng.choice([1, 10, 50]))
-        flush = [Batch(v, tracking.parse_events(random_batch(rng, now, history[v])), UA)
-                 for v in rng.sample(visitors, rng.randint(1, len(visitors)))]
+        flush = [
+            Batch(v, tracking.parse_events(random_batch(rng, now, history[v])), UA)
+            for v in rng.sample(visitors, rng.randint(1, len(visitors)))
+        ]
         expected, heard_one = [], []
         stop = domain.listen(heard_one.extend)
         try:
             for b in flush:
                 with session_scope(one_by_one) as s:
                     shopper = get_or_create_shopper(s, b.visitor_id)
-                    result = tracking.track_events(s, shopper, b.events, user_agent=b.user_agent,
-                                                   window_seconds=WINDOW, now=now)
+                    result = tracking.track_events(
+                        s, shopper, b.events, user_agent=b.user_agent, window_seconds=WINDOW, now=now
+                    )
                     if result.accepted:
                         store_activity._activity(s, result.shopper_id, result.conversation_id)
                 expected.append(result)
@@ -180,8 +222,10 @@ def test_concurrent_requests_through_the_queue_store_every_event_once(pg_engine)
     visitors = [uuid.uuid4().hex[:24] for _ in range(30)]
     bodies = []
     for i in range(300):
-        raw = [{"id": uuid.uuid4().hex, "kind": "product_view", "url": f"{STORE}/p/SKU-1",
-                "data": {"sku": "SKU-1"}} for _ in range(10)]
+        raw = [
+            {"id": uuid.uuid4().hex, "kind": "product_view", "url": f"{STORE}/p/SKU-1", "data": {"sku": "SKU-1"}}
+            for _ in range(10)
+        ]
         bodies.append((visitors[i % len(visitors)], raw))
     retries = bodies[::7]
 
@@ -200,8 +244,9 @@ def test_concurrent_requests_through_the_queue_store_every_event_once(pg_engine)
 def test_a_batch_the_flush_cannot_store_fails_alone(pg_engine):
     """A flush that fails is retried batch by batch: the good ones are stored."""
     ingest = Ingestor(pg_engine, flush_seconds=0.05)
-    good = [(uuid.uuid4().hex[:24], [{"id": uuid.uuid4().hex, "kind": "page_view", "url": f"{STORE}/"}])
-            for _ in range(5)]
+    good = [
+        (uuid.uuid4().hex[:24], [{"id": uuid.uuid4().hex, "kind": "page_view", "url": f"{STORE}/"}]) for _ in range(5)
+    ]
     # A visitor id longer than the column: the database refuses it.
     bad = ("x" * 200, [{"id": uuid.uuid4().hex, "kind": "page_view", "url": f"{STORE}/"}])
 

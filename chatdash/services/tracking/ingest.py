@@ -106,8 +106,9 @@ class Ingestor:
             log.warning("a flush of %d batches failed; storing them one by one", len(flush), exc_info=True)
             for item in flush:
                 try:
-                    result = store_activity.store_batch(item.batch.visitor_id, item.batch.events,
-                                                        item.batch.user_agent, engine=self.engine)
+                    result = store_activity.store_batch(
+                        item.batch.visitor_id, item.batch.events, item.batch.user_agent, engine=self.engine
+                    )
                 except Exception as exc:  # noqa: BLE001 - handed to the request that sent it
                     _settle(item, exc=exc)
                 else:
@@ -147,7 +148,8 @@ def batched(engine: Engine | None = None) -> bool:
     return (engine or get_engine()).dialect.name == "postgresql"
 
 
-async def store(visitor_id: str, events: Sequence[Any], user_agent: str, *, engine: Engine | None = None
-                ) -> TrackResult:
+async def store(
+    visitor_id: str, events: Sequence[Any], user_agent: str, *, engine: Engine | None = None
+) -> TrackResult:
     """Store one validated batch through the queue; returns after its commit."""
     return await ingestor(engine).store(visitor_id, events, user_agent)
