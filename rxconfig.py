@@ -12,6 +12,9 @@ def _origin(url: str) -> str:
 
 
 PUBLIC_URL = os.environ.get("CHATDASH_PUBLIC_URL", "http://localhost:3000")
+# `reflex run --backend-only` (REFLEX_BACKEND_ONLY=1) refuses any frontend port:
+# a worker behind a proxy serves the event socket and the API only.
+BACKEND_ONLY = os.environ.get("REFLEX_BACKEND_ONLY", "").lower() in ("1", "true", "yes")
 API_URL = os.environ.get("CHATDASH_API_URL", "http://localhost:8000")
 
 # Reflex's Redis state manager turns on only when REDIS_URL is set: one box by
@@ -27,7 +30,7 @@ config = rx.Config(
     state_manager_mode="redis" if os.environ.get("REDIS_URL") else "memory",
     plugins=[rx.plugins.RadixThemesPlugin(theme=rx.theme(accent_color="indigo", radius="medium"))],
     disable_plugins=[rx.plugins.SitemapPlugin],
-    frontend_port=int(os.environ.get("CHATDASH_FRONTEND_PORT", "3000")),
+    **({} if BACKEND_ONLY else {"frontend_port": int(os.environ.get("CHATDASH_FRONTEND_PORT", "3000"))}),
     backend_port=int(os.environ.get("CHATDASH_BACKEND_PORT", "8000")),
     api_url=API_URL,
     # Reflex answers CORS with credentials allowed, and its event socket checks

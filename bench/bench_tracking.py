@@ -1,8 +1,16 @@
 """Sustained throughput of POST /api/track: the API app under a real ASGI server
-(granian, one worker) on a temporary SQLite file, driven over loopback by
-concurrent httpx clients sending batches of browser events from many visitors.
+(granian) on a temporary SQLite file and on a temporary schema of the local
+PostgreSQL, driven over loopback by concurrent httpx clients sending batches of
+browser events from many visitors.
 
-python bench/bench_tracking.py [--clients 8] [--requests 3000] [--seconds 60] [--batch 20] [--visitors 2000]
+python bench/bench_tracking.py [--database sqlite|postgresql|both] [--workers 1] [--clients 8]
+       [--requests 3000] [--seconds 60] [--batch 20] [--visitors 2000]
+
+SQLite stores each batch in its own transaction; PostgreSQL goes through the
+ingestion queue (chatdash/services/tracking/ingest.py), which stores the
+batches that arrive within a few milliseconds together. At the end the stored
+rows are counted: events stored must equal events accepted (0 lost, and the
+unique (shopper, event id) constraint allows no duplicate).
 
 Each batch is what the widget sends: 20 events of one visitor (a page view,
 product views, cart changes and now and then an order). Visitors are many, so
@@ -62,7 +70,57 @@ def prepare_database(url: str) -> None:
     engine.dispose()
 
 
-def start_server(url: str, port: int, log_path: Path) -> subprocess.Popen:
+PG_URL = os.environ.get("CHATDASH_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+@contextlib.contextmanager
+def database(kind: str, tmp: Path):
+    """A new database of `kind`: its URL, for the run."""
+    if kind == "sqlite":
+        yield f"sqlite:///{tmp / 'bench.db'}"
+        return
+    from sqlalchemy import text
+
+    schema = f"bench_{uuid.uuid4().hex[:10]}"
+    admin = make_engine(PG_URL)
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        yield f"{PG_URL}?options=-csearch_path%3D{schema}"
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+def stored_events(url: str) -> int:
+    from sqlalchemy import func, select
+
+    from chatdash.models import StoreEvent
+
+    engine = make_engine(url)
+    with session_scope(engine) as s:
+        count = s.execute(select(func.count()).select_from(StoreEvent)).scalar_one()
+    engine.dispose()
+    return count
+
+
+def server_cpu(pid: int) -> float:
+    """CPU seconds used so far by the server and its worker processes."""
+    import psutil
+
+    root = psutil.Process(pid)
+    total = 0.0
+    for proc in [root, *root.children(recursive=True)]:
+        try:
+            t = proc.cpu_times()
+            total += t.user + t.system
+        except psutil.NoSuchProcess:
+            pass
+    return total
+
+
+def start_server(url: str, port: int, log_path: Path, workers: int = 1) -> subprocess.Popen:
     env = {**os.environ, "DATABASE_URL": url, "CHATDASH_SECRET_KEY": SECRET,
            "CHATDASH_STORE_SECRET": "bench-store-secret", "PYTHONPATH": str(ROOT)}
     env.pop("REDIS_URL", None)  # in-memory rate limits: one box, one worker
@@ -70,7 +128,7 @@ def start_server(url: str, port: int, log_path: Path) -> subprocess.Popen:
     log = log_path.open("w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "granian", "--interface", "asgi", "--host", "127.0.0.1", "--port", str(port),
-         "--workers", "1", "--log-level", "warning", "chatdash.api.routes:api"],
+         "--workers", str(workers), "--log-level", "warning", "chatdash.api.routes:api"],
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )
     deadline = time.monotonic() + 60
@@ -114,7 +172,7 @@ def make_batch(rng: random.Random, size: int) -> list[dict]:
     return events
 
 
-async def drive(base_url: str, args: argparse.Namespace) -> tuple[list[float], Counter, int, float]:
+async def drive(base_url: str, args: argparse.Namespace) -> tuple[list[float], Counter, int, float, int]:
     tokens = [identity.issue_visitor_token(SECRET) for _ in range(args.visitors)]
     rng = random.Random(7)
     # Built ahead so the clients measure the server, not JSON building.
@@ -153,50 +211,67 @@ async def drive(base_url: str, args: argparse.Namespace) -> tuple[list[float], C
                     print(f"  first {r.status_code}: {r.text[:300]}")
 
     # Warm up (imports, connections, SQLite caches), not measured.
+    warmed = 0
     async with httpx.AsyncClient(base_url=base_url, timeout=30) as http:
         warm = identity.issue_visitor_token(SECRET)
-        for _ in range(5):
-            await http.post("/api/track", json={"visitor": warm, "events": make_batch(rng, args.batch)})
+        for _ in range(5 * args.workers):
+            r = await http.post("/api/track", json={"visitor": warm, "events": make_batch(rng, args.batch)})
+            warmed += r.json()["accepted"]
     start = time.perf_counter()
     deadline = start + args.seconds
     await asyncio.gather(*(client(n) for n in range(args.clients)))
-    return latencies, statuses, accepted, time.perf_counter() - start
+    return latencies, statuses, accepted, time.perf_counter() - start, warmed
 
 
 def pct(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[q - 1] if len(values) > 1 else values[0]
 
 
+def run(kind: str, args: argparse.Namespace) -> None:
+    with tempfile.TemporaryDirectory() as tmp, database(kind, Path(tmp)) as url:
+        prepare_database(url)
+        port = free_port()
+        server = start_server(url, port, Path(tmp) / "granian.log", args.workers)
+        try:
+            cpu_before = server_cpu(server.pid)
+            latencies, statuses, accepted, elapsed, warmed = asyncio.run(drive(f"http://127.0.0.1:{port}", args))
+            cpu = server_cpu(server.pid) - cpu_before
+        finally:
+            server.terminate()
+            server.wait(timeout=20)
+        stored = stored_events(url) - warmed
+        size_mb = sum(p.stat().st_size for p in Path(tmp).glob("bench.db*")) / 1e6
+
+    done = sum(statuses.values())
+    name = {"sqlite": "SQLite", "postgresql": "PostgreSQL (ingestion queue)"}[kind]
+    print(f"POST /api/track, granian {args.workers} worker(s), {name}; {args.clients} clients, batches of "
+          f"{args.batch} events from {args.visitors} visitors")
+    print(f"  machine      {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+          f"load average {os.getloadavg()[0]:.1f}")
+    print(f"  requests     {done:,} in {elapsed:.1f} s  ({dict(statuses)})")
+    print(f"  events       {accepted:,} accepted, {stored:,} stored, lost {accepted - stored:,}"
+          + (f"  (database {size_mb:.1f} MB)" if kind == "sqlite" else ""))
+    print(f"  throughput   {accepted / elapsed:,.0f} events/s   {done / elapsed:,.1f} requests/s")
+    # What the machine's load cannot hide: the server's own CPU per event (the
+    # database server's processes not included).
+    print(f"  server CPU   {cpu:.1f} s, {cpu / max(accepted, 1) * 1e6:.0f} us per event "
+          f"(= {accepted / max(cpu, 1e-9):,.0f} events/s per busy core)")
+    print(f"  latency      p50 {pct(latencies, 50) * 1000:.1f} ms   p95 {pct(latencies, 95) * 1000:.1f} ms   "
+          f"p99 {pct(latencies, 99) * 1000:.1f} ms   max {max(latencies) * 1000:.1f} ms")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--database", choices=["sqlite", "postgresql", "both"], default="both")
+    parser.add_argument("--workers", type=int, default=1, help="granian worker processes")
     parser.add_argument("--clients", type=int, default=8, help="concurrent connections")
     parser.add_argument("--requests", type=int, default=3000, help="batches to send at most")
     parser.add_argument("--seconds", type=float, default=60, help="stop sending after this long")
     parser.add_argument("--batch", type=int, default=20, help="events per batch (the widget sends 20)")
     parser.add_argument("--visitors", type=int, default=2000, help="distinct visitors the batches come from")
     args = parser.parse_args()
-
-    with tempfile.TemporaryDirectory() as tmp:
-        url = f"sqlite:///{Path(tmp) / 'bench.db'}"
-        prepare_database(url)
-        port = free_port()
-        server = start_server(url, port, Path(tmp) / "granian.log")
-        try:
-            latencies, statuses, accepted, elapsed = asyncio.run(drive(f"http://127.0.0.1:{port}", args))
-        finally:
-            server.terminate()
-            server.wait(timeout=20)
-        size_mb = sum(p.stat().st_size for p in Path(tmp).glob("bench.db*")) / 1e6
-
-    done = sum(statuses.values())
-    print(f"POST /api/track, granian 1 worker, SQLite; {args.clients} clients, batches of {args.batch} "
-          f"events from {args.visitors} visitors")
-    print(f"  machine      {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
-    print(f"  requests     {done:,} in {elapsed:.1f} s  ({dict(statuses)})")
-    print(f"  events       {accepted:,} stored  (database {size_mb:.1f} MB)")
-    print(f"  throughput   {accepted / elapsed:,.0f} events/s   {done / elapsed:,.1f} requests/s")
-    print(f"  latency      p50 {pct(latencies, 50) * 1000:.1f} ms   p95 {pct(latencies, 95) * 1000:.1f} ms   "
-          f"p99 {pct(latencies, 99) * 1000:.1f} ms   max {max(latencies) * 1000:.1f} ms")
+    for kind in (["sqlite", "postgresql"] if args.database == "both" else [args.database]):
+        run(kind, args)
 
 
 if __name__ == "__main__":

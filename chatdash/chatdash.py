@@ -4,6 +4,7 @@ import asyncio
 import contextlib
 import logging
 import sys
+from datetime import timedelta
 
 import reflex as rx
 
@@ -13,6 +14,7 @@ from chatdash.api.routes import api
 from chatdash.components.storage_shim import storage_shim
 from chatdash.db import migrate
 from chatdash.errors import backend_exception_handler
+from chatdash.models import utcnow
 from chatdash.pages import (  # noqa: F401  (register pages)
     conversations,
     login,
@@ -21,7 +23,7 @@ from chatdash.pages import (  # noqa: F401  (register pages)
     widget,
 )
 from chatdash.pages.login import native_login_post
-from chatdash.services import notify, presence
+from chatdash.services import leader, notify, presence
 from chatdash.settings import get_settings
 from demo_store import pages as demo_store_pages  # noqa: F401  (register the demo store's pages)
 
@@ -32,12 +34,23 @@ log = logging.getLogger("chatdash")
 # that hold the SQLite writer lock short (bench/bench_live.py at 1,000 shoppers).
 sys.setswitchinterval(0.001)
 SWEEP_SECONDS = 2
+# The longest the sweeps stop when the leader dies: its lock's expiry, one renewal, one sweep.
+TAKEOVER_GAP = timedelta(seconds=leader.TTL_SECONDS + leader.RENEW_SECONDS + SWEEP_SECONDS)
 
 
 async def presence_sweeper() -> None:
     """Shoppers go quiet without telling us (closed laptop, lost network): when
     the presence window passes, each one that left is flipped on every screen."""
+    # A sweeper that starts (a new leader, a restart) does not know what the
+    # screens show: it starts from who was on site as long ago as a change of
+    # leader can take, so whoever left meanwhile is announced (announcing one
+    # who is still here changes nothing on screen).
     previous: set[int] | None = None
+    try:
+        previous = await asyncio.to_thread(presence.on_site_at, utcnow() - TAKEOVER_GAP,
+                                           get_settings().presence_window_seconds)
+    except Exception:
+        log.exception("presence sweep: could not read who was on site; starting afresh")
     while True:
         try:
             previous = await asyncio.to_thread(presence.sweep, previous,
@@ -50,8 +63,6 @@ async def presence_sweeper() -> None:
 async def recommender_training() -> None:
     """Train once when nothing is trained yet, then retrain on the schedule
     (settings.retrain_hours). Serving picks new versions up by itself."""
-    from datetime import timedelta
-
     from chatdash.db import get_engine
     from chatdash.services import recommender
 
@@ -65,6 +76,12 @@ async def recommender_training() -> None:
         except Exception:
             log.exception("recommender training failed")
         await asyncio.sleep(600)
+
+
+async def periodic_jobs() -> None:
+    """The presence sweeper and the retraining schedule: in this process on one
+    box; with REDIS_URL, in whichever worker holds the leader lock."""
+    await leader.run_jobs([presence_sweeper, recommender_training], get_settings().redis_url)
 
 
 @contextlib.asynccontextmanager
@@ -91,6 +108,5 @@ app = rx.App(api_transformer=[api, AdminSessionHeader], head_components=[storage
 app.register_lifespan_task(prepare_database)
 app.register_lifespan_task(live.lifespan)
 app.register_lifespan_task(email_notifications)
-app.register_lifespan_task(presence_sweeper)
-app.register_lifespan_task(recommender_training)
+app.register_lifespan_task(periodic_jobs)
 app.register_lifespan_task(gc_tuning.keep_full_collections_rare)

@@ -9,7 +9,7 @@ from contextlib import contextmanager, nullcontext
 from functools import lru_cache
 from pathlib import Path
 
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, create_engine
 
@@ -103,6 +103,10 @@ def write_scope(engine: Engine | None = None) -> Iterator[Session]:
         yield session
 
 
+# Any number, the same in every worker: pg_advisory_xact_lock's key for migrations.
+MIGRATION_LOCK = 0x63686174  # "chat"
+
+
 def migrate(engine: Engine | None = None) -> None:
     """Bring the schema to the latest Alembic revision."""
     from alembic.config import Config
@@ -113,5 +117,9 @@ def migrate(engine: Engine | None = None) -> None:
     cfg = Config(str(PROJECT_ROOT / "alembic.ini"))
     cfg.set_main_option("script_location", str(PROJECT_ROOT / "alembic"))
     with engine.begin() as connection:
+        if engine.dialect.name == "postgresql":
+            # Workers starting together migrate one after another (the lock
+            # ends with this transaction); the later ones find nothing to do.
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
         cfg.attributes["connection"] = connection
         command.upgrade(cfg, "head")

@@ -143,7 +143,11 @@ def all_routes() -> list[Route]:
 # --------------------------------------------------------------------------- subscriptions
 
 
-class _MemoryRegistry:
+class _Registry:
+    """Which of this worker's tabs watch which topic. Per process: a tab's
+    socket lives in one worker, which is the only one that pushes to it; a tab
+    that reconnects to another worker subscribes there again on load."""
+
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._topics: dict[str, dict[str, float]] = defaultdict(dict)
@@ -171,43 +175,10 @@ class _MemoryRegistry:
             return list(entries)
 
 
-class _RedisRegistry:
-    """Subscriptions shared by every worker (REDIS_URL): Reflex's Redis state
-    manager lets any worker modify a tab's state and relays the update."""
-
-    def __init__(self, url: str) -> None:
-        import redis
-
-        self._redis = redis.Redis.from_url(url)
-
-    @staticmethod
-    def _key(key: str) -> str:
-        return f"chatdash:topic:{key}"
-
-    def add(self, key: str, token: str) -> None:
-        pipe = self._redis.pipeline()
-        pipe.zadd(self._key(key), {token: time.time()})
-        pipe.expire(self._key(key), SUBSCRIPTION_TTL)
-        pipe.execute()
-
-    def remove(self, key: str, token: str) -> None:
-        self._redis.zrem(self._key(key), token)
-
-    def members(self, key: str) -> list[str]:
-        pipe = self._redis.pipeline()
-        pipe.zremrangebyscore(self._key(key), 0, time.time() - SUBSCRIPTION_TTL)
-        pipe.zrange(self._key(key), 0, -1)
-        return [m.decode() for m in pipe.execute()[1]]
+_registry = _Registry()
 
 
-_registry: _MemoryRegistry | _RedisRegistry | None = None
-
-
-def registry() -> _MemoryRegistry | _RedisRegistry:
-    global _registry
-    if _registry is None:
-        url = get_settings().redis_url
-        _registry = _RedisRegistry(url) if url else _MemoryRegistry()
+def registry() -> _Registry:
     return _registry
 
 
@@ -328,8 +299,8 @@ class Adapter:
             except Exception:
                 log.exception("loading %s for %s failed", type(event).__name__, route.state_cls.__name__)
                 loaded.append(_FAILED)
-        if not await self._connected(token):
-            return  # gone, or reconnecting: a reconnecting tab re-reads everything on hydrate
+        if not self._here(token):
+            return  # gone, or moved to another worker: a reconnecting tab re-reads everything on hydrate
         first = items[0][0].state_cls
         async with self.app.modify_state(BaseStateToken(ident=token, cls=first)) as root:
             for (route, event), data in zip(items, loaded, strict=True):
@@ -344,10 +315,15 @@ class Adapter:
                     log.exception("%s.%s failed on %s", route.state_cls.__name__, route.handler.__name__,
                                   type(event).__name__)
 
-    async def _connected(self, token: str) -> bool:
+    def _here(self, token: str) -> bool:
+        """The tab's socket is connected to this worker (the only one that pushes to it)."""
         namespace = self.app.event_namespace
         manager = getattr(namespace, "_token_manager", None) if namespace else None
-        return manager is None or await manager.is_token_connected(token)
+        if manager is None:
+            return True
+        record = manager.token_to_socket.get(token)
+        return (record is not None and record.instance_id == manager.instance_id
+                and manager.sid_to_token.get(record.sid) == token)
 
 
 _FAILED = object()
@@ -360,15 +336,22 @@ def adapter() -> Adapter | None:
 
 @contextlib.asynccontextmanager
 async def lifespan(app: Any) -> AsyncIterator[None]:
-    """Bind the adapter to the running app (a Reflex lifespan task)."""
+    """Bind the adapter to the running app (a Reflex lifespan task). With
+    `REDIS_URL`, events also travel between workers (`chatdash.relay`)."""
     global _adapter
     _adapter = Adapter(app, all_routes())
-    stop = events.listen(_adapter.receive)
-    try:
-        yield
-    finally:
-        stop()
-        _adapter = None
+    url = get_settings().redis_url
+    async with contextlib.AsyncExitStack() as stack:
+        stack.callback(events.listen(_adapter.receive))
+        if url:
+            from chatdash.relay import RedisRelay
+
+            relay = await stack.enter_async_context(RedisRelay(url, _adapter.receive).running())
+            stack.callback(events.listen(relay.publish))
+        try:
+            yield
+        finally:
+            _adapter = None
 
 
 def background(fn: Callable[..., Any], *args: Any) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from enum import StrEnum
 
-from sqlalchemy import Column, Index, Text, UniqueConstraint, text
+from sqlalchemy import Column, Index, LargeBinary, Text, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 
@@ -223,3 +223,15 @@ class Setting(SQLModel, table=True):
     key: str = Field(primary_key=True, max_length=64)
     value: str = Field(default="null", sa_column=Column(Text, nullable=False, default="null"))
     updated_at: datetime = Field(default_factory=utcnow)
+
+
+class ModelArtifact(SQLModel, table=True):
+    """A trained recommender version, packed (a gzipped tar of its directory).
+    Every worker loads the newest from here into its own model directory, so
+    workers need no shared disk."""
+
+    __tablename__ = "model_artifact"
+
+    version: str = Field(primary_key=True, max_length=64)
+    created_at: datetime = Field(index=True)
+    data: bytes = Field(sa_column=Column(LargeBinary, nullable=False))

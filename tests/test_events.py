@@ -3,6 +3,7 @@ its transaction commits, never for a write that rolled back."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Iterator
 
@@ -115,9 +116,21 @@ def test_an_admin_reply_is_seen_by_the_admin_and_counts_no_unread(engine, heard)
 
 
 def test_typing_is_announced_at_once_and_stores_nothing(heard):
-    chat.typing(7, Sender.SHOPPER)
-    chat.typing(0, Sender.SHOPPER)  # no conversation yet: nobody to tell
+    asyncio.run(chat.typing(7, Sender.SHOPPER))
+    asyncio.run(chat.typing(0, Sender.SHOPPER))  # no conversation yet: nobody to tell
     assert heard == [events.Typing(7, "shopper")]
+
+
+def test_typing_signals_beyond_one_per_window_reach_no_screen(heard):
+    """A client calling the handler in a loop gets one signal per window through."""
+
+    async def hammer() -> None:
+        for _ in range(50):
+            await chat.typing(8, Sender.SHOPPER)
+        await chat.typing(8, Sender.ADMIN)  # the other side has its own window
+
+    asyncio.run(hammer())
+    assert heard == [events.Typing(8, "shopper"), events.Typing(8, "admin")]
 
 
 def test_a_failing_listener_does_not_stop_the_others_or_the_writer(engine, heard):

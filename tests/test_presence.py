@@ -326,3 +326,30 @@ def test_a_repeat_heartbeat_from_the_same_page_is_not_written_again(engine):
     back = presence.beat(visitor, True, url="https://shop.test/b", title="B", engine=engine)
     assert back is not None
     assert _last_seen(engine, visitor)[2] is None  # the visit is open again
+
+
+def test_a_sweeper_taking_over_announces_a_shopper_who_left_while_no_one_swept(any_engine):
+    """The leader died; the shopper's page closed before the next leader's first
+    sweep. Starting from who was on site a takeover ago, that first sweep
+    tells the screens, which still show the shopper on site."""
+    from chatdash import events
+
+    now = utcnow()
+    gone, staying = new_shopper_id(any_engine), new_shopper_id(any_engine)
+    with session_scope(any_engine) as s:
+        for sid in (gone, staying):
+            convs.start_conversation(s, sid)
+        s.add(Visit(shopper_id=gone, started_at=now - timedelta(minutes=5), last_seen_at=now - timedelta(seconds=20),
+                    left_at=now - timedelta(seconds=6)))
+        s.add(Visit(shopper_id=staying, started_at=now - timedelta(minutes=5), last_seen_at=now))
+    heard: list = []
+    stop = events.listen(heard.extend)
+    try:
+        baseline = presence.on_site_at(now - timedelta(seconds=14), WINDOW, engine=any_engine)
+        assert baseline == {gone, staying}
+        presence.sweep(baseline, WINDOW, engine=any_engine)
+        # Without a baseline (how a new sweeper started before) nothing is announced.
+        presence.sweep(None, WINDOW, engine=any_engine)
+    finally:
+        stop()
+    assert [(e.shopper_id, e.on_site) for e in heard] == [(gone, False)]

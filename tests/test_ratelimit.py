@@ -3,12 +3,14 @@ against the machine's real Redis server shared by several limiter instances."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import socket
 import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import redis
@@ -379,3 +381,29 @@ def test_named_limiter_uses_redis_url_from_settings(fresh_settings):
     finally:
         client.delete(f"rl:{name}:k")
         client.close()
+
+
+@pytest.mark.asyncio
+async def test_redis_async_and_thread_callers_share_one_window_without_using_threads(redis_prefix):
+    """Routes (async) and use cases (threads) count against the same key; the
+    async path talks to Redis on the loop, not through the thread pool."""
+    rl = _redis_limiter(redis_prefix, 2, 60)
+    assert await asyncio.to_thread(rl.hit, "k") is True
+
+    class NoThreads(ThreadPoolExecutor):
+        def submit(self, *_args, **_kwargs):
+            raise AssertionError("the thread pool was used")
+
+    asyncio.get_running_loop().set_default_executor(NoThreads())
+    assert await rl.hit_async("k") is True
+    assert await rl.hit_async("k") is False
+    assert await rl.retry_after_async("k") > 59
+
+
+@pytest.mark.asyncio
+async def test_redis_unreachable_fails_open_in_async_code_too(caplog):
+    rl = RateLimiter(1, 60, redis_url=f"redis://127.0.0.1:{_closed_port()}/0")
+    with caplog.at_level(logging.WARNING, logger="chatdash.ratelimit"):
+        assert await rl.hit_async("k") is True
+        assert await rl.hit_async("k") is True
+    assert sum("Redis unavailable" in r.getMessage() for r in caplog.records) == 2

@@ -381,3 +381,24 @@ def test_training_on_an_empty_store_says_why(engine: Engine, tmp_path: Path) -> 
     assert rec.train_if_due(engine, tmp_path) is None
     assert rec.load_latest(tmp_path) is None
 
+
+
+def test_a_worker_without_the_trainers_disk_serves_and_reloads_the_model_from_the_database(
+    db: Engine, two_tastes, tmp_path: Path
+) -> None:
+    """Workers on other machines: the trainer's model directory is not theirs."""
+    b, _a, _bb, shoppers = two_tastes
+    trainer_dir, worker_dir = tmp_path / "trainer", tmp_path / "worker"
+    worker = rec.RecommenderStore(worker_dir, check_every=0, engine=db)
+    assert worker.get() is None
+    first = rec.train(db, trainer_dir, params=PARAMS)
+    assert worker.get().version == first.version
+    assert recommend(db, worker.get(), shoppers[0]) == recommend(db, rec.load_latest(trainer_dir), shoppers[0])
+
+    late = b.product("late", "Cat A")
+    b.view(b.shopper(), late)
+    second = rec.train(db, trainer_dir, params=PARAMS)
+    assert worker.get().version == second.version
+    assert worker.get().item_index([late]) == {late: 12}
+    # A new leader on another machine knows the model is fresh: nothing is due.
+    assert rec.train_if_due(db, tmp_path / "new-leader", every=timedelta(hours=1), params=PARAMS) is None

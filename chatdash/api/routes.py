@@ -4,8 +4,6 @@ tokens, presence heartbeats and health."""
 from __future__ import annotations
 
 import re
-import time
-from collections import OrderedDict
 from pathlib import Path
 
 from sqlalchemy import text
@@ -21,29 +19,12 @@ from chatdash.api.http import ApiError, check_origin, client_address, read_json,
 from chatdash.api.middleware import BodyTimeout, SecurityHeaders
 from chatdash.db import get_engine
 from chatdash.services import customers, identity, presence
+from chatdash.services.closed_pages import closed_pages
 from chatdash.services.ratelimit import limiter
 from chatdash.settings import get_settings
 
 LOADER = (Path(__file__).parent / "widget_loader.js").read_text()
 PAGE_ID_RE = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
-# Page loads that said they closed, kept a few minutes: a heartbeat of theirs
-# that arrives after the beacon (requests can overtake each other) is ignored.
-_closed_pages: OrderedDict[str, float] = OrderedDict()
-CLOSED_PAGE_TTL = 300
-MAX_CLOSED_PAGES = 50_000
-
-
-def _page_closed(page: str) -> bool:
-    now = time.monotonic()
-    while _closed_pages and next(iter(_closed_pages.values())) < now:
-        _closed_pages.popitem(last=False)
-    return page in _closed_pages
-
-
-def _close_page(page: str) -> None:
-    _closed_pages[page] = time.monotonic() + CLOSED_PAGE_TTL
-    while len(_closed_pages) > MAX_CLOSED_PAGES:
-        _closed_pages.popitem(last=False)
 HEARTBEAT_SECONDS = 15
 MAX_PRESENCE_BODY = 4096
 MAX_IDENTIFY_BODY = 4096
@@ -76,7 +57,7 @@ async def widget_js(_request: Request) -> Response:
 async def _visitor(request: Request) -> JSONResponse:
     """Return the caller's visitor token if it is genuine, else a new one."""
     check_origin(request)
-    if not limiter("visitor-ip", 60, 60).hit(client_address(request)):
+    if not await limiter("visitor-ip", 60, 60).hit_async(client_address(request)):
         return error(429, "too many requests")
     data = await read_json(request, 1024)
     secret = get_settings().secret_key
@@ -107,11 +88,11 @@ async def _presence_beat(request: Request) -> JSONResponse:
     page = data.get("page", "")
     if page and (not isinstance(page, str) or not PAGE_ID_RE.match(page)):
         return error(400, "page must be a page-load id")
-    if not limiter("presence", 120, 60).hit(visitor_id):
+    if not await limiter("presence", 120, 60).hit_async(visitor_id):
         return error(429, "too many heartbeats")
     if page and state == "left":
-        _close_page(page)
-    elif page and _page_closed(page):
+        await closed_pages().close(page)
+    elif page and await closed_pages().is_closed(page):
         return JSONResponse({"ok": True, "ignored": "page already closed"})
     await run_in_threadpool(presence.beat, visitor_id, state == "alive",
                             user_agent=request.headers.get("user-agent", ""), url=url[:2000], title=title[:300])
@@ -130,7 +111,7 @@ async def _identify(request: Request) -> JSONResponse:
     visitor_id = identity.verify_visitor_token(settings.secret_key, data.get("visitor"))
     if visitor_id is None:
         return error(401, "unknown visitor")
-    if not limiter("identify", 20, 60).hit(visitor_id):
+    if not await limiter("identify", 20, 60).hit_async(visitor_id):
         return error(429, "too many identify calls")
     customer = identity.verify_customer_identity(
         settings.store_secret, data.get("customer_id"), data.get("hmac"),

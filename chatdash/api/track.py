@@ -32,6 +32,7 @@ from chatdash.api.http import (
 )
 from chatdash.services import identity, store_activity, tracking
 from chatdash.services.ratelimit import RateLimiter, limiter
+from chatdash.services.tracking import ingest
 from chatdash.settings import get_settings
 
 # Per visitor: one batch every half second on average is far beyond a real shopper.
@@ -88,7 +89,11 @@ async def _track(request: Request) -> JSONResponse:
     except tracking.TrackingError as exc:
         raise _invalid(exc) from None
     user_agent = request.headers.get("user-agent", "")[:512]
-    result = await run_in_threadpool(store_activity.store_batch, visitor_id, events, user_agent)
+    if ingest.batched():
+        # Queued with other requests' batches, answered after their commit.
+        result = await ingest.store(visitor_id, events, user_agent)
+    else:
+        result = await run_in_threadpool(store_activity.store_batch, visitor_id, events, user_agent)
     return JSONResponse({"accepted": result.accepted, "duplicates": result.duplicates})
 
 

@@ -186,7 +186,18 @@ def unseen_count(*, engine: Engine | None = None) -> int:
         return convs.unseen_conversation_count(session)
 
 
-def typing(conversation_id: int, side: Sender) -> None:
-    """Someone is typing: nothing stored, screens told now."""
-    if conversation_id:
+# One typing signal per conversation and side within this window reaches the
+# screens (the pages send one per 2.5 s; a client calling the handler directly
+# gets no more through, and with several workers every signal is relayed).
+TYPING_WINDOW_SECONDS = 2.0
+
+
+def _typing_limiter():
+    return limiter("typing", 1, TYPING_WINDOW_SECONDS)
+
+
+async def typing(conversation_id: int, side: Sender) -> None:
+    """Someone is typing: nothing stored, screens told now (throttled, shared
+    by every worker when REDIS_URL is set). Awaited on the event loop."""
+    if conversation_id and await _typing_limiter().hit_async(f"{conversation_id}:{side}"):
         events.emit(events.Typing(conversation_id, str(side)))

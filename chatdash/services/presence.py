@@ -191,6 +191,13 @@ def everyone_on_site(session: Session, *, window_seconds: int, now: datetime | N
     return _on_site(visits, now, window_seconds)
 
 
+def on_site_at(at: datetime, window_seconds: int, *, engine=None) -> set[int]:
+    """Who was on the site at `at` (a
+    moment ago): where a sweeper that just took over starts from."""
+    with session_scope(engine) as session:
+        return everyone_on_site(session, window_seconds=window_seconds, now=at)
+
+
 def sweep(previous: set[int] | None, window_seconds: int, *, engine=None) -> set[int]:
     """Who is on the site now; each shopper whose presence flipped since
     `previous` (left quietly, or a closed page's grace ran out) is announced

@@ -19,9 +19,12 @@ Redis (``redis_url`` given)
     reached the limiter fails open (allows) and logs a warning: a Redis blip
     must not take the chat down.
 
-``hit()`` and ``retry_after()`` are synchronous. The in-memory backend never
-blocks; the Redis one makes one short round trip (socket timeouts are small).
-From async code, ``await hit_async(key)`` keeps even that off the event loop.
+``hit()`` and ``retry_after()`` are synchronous: for use cases running in a
+worker thread. The in-memory backend never blocks; the Redis one makes one
+short round trip (socket timeouts are small). Async code (routes, event
+handlers) calls ``await hit_async(key)`` / ``retry_after_async(key)``, which
+talk to Redis through ``redis.asyncio`` on the running loop: nothing blocks
+the event loop and no thread is taken.
 """
 
 from __future__ import annotations
@@ -91,6 +94,8 @@ class RateLimiter:
         self._hits: OrderedDict[str, deque[float]] = OrderedDict()
         self._redis = None
         self._script = None
+        # redis.asyncio connections belong to the loop that made them: one client per loop.
+        self._async: tuple[asyncio.AbstractEventLoop, object, object] | None = None
         if redis_url:
             import redis
 
@@ -119,12 +124,12 @@ class RateLimiter:
     async def hit_async(self, key: str) -> bool:
         if self._redis is None:
             return self._memory_hit(key)
-        return await asyncio.to_thread(self.hit, key)
+        return (await self._redis_call_async(key, "hit"))[0]
 
     async def retry_after_async(self, key: str) -> float:
         if self._redis is None:
             return self._memory_retry_after(key)
-        return await asyncio.to_thread(self.retry_after, key)
+        return (await self._redis_call_async(key, "peek"))[1]
 
     def reset(self, key: str) -> None:
         """Forget every hit of ``key`` (e.g. after a successful login)."""
@@ -199,6 +204,32 @@ class RateLimiter:
             )
         except Exception:
             # Fail open: a Redis outage must not lock every shopper out of the chat.
+            log.warning("rate limiter: Redis unavailable, allowing %r", key, exc_info=True)
+            return True, 0.0
+        return bool(allowed), int(wait_us) / 1_000_000
+
+
+    def _async_script(self):
+        loop = asyncio.get_running_loop()
+        if self._async is None or self._async[0] is not loop:
+            import redis.asyncio
+
+            client = redis.asyncio.Redis.from_url(
+                self.redis_url,
+                socket_timeout=REDIS_TIMEOUT_SECONDS,
+                socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
+            )
+            self._async = (loop, client, client.register_script(_REDIS_SCRIPT))
+        return self._async[2]
+
+    async def _redis_call_async(self, key: str, mode: str) -> tuple[bool, float]:
+        window_us = max(1, round(self.window * 1_000_000))
+        try:
+            allowed, wait_us = await self._async_script()(
+                keys=[self._redis_key(key)],
+                args=[window_us, self.limit, mode, uuid.uuid4().hex],
+            )
+        except Exception:
             log.warning("rate limiter: Redis unavailable, allowing %r", key, exc_info=True)
             return True, 0.0
         return bool(allowed), int(wait_us) / 1_000_000

@@ -86,8 +86,8 @@ class ChatState(AuthState):
         return True
 
     @admin_event
-    def typing(self, _value: Any = None):
-        chat.typing(self.conversation_id, Sender.ADMIN)
+    async def typing(self, _value: Any = None):
+        await chat.typing(self.conversation_id, Sender.ADMIN)
 
     def _append(self, message: ChatMessage) -> None:
         # get_value: the plain list, not Reflex's change-tracking proxy.

@@ -150,8 +150,8 @@ class WidgetState(rx.State):
         )
 
     @rx.event
-    def typing(self, _value: Any = None):
-        chat.typing(self._conversation_id, Sender.SHOPPER)
+    async def typing(self, _value: Any = None):
+        await chat.typing(self._conversation_id, Sender.SHOPPER)
 
     @rx.event
     def dismiss_error(self):

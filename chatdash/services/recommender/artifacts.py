@@ -1,12 +1,20 @@
-"""Trained versions on disk: save, load, keep the newest, and reload in memory when a newer one appears."""
+"""Trained versions: saved on disk, published to the database, loaded, the newest
+kept, and reloaded in memory when a newer one appears.
+
+The database holds every worker's copy of the truth: `publish` packs a saved
+version into a `ModelArtifact` row, and a `RecommenderStore` given an engine
+unpacks a newer row into its own model directory before loading it. Workers on
+several machines need no shared disk."""
 
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import logging
 import os
 import shutil
+import tarfile
 import tempfile
 import threading
 import time
@@ -16,7 +24,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from sqlalchemy import delete, select
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col
 
+from chatdash.models import ModelArtifact
 from chatdash.services.recommender.interactions import CART_WEIGHT, PURCHASE_WEIGHT, VIEW_WEIGHT
 from chatdash.services.recommender.model import Params, Recommender, RecommenderError
 from chatdash.services.recommender.relations import RELATIONS, RelationTable
@@ -26,6 +38,7 @@ log = logging.getLogger(__name__)
 
 ARTIFACT_FORMAT = 1
 LATEST = "latest.json"
+KEEP_VERSIONS = 3
 
 
 def default_model_dir() -> Path:
@@ -84,7 +97,7 @@ def save(recommender: Recommender, out_dir: Path, *, seconds: float = 0.0) -> Ar
         raise
     _write_atomic(out_dir / LATEST, json.dumps({"version": version, "created_at": created.isoformat()}))
     recommender.version = version
-    _prune(out_dir, keep=3, current=version)
+    _prune(out_dir, keep=KEEP_VERSIONS, current=version)
     c = recommender.counts
     return ArtifactInfo(version, final, created, c.get("interactions", 0), c.get("shoppers", 0), c.get("products", 0),
                         seconds, asdict(recommender.params))
@@ -158,13 +171,66 @@ def load_latest(out_dir: Path | None = None) -> Recommender | None:
         return None
 
 
+# --------------------------------------------------------------------------- in the database
+
+
+def publish(engine: Engine, info: ArtifactInfo) -> None:
+    """Store a saved version in the database (the newest KEEP_VERSIONS are kept)."""
+    packed = io.BytesIO()
+    with tarfile.open(fileobj=packed, mode="w:gz", compresslevel=1) as tar:
+        for path in sorted(info.path.iterdir()):
+            tar.add(path, arcname=path.name)
+    with Session(engine) as session:
+        session.merge(ModelArtifact(version=info.version, created_at=info.created_at, data=packed.getvalue()))
+        session.flush()
+        keep = select(ModelArtifact.version).order_by(col(ModelArtifact.created_at).desc()).limit(KEEP_VERSIONS)
+        session.execute(delete(ModelArtifact).where(col(ModelArtifact.version).not_in(keep.scalar_subquery())))
+        session.commit()
+
+
+def published(engine: Engine) -> tuple[str, datetime] | None:
+    """The newest version in the database and when it was trained."""
+    with Session(engine) as session:
+        row = session.execute(
+            select(ModelArtifact.version, ModelArtifact.created_at)
+            .order_by(col(ModelArtifact.created_at).desc()).limit(1)
+        ).first()
+    return (row[0], row[1]) if row else None
+
+
+def fetch(engine: Engine, version: str, out_dir: Path) -> bool:
+    """Unpack `version` from the database into `out_dir` and point latest.json at it."""
+    with Session(engine) as session:
+        row = session.get(ModelArtifact, version)
+        if row is None:
+            return False
+        data, created = row.data, row.created_at
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if not (out_dir / version).is_dir():
+        tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=out_dir))
+        try:
+            tmp.chmod(0o755)
+            with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
+                tar.extractall(tmp, filter="data")
+            os.rename(tmp, out_dir / version)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+    _write_atomic(out_dir / LATEST, json.dumps({"version": version, "created_at": created.isoformat()}))
+    _prune(out_dir, keep=KEEP_VERSIONS, current=version)
+    return True
+
+
 class RecommenderStore:
     """The loaded recommender, reloaded when latest.json changes (checked at most
-    every `check_every` seconds). `get()` never blocks on a reload another thread is doing."""
+    every `check_every` seconds). With `engine`, a newer version published in the
+    database is fetched into `out_dir` first. `get()` never blocks on a reload
+    another thread is doing."""
 
-    def __init__(self, out_dir: Path | None = None, check_every: float = 30.0) -> None:
+    def __init__(self, out_dir: Path | None = None, check_every: float = 30.0, engine: Engine | None = None) -> None:
         self.out_dir = out_dir or default_model_dir()
         self.check_every = check_every
+        self.engine = engine
         self._current: Recommender | None = None
         self._mtime: int | None = None
         self._next_check = 0.0
@@ -175,11 +241,22 @@ class RecommenderStore:
         if time.monotonic() >= self._next_check and self._lock.acquire(blocking=self._current is None):
             try:
                 if time.monotonic() >= self._next_check:
+                    self._sync()
                     self._refresh()
                     self._next_check = time.monotonic() + self.check_every
             finally:
                 self._lock.release()
         return self._current
+
+    def _sync(self) -> None:
+        if self.engine is None:
+            return
+        try:
+            newest = published(self.engine)
+            if newest is not None and newest[0] != latest_version(self.out_dir):
+                fetch(self.engine, newest[0], self.out_dir)
+        except Exception:
+            log.exception("could not fetch the recommender from the database; keeping the current one")
 
     def _refresh(self) -> None:
         try:

@@ -18,11 +18,13 @@ _default_store_lock = threading.Lock()
 
 
 def get_store() -> RecommenderStore:
-    """The process-wide store over default_model_dir()."""
+    """The process-wide store over default_model_dir(), kept up to date from the database."""
     global _default_store
     with _default_store_lock:
         if _default_store is None:
-            _default_store = RecommenderStore()
+            from chatdash.db import get_engine
+
+            _default_store = RecommenderStore(engine=get_engine())
         return _default_store
 
 

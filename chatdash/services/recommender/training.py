@@ -1,4 +1,5 @@
-"""Training runs: one at a time per model directory, on demand or when the latest version is due."""
+"""Training runs: one at a time per model directory (and, with several workers,
+only in the leader), on demand or when the latest version is due."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from pathlib import Path
 
 from sqlalchemy.engine import Engine
 
-from chatdash.services.recommender.artifacts import LATEST, ArtifactInfo, default_model_dir, save
+from chatdash.services.recommender.artifacts import LATEST, ArtifactInfo, default_model_dir, publish, published, save
 from chatdash.services.recommender.interactions import ProgressFn, load_interactions
 from chatdash.services.recommender.model import Params, RecommenderError, fit
 
@@ -57,6 +58,7 @@ def _train(engine: Engine, out_dir: Path, progress: ProgressFn | None, params: P
     recommender = fit(data, params, report)
     report("save", 0, 1)
     info = save(recommender, out_dir, seconds=time.perf_counter() - start)
+    publish(engine, info)  # every worker loads it from the database
     report("save", 1, 1)
     return info
 
@@ -71,10 +73,14 @@ def train_if_due(
     with _training_lock(out_dir, blocking=False) as acquired:
         if not acquired:
             return None
-        try:
-            created = datetime.fromisoformat(json.loads((out_dir / LATEST).read_text())["created_at"])
-        except (FileNotFoundError, KeyError, ValueError):
-            created = None
+        # The database knows what any worker trained; the directory, what this one did.
+        newest = published(engine)
+        created = newest[1] if newest else None
+        if created is None:
+            try:
+                created = datetime.fromisoformat(json.loads((out_dir / LATEST).read_text())["created_at"])
+            except (FileNotFoundError, KeyError, ValueError):
+                created = None
         if created is not None and (every is None or datetime.now(UTC) - created < every):
             return None
         try:

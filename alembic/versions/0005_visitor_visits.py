@@ -6,7 +6,7 @@ whatever races. Each shopper's latest visit becomes its browser's current one.
 `shopper.merged_into_id` points a browser that identified as a store customer
 known under another shopper at that shopper.
 
-Revision ID: 0005_h_identity
+Revision ID: 0005
 Revises: 0004
 Create Date: 2026-12-03 04:00:00
 """
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 
 from alembic import op
 
-revision: str = "0005_h_identity"
+revision: str = "0005"
 down_revision: str | None = "0004"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None

@@ -1,0 +1,261 @@
+"""The PostgreSQL ingestion path (many shoppers' batches per transaction,
+set-based) stores and applies exactly what the one-batch path does: the same
+random store traffic goes through both, into two schemas on the real
+PostgreSQL, and the answers and the stored rows must match. Then the queue
+itself: concurrent requests, retries and a poisoned batch."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import uuid
+from collections import Counter
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
+
+from chatdash import events as domain
+from chatdash.db import make_engine, migrate, session_scope
+from chatdash.models import Cart, CartLine, Product, Shopper, StoreEvent, Visit, utcnow
+from chatdash.services import presence, store_activity, tracking
+from chatdash.services.conversations import get_or_create_shopper, start_conversation
+from chatdash.services.tracking.batched import Batch, store_batches
+from chatdash.services.tracking.ingest import Ingestor
+
+STORE = "https://shop.test"
+WINDOW = 60
+SKUS = [f"SKU-{i}" for i in range(8)]
+UA = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) Mobile/15E148 Safari/604.1"
+
+
+@pytest.fixture
+def two_pg():
+    """Two separate schemas on the real PostgreSQL, with the same catalog."""
+    from tests.conftest import PG_URL
+
+    schemas = [f"t_{uuid.uuid4().hex[:12]}" for _ in range(2)]
+    admin = make_engine(PG_URL)
+    engines = []
+    for schema in schemas:
+        with admin.begin() as conn:
+            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+        eng = make_engine(f"{PG_URL}?options=-csearch_path%3D{schema}")
+        migrate(eng)
+        with session_scope(eng) as s:
+            for i, sku in enumerate(SKUS[:6]):  # SKU-6 and SKU-7 are not in the catalog
+                s.add(
+                    Product(
+                        sku=sku,
+                        name=sku,
+                        category="C",
+                        price_cents=1000 + i,
+                        currency="USD" if i != 5 else "EUR",
+                        url=f"{STORE}/p/{sku}",
+                    )
+                )
+        engines.append(eng)
+    yield engines
+    for eng, schema in zip(engines, schemas, strict=True):
+        eng.dispose()
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+    admin.dispose()
+
+
+def random_batch(rng: random.Random, now, history: list[dict]) -> list[dict]:
+    events = []
+    for _ in range(rng.randint(1, 8)):
+        roll = rng.random()
+        at = now + timedelta(seconds=rng.choice([-3600 * 3, -90, -30, -5, 0, 2, 600]))
+        base = {"id": uuid.uuid4().hex, "at": at.isoformat()}
+        sku = rng.choice(SKUS)
+        if roll < 0.3:
+            page = rng.choice(["/", "/p/a", "/p/b", "/cart"])
+            events.append(
+                {**base, "kind": "page_view", "url": f"{STORE}{page}", "title": page, "data": {"referrer": f"{STORE}/"}}
+            )
+        elif roll < 0.6:
+            events.append(
+                {**base, "kind": "product_view", "url": f"{STORE}/p/{sku}", "title": sku, "data": {"sku": sku}}
+            )
+        elif roll < 0.85:
+            items = [
+                {"sku": rng.choice(SKUS), "quantity": rng.randint(1, 3), "price": 9.5} for _ in range(rng.randint(0, 3))
+            ]
+            events.append(
+                {
+                    **base,
+                    "kind": "cart",
+                    "url": f"{STORE}/cart",
+                    "data": {"items": items, "total": 1.0, "currency": "USD"},
+                }
+            )
+        else:
+            events.append(
+                {
+                    **base,
+                    "kind": "order",
+                    "url": f"{STORE}/done",
+                    "data": {
+                        "order_id": uuid.uuid4().hex[:10],
+                        "items": [{"sku": sku, "quantity": 1, "price": 5}],
+                        "total": 5,
+                        "currency": "USD",
+                    },
+                }
+            )
+    if history and rng.random() < 0.3:
+        events.extend(rng.sample(history, min(len(history), 3)))  # a retry of earlier events
+    if rng.random() < 0.2:
+        events.append(dict(events[0]))  # an id twice in one batch
+    history.extend(events)
+    return events
+
+
+def state_of(engine: Engine) -> dict:
+    """Everything the two paths must agree on, keyed by visitor (ids differ between schemas)."""
+    with Session(engine) as s:
+        visitor = dict(s.exec(select(Shopper.id, Shopper.visitor_id)).all())
+        visits = s.exec(select(Visit).order_by(Visit.shopper_id, Visit.started_at, Visit.id)).all()
+        ordinal = {}
+        out_visits: dict[str, list] = {}
+        for v in visits:
+            rows = out_visits.setdefault(visitor[v.shopper_id], [])
+            ordinal[v.id] = len(rows)
+            rows.append(
+                (v.device, v.browser, v.os, v.started_at, v.last_seen_at, v.current_url, v.current_title, v.left_at)
+            )
+        skus = dict(s.exec(select(Product.id, Product.sku)).all())
+        out_events = sorted(
+            (
+                visitor[e.shopper_id],
+                e.event_id,
+                e.kind,
+                e.url,
+                e.title,
+                e.referrer,
+                ordinal.get(e.visit_id) if e.visit_id else None,
+                skus.get(e.product_id),
+                json.loads(e.payload),
+                e.occurred_at,
+            )
+            for e in s.exec(select(StoreEvent)).all()
+        )
+        carts = {}
+        for c in s.exec(select(Cart)).all():
+            lines = sorted(
+                (skus[li.product_id], li.quantity, li.unit_price_cents)
+                for li in s.exec(select(CartLine).where(CartLine.cart_id == c.id)).all()
+            )
+            carts[visitor[c.shopper_id]] = (c.total_cents, c.currency, c.updated_at, lines)
+        last_seen = {visitor[i]: seen for i, seen in s.exec(select(Shopper.id, Shopper.last_seen_at)).all()}
+    return {"visits": out_visits, "events": out_events, "carts": carts, "last_seen": last_seen}
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_the_batched_path_stores_and_applies_what_the_one_batch_path_does(two_pg, seed):
+    one_by_one, batched = two_pg
+    rng = random.Random(seed)
+    visitors = [f"v{seed}-{i:02d}-{uuid.uuid4().hex[:8]}" for i in range(12)]
+    # Some shoppers have an open conversation: their activity is announced.
+    for eng in two_pg:
+        with session_scope(eng) as s:
+            for v in visitors[:4]:
+                start_conversation(s, get_or_create_shopper(s, v).id)
+    history = {v: [] for v in visitors}
+    now = utcnow().replace(microsecond=0) - timedelta(hours=3)
+    for step in range(25):
+        now += timedelta(minutes=40) if step % 9 == 8 else timedelta(seconds=rng.choice([1, 10, 50]))
+        flush = [
+            Batch(v, tracking.parse_events(random_batch(rng, now, history[v])), UA)
+            for v in rng.sample(visitors, rng.randint(1, len(visitors)))
+        ]
+        expected, heard_one = [], []
+        stop = domain.listen(heard_one.extend)
+        try:
+            for b in flush:
+                with session_scope(one_by_one) as s:
+                    shopper = get_or_create_shopper(s, b.visitor_id)
+                    result = tracking.track_events(
+                        s, shopper, b.events, user_agent=b.user_agent, window_seconds=WINDOW, now=now
+                    )
+                    if result.accepted:
+                        store_activity._activity(s, result.shopper_id, result.conversation_id)
+                expected.append(result)
+        finally:
+            stop()
+        heard_batched = []
+        stop = domain.listen(heard_batched.extend)
+        try:
+            with session_scope(batched) as s:
+                got = store_batches(s, flush, window_seconds=WINDOW, now=now)
+        finally:
+            stop()
+
+        def plain(results):
+            return [(r.accepted, r.duplicates, r.conversation_id is not None, r.presence_changed) for r in results]
+
+        assert plain(got) == plain(expected), f"step {step}"
+        # The same screens hear of it: presence changes and shopper activity.
+        assert Counter(type(e).__name__ for e in heard_batched) == Counter(type(e).__name__ for e in heard_one)
+        if step % 5 == 4:  # a shopper closes the page now and then (the beacon)
+            v = rng.choice(visitors)
+            for eng in two_pg:
+                with session_scope(eng) as s:
+                    presence.leave(s, get_or_create_shopper(s, v), window_seconds=WINDOW, now=now)
+    a, b = state_of(one_by_one), state_of(batched)
+    assert a["events"] == b["events"]
+    assert a["visits"] == b["visits"]
+    assert a["carts"] == b["carts"]
+    assert a["last_seen"] == b["last_seen"]
+    assert len(a["events"]) > 100  # the traffic did store things
+
+
+def test_concurrent_requests_through_the_queue_store_every_event_once(pg_engine):
+    """Many requests at once, some of them retries of others: each answered
+    after its commit, every event stored once, nothing lost."""
+    ingest = Ingestor(pg_engine, flush_seconds=0.005)
+    visitors = [uuid.uuid4().hex[:24] for _ in range(30)]
+    bodies = []
+    for i in range(300):
+        raw = [
+            {"id": uuid.uuid4().hex, "kind": "product_view", "url": f"{STORE}/p/SKU-1", "data": {"sku": "SKU-1"}}
+            for _ in range(10)
+        ]
+        bodies.append((visitors[i % len(visitors)], raw))
+    retries = bodies[::7]
+
+    async def main():
+        calls = [ingest.store(v, tracking.parse_events(raw), UA) for v, raw in bodies + retries]
+        return await asyncio.gather(*calls)
+
+    results = asyncio.run(main())
+    assert sum(r.accepted for r in results) == 3000
+    assert sum(r.duplicates for r in results) == 10 * len(retries)
+    with Session(pg_engine) as s:
+        stored = s.exec(select(StoreEvent.event_id)).all()
+    assert len(stored) == len(set(stored)) == 3000
+
+
+def test_a_batch_the_flush_cannot_store_fails_alone(pg_engine):
+    """A flush that fails is retried batch by batch: the good ones are stored."""
+    ingest = Ingestor(pg_engine, flush_seconds=0.05)
+    good = [
+        (uuid.uuid4().hex[:24], [{"id": uuid.uuid4().hex, "kind": "page_view", "url": f"{STORE}/"}]) for _ in range(5)
+    ]
+    # A visitor id longer than the column: the database refuses it.
+    bad = ("x" * 200, [{"id": uuid.uuid4().hex, "kind": "page_view", "url": f"{STORE}/"}])
+
+    async def main():
+        calls = [ingest.store(v, tracking.parse_events(raw), UA) for v, raw in [*good, bad]]
+        return await asyncio.gather(*calls, return_exceptions=True)
+
+    results = asyncio.run(main())
+    assert [r.accepted for r in results[:5]] == [1] * 5
+    assert isinstance(results[5], Exception)
+    with Session(pg_engine) as s:
+        assert len(s.exec(select(StoreEvent)).all()) == 5
