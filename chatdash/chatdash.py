@@ -15,6 +15,7 @@ from chatdash.db import migrate
 from chatdash.errors import backend_exception_handler
 from chatdash.pages import (  # noqa: F401  (register pages)
     conversations,
+    invite,
     login,
     settings,
     widget,

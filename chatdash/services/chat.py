@@ -112,7 +112,7 @@ def _shoppers_conversation(session, shopper_id: int, conversation_id: int) -> Co
     """The shopper's own open conversation: never one named by the client alone."""
     if conversation_id:
         conv = session.get(Conversation, conversation_id)
-        if conv is not None and conv.shopper_id == shopper_id and conv.status == "open":
+        if conv is not None and conv.shopper_id == shopper_id and conv.status in ("open", "resolved"):
             return conv
     return convs.open_conversation_for(session, shopper_id)
 
@@ -144,7 +144,7 @@ def open_for_admin(conversation_id: int, *, engine: Engine | None = None) -> Adm
         conv = session.get(Conversation, conversation_id)
         if conv is None:
             return None
-        messages = convs.list_messages(session, conv.id, limit=HISTORY_LIMIT)
+        messages = convs.list_messages(session, conv.id, limit=HISTORY_LIMIT, include_notes=True)
         convs.mark_seen(session, conv, Sender.ADMIN)
         return AdminChat(conv.id, conv.shopper_id, messages, conv.shopper_seen_message_id)
 

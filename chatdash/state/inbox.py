@@ -7,9 +7,19 @@ import asyncio
 import dataclasses
 from typing import Any
 
+import reflex as rx
+
 from chatdash import live
-from chatdash.events import ConversationStarted, MessagePosted, MessagesSeen, PresenceChanged
-from chatdash.services import chat
+from chatdash.events import (
+    ConversationFiled,
+    ConversationStarted,
+    ConversationSummary,
+    InboxCounts,
+    MessagePosted,
+    MessagesSeen,
+    PresenceChanged,
+)
+from chatdash.services import team, workspace
 from chatdash.state.auth import AuthState, admin_event
 from chatdash.state.views import ConversationRow
 
@@ -24,12 +34,26 @@ class InboxState(AuthState):
     selected_id: int = 0
     # Open conversations in all (the list may show fewer).
     open_total: int = 0
+    # The list's filter (see workspace.INBOX_FILTERS) and the other filters' counts.
+    filter: str = "open"
+    mine_total: int = 0
+    unassigned_total: int = 0
+    resolved_total: int = 0
 
     _limit: int = INBOX_PAGE
+    _me: int = 0
+    _team: dict[int, str] = {}  # agent id → initials
+
+    @rx.var
+    def shown_total(self) -> int:
+        """How many conversations the current filter holds (for "Show more")."""
+        return {"mine": self.mine_total, "unassigned": self.unassigned_total,
+                "resolved": self.resolved_total}.get(self.filter, self.open_total)
 
     @admin_event
     async def load(self):
         live.subscribe(self, live.INBOX)
+        await self._read_team()
         await self._read()
         wanted = str(self.router.url.query_parameters.get("c", ""))
         if wanted.isdigit():
@@ -42,10 +66,34 @@ class InboxState(AuthState):
         self._limit = min(self._limit + INBOX_PAGE, INBOX_MAX)
         await self._read()
 
+    @admin_event
+    async def set_filter(self, name: Any):
+        if name not in workspace.INBOX_FILTERS:
+            return
+        self.filter = name
+        self._limit = INBOX_PAGE
+        await self._read()
+
     async def _read(self) -> None:
-        summaries, total = await asyncio.to_thread(chat.inbox_page, self._limit)
-        self.rows = [ConversationRow.from_summary(s) for s in summaries]
-        self.open_total = total
+        self._me = self._checked_admin.id
+        page = await asyncio.to_thread(workspace.inbox_page, self.filter, self._me, self._limit)
+        self.rows = [self._row(s) for s in page.rows]
+        self._counts(page.counts)
+
+    async def _read_team(self) -> None:
+        self._team = await asyncio.to_thread(_initials)
+
+    def _row(self, summary: ConversationSummary) -> ConversationRow:
+        return ConversationRow.from_summary(summary, self._team)
+
+    def _counts(self, counts: InboxCounts) -> None:
+        self.open_total = counts.open
+        self.unassigned_total = counts.unassigned
+        self.resolved_total = counts.resolved
+        self.mine_total = counts.mine(self._me)
+
+    def _shows(self, summary: ConversationSummary) -> bool:
+        return workspace.matches(self.filter, self._me, summary)
 
     @admin_event
     async def select(self, conversation_id: Any):
@@ -66,16 +114,36 @@ class InboxState(AuthState):
     # ----- pushed --------------------------------------------------------
     @live.on(MessagePosted, topic=live.inbox_topic)
     def _on_message(self, event: MessagePosted) -> None:
-        """The conversation moves to the top with its new preview."""
-        row = ConversationRow.from_summary(event.conversation)
+        """The conversation moves to the top with its new preview (or leaves
+        a list it no longer belongs in)."""
+        row = self._row(event.conversation)
         # get_value: the plain list, not Reflex's change-tracking proxy (which
         # would wrap every row read here).
         rows = [r for r in self.get_value("rows") if r.id != row.id]
-        self.rows = [row, *rows][:self._limit]
+        if self._shows(event.conversation):
+            self.rows = [row, *rows][:self._limit]
+        elif len(rows) != len(self.get_value("rows")):
+            self.rows = rows
 
     @live.on(ConversationStarted, topic=live.inbox_topic)
     def _on_started(self, _event: ConversationStarted) -> None:
         self.open_total += 1
+        self.unassigned_total += 1  # a new conversation has nobody yet
+
+    @live.on(ConversationFiled, topic=live.inbox_topic, load=lambda _event: _initials())
+    def _on_filed(self, event: ConversationFiled, initials: dict[int, str]) -> None:
+        """Resolved, re-opened, assigned: the row takes its place in this
+        list (by its last activity) or leaves it, and the counts follow."""
+        self._team = initials
+        self._counts(event.counts)
+        row = self._row(event.conversation)
+        rows = [r for r in self.get_value("rows") if r.id != row.id]
+        if self._shows(event.conversation):
+            at = next((i for i, r in enumerate(rows) if r.stamp < row.stamp), len(rows))
+            if at < self._limit:
+                rows.insert(at, row)
+            rows = rows[:self._limit]
+        self.rows = rows
 
     @live.on(MessagesSeen, topic=live.inbox_topic)
     def _on_seen(self, event: MessagesSeen) -> None:
@@ -97,3 +165,8 @@ class InboxState(AuthState):
         if changed:
             self.rows = rows
 
+
+
+def _initials() -> dict[int, str]:
+    """Each team member's initials, for the rows' assignee badges."""
+    return {m.id: m.initials for m in team.members()}
