@@ -60,7 +60,7 @@ def _row_filing(row: ConversationRow) -> rx.Component:
                 rx.badge("Resolved", color_scheme="green", variant="soft", size="1", class_name="conv-resolved")),
         rx.cond(row.assignee_initials != "",
                 rx.tooltip(rx.avatar(fallback=row.assignee_initials, size="1", radius="full",
-                                     class_name="conv-assignee", data_initials=row.assignee_initials),
+                                     class_name="conv-assignee"),
                            content="Assigned"),
                 rx.text("Unassigned", size="1", color_scheme="gray", class_name="conv-unassigned")),
         spacing="2",

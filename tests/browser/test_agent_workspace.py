@@ -1,0 +1,173 @@
+"""The agent workspace in real Chromium, with two agents and a shopper: the
+owner invites an agent, assigns her a conversation she sees arrive live, both
+see each other viewing and typing, a private note reaches the other agent and
+never the shopper, and a resolved conversation re-opens when the shopper
+writes again."""
+
+from __future__ import annotations
+
+import os
+import re
+import uuid
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.browser.test_live_chat import foreign_store, open_widget, type_until_visible  # noqa: F401
+from tests.conftest import login
+
+pytestmark = pytest.mark.browser
+# Screenshots of each step, for a person to look at: CHATDASH_SHOTS=<folder>.
+SHOTS = os.environ.get("CHATDASH_SHOTS", "")
+
+
+def shot(page, name: str) -> None:
+    if SHOTS:
+        Path(SHOTS).mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(Path(SHOTS) / f"{name}.png"))
+
+
+def on_conversations(page) -> None:
+    expect(page).to_have_url(re.compile(r"/admin/conversations/?$"))
+    expect(page.locator("#conversation-list")).to_be_visible()
+
+
+def invite_agent(owner, name: str, email: str) -> str:
+    """Settings → Team → Invite: the one-time link the owner sends."""
+    owner.goto(owner.url.split("/admin")[0] + "/admin/settings")
+    expect(owner.locator("#team-section")).to_be_visible()
+    owner.locator("#invite-email").fill(email)
+    owner.locator("#invite-name").fill(name)
+    owner.locator("#invite-send").click()
+    link = owner.locator("#invite-link")
+    expect(link).to_contain_text("/invite?t=")
+    expect(owner.locator(".team-member", has_text=email)).to_contain_text("Invited")
+    return link.inner_text()
+
+
+def test_two_agents_and_a_shopper_work_one_conversation(live_app, browser, foreign_store):  # noqa: F811
+    owner_ctx = browser.new_context(viewport={"width": 1400, "height": 900})
+    dana_ctx = browser.new_context(viewport={"width": 1400, "height": 900})
+    shop_ctx = browser.new_context(viewport={"width": 1200, "height": 900})
+    for ctx in (owner_ctx, dana_ctx, shop_ctx):
+        ctx.set_default_timeout(20_000)
+    tag = uuid.uuid4().hex[:6]
+    try:
+        # ----- the owner invites Dana; Dana sets her password through the link
+        owner = owner_ctx.new_page()
+        login(owner, live_app)
+        on_conversations(owner)
+        dana_email = f"dana-{tag}@store.test"
+        link = invite_agent(owner, "Dana Scully", dana_email)
+        shot(owner, "settings-team")
+
+        dana = dana_ctx.new_page()
+        dana.goto(link)
+        expect(dana.locator("#invite-for")).to_have_text(dana_email)
+        dana.locator("#invite-password").fill("dana-password-1")
+        dana.locator("#invite-password2").fill("dana-password-2")
+        dana.locator("#invite-submit").click()
+        expect(dana.locator("#invite-error")).to_have_text("The two passwords differ.")
+        dana.locator("#invite-password").fill("dana-password-1")
+        dana.locator("#invite-password2").fill("dana-password-1")
+        shot(dana, "invite-page")
+        dana.locator("#invite-submit").click()
+        on_conversations(dana)
+        # An agent's settings hold no team and no store-wide email settings.
+        dana.goto(f"{live_app.frontend}/admin/settings")
+        expect(dana.locator("#sound-enabled")).to_be_visible()
+        expect(dana.locator("#team-section")).to_have_count(0)
+        expect(dana.locator("#email-recipients")).to_have_count(0)
+        # The link was used up.
+        other = dana_ctx.new_page()
+        other.goto(link)
+        expect(other.locator("#invite-error")).to_contain_text("expired or was already used")
+        other.close()
+        dana.goto(f"{live_app.frontend}/admin/conversations")
+        on_conversations(dana)
+        owner.goto(f"{live_app.frontend}/admin/conversations")
+        on_conversations(owner)
+
+        # ----- a shopper writes; both agents see the conversation
+        shop = shop_ctx.new_page()
+        received: list[str] = []  # everything the shopper's browser is sent over its sockets
+        shop.on("websocket", lambda ws: ws.on("framereceived", lambda payload: received.append(str(payload))))
+        shop.goto(f"{foreign_store}/index.html")
+        frame = open_widget(shop)
+        question = f"Is the blue kettle back in stock? {tag}"
+        frame.locator("#widget-input").fill(question)
+        frame.locator("#widget-input").press("Enter")
+        row_sel = ".conv-row"
+        expect(owner.locator(row_sel, has_text=question)).to_be_visible()
+        conv_id = owner.locator(row_sel, has_text=question).get_attribute("data-conversation-id")
+        row = f'{row_sel}[data-conversation-id="{conv_id}"]'
+        expect(dana.locator(row)).to_be_visible()
+        expect(dana.locator(row).locator(".conv-unassigned")).to_be_visible()
+
+        # ----- both open it: each sees the other viewing
+        owner.locator(row).click()
+        expect(owner.locator("#message-list .msg-other", has_text=question)).to_be_visible()
+        dana.locator(row).click()
+        expect(dana.locator("#message-list .msg-other", has_text=question)).to_be_visible()
+        expect(owner.locator("#viewers-text")).to_have_text("Dana Scully is viewing")
+        expect(dana.locator("#viewers-text")).to_have_text("Admin is viewing")
+
+        # ----- the owner assigns it to Dana: Dana sees it arrive, live
+        dana.locator("#filter-mine").click()
+        expect(dana.locator(row)).to_have_count(0)
+        mine_before = int(dana.locator("#filter-mine .filter-count").inner_text())
+        owner.locator("#assign-select").click()
+        owner.get_by_role("option", name="Dana Scully").click()
+        expect(dana.locator(row)).to_be_visible()
+        expect(dana.locator(row).locator(".conv-assignee")).to_have_text("DS")
+        expect(dana.locator("#filter-mine .filter-count")).to_have_text(str(mine_before + 1))
+        expect(dana.locator("#assign-select")).to_contain_text("Dana Scully (me)")
+        expect(owner.locator(row).locator(".conv-assignee")).to_have_text("DS")
+
+        # ----- Dana types: the owner sees who
+        type_until_visible(dana.locator("#reply-input"), "Checking the stock", owner.locator("#agent-typing"))
+        expect(owner.locator("#agent-typing")).to_have_text("Dana Scully is typing…")
+        dana.locator("#reply-input").fill("")
+
+        # ----- a private note: Dana sees it, the shopper never does
+        note = f"VIP customer, offer free shipping {tag}"
+        owner.locator("#compose-mode").get_by_role("radio", name="Private note").click()
+        owner.locator("#note-input").fill(note)
+        owner.locator("#note-send").click()
+        expect(owner.locator(".msg-note", has_text=note)).to_be_visible()
+        expect(dana.locator(".msg-note", has_text=note)).to_contain_text("Private note · Admin")
+        # The positive marker, sent after the note: once the shopper has it,
+        # the note would have arrived too if it ever could.
+        owner.locator("#compose-mode").get_by_role("radio", name="Reply").click()
+        marker = f"Yes, back on Monday {tag}"
+        owner.locator("#reply-input").fill(marker)
+        owner.locator("#reply-input").press("Enter")
+        expect(frame.locator(".msg-other", has_text=marker)).to_be_visible()
+        shot(owner, "owner-conversation")
+        shot(dana, "dana-mine")
+        assert any(marker in p for p in received)  # the capture sees the shopper's deltas
+        assert not any(note in p for p in received)
+        assert note not in shop.frames[-1].content() and all(note not in f.content() for f in shop.frames)
+
+        # ----- resolve with `e`; the shopper writes again and it re-opens for both
+        owner.locator("#message-list").click()
+        owner.keyboard.press("e")
+        expect(owner.locator("#reopen-button")).to_be_visible()
+        expect(owner.locator(row)).to_have_count(0)  # gone from "All open"
+        expect(dana.locator(row)).to_have_count(0)  # and from Dana's "Mine", live
+        owner.locator("#filter-resolved").click()
+        expect(owner.locator(row).locator(".conv-resolved")).to_be_visible()
+        shot(owner, "owner-resolved")
+        owner.locator("#filter-open").click()
+        again = f"One more question {tag}"
+        frame.locator("#widget-input").fill(again)
+        frame.locator("#widget-input").press("Enter")
+        expect(owner.locator(row)).to_contain_text(again)
+        expect(dana.locator(row)).to_contain_text(again)  # still Dana's
+        expect(dana.locator("#resolve-button")).to_be_visible()
+        expect(frame.locator(".msg-other", has_text=marker)).to_be_visible()  # the same conversation
+    finally:
+        owner_ctx.close()
+        dana_ctx.close()
+        shop_ctx.close()
