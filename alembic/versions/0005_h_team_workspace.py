@@ -1,4 +1,8 @@
-"""agent workspace: staff roles and invites, conversation assignment, who is viewing
+"""agent workspace: staff roles and invites, conversation assignment, who is viewing, search
+
+Search is indexed: SQLite keeps two FTS5 tables (message text; shopper name,
+email and customer id) in step with triggers; PostgreSQL has GIN indexes on
+the same text as `to_tsvector('simple', …)` (see services/search.py).
 
 Every admin that existed before roles becomes an owner (there was only one
 kind of account, and it could do everything).
@@ -53,7 +57,64 @@ def upgrade() -> None:
     )
 
 
+    _create_search()
+
+
+SQLITE_SEARCH = [
+    "CREATE VIRTUAL TABLE message_fts USING fts5(body, content='message', content_rowid='id')",
+    "CREATE VIRTUAL TABLE shopper_fts USING fts5(name, email, customer_id, content='shopper', content_rowid='id')",
+    """CREATE TRIGGER message_fts_ai AFTER INSERT ON message BEGIN
+         INSERT INTO message_fts(rowid, body) VALUES (new.id, new.body); END""",
+    """CREATE TRIGGER message_fts_ad AFTER DELETE ON message BEGIN
+         INSERT INTO message_fts(message_fts, rowid, body) VALUES ('delete', old.id, old.body); END""",
+    """CREATE TRIGGER message_fts_au AFTER UPDATE OF body ON message BEGIN
+         INSERT INTO message_fts(message_fts, rowid, body) VALUES ('delete', old.id, old.body);
+         INSERT INTO message_fts(rowid, body) VALUES (new.id, new.body); END""",
+    """CREATE TRIGGER shopper_fts_ai AFTER INSERT ON shopper BEGIN
+         INSERT INTO shopper_fts(rowid, name, email, customer_id)
+         VALUES (new.id, new.name, new.email, new.customer_id); END""",
+    """CREATE TRIGGER shopper_fts_ad AFTER DELETE ON shopper BEGIN
+         INSERT INTO shopper_fts(shopper_fts, rowid, name, email, customer_id)
+         VALUES ('delete', old.id, old.name, old.email, old.customer_id); END""",
+    """CREATE TRIGGER shopper_fts_au AFTER UPDATE OF name, email, customer_id ON shopper BEGIN
+         INSERT INTO shopper_fts(shopper_fts, rowid, name, email, customer_id)
+         VALUES ('delete', old.id, old.name, old.email, old.customer_id);
+         INSERT INTO shopper_fts(rowid, name, email, customer_id)
+         VALUES (new.id, new.name, new.email, new.customer_id); END""",
+    "INSERT INTO message_fts(message_fts) VALUES ('rebuild')",
+    "INSERT INTO shopper_fts(shopper_fts) VALUES ('rebuild')",
+]
+# As services/search.py spells them (separators as spaces, so "CUST-4711" is two words).
+SEPARATORS = "translate({}, '-_.@+/:#', '        ')"
+SHOPPER_TEXT = SEPARATORS.format(
+    "coalesce(name, '') || ' ' || coalesce(email, '') || ' ' || coalesce(customer_id, '')")
+BODY_TEXT = SEPARATORS.format("body")
+POSTGRES_SEARCH = [
+    f"CREATE INDEX ix_message_body_search ON message USING gin (to_tsvector('simple', {BODY_TEXT}))",
+    f"CREATE INDEX ix_shopper_search ON shopper USING gin (to_tsvector('simple', {SHOPPER_TEXT}))",
+]
+
+
+def _create_search() -> None:
+    dialect = op.get_bind().dialect.name
+    for statement in SQLITE_SEARCH if dialect == "sqlite" else POSTGRES_SEARCH:
+        op.execute(statement)
+
+
+def _drop_search() -> None:
+    if op.get_bind().dialect.name == "sqlite":
+        for trigger in ("message_fts_ai", "message_fts_ad", "message_fts_au",
+                        "shopper_fts_ai", "shopper_fts_ad", "shopper_fts_au"):
+            op.execute(f"DROP TRIGGER IF EXISTS {trigger}")
+        op.execute("DROP TABLE IF EXISTS message_fts")
+        op.execute("DROP TABLE IF EXISTS shopper_fts")
+    else:
+        op.execute("DROP INDEX IF EXISTS ix_message_body_search")
+        op.execute("DROP INDEX IF EXISTS ix_shopper_search")
+
+
 def downgrade() -> None:
+    _drop_search()
     op.drop_table("conversationviewer")
     op.drop_index("ix_admininvite_admin_id", table_name="admininvite")
     op.drop_index("ix_admininvite_token_hash", table_name="admininvite")

@@ -69,7 +69,7 @@ def _row_filing(row: ConversationRow) -> rx.Component:
 
 
 def _filter_tab(name: str, label: str, count) -> rx.Component:
-    chosen = InboxState.filter == name
+    chosen = (InboxState.filter == name) & (InboxState.query.strip() == "")
     return rx.button(
         label,
         rx.text(count, size="1", weight="bold", class_name="filter-count"),
@@ -79,6 +79,30 @@ def _filter_tab(name: str, label: str, count) -> rx.Component:
         on_click=InboxState.set_filter(name),
         id=f"filter-{name}",
         data_selected=chosen,
+    )
+
+
+def _search_box() -> rx.Component:
+    return rx.vstack(
+        rx.input(
+            rx.input.slot(rx.icon("search", size=14)),
+            placeholder="Search name, email, customer id, message (/)",
+            value=InboxState.query,
+            on_change=InboxState.search.debounce(300),
+            max_length=200,
+            size="2",
+            width="100%",
+            id="inbox-search",
+            type="search",
+        ),
+        rx.cond(InboxState.search_error != "",
+                rx.text(InboxState.search_error, size="1", color_scheme="red", id="search-error")),
+        rx.cond((InboxState.query.strip() != "") & (InboxState.search_error == ""),
+                rx.text(InboxState.rows.length(), " found (open and resolved)", size="1", color_scheme="gray",
+                        id="search-count")),
+        spacing="1",
+        padding="8px 10px 0",
+        width="100%",
     )
 
 
@@ -106,6 +130,7 @@ def _list_panel() -> rx.Component:
             border_bottom=BORDER,
             width="100%",
         ),
+        _search_box(),
         _filters(),
         rx.cond(
             InboxState.rows.length() == 0,
@@ -233,17 +258,21 @@ def _chat_panel() -> rx.Component:
 
 # ----- the agent workspace: filing, notes, collision --------------------------
 
-# `e` resolves the open conversation (not while typing); every 20 s the page
+# `e` resolves the open conversation and `/` goes to the search box (not
+# while typing); every 20 s the page
 # tells the server this agent still has it open ("Dana is viewing").
 WORKSPACE_SCRIPT = """
 (function () {
   if (window.__chatdashWorkspace) return; window.__chatdashWorkspace = true;
   document.addEventListener("keydown", function (ev) {
     const t = ev.target; const tag = t && t.tagName;
-    if (ev.key !== "e" || ev.ctrlKey || ev.metaKey || ev.altKey) return;
+    if (ev.ctrlKey || ev.metaKey || ev.altKey) return;
     if (tag === "INPUT" || tag === "TEXTAREA" || tag === "SELECT" || (t && t.isContentEditable)) return;
-    const button = document.getElementById("resolve-button");
-    if (button) { ev.preventDefault(); button.click(); }
+    const target = { e: "resolve-button", "/": "inbox-search" }[ev.key];
+    const el = target && document.getElementById(target);
+    if (!el) return;
+    ev.preventDefault();
+    if (ev.key === "/") el.focus(); else el.click();
   });
   setInterval(function () {
     const beat = document.getElementById("viewing-heartbeat");
@@ -277,7 +306,6 @@ def _workspace_controls() -> rx.Component:
         ),
         rx.el.button(on_click=ChatState.still_viewing, id="viewing-heartbeat", style={"display": "none"},
                      aria_hidden="true", tab_index=-1),
-        rx.script(WORKSPACE_SCRIPT),
         spacing="2",
         align="center",
     )
@@ -379,6 +407,7 @@ def _note_form() -> rx.Component:
 @admin_page(route=routes.CONVERSATIONS, title="Conversations", on_load=[InboxState.load])
 def conversations() -> rx.Component:
     return rx.hstack(
+        rx.script(WORKSPACE_SCRIPT),
         _list_panel(),
         _chat_panel(),
         shopper_panel(recommendations_section()),

@@ -19,7 +19,7 @@ from chatdash.events import (
     MessagesSeen,
     PresenceChanged,
 )
-from chatdash.services import team, workspace
+from chatdash.services import search, team, workspace
 from chatdash.state.auth import AuthState, admin_event
 from chatdash.state.views import ConversationRow
 
@@ -27,6 +27,7 @@ from chatdash.state.views import ConversationRow
 # "Show more". Kept short: every change re-sends the whole list to the tab.
 INBOX_PAGE = 50
 INBOX_MAX = 1000
+SEARCH_RESULTS = 50
 
 
 class InboxState(AuthState):
@@ -40,6 +41,11 @@ class InboxState(AuthState):
     unassigned_total: int = 0
     resolved_total: int = 0
 
+    # A search (by name, email, customer id or message text) replaces the
+    # filter's rows while it has text.
+    query: str = ""
+    search_error: str = ""
+
     _limit: int = INBOX_PAGE
     _me: int = 0
     _team: dict[int, str] = {}  # agent id → initials
@@ -47,6 +53,8 @@ class InboxState(AuthState):
     @rx.var
     def shown_total(self) -> int:
         """How many conversations the current filter holds (for "Show more")."""
+        if self.query.strip():
+            return 0  # search results come in one page
         return {"mine": self.mine_total, "unassigned": self.unassigned_total,
                 "resolved": self.resolved_total}.get(self.filter, self.open_total)
 
@@ -72,7 +80,30 @@ class InboxState(AuthState):
             return
         self.filter = name
         self._limit = INBOX_PAGE
+        self.query = self.search_error = ""
         await self._read()
+
+    @admin_event
+    async def search(self, value: Any):
+        """The search box (debounced on the page): results replace the list
+        while it has text; emptied, the filter's list comes back."""
+        raw = value if isinstance(value, str) else ""
+        if len(raw) > search.MAX_QUERY:
+            self.search_error = f"Searches can be at most {search.MAX_QUERY} characters."
+            return
+        self.query = raw  # as typed: the box shows it back
+        query = raw.strip()
+        if not query:
+            self.search_error = ""
+            await self._read()
+            return
+        try:
+            found = await asyncio.to_thread(search.search, query, SEARCH_RESULTS)
+        except search.ChatError as exc:
+            self.search_error, self.rows = str(exc), []
+            return
+        self.search_error = ""
+        self.rows = [self._row(s) for s in found]
 
     async def _read(self) -> None:
         self._me = self._checked_admin.id
@@ -95,6 +126,13 @@ class InboxState(AuthState):
     def _shows(self, summary: ConversationSummary) -> bool:
         return workspace.matches(self.filter, self._me, summary)
 
+    def _refresh_result(self, summary: ConversationSummary) -> None:
+        """While searching, a result's row is brought up to date where it is;
+        the results themselves change only with the query."""
+        row = self._row(summary)
+        self._update(lambda r: r.id == row.id, **{f.name: getattr(row, f.name)
+                                                  for f in dataclasses.fields(row) if f.name != "id"})
+
     @admin_event
     async def select(self, conversation_id: Any):
         if isinstance(conversation_id, int) and not isinstance(conversation_id, bool) and conversation_id > 0:
@@ -116,6 +154,9 @@ class InboxState(AuthState):
     def _on_message(self, event: MessagePosted) -> None:
         """The conversation moves to the top with its new preview (or leaves
         a list it no longer belongs in)."""
+        if self.query.strip():
+            self._refresh_result(event.conversation)
+            return
         row = self._row(event.conversation)
         # get_value: the plain list, not Reflex's change-tracking proxy (which
         # would wrap every row read here).
@@ -136,6 +177,9 @@ class InboxState(AuthState):
         list (by its last activity) or leaves it, and the counts follow."""
         self._team = initials
         self._counts(event.counts)
+        if self.query.strip():
+            self._refresh_result(event.conversation)
+            return
         row = self._row(event.conversation)
         rows = [r for r in self.get_value("rows") if r.id != row.id]
         if self._shows(event.conversation):

@@ -171,3 +171,41 @@ def test_two_agents_and_a_shopper_work_one_conversation(live_app, browser, forei
         owner_ctx.close()
         dana_ctx.close()
         shop_ctx.close()
+
+
+def test_an_agent_finds_a_conversation_by_a_word_from_it(live_app, browser, foreign_store):  # noqa: F811
+    agent_ctx = browser.new_context(viewport={"width": 1400, "height": 900})
+    shop_ctx = browser.new_context(viewport={"width": 1200, "height": 900})
+    word = f"zq{uuid.uuid4().hex[:8]}"
+    try:
+        agent = agent_ctx.new_page()
+        login(agent, live_app)
+        on_conversations(agent)
+        shop = shop_ctx.new_page()
+        shop.goto(f"{foreign_store}/index.html")
+        frame = open_widget(shop)
+        frame.locator("#widget-input").fill(f"My order number is {word}, where is it?")
+        frame.locator("#widget-input").press("Enter")
+        expect(agent.locator(".conv-row", has_text=word)).to_be_visible()
+        conv_id = agent.locator(".conv-row", has_text=word).get_attribute("data-conversation-id")
+        # Another message moves it out of the preview: only the index can find the word now.
+        frame.locator("#widget-input").fill("Hello?")
+        frame.locator("#widget-input").press("Enter")
+        expect(agent.locator(f'.conv-row[data-conversation-id="{conv_id}"]')).to_contain_text("Hello?")
+
+        agent.locator("body").press("/")  # `/` goes to the search box
+        expect(agent.locator("#inbox-search")).to_be_focused()
+        agent.keyboard.type(word[:6])  # a prefix is enough
+        expect(agent.locator("#search-count")).to_have_text("1 found (open and resolved)")
+        expect(agent.locator(".conv-row")).to_have_count(1)
+        expect(agent.locator(f'.conv-row[data-conversation-id="{conv_id}"]')).to_be_visible()
+        shot(agent, "search")
+        agent.locator("#inbox-search").fill("nothingmatchesthis")
+        expect(agent.locator("#search-count")).to_have_text("0 found (open and resolved)")
+        # A filter ends the search.
+        agent.locator("#filter-open").click()
+        expect(agent.locator("#inbox-search")).to_have_value("")
+        expect(agent.locator(f'.conv-row[data-conversation-id="{conv_id}"]')).to_be_visible()
+    finally:
+        agent_ctx.close()
+        shop_ctx.close()
