@@ -251,3 +251,13 @@ class Setting(SQLModel, table=True):
     key: str = Field(primary_key=True, max_length=64)
     value: str = Field(default="null", sa_column=Column(Text, nullable=False, default="null"))
     updated_at: datetime = Field(default_factory=utcnow)
+
+
+class SavedReply(SQLModel, table=True):
+    """A canned answer in the team's library: `/shortcut` in the reply box
+    offers it; `{first_name}` becomes the shopper's first name."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    shortcut: str = Field(max_length=40, unique=True, index=True)
+    body: str = Field(sa_column=Column(Text, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow)

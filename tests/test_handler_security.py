@@ -183,7 +183,8 @@ def test_every_admin_handler_checks_the_role():
     assert {k for k, v in roles.items() if v == Role.OWNER} == OWNER_HANDLERS
     # The enumeration really sees the workspace's handlers, as an agent's.
     for name in ("ChatState.resolve", "ChatState.assign", "ChatState.send_note", "ChatState.still_viewing",
-                 "InboxState.set_filter", "InboxState.search"):
+                 "InboxState.set_filter", "InboxState.search", "SavedRepliesState.add",
+                 "SavedRepliesState.remove"):
         assert roles[name] == Role.AGENT
 
 

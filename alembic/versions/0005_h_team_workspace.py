@@ -1,4 +1,4 @@
-"""agent workspace: staff roles and invites, conversation assignment, who is viewing, search
+"""agent workspace: staff roles and invites, conversation assignment, who is viewing, search, saved replies
 
 Search is indexed: SQLite keeps two FTS5 tables (message text; shopper name,
 email and customer id) in step with triggers; PostgreSQL has GIN indexes on
@@ -57,6 +57,15 @@ def upgrade() -> None:
     )
 
 
+    op.create_table(
+        "savedreply",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("shortcut", sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
+        sa.Column("body", sa.Text(), nullable=False),
+        sa.Column("created_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    op.create_index("ix_savedreply_shortcut", "savedreply", ["shortcut"], unique=True)
     _create_search()
 
 
@@ -115,6 +124,8 @@ def _drop_search() -> None:
 
 def downgrade() -> None:
     _drop_search()
+    op.drop_index("ix_savedreply_shortcut", table_name="savedreply")
+    op.drop_table("savedreply")
     op.drop_table("conversationviewer")
     op.drop_index("ix_admininvite_admin_id", table_name="admininvite")
     op.drop_index("ix_admininvite_token_hash", table_name="admininvite")

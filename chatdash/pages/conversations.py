@@ -231,11 +231,13 @@ def _chat_panel() -> rx.Component:
                         flex="1",
                     ),
                     product_search_dialog(),
+                    _saved_replies_menu(),
                     width="100%",
                     align="end",
                     padding="10px 16px",
                     border_top=BORDER,
                     display=rx.cond(ChatState.note_mode, "none", "flex"),
+                    position="relative",
                 ),
             ),
             rx.center(
@@ -261,7 +263,7 @@ def _chat_panel() -> rx.Component:
 # `e` resolves the open conversation and `/` goes to the search box (not
 # while typing); every 20 s the page
 # tells the server this agent still has it open ("Dana is viewing").
-WORKSPACE_SCRIPT = """
+WORKSPACE_SCRIPT = r"""
 (function () {
   if (window.__chatdashWorkspace) return; window.__chatdashWorkspace = true;
   document.addEventListener("keydown", function (ev) {
@@ -278,6 +280,57 @@ WORKSPACE_SCRIPT = """
     const beat = document.getElementById("viewing-heartbeat");
     if (beat && document.visibilityState === "visible") beat.click();
   }, 20000);
+
+  // Saved replies: "/" and a few letters as the whole reply offers the
+  // matching ones (filled in by the server for this shopper); Enter or Tab or a
+  // click puts the chosen one in the reply box, arrows move, Escape closes.
+  let active = 0;
+  const box = () => document.getElementById("saved-replies");
+  const input = () => document.getElementById("reply-input");
+  function shown() {
+    const el = input(), list = box();
+    if (!el || !list) return [];
+    const m = /^\/([\w-]*)$/.exec(el.value);
+    const found = [];
+    list.querySelectorAll(".saved-reply").forEach(function (it) {
+      const ok = !!m && it.dataset.shortcut.startsWith(m[1].toLowerCase());
+      it.style.display = ok ? "" : "none";
+      if (ok) found.push(it);
+    });
+    active = Math.min(active, Math.max(0, found.length - 1));
+    found.forEach(function (it, i) { it.dataset.active = i === active ? "true" : "false"; });
+    list.style.display = found.length ? "block" : "none";
+    return found;
+  }
+  function choose(it) {
+    const el = input();
+    const body = it.querySelector(".saved-reply-body").textContent;
+    Object.getOwnPropertyDescriptor(HTMLTextAreaElement.prototype, "value").set.call(el, body);
+    el.dispatchEvent(new Event("input", { bubbles: true }));
+    box().style.display = "none";
+    el.focus();
+  }
+  document.addEventListener("input", function (ev) {
+    if (ev.target && ev.target.id === "reply-input") { active = 0; shown(); }
+  });
+  // Capture, on window: before the page's Enter-sends listener.
+  window.addEventListener("keydown", function (ev) {
+    if (!ev.target || ev.target.id !== "reply-input" || !box() || box().style.display !== "block") return;
+    const found = shown();
+    if (!found.length) return;
+    if (ev.key === "ArrowDown" || ev.key === "ArrowUp") {
+      active = (active + (ev.key === "ArrowDown" ? 1 : found.length - 1)) % found.length;
+      shown(); ev.preventDefault();
+    } else if ((ev.key === "Enter" && !ev.shiftKey) || ev.key === "Tab") {
+      ev.preventDefault(); ev.stopImmediatePropagation(); choose(found[active]);
+    } else if (ev.key === "Escape") {
+      box().style.display = "none";
+    }
+  }, true);
+  document.addEventListener("mousedown", function (ev) {
+    const it = ev.target.closest && ev.target.closest("#saved-replies .saved-reply");
+    if (it) { ev.preventDefault(); choose(it); }
+  });
 })();
 """
 
@@ -326,6 +379,39 @@ def _collision_bar() -> rx.Component:
             border_bottom=BORDER,
             color=rx.color("amber", 11),
         ),
+    )
+
+
+def _saved_replies_menu() -> rx.Component:
+    """The saved replies the reply box offers; shown and filtered in the page by WORKSPACE_SCRIPT."""
+    return rx.box(
+        rx.foreach(
+            ChatState.saved_replies,
+            lambda r: rx.box(
+                rx.text("/", r.shortcut, size="1", weight="bold", color=rx.color("accent", 11)),
+                rx.text(r.body, size="2", class_name="saved-reply-body", white_space="pre-wrap",
+                        overflow="hidden", max_height="3.2em"),
+                class_name="saved-reply",
+                data_shortcut=r.shortcut,
+                padding="6px 10px",
+                cursor="pointer",
+                _hover={"background": rx.color("accent", 3)},
+                style={"&[data-active='true']": {"background": rx.color("accent", 4)}},
+            ),
+        ),
+        id="saved-replies",
+        display="none",
+        position="absolute",
+        bottom="100%",
+        left="16px",
+        right="16px",
+        max_height="240px",
+        overflow_y="auto",
+        background=rx.color("gray", 1),
+        border=BORDER,
+        border_radius="8px",
+        box_shadow="0 4px 16px rgba(0,0,0,0.12)",
+        z_index="10",
     )
 
 

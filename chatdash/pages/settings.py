@@ -6,6 +6,7 @@ import reflex as rx
 from chatdash import routes
 from chatdash.components.frame import admin_page
 from chatdash.state.auth import AuthState
+from chatdash.state.saved_replies import SavedRepliesState, SavedReplyRow
 from chatdash.state.settings_page import SettingsState
 from chatdash.state.team import TeamRow, TeamState
 
@@ -80,6 +81,51 @@ def team_section() -> rx.Component:
     )
 
 
+def _saved_reply_row(r: SavedReplyRow) -> rx.Component:
+    return rx.hstack(
+        rx.code("/", r.shortcut, flex_shrink="0"),
+        rx.text(r.body, size="2", color_scheme="gray", flex="1", white_space="pre-wrap"),
+        rx.icon_button(rx.icon("trash-2", size=14), size="1", variant="ghost", color_scheme="red",
+                       on_click=SavedRepliesState.remove(r.id), aria_label="Delete"),
+        width="100%",
+        align="start",
+        class_name="saved-reply-row",
+        data_shortcut=r.shortcut,
+    )
+
+
+def saved_replies_section() -> rx.Component:
+    """Settings → Saved replies: the team's library (every agent may edit it)."""
+    return rx.card(
+        rx.vstack(
+            rx.heading("Saved replies", size="4"),
+            rx.text("Type / and a few letters of a shortcut in the reply box to use one. {first_name} becomes "
+                    "the shopper's first name (\"there\" when we do not know it).",
+                    color_scheme="gray", size="2"),
+            rx.vstack(rx.foreach(SavedRepliesState.replies, _saved_reply_row), width="100%", spacing="2",
+                      id="saved-reply-list"),
+            rx.hstack(
+                rx.input(placeholder="shortcut", value=SavedRepliesState.new_shortcut,
+                         on_change=SavedRepliesState.set_new_shortcut, max_length=40, id="saved-shortcut",
+                         width="160px"),
+                rx.text_area(placeholder="Hi {first_name}, …", value=SavedRepliesState.new_body,
+                             on_change=SavedRepliesState.set_new_body, max_length=4000, rows="2",
+                             id="saved-body", flex="1"),
+                rx.button("Add", on_click=SavedRepliesState.add, id="saved-add"),
+                width="100%",
+                align="start",
+            ),
+            rx.cond(SavedRepliesState.saved_error != "",
+                    rx.callout(SavedRepliesState.saved_error, icon="triangle-alert", color_scheme="red",
+                               width="100%", id="saved-error")),
+            spacing="3",
+            width="100%",
+        ),
+        width="100%",
+        id="saved-replies-section",
+    )
+
+
 def _email_section() -> rx.Component:
     return rx.card(
                 rx.vstack(
@@ -121,12 +167,14 @@ def _email_section() -> rx.Component:
             )
 
 
-@admin_page(route=routes.SETTINGS, title="Settings", on_load=[SettingsState.load, TeamState.load])
+@admin_page(route=routes.SETTINGS, title="Settings",
+            on_load=[SettingsState.load, TeamState.load, SavedRepliesState.load])
 def settings() -> rx.Component:
     return rx.box(
         rx.vstack(
             rx.heading("Settings", size="6"),
             rx.cond(AuthState.is_owner, rx.fragment(_email_section(), team_section())),
+            saved_replies_section(),
             rx.card(
                 rx.vstack(
                     rx.heading("In this browser", size="4"),

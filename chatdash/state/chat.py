@@ -13,11 +13,19 @@ import reflex as rx
 from chatdash import live
 from chatdash.events import ConversationFiled, MessagePosted, MessagesSeen, NotePosted, Typing, ViewersChanged
 from chatdash.models import Sender, Status
-from chatdash.services import chat, team, workspace
+from chatdash.services import chat, saved_replies, team, workspace
 from chatdash.services.conversations import CLIENT_ID_RE
 from chatdash.settings import get_settings
 from chatdash.state.auth import AuthState, admin_event
 from chatdash.state.views import ChatMessage, with_message
+
+
+@dataclasses.dataclass
+class SavedReplyOption:
+    """A saved reply as the reply box offers it, filled in for this shopper."""
+
+    shortcut: str = ""
+    body: str = ""
 
 
 @dataclasses.dataclass
@@ -44,6 +52,7 @@ class ChatState(AuthState):
     agent_typing_text: str = ""
     agent_typing_seq: int = 0
     workspace_error: str = ""
+    saved_replies: list[SavedReplyOption] = []
 
     @rx.var
     def max_chars(self) -> int:
@@ -146,6 +155,8 @@ class ChatState(AuthState):
         viewers = await asyncio.to_thread(workspace.view, me.id, conversation_id, previous)
         filing = await asyncio.to_thread(workspace.filing, conversation_id)
         members = await asyncio.to_thread(team.members)
+        library = await asyncio.to_thread(saved_replies.for_shopper, self._shopper_id)
+        self.saved_replies = [SavedReplyOption(r.shortcut, r.body) for r in library]
         self.team_options = [TeamOption(str(m.id), f"{m.name} (me)" if m.id == me.id else m.name)
                              for m in members if not m.pending]
         self._show_filing(filing.status if filing else Status.OPEN, filing.assignee_id if filing else None)

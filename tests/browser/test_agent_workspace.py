@@ -209,3 +209,63 @@ def test_an_agent_finds_a_conversation_by_a_word_from_it(live_app, browser, fore
     finally:
         agent_ctx.close()
         shop_ctx.close()
+
+
+def test_a_saved_reply_is_offered_by_slash_and_filled_in_for_the_shopper(live_app, browser, foreign_store):  # noqa: F811
+    from sqlmodel import Session
+
+    from chatdash.db import make_engine
+    from chatdash.models import Conversation, Shopper
+
+    agent_ctx = browser.new_context(viewport={"width": 1400, "height": 900})
+    shop_ctx = browser.new_context(viewport={"width": 1200, "height": 900})
+    shortcut = f"ship{uuid.uuid4().hex[:4]}"
+    try:
+        agent = agent_ctx.new_page()
+        login(agent, live_app)
+        on_conversations(agent)
+        # Settings → Saved replies: the team's library.
+        agent.goto(f"{live_app.frontend}/admin/settings")
+        agent.locator("#saved-shortcut").fill(shortcut)
+        agent.locator("#saved-body").fill("Hi {first_name}, it ships {tomorrow}.")
+        agent.locator("#saved-add").click()
+        expect(agent.locator("#saved-error")).to_contain_text("Unknown variable {tomorrow}")
+        agent.locator("#saved-body").fill("Hi {first_name}, it ships tomorrow.")
+        agent.locator("#saved-add").click()
+        expect(agent.locator(f'.saved-reply-row[data-shortcut="{shortcut}"]')).to_be_visible()
+        shot(agent, "settings-saved-replies")
+
+        shop = shop_ctx.new_page()
+        shop.goto(f"{foreign_store}/index.html")
+        frame = open_widget(shop)
+        question = f"When does it ship? {shortcut}"
+        frame.locator("#widget-input").fill(question)
+        frame.locator("#widget-input").press("Enter")
+        agent.goto(f"{live_app.frontend}/admin/conversations")
+        on_conversations(agent)
+        row = agent.locator(".conv-row", has_text=question)
+        expect(row).to_be_visible()
+        # The store knows this shopper's name (as an identified customer would be).
+        engine = make_engine(live_app.db_url)
+        with Session(engine) as s:
+            conv = s.get(Conversation, int(row.get_attribute("data-conversation-id")))
+            s.get(Shopper, conv.shopper_id).name = "Grace Hopper"
+            s.commit()
+        engine.dispose()
+        row.click()
+        expect(agent.locator("#message-list .msg-other", has_text=question)).to_be_visible()
+
+        box = agent.locator("#reply-input")
+        box.press_sequentially(f"/{shortcut[:5]}")
+        offer = agent.locator(f'#saved-replies .saved-reply[data-shortcut="{shortcut}"]')
+        expect(offer).to_be_visible()
+        expect(offer).to_contain_text("Hi Grace, it ships tomorrow.")
+        shot(agent, "saved-reply-offer")
+        box.press("Enter")  # picks the offer; a second Enter sends
+        expect(box).to_have_value("Hi Grace, it ships tomorrow.")
+        expect(offer).to_be_hidden()
+        box.press("Enter")
+        expect(frame.locator(".msg-other", has_text="Hi Grace, it ships tomorrow.")).to_be_visible()
+    finally:
+        agent_ctx.close()
+        shop_ctx.close()
