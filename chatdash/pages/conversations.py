@@ -260,8 +260,8 @@ def _chat_panel() -> rx.Component:
 
 # ----- the agent workspace: filing, notes, collision --------------------------
 
-# `e` resolves the open conversation and `/` goes to the search box (not
-# while typing); every 20 s the page
+# Keys (not while typing): up/down move through the list, Enter opens, `e`
+# resolves the open conversation, `/` goes to the search box. Every 20 s the page
 # tells the server this agent still has it open ("Dana is viewing").
 WORKSPACE_SCRIPT = r"""
 (function () {
@@ -270,6 +270,22 @@ WORKSPACE_SCRIPT = r"""
     const t = ev.target; const tag = t && t.tagName;
     if (ev.ctrlKey || ev.metaKey || ev.altKey) return;
     if (tag === "INPUT" || tag === "TEXTAREA" || tag === "SELECT" || (t && t.isContentEditable)) return;
+    if (ev.key === "ArrowDown" || ev.key === "ArrowUp" || ev.key === "Enter") {
+      const rows = Array.from(document.querySelectorAll("#conversation-list .conv-row"));
+      if (!rows.length) return;
+      let at = rows.findIndex(function (r) { return r.dataset.keyboard === "true"; });
+      if (at < 0) at = rows.findIndex(function (r) { return r.classList.contains("conv-selected"); });
+      if (ev.key === "Enter") { if (at >= 0) { ev.preventDefault(); rows[at].click(); } return; }
+      ev.preventDefault();
+      const next = at < 0 ? 0 : Math.max(0, Math.min(rows.length - 1, at + (ev.key === "ArrowDown" ? 1 : -1)));
+      rows.forEach(function (r, i) {
+        r.dataset.keyboard = i === next ? "true" : "false";
+        r.style.outline = i === next ? "2px solid var(--accent-8)" : "";
+        r.style.outlineOffset = i === next ? "-2px" : "";
+      });
+      rows[next].scrollIntoView({ block: "nearest" });
+      return;
+    }
     const target = { e: "resolve-button", "/": "inbox-search" }[ev.key];
     const el = target && document.getElementById(target);
     if (!el) return;

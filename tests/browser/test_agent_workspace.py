@@ -206,6 +206,17 @@ def test_an_agent_finds_a_conversation_by_a_word_from_it(live_app, browser, fore
         agent.locator("#filter-open").click()
         expect(agent.locator("#inbox-search")).to_have_value("")
         expect(agent.locator(f'.conv-row[data-conversation-id="{conv_id}"]')).to_be_visible()
+
+        # The keyboard: down moves through the list, Enter opens the row.
+        agent.locator("#inbox-search").blur()
+        agent.keyboard.press("ArrowDown")
+        first = agent.locator(".conv-row").first
+        expect(first).to_have_attribute("data-keyboard", "true")
+        first_id = first.get_attribute("data-conversation-id")
+        agent.keyboard.press("Enter")
+        expect(agent.locator(f'.conv-row[data-conversation-id="{first_id}"]')).to_have_class(
+            re.compile("conv-selected"))
+        expect(agent.locator("#chat-title")).to_be_visible()
     finally:
         agent_ctx.close()
         shop_ctx.close()
