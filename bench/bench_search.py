@@ -177,6 +177,9 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=30)
     parser.add_argument("--regenerate", action="store_true")
     parser.add_argument("--no-sqlite", action="store_true")
+    parser.add_argument("--pg-schema", default="", help="reuse this schema (built and kept by --keep)")
+    parser.add_argument("--keep", action="store_true", help="keep the PostgreSQL schema for another run")
+    parser.add_argument("--work-mem", default=None, help="search's work_mem on PostgreSQL ('' for the default)")
     args = parser.parse_args()
 
     if not args.no_sqlite:
@@ -194,10 +197,13 @@ def main() -> None:
         measure(engine, args.runs)
         engine.dispose()
     if args.pg:
-        schema = f"bench_search_{uuid.uuid4().hex[:8]}"
+        if args.work_mem is not None:
+            search.PG_WORK_MEM = args.work_mem
+        schema = args.pg_schema or f"bench_search_{uuid.uuid4().hex[:8]}"
         admin = make_engine(args.pg)
-        with admin.begin() as conn:
-            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+        if not args.pg_schema:
+            with admin.begin() as conn:
+                conn.execute(text(f'CREATE SCHEMA "{schema}"'))
         engine = make_engine(args.pg)
 
         @event.listens_for(engine, "connect")
@@ -208,14 +214,17 @@ def main() -> None:
             dbapi_conn.commit()
 
         try:
-            t = time.perf_counter()
-            build(engine, random.Random(12))
-            print(f"built PostgreSQL schema {schema} in {time.perf_counter() - t:.0f} s")
+            if not args.pg_schema:
+                t = time.perf_counter()
+                build(engine, random.Random(12))
+                print(f"built PostgreSQL schema {schema} in {time.perf_counter() - t:.0f} s")
+            print(f"work_mem for search: {search.PG_WORK_MEM or 'server default'}")
             measure(engine, args.runs)
         finally:
             engine.dispose()
-            with admin.begin() as conn:
-                conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+            if not args.keep:
+                with admin.begin() as conn:
+                    conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
             admin.dispose()
 
 

@@ -28,6 +28,7 @@ MAX_WORDS = 8
 # are looked at (the newest activity is what an agent looks for first).
 NEWEST_MATCHES = 5000
 WORD = re.compile(r"\w+", re.UNICODE)
+PG_WORK_MEM = "32MB"
 
 # The expressions PostgreSQL's indexes cover; the query must spell them the
 # same way. Separators become spaces first, so "CUST-4711" and
@@ -46,14 +47,22 @@ _SQLITE = text(f"""
     ORDER BY c.last_message_at DESC LIMIT :limit
 """)
 
+# MATERIALIZED: each match is read through its GIN index, whatever the
+# planner guesses for a generic plan (psycopg prepares a statement run often,
+# and a generic plan may prefer walking the message table backwards).
 _POSTGRES = text(f"""
-    SELECT c.id FROM conversation c
-    WHERE c.shopper_id IN (SELECT s.id FROM shopper s
-                           WHERE to_tsvector('simple', {SHOPPER_TEXT}) @@ to_tsquery('simple', :q))
-       OR c.id IN (SELECT m.conversation_id FROM (
-                     SELECT conversation_id FROM message
-                     WHERE to_tsvector('simple', {BODY_TEXT}) @@ to_tsquery('simple', :q)
-                     ORDER BY id DESC LIMIT {NEWEST_MATCHES}) m)
+    WITH message_hits AS MATERIALIZED (
+        SELECT id, conversation_id FROM message
+        WHERE to_tsvector('simple', {BODY_TEXT}) @@ to_tsquery('simple', :q)
+    ), shopper_hits AS MATERIALIZED (
+        SELECT s.id FROM shopper s WHERE to_tsvector('simple', {SHOPPER_TEXT}) @@ to_tsquery('simple', :q)
+    ), hits AS (
+        SELECT c.id FROM conversation c WHERE c.shopper_id IN (SELECT id FROM shopper_hits)
+        UNION
+        SELECT conversation_id FROM (SELECT conversation_id FROM message_hits
+                                     ORDER BY id DESC LIMIT {NEWEST_MATCHES}) newest
+    )
+    SELECT c.id FROM conversation c JOIN hits ON hits.id = c.id
     ORDER BY c.last_message_at DESC LIMIT :limit
 """)
 
@@ -77,6 +86,10 @@ def matching_ids(session: Session, query: str, limit: int = 50) -> list[int]:
         match = " ".join(f'"{w}"*' for w in terms)
         return list(session.execute(_SQLITE, {"q": match, "limit": limit}).scalars())
     match = " & ".join(f"{w}:*" for w in terms)
+    if PG_WORK_MEM:
+        # A common word matches 100,000s of messages: with the default 4 MB the
+        # bitmap of matches goes lossy and every row of those pages is re-checked.
+        session.execute(text(f"SET LOCAL work_mem = '{PG_WORK_MEM}'"))
     return list(session.execute(_POSTGRES, {"q": match, "limit": limit}).scalars())
 
 
