@@ -315,8 +315,10 @@ def mark_seen(session: Session, conversation: Conversation, side: Sender, up_to_
     """Record that `side` has seen the conversation up to a message id (default:
     the latest) and record `MessagesSeen`. Returns True if anything changed."""
     if up_to_id is None:
+        # Notes are not the shopper's to see, nor counted in what they have seen.
         up_to_id = session.exec(
-            select(func.max(Message.id)).where(Message.conversation_id == conversation.id)
+            select(func.max(Message.id)).where(Message.conversation_id == conversation.id,
+                                               Message.sender != Sender.NOTE)
         ).one() or 0
     attr = "admin_seen_message_id" if side == Sender.ADMIN else "shopper_seen_message_id"
     if up_to_id <= getattr(conversation, attr):
