@@ -179,7 +179,6 @@ def main() -> None:
     parser.add_argument("--no-sqlite", action="store_true")
     parser.add_argument("--pg-schema", default="", help="reuse this schema (built and kept by --keep)")
     parser.add_argument("--keep", action="store_true", help="keep the PostgreSQL schema for another run")
-    parser.add_argument("--work-mem", default=None, help="search's work_mem on PostgreSQL ('' for the default)")
     args = parser.parse_args()
 
     if not args.no_sqlite:
@@ -197,8 +196,6 @@ def main() -> None:
         measure(engine, args.runs)
         engine.dispose()
     if args.pg:
-        if args.work_mem is not None:
-            search.PG_WORK_MEM = args.work_mem
         schema = args.pg_schema or f"bench_search_{uuid.uuid4().hex[:8]}"
         admin = make_engine(args.pg)
         if not args.pg_schema:
@@ -218,7 +215,6 @@ def main() -> None:
                 t = time.perf_counter()
                 build(engine, random.Random(12))
                 print(f"built PostgreSQL schema {schema} in {time.perf_counter() - t:.0f} s")
-            print(f"work_mem for search: {search.PG_WORK_MEM or 'server default'}")
             measure(engine, args.runs)
         finally:
             engine.dispose()

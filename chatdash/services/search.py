@@ -28,7 +28,6 @@ MAX_WORDS = 8
 # are looked at (the newest activity is what an agent looks for first).
 NEWEST_MATCHES = 5000
 WORD = re.compile(r"\w+", re.UNICODE)
-PG_WORK_MEM = "32MB"
 
 # The expressions PostgreSQL's indexes cover; the query must spell them the
 # same way. Separators become spaces first, so "CUST-4711" and
@@ -86,10 +85,6 @@ def matching_ids(session: Session, query: str, limit: int = 50) -> list[int]:
         match = " ".join(f'"{w}"*' for w in terms)
         return list(session.execute(_SQLITE, {"q": match, "limit": limit}).scalars())
     match = " & ".join(f"{w}:*" for w in terms)
-    if PG_WORK_MEM:
-        # A common word matches 100,000s of messages: with the default 4 MB the
-        # bitmap of matches goes lossy and every row of those pages is re-checked.
-        session.execute(text(f"SET LOCAL work_mem = '{PG_WORK_MEM}'"))
     return list(session.execute(_POSTGRES, {"q": match, "limit": limit}).scalars())
 
 
