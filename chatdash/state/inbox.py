@@ -62,6 +62,7 @@ class InboxState(AuthState):
     async def load(self):
         live.subscribe(self, live.INBOX)
         await self._read_team()
+        self.query = self.search_error = ""  # a (re)loaded page starts from its filter
         await self._read()
         wanted = str(self.router.url.query_parameters.get("c", ""))
         if wanted.isdigit():
