@@ -46,6 +46,7 @@ def invite() -> rx.Component:
                         action=InviteState.invite_action,
                         method="post",
                         id="invite-form",
+                        width="100%",
                     ),
                     rx.callout(InviteState.invite_error, icon="triangle-alert", color_scheme="red", width="100%",
                                id="invite-error"),
