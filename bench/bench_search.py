@@ -15,6 +15,10 @@ messages").
    writes them. Bodies are shopper and agent lines with product words and order
    numbers; a few rare words are planted in 3 conversations.
 
+3. --write-cost: what the index costs the chat's hottest write on SQLite: 2,000
+   `chat.shopper_send` calls (200 shoppers, limits lifted) on a fresh database
+   with the message_fts triggers and on one without them, twice each, alternating.
+
 2. In process, --runs times each, after one warm-up: `search.search(q)` (what
    the inbox's search box calls) for a rare word, a common word, two words, a
    prefix, a name, an email, a customer id and a word that matches nothing; and
@@ -170,6 +174,41 @@ def measure(engine, runs: int) -> None:
             print(f"{name_:<14} {limit:>6} {len(page.rows):>5} {p50:>8.1f} {p95:>8.1f}")
 
 
+def write_cost() -> None:
+    import tempfile
+
+    from chatdash.services import chat
+
+    unlimited = type("Unlimited", (), {"hit": staticmethod(lambda _key: True)})()
+    chat._send_limiter = chat._start_limiter = lambda: unlimited
+
+    def run(indexed: bool) -> list[float]:
+        engine = make_engine(f"sqlite:///{tempfile.mkdtemp()}/write.db")
+        migrate(engine)
+        if not indexed:
+            with engine.begin() as conn:
+                for trigger in ("message_fts_ai", "message_fts_ad", "message_fts_au"):
+                    conn.execute(text(f"DROP TRIGGER {trigger}"))
+        shoppers = []
+        for _ in range(200):
+            visitor = uuid.uuid4().hex
+            shoppers.append((visitor, chat.open_widget(visitor, engine=engine).shopper_id))
+        times = []
+        for i in range(2000):
+            visitor, shopper_id = shoppers[i % len(shoppers)]
+            t = time.perf_counter()
+            chat.shopper_send(visitor, shopper_id, 0, uuid.uuid4().hex,
+                              f"Is the blue kettle number {i} back in stock soon?", engine=engine)
+            times.append(time.perf_counter() - t)
+        engine.dispose()
+        return times
+
+    print(f"\nshopper_send on SQLite, load average {os.getloadavg()[0]:.1f}")
+    for label, indexed in (("with the FTS trigger", True), ("without", False)) * 2:
+        times = run(indexed)
+        print(f"{label:<22} p50 {percentile(times, 50) * 1000:.2f} ms  p95 {percentile(times, 95) * 1000:.2f} ms")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--db", type=Path, default=DEFAULT_DB)
@@ -179,7 +218,11 @@ def main() -> None:
     parser.add_argument("--no-sqlite", action="store_true")
     parser.add_argument("--pg-schema", default="", help="reuse this schema (built and kept by --keep)")
     parser.add_argument("--keep", action="store_true", help="keep the PostgreSQL schema for another run")
+    parser.add_argument("--write-cost", action="store_true", help="only: the FTS trigger's cost per message")
     args = parser.parse_args()
+    if args.write_cost:
+        write_cost()
+        return
 
     if not args.no_sqlite:
         meta = args.db.with_suffix(".meta.json")
