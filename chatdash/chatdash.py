@@ -17,6 +17,7 @@ from chatdash.errors import backend_exception_handler
 from chatdash.models import utcnow
 from chatdash.pages import (  # noqa: F401  (register pages)
     conversations,
+    invite,
     login,
     settings,
     visitors,

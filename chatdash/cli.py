@@ -136,19 +136,47 @@ def import_orders(path: Path = typer.Argument(..., help="CSV file, see docs/impo
 def add_admin(
     email: str,
     name: str = typer.Option("", help="Display name"),
+    role: str = typer.Option("owner", help="owner (settings and team) or agent (conversations)"),
     password: str = typer.Option(..., prompt=True, hide_input=True, confirmation_prompt=True),
 ) -> None:
-    """Add an admin account."""
+    """Add a staff account with a password (an owner, or an agent with --role agent)."""
     from chatdash.services import auth
 
     migrate()
     try:
         with session_scope() as session:
-            admin = auth.create_admin(session, email, password, name)
+            admin = auth.create_admin(session, email, password, name, role=role)
     except auth.AuthError as exc:
         console.print(f"[red]{exc}")
         raise typer.Exit(2) from exc
-    console.print(f"[green]Admin {admin.email} added.")
+    console.print(f"[green]{admin.role.capitalize()} {admin.email} added.")
+
+
+@cli.command("invite")
+def invite(email: str, name: str = typer.Option("", help="Display name")) -> None:
+    """Invite an agent: prints a one-time link where they set their password."""
+    from chatdash import routes
+    from chatdash.services import auth, team
+
+    migrate()
+    try:
+        member, token = team.invite(email, name)
+    except auth.AuthError as exc:
+        console.print(f"[red]{exc}")
+        raise typer.Exit(2) from exc
+    link = f"{get_settings().public_url.rstrip('/')}{routes.INVITE}?t={token}"
+    console.print(f"[green]Agent {member.email} invited.[/] Send them this one-time link (valid "
+                  f"{team.INVITE_DAYS} days):\n{link}")
+
+
+@cli.command("team")
+def team_list() -> None:
+    """List the team: owners and agents."""
+    from chatdash.services import team
+
+    migrate()
+    for m in team.members():
+        console.print(f"{m.role:<6} {m.email:<40} {m.name}{'  (invited)' if m.pending else ''}")
 
 
 @cli.command("set-password")

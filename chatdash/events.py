@@ -62,6 +62,7 @@ class MessageView:
     client_msg_id: str
     created_at: datetime
     product: ProductCardView | None = None
+    author: str = ""  # a note's agent (notes only)
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,8 @@ class ConversationSummary:
     unread: int
     on_site: bool
     current_url: str = ""
+    status: str = "open"
+    assignee_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -123,6 +126,8 @@ class PresenceChanged(DomainEvent):
     shopper_id: int
     on_site: bool
     current_url: str = ""
+    status: str = "open"
+    assignee_id: int | None = None
     current_title: str = ""
     device: str = ""
 
@@ -159,14 +164,79 @@ class ShopperActivity(DomainEvent):
 
 @dataclass(frozen=True)
 class Typing(DomainEvent):
-    """Someone is typing in a conversation (not stored)."""
+    """Someone is typing in a conversation (not stored). For an agent, which
+    one: the other agents with the conversation open see who."""
 
     conversation_id: int
     side: str
+    agent_id: int = 0
+    agent_name: str = ""
 
     @property
     def coalesce_key(self) -> Hashable:
-        return ("typing", self.conversation_id, self.side)
+        return ("typing", self.conversation_id, self.side, self.agent_id)
+
+
+# ----- the agent workspace (team, status, assignment, notes, viewing)
+
+
+@dataclass(frozen=True)
+class InboxCounts:
+    """The numbers on the inbox's filters. `by_assignee`: open conversations
+    per agent id, from which each agent's "Mine" is read."""
+
+    open: int
+    unassigned: int
+    resolved: int
+    by_assignee: tuple[tuple[int, int], ...] = ()
+
+    def mine(self, admin_id: int) -> int:
+        return dict(self.by_assignee).get(admin_id, 0)
+
+
+@dataclass(frozen=True)
+class ConversationFiled(DomainEvent):
+    """A conversation was resolved, re-opened, assigned or unassigned: its
+    inbox row and the filters' counts as they now are."""
+
+    conversation: ConversationSummary
+    counts: InboxCounts
+    change: str  # "resolved", "reopened", "assigned", "unassigned"
+    by_agent_id: int = 0  # 0: the shopper or the system (a re-open by a new message)
+
+    @property
+    def conversation_id(self) -> int:
+        return self.conversation.id
+
+
+@dataclass(frozen=True)
+class NotePosted(DomainEvent):
+    """An agent wrote a private note: for the agents' screens only (no route
+    to the shopper's widget exists)."""
+
+    note: MessageView
+
+    @property
+    def conversation_id(self) -> int:
+        return self.note.conversation_id
+
+
+@dataclass(frozen=True)
+class AgentRef:
+    id: int
+    name: str
+
+
+@dataclass(frozen=True)
+class ViewersChanged(DomainEvent):
+    """Who has a conversation open now (collision detection)."""
+
+    conversation_id: int
+    viewers: tuple[AgentRef, ...]
+
+    @property
+    def coalesce_key(self) -> Hashable:
+        return ("viewers", self.conversation_id)
 
 
 # --------------------------------------------------------------------------- delivery

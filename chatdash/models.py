@@ -28,6 +28,18 @@ class Sender(StrEnum):
     SHOPPER = "shopper"
     ADMIN = "admin"
     SYSTEM = "system"
+    # A private note between agents: stored with the messages, never shown to the shopper.
+    NOTE = "note"
+
+
+class Role(StrEnum):
+    OWNER = "owner"  # settings and the team, and everything an agent does
+    AGENT = "agent"  # conversations
+
+
+class Status(StrEnum):
+    OPEN = "open"
+    RESOLVED = "resolved"
 
 
 class MessageKind(StrEnum):
@@ -156,6 +168,7 @@ class OrderLine(SQLModel, table=True):
 class Conversation(SQLModel, table=True):
     __table_args__ = (
         Index("ix_conversation_status_last", "status", "last_message_at"),
+        Index("ix_conversation_assignee_status", "assignee_id", "status", "last_message_at"),
         # The bell: open conversations with shopper messages no admin has seen.
         Index("ix_conversation_unseen", "status",
               sqlite_where=text("last_shopper_message_id > admin_seen_message_id"),
@@ -176,6 +189,8 @@ class Conversation(SQLModel, table=True):
     # The shopper's latest message: the bell counts conversations where it is
     # past admin_seen_message_id without reading the messages.
     last_shopper_message_id: int = 0
+    # The agent looking after it (None: unassigned).
+    assignee_id: int | None = Field(default=None, foreign_key="adminuser.id", ondelete="SET NULL")
 
 
 class Message(SQLModel, table=True):
@@ -200,9 +215,30 @@ class AdminUser(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     email: str = Field(max_length=320, unique=True, index=True)
     name: str = Field(default="", max_length=200)
+    # "" until an invited agent sets a password (no password matches it).
     password_hash: str = Field(max_length=255)
+    role: str = Field(default=Role.AGENT, max_length=16)
     created_at: datetime = Field(default_factory=utcnow)
     last_login_at: datetime | None = None
+
+
+class AdminInvite(SQLModel, table=True):
+    """A one-time link that lets a staff member set their password (an invite,
+    or a reset the owner asked for). Only the token's hash is stored."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    token_hash: str = Field(max_length=64, unique=True, index=True)
+    admin_id: int = Field(foreign_key="adminuser.id", index=True, ondelete="CASCADE")
+    created_at: datetime = Field(default_factory=utcnow)
+    expires_at: datetime
+
+
+class ConversationViewer(SQLModel, table=True):
+    """An agent with a conversation open (renewed while the tab stays open)."""
+
+    conversation_id: int = Field(foreign_key="conversation.id", primary_key=True, ondelete="CASCADE")
+    admin_id: int = Field(foreign_key="adminuser.id", primary_key=True, ondelete="CASCADE")
+    seen_at: datetime = Field(default_factory=utcnow)
 
 
 class AdminSession(SQLModel, table=True):
@@ -235,3 +271,13 @@ class ModelArtifact(SQLModel, table=True):
     version: str = Field(primary_key=True, max_length=64)
     created_at: datetime = Field(index=True)
     data: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+
+
+class SavedReply(SQLModel, table=True):
+    """A canned answer in the team's library: `/shortcut` in the reply box
+    offers it; `{first_name}` becomes the shopper's first name."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    shortcut: str = Field(max_length=40, unique=True, index=True)
+    body: str = Field(sa_column=Column(Text, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow)

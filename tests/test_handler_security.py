@@ -155,7 +155,90 @@ def _payload_for(cls: type, name: str, conv_id: int) -> dict:
     import inspect
 
     params = list(inspect.signature(cls.event_handlers[name].fn).parameters)[1:]
-    return {p: ({"reply": "injected reply"} if p == "form_data" else conv_id) for p in params}
+    form = {"reply": "injected reply", "note": "injected reply"}
+    return {p: (form if p == "form_data" else conv_id) for p in params}
+
+
+# Handlers only an owner may run: the store's settings and its team. Every
+# other admin handler is an agent's (conversations). A new handler must take
+# a side here, or the enumeration below fails.
+OWNER_HANDLERS = {
+    "SettingsState.load", "SettingsState.save", "SettingsState.set_email_enabled",
+    "SettingsState.set_recipients_text",
+    "TeamState.load", "TeamState.invite", "TeamState.remove", "TeamState.reset_password",
+    "TeamState.set_invite_email", "TeamState.set_invite_name",
+}
+
+
+def test_every_admin_handler_checks_the_role():
+    """Each guarded handler names its role; exactly the owner's list needs an owner."""
+    from chatdash.models import Role
+
+    roles = {}
+    for cls, name in _admin_handlers():
+        if cls is AuthState and name in PUBLIC_AUTH_HANDLERS:
+            continue
+        roles[f"{cls.__name__}.{name}"] = getattr(cls.event_handlers[name].fn, "__role__", None)
+    assert set(roles.values()) <= {Role.OWNER, Role.AGENT}, [k for k, v in roles.items() if v is None]
+    assert {k for k, v in roles.items() if v == Role.OWNER} == OWNER_HANDLERS
+    # The enumeration really sees the workspace's handlers, as an agent's.
+    for name in ("ChatState.resolve", "ChatState.assign", "ChatState.send_note", "ChatState.still_viewing",
+                 "InboxState.set_filter", "InboxState.search", "SavedRepliesState.add",
+                 "SavedRepliesState.remove"):
+        assert roles[name] == Role.AGENT
+
+
+def _agent_session(live_engine) -> tuple[int, str]:
+    from chatdash.models import Role
+
+    with Session(live_engine) as s:
+        agent = auth.create_admin(s, f"agent-{uuid.uuid4().hex[:6]}@store.test", "agent-password-1", "Agent",
+                                  role=Role.AGENT)
+        token = auth.start_session(s, agent.id, hours=1)
+        s.commit()
+    return agent.id, token
+
+
+def test_an_agent_cannot_run_the_owners_handlers(live_app, live_engine):
+    """An agent's real session calls every owner handler with real arguments:
+    the settings, the team and every member's password stay as they were."""
+    from chatdash.models import AdminUser
+    from chatdash.state.team import TeamState
+
+    agent_id, token = _agent_session(live_engine)
+    with Session(live_engine) as s:
+        owner = s.exec(select(AdminUser).where(AdminUser.email == ADMIN_EMAIL)).one()
+        owner_id, owner_hash = owner.id, owner.password_hash
+        team_before = len(s.exec(select(AdminUser)).all())
+    before = _email_settings(live_engine)
+    client = RawReflexClient(live_app.backend, cookies=_session_cookie(token))
+    try:
+        client.hydrate(path="/admin/settings")
+        _try_to_enable_emails(client)
+        client.call(TeamState, "set_invite_email", {"value": "mole@evil.test"}, path="/admin/settings")
+        client.call(TeamState, "invite", path="/admin/settings")
+        client.call(TeamState, "reset_password", {"admin_id": owner_id}, path="/admin/settings")
+        client.call(TeamState, "remove", {"admin_id": owner_id}, path="/admin/settings")
+        client.call(TeamState, "load", path="/admin/settings")
+        assert _email_settings(live_engine) == before
+        with Session(live_engine) as s:
+            assert s.get(AdminUser, owner_id).password_hash == owner_hash
+            assert len(s.exec(select(AdminUser)).all()) == team_before
+            assert not s.exec(select(AdminUser).where(AdminUser.email == "mole@evil.test")).all()
+        seen = str(client.deltas)
+        assert ADMIN_EMAIL not in seen and "invite?t=" not in seen  # no team list, no link
+        # The agent's own work is open to them: the refusals above are the role's.
+        secret_conv = _shopper_conversation(live_engine, "an agent may read this")[1]
+        from chatdash.state.inbox import InboxState
+
+        client.call(InboxState, "select", {"conversation_id": secret_conv}, path="/admin/conversations")
+        client.wait_for(lambda d: "an agent may read this" in str(d))
+    finally:
+        client.close()
+        with Session(live_engine) as s:
+            auth.end_session(s, token)
+            s.delete(s.get(AdminUser, agent_id))
+            s.commit()
 
 
 def test_admin_handlers_refuse_a_shopper_client(live_app, live_engine):

@@ -7,10 +7,10 @@ from chatdash.state.auth import AuthState
 
 # Reflex's forms always cancel the browser's own submit (and eval-based
 # call_script is refused by the admin pages' CSP): this listener, run before
-# React's, keeps the login form's submit away from React so the browser posts it.
+# React's, keeps the login (and invite) form's submit away from React so the browser posts it.
 NATIVE_LOGIN_POST = """
 document.addEventListener("submit", function (e) {
-  if (e.target && e.target.id === "login-form") e.stopPropagation();
+  if (e.target && (e.target.id === "login-form" || e.target.id === "invite-form")) e.stopPropagation();
 }, true);
 """
 

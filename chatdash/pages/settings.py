@@ -1,18 +1,133 @@
-"""Settings page: email on new conversations."""
+"""Settings page: email on new conversations and the team (owner only), and
+this browser's sound."""
 
 import reflex as rx
 
 from chatdash import routes
 from chatdash.components.frame import admin_page
+from chatdash.state.auth import AuthState
+from chatdash.state.saved_replies import SavedRepliesState, SavedReplyRow
 from chatdash.state.settings_page import SettingsState
+from chatdash.state.team import TeamRow, TeamState
 
 
-@admin_page(route=routes.SETTINGS, title="Settings", on_load=[SettingsState.load])
-def settings() -> rx.Component:
-    return rx.box(
+def _member_row(m: TeamRow) -> rx.Component:
+    return rx.table.row(
+        rx.table.cell(rx.hstack(rx.avatar(fallback=m.initials, size="2", radius="full"),
+                                rx.vstack(rx.text(m.name, weight="medium", size="2"),
+                                          rx.text(m.email, size="1", color_scheme="gray"), spacing="0"),
+                                align="center")),
+        rx.table.cell(rx.badge(m.role, color_scheme=rx.cond(m.role == "owner", "amber", "blue"))),
+        rx.table.cell(rx.cond(m.pending, rx.badge("Invited", color_scheme="gray", variant="outline"),
+                              rx.text("Active", size="1", color_scheme="green"))),
+        rx.table.cell(rx.cond(
+            m.email != AuthState.admin_email,
+            rx.hstack(
+                rx.button("Reset password", size="1", variant="soft", on_click=TeamState.reset_password(m.id),
+                          class_name="team-reset"),
+                rx.button("Remove", size="1", variant="soft", color_scheme="red", on_click=TeamState.remove(m.id),
+                          class_name="team-remove"),
+            ),
+            rx.text("You", size="1", color_scheme="gray"),
+        )),
+        class_name="team-member",
+        data_email=m.email,
+    )
+
+
+def team_section() -> rx.Component:
+    """Settings → Team: the owner invites agents, resets passwords, removes members."""
+    return rx.card(
         rx.vstack(
-            rx.heading("Settings", size="6"),
-            rx.card(
+            rx.heading("Team", size="4"),
+            rx.text("Owners change settings and the team; agents answer conversations. An invited agent "
+                    "sets their own password through a one-time link (valid 7 days).",
+                    color_scheme="gray", size="2"),
+            rx.table.root(
+                rx.table.header(rx.table.row(
+                    rx.table.column_header_cell("Member"), rx.table.column_header_cell("Role"),
+                    rx.table.column_header_cell("Status"), rx.table.column_header_cell(""))),
+                rx.table.body(rx.foreach(TeamState.members, _member_row)),
+                width="100%", size="1", id="team-members",
+            ),
+            rx.hstack(
+                rx.input(placeholder="agent@store.com", value=TeamState.invite_email, type="email",
+                         on_change=TeamState.set_invite_email, max_length=320, id="invite-email", flex="2"),
+                rx.input(placeholder="Name", value=TeamState.invite_name, on_change=TeamState.set_invite_name,
+                         max_length=200, id="invite-name", flex="1"),
+                rx.button("Invite agent", on_click=TeamState.invite, id="invite-send"),
+                width="100%",
+            ),
+            rx.cond(TeamState.team_error != "",
+                    rx.callout(TeamState.team_error, icon="triangle-alert", color_scheme="red", width="100%",
+                               id="team-error")),
+            rx.cond(
+                TeamState.new_link != "",
+                rx.callout(
+                    rx.vstack(
+                        rx.text("Send this one-time link to ", rx.text.strong(TeamState.new_link_for),
+                                ": it lets them set a password.", size="2"),
+                        rx.code(TeamState.new_link, id="invite-link", word_break="break-all"),
+                        spacing="1",
+                    ),
+                    icon="link", color_scheme="green", width="100%",
+                ),
+            ),
+            spacing="3",
+            width="100%",
+        ),
+        width="100%",
+        id="team-section",
+    )
+
+
+def _saved_reply_row(r: SavedReplyRow) -> rx.Component:
+    return rx.hstack(
+        rx.code("/", r.shortcut, flex_shrink="0"),
+        rx.text(r.body, size="2", color_scheme="gray", flex="1", white_space="pre-wrap"),
+        rx.icon_button(rx.icon("trash-2", size=14), size="1", variant="ghost", color_scheme="red",
+                       on_click=SavedRepliesState.remove(r.id), aria_label="Delete"),
+        width="100%",
+        align="start",
+        class_name="saved-reply-row",
+        data_shortcut=r.shortcut,
+    )
+
+
+def saved_replies_section() -> rx.Component:
+    """Settings → Saved replies: the team's library (every agent may edit it)."""
+    return rx.card(
+        rx.vstack(
+            rx.heading("Saved replies", size="4"),
+            rx.text("Type / and a few letters of a shortcut in the reply box to use one. {first_name} becomes "
+                    "the shopper's first name (\"there\" when we do not know it).",
+                    color_scheme="gray", size="2"),
+            rx.vstack(rx.foreach(SavedRepliesState.replies, _saved_reply_row), width="100%", spacing="2",
+                      id="saved-reply-list"),
+            rx.hstack(
+                rx.input(placeholder="shortcut", value=SavedRepliesState.new_shortcut,
+                         on_change=SavedRepliesState.set_new_shortcut, max_length=40, id="saved-shortcut",
+                         width="160px"),
+                rx.text_area(placeholder="Hi {first_name}, …", value=SavedRepliesState.new_body,
+                             on_change=SavedRepliesState.set_new_body, max_length=4000, rows="2",
+                             id="saved-body", flex="1"),
+                rx.button("Add", on_click=SavedRepliesState.add, id="saved-add"),
+                width="100%",
+                align="start",
+            ),
+            rx.cond(SavedRepliesState.saved_error != "",
+                    rx.callout(SavedRepliesState.saved_error, icon="triangle-alert", color_scheme="red",
+                               width="100%", id="saved-error")),
+            spacing="3",
+            width="100%",
+        ),
+        width="100%",
+        id="saved-replies-section",
+    )
+
+
+def _email_section() -> rx.Component:
+    return rx.card(
                 rx.vstack(
                     rx.heading("Email notifications", size="4"),
                     rx.text("Send an email when a shopper starts a new conversation.",
@@ -49,7 +164,17 @@ def settings() -> rx.Component:
                     width="100%",
                 ),
                 width="100%",
-            ),
+            )
+
+
+@admin_page(route=routes.SETTINGS, title="Settings",
+            on_load=[SettingsState.load, TeamState.load, SavedRepliesState.load])
+def settings() -> rx.Component:
+    return rx.box(
+        rx.vstack(
+            rx.heading("Settings", size="6"),
+            rx.cond(AuthState.is_owner, rx.fragment(_email_section(), team_section())),
+            saved_replies_section(),
             rx.card(
                 rx.vstack(
                     rx.heading("In this browser", size="4"),

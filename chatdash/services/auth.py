@@ -25,7 +25,7 @@ from sqlalchemy import delete
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from chatdash.models import AdminSession, AdminUser, utcnow
+from chatdash.models import AdminSession, AdminUser, Role, utcnow
 from chatdash.services.ratelimit import RateLimiter
 
 _hasher = PasswordHasher()
@@ -47,6 +47,15 @@ class AdminInfo:
     id: int
     email: str
     name: str
+    role: str = Role.AGENT
+
+    def may(self, role: str) -> bool:
+        """An owner may do what an agent does; an agent only that."""
+        return self.role == Role.OWNER or self.role == role
+
+
+def info(admin: AdminUser) -> AdminInfo:
+    return AdminInfo(admin.id, admin.email, admin.name, admin.role)
 
 
 def hash_password(password: str) -> str:
@@ -74,15 +83,22 @@ def validate_password(password: str) -> None:
         raise AuthError(f"Passwords can have at most {MAX_PASSWORD} characters.")
 
 
-def create_admin(session: Session, email: str, password: str, name: str = "") -> AdminInfo:
+def create_admin(session: Session, email: str, password: str | None, name: str = "",
+                 role: str = Role.OWNER) -> AdminInfo:
+    """A staff account. Without a password (an invited agent) nobody can log
+    in as it until a password is set."""
     email = normalise_email(email)
-    validate_password(password)
+    if password is not None:
+        validate_password(password)
+    if role not in tuple(Role):
+        raise AuthError("Unknown role.")
     if session.exec(select(AdminUser).where(AdminUser.email == email)).first():
-        raise AuthError(f"An admin with email {email} already exists.")
-    admin = AdminUser(email=email, name=name.strip()[:200], password_hash=hash_password(password))
+        raise AuthError(f"An account with email {email} already exists.")
+    admin = AdminUser(email=email, name=name.strip()[:200], role=role,
+                      password_hash=hash_password(password) if password is not None else "")
     session.add(admin)
     session.flush()
-    return AdminInfo(admin.id, admin.email, admin.name)
+    return info(admin)
 
 
 def set_password(session: Session, email: str, password: str) -> None:
@@ -107,7 +123,7 @@ def authenticate(session: Session, email: str, password: str) -> AdminInfo | Non
     if not verify_password(admin.password_hash, password):
         return None
     admin.last_login_at = utcnow()
-    return AdminInfo(admin.id, admin.email, admin.name)
+    return info(admin)
 
 
 def token_hash(token: str) -> str:
@@ -164,7 +180,7 @@ def admin_for_token_hash(session: Session, digest: str, idle_hours: float | None
         return None
     if last_seen < now - timedelta(seconds=TOUCH_SECONDS):
         admin_session.last_seen_at = now
-    return AdminInfo(admin.id, admin.email, admin.name)
+    return info(admin)
 
 
 def end_session(session: Session, token: str) -> None:
@@ -195,7 +211,7 @@ def ensure_first_admin(
         generated = None
         if not password:
             generated = password = secrets.token_urlsafe(12)
-        create_admin(session, email or "admin@example.com", password, name="Admin")
+        create_admin(session, email or "admin@example.com", password, name="Admin", role=Role.OWNER)
         session.commit()
         return (normalise_email(email or "admin@example.com"), generated)
 

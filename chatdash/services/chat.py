@@ -116,7 +116,7 @@ def _shoppers_conversation(session, shopper_id: int, conversation_id: int) -> Co
     """The shopper's own open conversation: never one named by the client alone."""
     if conversation_id:
         conv = session.get(Conversation, conversation_id)
-        if conv is not None and conv.shopper_id == shopper_id and conv.status == "open":
+        if conv is not None and conv.shopper_id == shopper_id and conv.status in ("open", "resolved"):
             return conv
     return convs.open_conversation_for(session, shopper_id)
 
@@ -156,7 +156,7 @@ def open_for_admin(conversation_id: int, *, engine: Engine | None = None) -> Adm
         conv = _continued(session, session.get(Conversation, conversation_id))
         if conv is None:
             return None
-        messages = convs.list_messages(session, conv.id, limit=HISTORY_LIMIT)
+        messages = convs.list_messages(session, conv.id, limit=HISTORY_LIMIT, include_notes=True)
         convs.mark_seen(session, conv, Sender.ADMIN)
         return AdminChat(conv.id, conv.shopper_id, messages, conv.shopper_seen_message_id)
 
@@ -171,14 +171,6 @@ def inbox(limit: int = 200, *, engine: Engine | None = None) -> list[Conversatio
     with session_scope(engine) as session:
         return convs.list_conversations(session, window_seconds=get_settings().presence_window_seconds,
                                         limit=limit)
-
-
-def inbox_page(limit: int, *, engine: Engine | None = None) -> tuple[list[ConversationSummary], int]:
-    """The newest `limit` inbox rows and how many open conversations there are in all."""
-    with session_scope(engine) as session:
-        rows = convs.list_conversations(session, window_seconds=get_settings().presence_window_seconds,
-                                        limit=limit)
-        return rows, convs.open_conversation_count(session)
 
 
 def unseen_count(*, engine: Engine | None = None) -> int:
@@ -196,8 +188,9 @@ def _typing_limiter():
     return limiter("typing", 1, TYPING_WINDOW_SECONDS)
 
 
-async def typing(conversation_id: int, side: Sender) -> None:
-    """Someone is typing: nothing stored, screens told now (throttled, shared
-    by every worker when REDIS_URL is set). Awaited on the event loop."""
-    if conversation_id and await _typing_limiter().hit_async(f"{conversation_id}:{side}"):
-        events.emit(events.Typing(conversation_id, str(side)))
+async def typing(conversation_id: int, side: Sender, *, agent_id: int = 0, agent_name: str = "") -> None:
+    """Someone is typing (for an agent, which one): nothing stored, screens told
+    now, at most once per typist and window (shared by every worker when
+    REDIS_URL is set). Awaited on the event loop."""
+    if conversation_id and await _typing_limiter().hit_async(f"{conversation_id}:{side}:{agent_id}"):
+        events.emit(events.Typing(conversation_id, str(side), agent_id, agent_name))

@@ -25,6 +25,7 @@ from chatdash.models import (
     Product,
     Sender,
     Shopper,
+    Status,
     Visit,
     utcnow,
 )
@@ -115,9 +116,12 @@ def visitor_row(session: Session, visitor_id: str) -> Shopper:
 
 
 def open_conversation_for(session: Session, shopper_id: int) -> Conversation | None:
+    """The shopper's current conversation: open, or resolved (their next
+    message re-opens it, see `reopen_on_shopper_message`)."""
     return session.exec(
         select(Conversation)
-        .where(Conversation.shopper_id == shopper_id, Conversation.status == "open")
+        .where(Conversation.shopper_id == shopper_id,
+               col(Conversation.status).in_([Status.OPEN, Status.RESOLVED]))
         .order_by(col(Conversation.id).desc())
     ).first()
 
@@ -176,6 +180,7 @@ def post_message(
     if msg_id is None:
         return message_by_client_id(session, conversation.id, client_msg_id), False
     first_from_shopper = sender == Sender.SHOPPER and conversation.last_shopper_message_id == 0
+    reopened = sender == Sender.SHOPPER and reopen_on_shopper_message(session, conversation)
     changes: dict[str, object] = {
         "last_message_at": created_at,
         "last_message_preview": " ".join(preview.split())[:PREVIEW_CHARS],
@@ -203,9 +208,12 @@ def post_message(
             preview=conversation.last_message_preview, last_message_at=conversation.last_message_at,
             unread=row.unread, on_site=is_on_site(row if row.last_seen_at else None, utcnow(), window_seconds),
             current_url=row.current_url or "",
+            status=conversation.status, assignee_id=conversation.assignee_id,
         ),
         unseen_conversations=row.unseen,
     ))
+    if reopened:
+        record_filed(session, conversation.id, "reopened", 0)
     if first_from_shopper:
         events.record(session, events.ConversationStarted(conversation.id, label, body))
     return view, True
@@ -283,25 +291,30 @@ def _view(m: Message, product: Product | None) -> MessageView:
 
 
 def list_messages(
-    session: Session, conversation_id: int, after_id: int = 0, limit: int = 1000
+    session: Session, conversation_id: int, after_id: int = 0, limit: int = 1000, *, include_notes: bool = False,
 ) -> list[MessageView]:
-    """Messages oldest first: the newest `limit`, or only those after `after_id`."""
-    rows = session.exec(
+    """Messages oldest first: the newest `limit`, or only those after `after_id`.
+    Private notes only with `include_notes` (the agents' screens, never the shopper's)."""
+    query = (
         select(Message, Product)
         .join(Product, col(Product.id) == Message.product_id, isouter=True)
         .where(Message.conversation_id == conversation_id, Message.id > after_id)
-        .order_by(col(Message.id).desc())
-        .limit(limit)
-    ).all()
-    return [_view(m, p) for m, p in reversed(rows)]
+    )
+    if not include_notes:
+        query = query.where(Message.sender != Sender.NOTE)
+    rows = session.exec(query.order_by(col(Message.id).desc()).limit(limit)).all()
+    views = [_view(m, p) for m, p in reversed(rows)]
+    return with_note_authors(session, views) if include_notes else views
 
 
 def mark_seen(session: Session, conversation: Conversation, side: Sender, up_to_id: int | None = None) -> bool:
     """Record that `side` has seen the conversation up to a message id (default:
     the latest) and record `MessagesSeen`. Returns True if anything changed."""
     if up_to_id is None:
+        # Notes are not the shopper's to see, nor counted in what they have seen.
         up_to_id = session.exec(
-            select(func.max(Message.id)).where(Message.conversation_id == conversation.id)
+            select(func.max(Message.id)).where(Message.conversation_id == conversation.id,
+                                               Message.sender != Sender.NOTE)
         ).one() or 0
     attr = "admin_seen_message_id" if side == Sender.ADMIN else "shopper_seen_message_id"
     if up_to_id <= getattr(conversation, attr):
@@ -383,21 +396,24 @@ def is_on_site(visit: Visit | None, now: datetime, window_seconds: int) -> bool:
 
 def list_conversations(
     session: Session, *, window_seconds: int, now: datetime | None = None, limit: int = 200,
-    ids: list[int] | None = None,
+    ids: list[int] | None = None, where: list | None = None,
 ) -> list[ConversationSummary]:
-    """Open conversations, newest activity first, with unread counts and presence
-    (or just the conversations `ids`, open or not). Plain rows, no ORM objects:
-    this is the inbox's hot path."""
+    """Open conversations (or those matching `where`: see `inbox_filter`),
+    newest activity first, with unread counts and presence (or just the
+    conversations `ids`, open or not). Plain rows, no ORM objects: this is the
+    inbox's hot path."""
     now = now or utcnow()
     query = (
         select(Conversation.id, Conversation.shopper_id, Conversation.last_message_preview,
                Conversation.last_message_at, Conversation.admin_seen_message_id,
                Conversation.last_shopper_message_id, Shopper.name, Shopper.email, Shopper.visitor_id,
-               Shopper.customer_id)
+               Shopper.customer_id, Conversation.status, Conversation.assignee_id)
         .join(Shopper, col(Shopper.id) == Conversation.shopper_id)
     )
     if ids is not None:
         query = query.where(col(Conversation.id).in_(ids))
+    elif where is not None:
+        query = query.where(*where)
     else:
         query = query.where(Conversation.status == "open")
     convs = session.exec(query.order_by(col(Conversation.last_message_at).desc()).limit(limit)).all()
@@ -430,6 +446,8 @@ def list_conversations(
                 unread=int(unread.get(c.id, 0)),
                 on_site=is_on_site(visit, now, window_seconds),
                 current_url=visit.current_url if visit else "",
+                status=c.status,
+                assignee_id=c.assignee_id,
             )
         )
     return out
@@ -467,3 +485,119 @@ def _latest_visits(session: Session, shopper_ids: list[int]) -> dict[int, Visit]
             )
         ).all()
     }
+
+
+# --------------------------------------------------------------------------- the agent workspace
+# Status, assignment, private notes and who is viewing: each write records its
+# event here, like post_message; the use cases are in services/workspace.py.
+
+# The inbox's filters, and what each one shows.
+INBOX_FILTERS = ("mine", "unassigned", "open", "resolved")
+
+
+def inbox_filter(name: str, admin_id: int) -> list:
+    """The WHERE clauses of one inbox filter."""
+    if name == "mine":
+        return [Conversation.status == Status.OPEN, Conversation.assignee_id == admin_id]
+    if name == "unassigned":
+        return [Conversation.status == Status.OPEN, col(Conversation.assignee_id).is_(None)]
+    if name == "resolved":
+        return [Conversation.status == Status.RESOLVED]
+    return [Conversation.status == Status.OPEN]
+
+
+def inbox_counts(session: Session) -> events.InboxCounts:
+    """Every filter's count in one grouped read."""
+    rows = session.exec(
+        select(Conversation.status, Conversation.assignee_id, func.count())
+        .group_by(Conversation.status, Conversation.assignee_id)
+    ).all()
+    open_, unassigned, resolved, mine = 0, 0, 0, {}
+    for status, assignee_id, n in rows:
+        if status == Status.OPEN:
+            open_ += n
+            if assignee_id is None:
+                unassigned += n
+            else:
+                mine[assignee_id] = mine.get(assignee_id, 0) + n
+        elif status == Status.RESOLVED:
+            resolved += n
+    return events.InboxCounts(open_, unassigned, resolved, tuple(sorted(mine.items())))
+
+
+def record_filed(session: Session, conversation_id: int, change: str, by_agent_id: int,
+                 window_seconds: int = 60) -> None:
+    """Record `ConversationFiled`: the row as it now is and the filters' counts."""
+    session.flush()
+    rows = list_conversations(session, window_seconds=window_seconds, ids=[conversation_id])
+    if rows:
+        events.record(session, events.ConversationFiled(rows[0], inbox_counts(session), change, by_agent_id))
+
+
+def set_status(session: Session, conversation: Conversation, status: Status, by_agent_id: int,
+               window_seconds: int = 60) -> bool:
+    """Resolve or re-open; records `ConversationFiled`. False when it already was."""
+    if conversation.status == status:
+        return False
+    conversation.status = status
+    session.add(conversation)
+    record_filed(session, conversation.id, "resolved" if status == Status.RESOLVED else "reopened",
+                 by_agent_id, window_seconds)
+    return True
+
+
+def reopen_on_shopper_message(session: Session, conversation: Conversation) -> bool:
+    """A resolved conversation re-opens by itself when the shopper writes again."""
+    if conversation.status != Status.RESOLVED:
+        return False
+    table = Conversation.__table__
+    session.execute(update(table).where(table.c.id == conversation.id).values(status=Status.OPEN))
+    set_committed_value(conversation, "status", str(Status.OPEN))
+    return True
+
+
+def assign(session: Session, conversation: Conversation, assignee_id: int | None, by_agent_id: int,
+           window_seconds: int = 60) -> bool:
+    """Give the conversation to an agent (None: nobody); records `ConversationFiled`."""
+    if conversation.assignee_id == assignee_id:
+        return False
+    conversation.assignee_id = assignee_id
+    session.add(conversation)
+    record_filed(session, conversation.id, "assigned" if assignee_id else "unassigned", by_agent_id,
+                 window_seconds)
+    return True
+
+
+def post_note(session: Session, conversation: Conversation, admin_id: int, author: str, client_msg_id: str,
+              body: str, *, max_chars: int = 4000) -> tuple[MessageView, bool]:
+    """Store a private note once (by client id) and record `NotePosted`. The
+    conversation's preview, unread marks and the shopper's side are untouched."""
+    check_client_id(client_msg_id)
+    body = clean_text(body, max_chars)
+    existing = message_by_client_id(session, conversation.id, client_msg_id)
+    if existing is not None:
+        return existing, False
+    msg = Message(conversation_id=conversation.id, sender=Sender.NOTE, body=body, admin_id=admin_id,
+                  client_msg_id=client_msg_id)
+    session.add(msg)
+    session.flush()
+    view = MessageView(msg.id, conversation.id, str(Sender.NOTE), str(MessageKind.TEXT), body, client_msg_id,
+                       msg.created_at, None, author)
+    events.record(session, events.NotePosted(view))
+    return view, True
+
+
+def with_note_authors(session: Session, views: list[MessageView]) -> list[MessageView]:
+    """Notes carry their author's name (one read for all of them)."""
+    from dataclasses import replace
+
+    from chatdash.models import AdminUser
+
+    note_ids = [v.id for v in views if v.sender == Sender.NOTE]
+    if not note_ids:
+        return views
+    names = dict(session.exec(
+        select(Message.id, AdminUser.name).join(AdminUser, col(AdminUser.id) == Message.admin_id)
+        .where(col(Message.id).in_(note_ids))
+    ).all())
+    return [replace(v, author=names.get(v.id) or "An agent") if v.sender == Sender.NOTE else v for v in views]

@@ -15,6 +15,7 @@ import reflex as rx
 from chatdash import routes
 from chatdash.api.admin_session import SESSION_HEADER, login_error
 from chatdash.db import session_scope
+from chatdash.models import Role
 from chatdash.services import auth
 from chatdash.settings import get_settings
 
@@ -29,7 +30,12 @@ class AuthState(rx.State):
     # hash, which the socket's handshake carries (AdminSessionHeader).
     admin_email: str = ""
     admin_name: str = ""
+    admin_role: str = ""
     login_error: str = ""
+
+    @rx.var
+    def is_owner(self) -> bool:
+        return self.admin_role == Role.OWNER
 
     @rx.var
     def store_name(self) -> str:
@@ -68,6 +74,7 @@ class AuthState(rx.State):
             self._checked_token, self._checked_admin, self._checked_at = "", None, 0.0
             self.admin_email = ""
             self.admin_name = ""
+            self.admin_role = ""
         else:
             self._checked_token = self._session_hash()
             self._checked_admin, self._checked_at = admin, time.monotonic()
@@ -89,6 +96,7 @@ class AuthState(rx.State):
             return rx.redirect(routes.LOGIN)
         self.admin_email = admin.email
         self.admin_name = admin.name or admin.email
+        self.admin_role = admin.role
 
     @rx.event
     async def redirect_if_logged_in(self):
@@ -120,13 +128,18 @@ def _end_session(digest: str) -> None:
         auth.end_session_hash(session, digest)
 
 
-def admin_event(fn: Callable[..., Any]) -> Any:
-    """An event handler only a logged-in admin may run: the session is checked
-    before `fn` runs, and a stranger's call does nothing. `fn` may be sync or async."""
+def admin_event(fn: Callable[..., Any] | None = None, *, role: str = Role.AGENT) -> Any:
+    """An event handler only a logged-in staff member with `role` may run (an
+    owner may run everything): the session and the role are checked before
+    `fn` runs, and anyone else's call does nothing. `fn` may be sync or async.
+    `@admin_event` is for agents; `@admin_event(role=Role.OWNER)` for owners."""
+    if fn is None:
+        return functools.partial(admin_event, role=role)
 
     @functools.wraps(fn)
     async def guarded(self: AuthState, *args: Any, **kwargs: Any) -> Any:
-        if await self._require_admin_async() is None:
+        admin = await self._require_admin_async()
+        if admin is None or not admin.may(role):
             return None
         result = fn(self, *args, **kwargs)
         if inspect.isawaitable(result):
@@ -134,4 +147,5 @@ def admin_event(fn: Callable[..., Any]) -> Any:
         return result
 
     guarded.__admin_only__ = True
+    guarded.__role__ = str(role)
     return rx.event(guarded)

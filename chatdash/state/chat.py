@@ -4,19 +4,34 @@ cards, typing. Messages arrive one by one from domain events."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import uuid
 from typing import Any
 
 import reflex as rx
 
 from chatdash import live
-from chatdash.events import MessagePosted, MessagesSeen, Typing
-from chatdash.models import Sender
-from chatdash.services import chat
+from chatdash.events import ConversationFiled, MessagePosted, MessagesSeen, NotePosted, Typing, ViewersChanged
+from chatdash.models import Sender, Status
+from chatdash.services import chat, saved_replies, team, workspace
 from chatdash.services.conversations import CLIENT_ID_RE
 from chatdash.settings import get_settings
 from chatdash.state.auth import AuthState, admin_event
 from chatdash.state.views import ChatMessage, with_message
+
+
+@dataclasses.dataclass
+class SavedReplyOption:
+    """A saved reply as the reply box offers it, filled in for this shopper."""
+
+    shortcut: str = ""
+    body: str = ""
+
+
+@dataclasses.dataclass
+class TeamOption:
+    id: str = ""  # the select's value: the agent id as text
+    name: str = ""
 
 
 class ChatState(AuthState):
@@ -26,6 +41,18 @@ class ChatState(AuthState):
     reply_error: str = ""
     shopper_typing_seq: int = 0
     _shopper_id: int = 0
+
+    # The agent workspace: status, assignee, notes, who else is here.
+    status: str = "open"
+    assignee: str = "0"  # agent id as text ("0": nobody), the assign menu's value
+    team_options: list[TeamOption] = []
+    note_mode: bool = False
+    note_error: str = ""
+    viewers_text: str = ""  # "Dana is viewing" (the other agents only)
+    agent_typing_text: str = ""
+    agent_typing_seq: int = 0
+    workspace_error: str = ""
+    saved_replies: list[SavedReplyOption] = []
 
     @rx.var
     def max_chars(self) -> int:
@@ -51,6 +78,7 @@ class ChatState(AuthState):
         self.shopper_seen_id = opened.shopper_seen_id
         self.shopper_typing_seq = 0
         self.reply_error = ""
+        await self._open_workspace(conversation_id)
         return True
 
     # ----- replying ------------------------------------------------------
@@ -87,7 +115,9 @@ class ChatState(AuthState):
 
     @admin_event
     async def typing(self, _value: Any = None):
-        await chat.typing(self.conversation_id, Sender.ADMIN)
+        # The shopper and the other agents see it; throttled on the server.
+        admin = self._checked_admin
+        await workspace.agent_typing(admin.id, admin.name or admin.email, self.conversation_id)
 
     def _append(self, message: ChatMessage) -> None:
         # get_value: the plain list, not Reflex's change-tracking proxy.
@@ -116,3 +146,124 @@ class ChatState(AuthState):
     def _on_typing(self, event: Typing) -> None:
         if event.side == Sender.SHOPPER and event.conversation_id == self.conversation_id:
             self.shopper_typing_seq += 1
+        self._on_agent_typing(event)
+
+    # ----- the agent workspace -------------------------------------------
+    async def _open_workspace(self, conversation_id: int) -> None:
+        """Status, assignee, the team to assign to, and who else is viewing."""
+        me = self._checked_admin
+        previous, self._viewing = self._viewing, conversation_id
+        viewers = await asyncio.to_thread(workspace.view, me.id, conversation_id, previous)
+        filing = await asyncio.to_thread(workspace.filing, conversation_id)
+        members = await asyncio.to_thread(team.members)
+        library = await asyncio.to_thread(saved_replies.for_shopper, self._shopper_id)
+        self.saved_replies = [SavedReplyOption(r.shortcut, r.body) for r in library]
+        self.team_options = [TeamOption(str(m.id), f"{m.name} (me)" if m.id == me.id else m.name)
+                             for m in members if not m.pending]
+        self._show_filing(filing.status if filing else Status.OPEN, filing.assignee_id if filing else None)
+        self._show_viewers(viewers)
+        self.agent_typing_seq, self.agent_typing_text = 0, ""
+        self.note_error = self.workspace_error = ""
+
+    _viewing: int = 0
+
+    def _show_filing(self, status: str, assignee_id: int | None) -> None:
+        self.status = status
+        self.assignee = str(assignee_id or 0)
+
+    def _show_viewers(self, viewers) -> None:
+        me = self._checked_admin.id if self._checked_admin else 0
+        others = [v.name for v in viewers if v.id != me]
+        if not others:
+            self.viewers_text = ""
+        elif len(others) == 1:
+            self.viewers_text = f"{others[0]} is viewing"
+        else:
+            self.viewers_text = f"{', '.join(others[:-1])} and {others[-1]} are viewing"
+
+    @admin_event
+    async def resolve(self):
+        await self._file(workspace.set_status, Status.RESOLVED)
+
+    @admin_event
+    async def reopen(self):
+        await self._file(workspace.set_status, Status.OPEN)
+
+    @admin_event
+    async def assign(self, assignee: Any):
+        """From the assign menu: an agent id as text, "0" for nobody."""
+        if isinstance(assignee, str) and assignee.isdigit() and len(assignee) <= 12:
+            assignee = int(assignee)
+        if not isinstance(assignee, int) or isinstance(assignee, bool) or assignee < 0:
+            self.workspace_error = "No such team member."
+            return
+        await self._file(workspace.assign, assignee)
+
+    @admin_event
+    async def assign_to_me(self):
+        await self._file(workspace.assign, self._checked_admin.id)
+
+    async def _file(self, use_case, value: Any) -> None:
+        if not self.conversation_id:
+            return
+        try:
+            await asyncio.to_thread(use_case, self._checked_admin.id, self.conversation_id, value)
+        except workspace.ChatError as exc:
+            self.workspace_error = str(exc)
+            return
+        self.workspace_error = ""
+        # What this tab shows now; the push that follows changes nothing.
+        filing = await asyncio.to_thread(workspace.filing, self.conversation_id)
+        if filing is not None:
+            self._show_filing(filing.status, filing.assignee_id)
+
+    @admin_event
+    def set_note_mode(self, value: Any):
+        self.note_mode = bool(value)
+
+    @admin_event
+    async def send_note(self, form_data: Any):
+        """A private note: the other agents see it, the shopper never does."""
+        if not self.conversation_id:
+            return None
+        text = form_data.get("note", "") if isinstance(form_data, dict) else ""
+        client_id = form_data.get("client_id") if isinstance(form_data, dict) else None
+        if not isinstance(client_id, str) or not CLIENT_ID_RE.fullmatch(client_id):
+            client_id = uuid.uuid4().hex
+        try:
+            note, _created = await asyncio.to_thread(
+                workspace.post_note, self._checked_admin.id, self.conversation_id, client_id, text)
+        except workspace.ChatError as exc:
+            self.note_error = str(exc)
+            return None
+        self.note_error = ""
+        self._append(ChatMessage.from_view(note))
+        return rx.set_value("note-input", "")
+
+    @admin_event
+    async def still_viewing(self):
+        """Every VIEWER_RENEW_SECONDS from the open page: keeps "… is viewing" true."""
+        if self.conversation_id:
+            viewers = await asyncio.to_thread(workspace.view, self._checked_admin.id, self.conversation_id)
+            self._show_viewers(viewers)
+
+    @live.on(ConversationFiled, topic=live.by_conversation)
+    def _on_filed(self, event: ConversationFiled) -> None:
+        if event.conversation_id == self.conversation_id:
+            self._show_filing(event.conversation.status, event.conversation.assignee_id)
+
+    @live.on(NotePosted, topic=live.by_conversation)
+    def _on_note(self, event: NotePosted) -> None:
+        if event.conversation_id == self.conversation_id:
+            self._append(ChatMessage.from_view(event.note))
+
+    @live.on(ViewersChanged, topic=live.by_conversation)
+    def _on_viewers(self, event: ViewersChanged) -> None:
+        if event.conversation_id == self.conversation_id:
+            self._show_viewers(event.viewers)
+
+    def _on_agent_typing(self, event: Typing) -> None:
+        me = self._checked_admin.id if self._checked_admin else 0
+        if event.side == Sender.ADMIN and event.agent_id != me and event.conversation_id == self.conversation_id:
+            self.agent_typing_text = f"{event.agent_name} is typing…"
+            self.agent_typing_seq += 1

@@ -7,9 +7,20 @@ import asyncio
 import dataclasses
 from typing import Any
 
+import reflex as rx
+
 from chatdash import live
-from chatdash.events import ConversationStarted, MessagePosted, MessagesSeen, PresenceChanged, ShopperMerged
-from chatdash.services import chat
+from chatdash.events import (
+    ConversationFiled,
+    ConversationStarted,
+    ConversationSummary,
+    InboxCounts,
+    MessagePosted,
+    MessagesSeen,
+    PresenceChanged,
+    ShopperMerged,
+)
+from chatdash.services import search, team, workspace
 from chatdash.state.auth import AuthState, admin_event
 from chatdash.state.views import ConversationRow
 
@@ -17,6 +28,7 @@ from chatdash.state.views import ConversationRow
 # "Show more". Kept short: every change re-sends the whole list to the tab.
 INBOX_PAGE = 50
 INBOX_MAX = 1000
+SEARCH_RESULTS = 50
 
 
 class InboxState(AuthState):
@@ -24,12 +36,34 @@ class InboxState(AuthState):
     selected_id: int = 0
     # Open conversations in all (the list may show fewer).
     open_total: int = 0
+    # The list's filter (see workspace.INBOX_FILTERS) and the other filters' counts.
+    filter: str = "open"
+    mine_total: int = 0
+    unassigned_total: int = 0
+    resolved_total: int = 0
+
+    # A search (by name, email, customer id or message text) replaces the
+    # filter's rows while it has text.
+    query: str = ""
+    search_error: str = ""
 
     _limit: int = INBOX_PAGE
+    _me: int = 0
+    _team: dict[int, str] = {}  # agent id → initials
+
+    @rx.var
+    def shown_total(self) -> int:
+        """How many conversations the current filter holds (for "Show more")."""
+        if self.query.strip():
+            return 0  # search results come in one page
+        return {"mine": self.mine_total, "unassigned": self.unassigned_total,
+                "resolved": self.resolved_total}.get(self.filter, self.open_total)
 
     @admin_event
     async def load(self):
         live.subscribe(self, live.INBOX)
+        await self._read_team()
+        self.query = self.search_error = ""  # a (re)loaded page starts from its filter
         await self._read()
         wanted = str(self.router.url.query_parameters.get("c", ""))
         if wanted.isdigit():
@@ -42,10 +76,64 @@ class InboxState(AuthState):
         self._limit = min(self._limit + INBOX_PAGE, INBOX_MAX)
         await self._read()
 
+    @admin_event
+    async def set_filter(self, name: Any):
+        if name not in workspace.INBOX_FILTERS:
+            return
+        self.filter = name
+        self._limit = INBOX_PAGE
+        self.query = self.search_error = ""
+        await self._read()
+
+    @admin_event
+    async def search(self, value: Any):
+        """The search box (debounced on the page): results replace the list
+        while it has text; emptied, the filter's list comes back."""
+        raw = value if isinstance(value, str) else ""
+        if len(raw) > search.MAX_QUERY:
+            self.search_error = f"Searches can be at most {search.MAX_QUERY} characters."
+            return
+        self.query = raw  # as typed: the box shows it back
+        query = raw.strip()
+        if not query:
+            self.search_error = ""
+            await self._read()
+            return
+        try:
+            found = await asyncio.to_thread(search.search, query, SEARCH_RESULTS)
+        except search.ChatError as exc:
+            self.search_error, self.rows = str(exc), []
+            return
+        self.search_error = ""
+        self.rows = [self._row(s) for s in found]
+
     async def _read(self) -> None:
-        summaries, total = await asyncio.to_thread(chat.inbox_page, self._limit)
-        self.rows = [ConversationRow.from_summary(s) for s in summaries]
-        self.open_total = total
+        self._me = self._checked_admin.id
+        page = await asyncio.to_thread(workspace.inbox_page, self.filter, self._me, self._limit)
+        self.rows = [self._row(s) for s in page.rows]
+        self._counts(page.counts)
+
+    async def _read_team(self) -> None:
+        self._team = await asyncio.to_thread(_initials)
+
+    def _row(self, summary: ConversationSummary) -> ConversationRow:
+        return ConversationRow.from_summary(summary, self._team)
+
+    def _counts(self, counts: InboxCounts) -> None:
+        self.open_total = counts.open
+        self.unassigned_total = counts.unassigned
+        self.resolved_total = counts.resolved
+        self.mine_total = counts.mine(self._me)
+
+    def _shows(self, summary: ConversationSummary) -> bool:
+        return workspace.matches(self.filter, self._me, summary)
+
+    def _refresh_result(self, summary: ConversationSummary) -> None:
+        """While searching, a result's row is brought up to date where it is;
+        the results themselves change only with the query."""
+        row = self._row(summary)
+        self._update(lambda r: r.id == row.id, **{f.name: getattr(row, f.name)
+                                                  for f in dataclasses.fields(row) if f.name != "id"})
 
     @admin_event
     async def select(self, conversation_id: Any):
@@ -66,16 +154,42 @@ class InboxState(AuthState):
     # ----- pushed --------------------------------------------------------
     @live.on(MessagePosted, topic=live.inbox_topic)
     def _on_message(self, event: MessagePosted) -> None:
-        """The conversation moves to the top with its new preview."""
-        row = ConversationRow.from_summary(event.conversation)
+        """The conversation moves to the top with its new preview (or leaves
+        a list it no longer belongs in)."""
+        if self.query.strip():
+            self._refresh_result(event.conversation)
+            return
+        row = self._row(event.conversation)
         # get_value: the plain list, not Reflex's change-tracking proxy (which
         # would wrap every row read here).
         rows = [r for r in self.get_value("rows") if r.id != row.id]
-        self.rows = [row, *rows][:self._limit]
+        if self._shows(event.conversation):
+            self.rows = [row, *rows][:self._limit]
+        elif len(rows) != len(self.get_value("rows")):
+            self.rows = rows
 
     @live.on(ConversationStarted, topic=live.inbox_topic)
     def _on_started(self, _event: ConversationStarted) -> None:
         self.open_total += 1
+        self.unassigned_total += 1  # a new conversation has nobody yet
+
+    @live.on(ConversationFiled, topic=live.inbox_topic, load=lambda _event: _initials())
+    def _on_filed(self, event: ConversationFiled, initials: dict[int, str]) -> None:
+        """Resolved, re-opened, assigned: the row takes its place in this
+        list (by its last activity) or leaves it, and the counts follow."""
+        self._team = initials
+        self._counts(event.counts)
+        if self.query.strip():
+            self._refresh_result(event.conversation)
+            return
+        row = self._row(event.conversation)
+        rows = [r for r in self.get_value("rows") if r.id != row.id]
+        if self._shows(event.conversation):
+            at = next((i for i, r in enumerate(rows) if r.stamp < row.stamp), len(rows))
+            if at < self._limit:
+                rows.insert(at, row)
+            rows = rows[:self._limit]
+        self.rows = rows
 
     @live.on(MessagesSeen, topic=live.inbox_topic)
     def _on_seen(self, event: MessagesSeen) -> None:
@@ -93,12 +207,12 @@ class InboxState(AuthState):
             self.open_total = max(0, self.open_total - 1)
         rows = [r for r in self.get_value("rows") if r.id != event.closed_conversation_id]
         if event.conversation is not None:
-            row = ConversationRow.from_summary(event.conversation)
+            row = self._row(event.conversation)
             at = next((i for i, r in enumerate(rows) if r.id == row.id), None)
-            if at is None:
-                rows.insert(0, row)
-            else:
+            if at is not None:
                 rows[at] = row
+            elif self._shows(event.conversation):
+                rows.insert(0, row)
         self.rows = rows[:self._limit]
 
     def _update(self, match, **changes: Any) -> None:
@@ -113,3 +227,7 @@ class InboxState(AuthState):
         if changed:
             self.rows = rows
 
+
+def _initials() -> dict[int, str]:
+    """Each team member's initials, for the rows' assignee badges."""
+    return {m.id: m.initials for m in team.members()}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import reflex as rx
 
 from chatdash.db import session_scope
+from chatdash.models import Role
 from chatdash.services import store_settings
 from chatdash.settings import get_settings
 from chatdash.state.auth import AuthState, admin_event
@@ -22,7 +23,7 @@ class SettingsState(AuthState):
     # client, logged in or not, with the initial state.
     smtp_summary: str = ""
 
-    @admin_event
+    @admin_event(role=Role.OWNER)
     def load(self):
         s = get_settings()
         self.smtp_summary = f"{s.smtp_host}:{s.smtp_port}, from {s.smtp_from}"
@@ -33,7 +34,7 @@ class SettingsState(AuthState):
         self.settings_error = ""
         self.settings_saved = False
 
-    @admin_event
+    @admin_event(role=Role.OWNER)
     def set_email_enabled(self, value: bool):
         self.email_enabled = bool(value)
         self.settings_saved = False
@@ -42,12 +43,12 @@ class SettingsState(AuthState):
     def set_sound(self, value: bool):
         self.sound_pref = "on" if value else "off"
 
-    @admin_event
+    @admin_event(role=Role.OWNER)
     def set_recipients_text(self, value: str):
         self.recipients_text = str(value)[:4001]
         self.settings_saved = False
 
-    @admin_event
+    @admin_event(role=Role.OWNER)
     def save(self):
         try:
             recipients = store_settings.parse_recipients(self.recipients_text)

@@ -48,11 +48,13 @@ class ChatMessage:
     product_url: str = ""
     product_image: str = ""
     product_in_stock: bool = True
+    author: str = ""  # a private note's agent
 
     @classmethod
     def from_view(cls, m: MessageView) -> ChatMessage:
         p = m.product
         return cls(
+            author=m.author,
             id=m.id,
             sender=m.sender,
             kind=m.kind,
@@ -87,10 +89,19 @@ class ConversationRow:
     time: str = ""
     unread: int = 0
     on_site: bool = False
+    # The agent workspace: status, the assignee (initials on the row), and
+    # the last activity as a number, to keep rows in order as they come and go.
+    status: str = "open"
+    assignee_id: int = 0
+    assignee_initials: str = ""
+    stamp: float = 0.0
 
     @classmethod
-    def from_summary(cls, s: ConversationSummary) -> ConversationRow:
-        return cls(s.id, s.shopper_id, s.label, s.preview, when(s.last_message_at), s.unread, s.on_site)
+    def from_summary(cls, s: ConversationSummary, team: dict[int, str] | None = None) -> ConversationRow:
+        assignee = s.assignee_id or 0
+        return cls(s.id, s.shopper_id, s.label, s.preview, when(s.last_message_at), s.unread, s.on_site,
+                   s.status, assignee, (team or {}).get(assignee, "?") if assignee else "",
+                   s.last_message_at.timestamp())
 
 
 @dataclasses.dataclass
