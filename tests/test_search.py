@@ -11,7 +11,6 @@ from sqlalchemy.engine import Engine
 from chatdash.db import session_scope
 from chatdash.models import Role, Shopper
 from chatdash.services import auth, chat, search, workspace
-from chatdash.services import conversations as convs
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -21,11 +20,10 @@ def any_engine(request) -> Engine:
 
 def conversation(engine: Engine, first: str, *, name: str = "", email: str = "", customer_id: str = "") -> int:
     visitor = uuid.uuid4().hex
-    opened = chat.open_widget(visitor, engine=engine)
+    customer = None
     if name or email or customer_id:
-        with session_scope(engine) as s:
-            shopper = s.get(Shopper, opened.shopper_id)
-            convs.identify_customer(s, shopper, customer_id or uuid.uuid4().hex, name=name, email=email)
+        customer = chat.Customer(customer_id or uuid.uuid4().hex, name=name, email=email)
+    opened = chat.open_widget(visitor, customer, engine=engine)
     conv_id, _m, _c = chat.shopper_send(visitor, opened.shopper_id, 0, uuid.uuid4().hex, first, engine=engine)
     return conv_id
 
