@@ -3,8 +3,8 @@
 import reflex as rx
 
 from chatdash import routes
-from chatdash.components.chat import message_bubble, typing_indicator
-from chatdash.state.widget import WidgetState
+from chatdash.components.chat import length_counter, message_bubble, typing_indicator
+from chatdash.state.widget import WidgetState, outbox_call
 
 
 def _header() -> rx.Component:
@@ -75,7 +75,7 @@ def _composer() -> rx.Component:
                 rows="2",
                 resize="none",
                 width="100%",
-                custom_attrs={"data-send-button": "widget-send"},
+                custom_attrs={"data-send-button": "widget-send", "data-counter": "widget-counter"},
                 on_change=WidgetState.typing.throttle(2500),
                 auto_focus=True,
             ),
@@ -83,12 +83,15 @@ def _composer() -> rx.Component:
                 rx.icon("send", size=16),
                 id="widget-send",
                 aria_label="Send",
-                on_click=rx.call_script("window.chatdashOutbox.submit()", callback=WidgetState.send),
+                # chat.js has already put the message in the outbox (and on
+                # screen) when this runs: this sends what is pending.
+                on_click=rx.call_script(outbox_call("pending()"), callback=WidgetState.resend),
                 height="100%",
             ),
             width="100%",
             align="stretch",
         ),
+        length_counter("widget-counter"),
         padding="10px 12px",
         width="100%",
         border_top=f"1px solid {rx.color('gray', 5)}",
