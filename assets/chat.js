@@ -186,6 +186,32 @@
     setTimeout(() => updateCounter(t, after > max), 0);
   }, true);
 
+  // In the embed's iframe: tell the store page what it shows beside the
+  // launcher while the panel is closed (only that the shopper has a
+  // conversation, and the text of a reply that arrives), and let the header's
+  // close button close the panel. The page checks these come from this frame.
+  const embedded = window.parent !== window;
+  if (embedded) document.documentElement.dataset.embedded = "true";
+  const tellStore = (data) => { if (embedded) window.parent.postMessage(data, "*"); };
+  let repliesSeen = null, toldChatting = false;
+  function watchReplies() {
+    if (!embedded || !document.querySelector("#chat-widget[data-ready='true']")) return;
+    const replies = document.querySelectorAll("#message-list .msg-other");
+    if (!toldChatting && document.querySelector("#message-list .msg")) {
+      toldChatting = true;
+      tellStore({ type: "chatdash:chatting" });
+    }
+    if (repliesSeen !== null && replies.length > repliesSeen) {
+      const last = replies[replies.length - 1];
+      const body = last.querySelector(".msg-body") || last.querySelector(".product-card");
+      tellStore({ type: "chatdash:reply", text: (body ? body.innerText : "New message").slice(0, 140) });
+    }
+    repliesSeen = replies.length;
+  }
+  document.addEventListener("click", (ev) => {
+    if (ev.target && ev.target.closest && ev.target.closest("#widget-close")) tellStore({ type: "chatdash:close" });
+  });
+
   // Enter sends, Shift+Enter makes a new line (widget and admin reply box).
   document.addEventListener("keydown", (ev) => {
     const t = ev.target;
@@ -198,7 +224,7 @@
   // (Changes inside the outbox itself are ignored, or render would feed itself.)
   new MutationObserver((mutations) => {
     const box = document.getElementById("outbox");
-    if (mutations.some((m) => !box || !box.contains(m.target))) render();
+    if (mutations.some((m) => !box || !box.contains(m.target))) { render(); watchReplies(); }
   }).observe(document.documentElement, { childList: true, subtree: true });
 
   // Admin pages: tab title and an optional chime when unseen conversations grow.

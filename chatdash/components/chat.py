@@ -45,7 +45,7 @@ def message_bubble(msg: ChatMessage, own_sender: str, seen_up_to: rx.Var, in_wid
                 msg.kind == "product",
                 product_card(msg, open_in_top=in_widget),
                 # Text children are rendered as text by React: never as HTML.
-                rx.text(msg.body, white_space="pre-wrap", word_break="break-word", size="2"),
+                rx.text(msg.body, white_space="pre-wrap", word_break="break-word", size="2", class_name="msg-body"),
             ),
             rx.hstack(
                 rx.text(msg.time, size="1", opacity="0.7"),

@@ -16,6 +16,18 @@ def _header() -> rx.Component:
             rx.text("We usually reply within a few minutes", size="1", opacity="0.85"),
             spacing="0",
         ),
+        rx.spacer(),
+        # Shown inside the store's iframe only (chat.css): on a phone the panel
+        # fills the screen and this is the way back to the store.
+        rx.el.button(
+            rx.icon("x", size=22),
+            id="widget-close",
+            aria_label="Close chat",
+            title="Close chat",
+            style={"background": "rgba(255,255,255,0.18)", "border": "none", "color": "white", "width": "36px",
+                   "height": "36px", "border-radius": "50%", "align-items": "center", "justify-content": "center",
+                   "cursor": "pointer"},
+        ),
         align="center",
         padding="12px 16px",
         background=rx.color("accent", 9),
