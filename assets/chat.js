@@ -211,6 +211,11 @@
   document.addEventListener("click", (ev) => {
     if (ev.target && ev.target.closest && ev.target.closest("#widget-close")) tellStore({ type: "chatdash:close" });
   });
+  window.addEventListener("message", (ev) => {
+    if (!embedded || ev.source !== window.parent || !ev.data || ev.data.type !== "chatdash:shown") return;
+    const shown = document.getElementById("widget-shown");
+    if (shown) shown.click();
+  });
 
   // Enter sends, Shift+Enter makes a new line (widget and admin reply box).
   document.addEventListener("keydown", (ev) => {

@@ -16,7 +16,7 @@
   var attr = function (n) { return (script && script.getAttribute(n)) || ""; };
   var VISITOR_KEY = "chatdash_visitor", OPEN_KEY = "chatdash_open", CHATTING_KEY = "chatdash_chatting";
   var visitor = null, frame = null, panel = null, button = null, customer = null, preview = null, badge = null;
-  var unread = 0;
+  var unread = 0, collapsedFrame = false;
 
   var store = (function () {
     try { localStorage.setItem("chatdash_probe", "1"); localStorage.removeItem("chatdash_probe"); return localStorage; }
@@ -135,19 +135,24 @@
 
   function isOpen() { return panel && panel.style.display === "block"; }
   function here() { return location.pathname + location.search; }
-  function load() {
+  function load(collapsed) {
     if (frame) return;
     frame = document.createElement("iframe");
     frame.id = "chatdash-frame";
     frame.title = "Chat";
-    frame.src = widgetUrl();
+    frame.src = widgetUrl() + (collapsed ? "&collapsed=1" : "");  // collapsed: nothing marked seen yet
     panel.appendChild(frame);
+    collapsedFrame = !!collapsed;
   }
   function open() {
     // Clicked before this page knows its visitor (a slow /api/visitor): the
     // wish is kept and the chat opens as soon as the visitor is known.
     if (!visitor) { session.setItem(OPEN_KEY, here()); return; }
-    load();
+    load(false);
+    if (collapsedFrame) {
+      collapsedFrame = false;
+      frame.contentWindow.postMessage({ type: "chatdash:shown" }, new URL(APP).origin);
+    }
     panel.style.display = "block";
     button.classList.add("chatdash-open");
     preview.style.display = "none";
@@ -290,7 +295,7 @@
       var wasOpen = session.getItem(OPEN_KEY);
       if (wasOpen === here() || wasOpen === "1") open();
       // Collapsed: a shopper with a conversation gets its replies beside the launcher.
-      else if (store.getItem(CHATTING_KEY)) load();
+      else if (store.getItem(CHATTING_KEY)) load(true);
       flush();
     }).catch(function () { /* chat unavailable: the store page keeps working */ });
   }

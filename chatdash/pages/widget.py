@@ -116,6 +116,8 @@ def widget() -> rx.Component:
     return rx.fragment(
         rx.el.link(rel="stylesheet", href="/chat.css"),
         rx.script(src="/chat.js"),
+        # Clicked by chat.js when the embed opens a collapsed chat.
+        rx.el.button(id="widget-shown", on_click=WidgetState.shown, style={"display": "none"}, tab_index=-1),
         rx.vstack(
             _header(),
             _messages(),

@@ -44,6 +44,9 @@ class WidgetState(rx.State):
     _visitor_id: str = ""
     _shopper_id: int = 0
     _conversation_id: int = 0
+    # Loaded collapsed by the embed (a page after the one the chat was open
+    # on): nothing is on the shopper's screen, so nothing is marked seen.
+    _collapsed: bool = False
 
     @rx.var
     def store_name(self) -> str:
@@ -83,7 +86,9 @@ class WidgetState(rx.State):
         if verified:
             customer = chat.Customer(customer_id, name=verified.name[:200], email=verified.email[:320])
         try:
-            opened = await asyncio.to_thread(chat.open_widget, visitor_id, customer, client=client_of(self))
+            self._collapsed = params.get("collapsed") == "1"
+            opened = await asyncio.to_thread(chat.open_widget, visitor_id, customer, client=client_of(self),
+                                             seen=not self._collapsed)
         except chat.ChatError as exc:  # over the new-visitor limits: nothing stored
             self.error = str(exc)
             return None
@@ -168,6 +173,14 @@ class WidgetState(rx.State):
         chat.typing(self._conversation_id, Sender.SHOPPER)
 
     @rx.event
+    async def shown(self):
+        """The embed opened the collapsed chat: what it shows is now seen."""
+        self._collapsed = False
+        last_admin = max((m.id for m in self.messages if m.sender == Sender.ADMIN), default=0)
+        if self._conversation_id and last_admin:
+            await asyncio.to_thread(chat.mark_seen, self._conversation_id, Sender.SHOPPER, last_admin)
+
+    @rx.event
     def dismiss_error(self):
         self.error = ""
 
@@ -187,7 +200,8 @@ class WidgetState(rx.State):
             self.admin_typing_seq = 0
             self.admin_seen_id = max(self.admin_seen_id, event.message.id)
             # On screen in the open widget: the shopper has seen it.
-            live.background(chat.mark_seen, event.conversation_id, Sender.SHOPPER, event.message.id)
+            if not self._collapsed:
+                live.background(chat.mark_seen, event.conversation_id, Sender.SHOPPER, event.message.id)
 
     @live.on(MessagesSeen, topic=live.by_conversation)
     def _on_seen(self, event: MessagesSeen) -> None:

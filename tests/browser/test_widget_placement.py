@@ -66,10 +66,21 @@ def test_closed_stays_closed_and_another_page_shows_replies_collapsed(live_app, 
         expect(shop.locator("#chatdash-preview")).to_have_text(answer)
         expect(shop.locator("#chatdash-badge")).to_have_text("1")
         expect(panel).to_be_hidden()
+        # Not on the shopper's screen yet, so not "Seen" for the admin: checked
+        # once a second reply has reached the collapsed chat after the first.
+        second_answer = f"And in green {uuid.uuid4().hex[:6]}"
+        admin.locator("#reply-input").fill(second_answer)
+        admin.locator("#reply-send").click()
+        expect(shop.locator("#chatdash-preview")).to_have_text(second_answer)
+        expect(shop.locator("#chatdash-badge")).to_have_text("2")
+        expect(admin.locator(".msg-own", has_text=answer).locator(".msg-sent")).to_be_visible()
+        expect(admin.locator(".msg-own .msg-seen")).to_have_count(0)
         # A click on the preview opens the chat at that reply.
         shop.locator("#chatdash-preview").click()
         expect(panel).to_be_visible()
         expect(shop.frame_locator("#chatdash-frame").locator(".msg-other", has_text=answer)).to_be_visible()
+        # Now it is on screen: the admin sees "Seen".
+        expect(admin.locator(".msg-own", has_text=second_answer).locator(".msg-seen")).to_be_visible()
         expect(shop.locator("#chatdash-preview")).to_be_hidden()
         expect(shop.locator("#chatdash-badge")).to_be_hidden()
 
