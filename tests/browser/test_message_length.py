@@ -39,10 +39,12 @@ def check_counter(page, field, counter) -> None:
 
 
 def test_widget_and_reply_box_count_near_the_limit_and_say_when_a_paste_was_cut(live_app, browser):
-    shop_ctx = browser.new_context(viewport={"width": 420, "height": 760},
-                                   permissions=["clipboard-read", "clipboard-write"])
-    admin_ctx = browser.new_context(viewport={"width": 1400, "height": 900},
-                                    permissions=["clipboard-read", "clipboard-write"])
+    shop_ctx = browser.new_context(
+        viewport={"width": 420, "height": 760}, permissions=["clipboard-read", "clipboard-write"]
+    )
+    admin_ctx = browser.new_context(
+        viewport={"width": 1400, "height": 900}, permissions=["clipboard-read", "clipboard-write"]
+    )
     try:
         shop = shop_ctx.new_page()
         shop.goto(f"{live_app.frontend}/widget")
