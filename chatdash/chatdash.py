@@ -11,6 +11,7 @@ import reflex as rx
 from chatdash import gc_tuning, live
 from chatdash.api.admin_session import AdminSessionHeader
 from chatdash.api.routes import api
+from chatdash.components.chat import connection_notice
 from chatdash.components.storage_shim import storage_shim
 from chatdash.db import migrate
 from chatdash.errors import backend_exception_handler
@@ -104,8 +105,14 @@ async def email_notifications():
 # A failing handler shows the user a generic message with an error id, in every mode.
 # AdminSessionHeader wraps everything: the event socket sees the admin session
 # token's hash, never the token (chatdash/api/admin_session.py).
-app = rx.App(api_transformer=[api, AdminSessionHeader], head_components=[storage_shim(), native_login_post()],
+# socket-watch.js: a socket closed before its handshake counts as failed at once.
+app = rx.App(api_transformer=[api, AdminSessionHeader],
+             head_components=[storage_shim(), rx.script(src="/socket-watch.js"), native_login_post()],
              backend_exception_handler=backend_exception_handler)
+# A quiet "Reconnecting…" in place of Reflex's connection toast, whose developer
+# text (websocket URL, error) would reach shoppers on store pages and in the widget.
+# (A wrap gets the page as children: the fragment holds both, the notice beside the page.)
+app.app_wraps[(5, "Overlay")] = lambda stateful: rx.fragment(connection_notice()) if stateful else None
 app.register_lifespan_task(prepare_database)
 app.register_lifespan_task(live.lifespan)
 app.register_lifespan_task(email_notifications)

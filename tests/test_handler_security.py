@@ -317,3 +317,36 @@ def test_a_shopper_sending_too_fast_is_slowed_down(live_app, live_engine):
         assert len(stored) == 30  # the per-visitor limit: 30 a minute
     finally:
         client.close()
+
+
+def test_widget_shown_marks_only_the_callers_own_replies_seen(live_app, live_engine):
+    """`shown` (the embed opened a collapsed chat) takes no argument: a client
+    reaches only the conversation its own verified token resolved."""
+    from chatdash.models import AdminUser, Conversation
+    from chatdash.services import chat
+    from chatdash.state.widget import WidgetState
+
+    token, conv_id = _shopper_conversation(live_engine, f"collapsed {uuid.uuid4().hex[:6]}")
+    with Session(live_engine) as s:
+        admin = s.exec(select(AdminUser).where(AdminUser.email == ADMIN_EMAIL)).one()
+    reply, _ = chat.admin_send(admin.id, conv_id, uuid.uuid4().hex, "a reply not read yet", engine=live_engine)
+
+    def shopper_seen() -> int:
+        with Session(live_engine) as s:
+            return s.get(Conversation, conv_id).shopper_seen_message_id
+
+    stranger = RawReflexClient(live_app.backend)
+    owner = RawReflexClient(live_app.backend)
+    try:
+        stranger.hydrate(path="/widget")
+        stranger.call(WidgetState, "adopt_visitor", {"token": ""}, path="/widget")
+        stranger.call(WidgetState, "shown", {}, path="/widget")
+        # The owner's collapsed chat leaves the reply unseen until it is shown.
+        owner.hydrate(path=f"/widget?v={token}&collapsed=1")
+        owner.call(WidgetState, "load", path=f"/widget?v={token}&collapsed=1")
+        assert shopper_seen() < reply.id
+        owner.call(WidgetState, "shown", {}, path=f"/widget?v={token}&collapsed=1")
+        assert shopper_seen() == reply.id
+    finally:
+        stranger.close()
+        owner.close()

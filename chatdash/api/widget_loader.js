@@ -14,8 +14,9 @@
   var API = "__API__", APP = "__APP__", HEARTBEAT_MS = __HEARTBEAT_MS__;
   var script = document.currentScript || document.querySelector('script[src*="/widget.js"]');
   var attr = function (n) { return (script && script.getAttribute(n)) || ""; };
-  var VISITOR_KEY = "chatdash_visitor", OPEN_KEY = "chatdash_open";
-  var visitor = null, frame = null, panel = null, button = null, customer = null;
+  var VISITOR_KEY = "chatdash_visitor", OPEN_KEY = "chatdash_open", CHATTING_KEY = "chatdash_chatting";
+  var visitor = null, frame = null, panel = null, button = null, customer = null, preview = null, badge = null;
+  var unread = 0, collapsedFrame = false;
 
   var store = (function () {
     try { localStorage.setItem("chatdash_probe", "1"); localStorage.removeItem("chatdash_probe"); return localStorage; }
@@ -75,15 +76,25 @@
 
   function build() {
     var style = document.createElement("style");
+    // The open panel is the shopper's choice; it never opens by itself on
+    // another page (it comes back collapsed: new replies show beside the
+    // launcher). On phones it takes the whole screen, closed from its header.
     style.textContent =
       "#chatdash-launcher{position:fixed;right:20px;bottom:20px;width:58px;height:58px;border-radius:50%;" +
       "border:none;background:#3e63dd;color:#fff;box-shadow:0 6px 20px rgba(0,0,0,.25);cursor:pointer;" +
       "z-index:2147483000;display:flex;align-items:center;justify-content:center}" +
       "#chatdash-launcher:hover{background:#3358d4}" +
-      "#chatdash-panel{position:fixed;right:20px;bottom:90px;width:370px;height:560px;max-height:calc(100vh - 110px);" +
+      "#chatdash-panel{position:fixed;right:20px;bottom:90px;width:360px;height:520px;max-height:calc(100vh - 110px);" +
       "max-width:calc(100vw - 40px);border-radius:14px;overflow:hidden;box-shadow:0 12px 40px rgba(0,0,0,.3);" +
       "z-index:2147483000;background:#fff;display:none}" +
-      "#chatdash-panel iframe{width:100%;height:100%;border:0}";
+      "#chatdash-panel iframe{width:100%;height:100%;border:0}" +
+      "#chatdash-badge{position:absolute;top:-4px;right:-4px;min-width:20px;height:20px;padding:0 5px;" +
+      "border-radius:10px;background:#e5484d;color:#fff;font:600 12px/20px system-ui,sans-serif;display:none}" +
+      "#chatdash-preview{position:fixed;right:20px;bottom:90px;max-width:280px;padding:10px 14px;border-radius:12px;" +
+      "background:#fff;color:#1c2024;box-shadow:0 6px 24px rgba(0,0,0,.22);font:14px/1.4 system-ui,sans-serif;" +
+      "z-index:2147483000;cursor:pointer;display:none;white-space:pre-wrap;word-break:break-word}" +
+      "@media (max-width:480px){#chatdash-panel{right:0;bottom:0;width:100%;height:100%;max-width:none;" +
+      "max-height:none;border-radius:0}#chatdash-launcher.chatdash-open{display:none}}";
     document.head.appendChild(style);
     button = document.createElement("button");
     button.id = "chatdash-launcher";
@@ -92,28 +103,69 @@
       'stroke-width="2" stroke-linecap="round" stroke-linejoin="round"><path d="M21 15a2 2 0 0 1-2 2H7l-4 4V5a2 ' +
       '2 0 0 1 2-2h14a2 2 0 0 1 2 2z"/></svg>';
     button.addEventListener("click", function () { isOpen() ? close() : open(); });
+    badge = document.createElement("span");
+    badge.id = "chatdash-badge";
+    button.appendChild(badge);
+    preview = document.createElement("div");
+    preview.id = "chatdash-preview";
+    preview.setAttribute("role", "status");
+    preview.addEventListener("click", function () { open(); });
     panel = document.createElement("div");
     panel.id = "chatdash-panel";
     document.body.appendChild(panel);
+    document.body.appendChild(preview);
     document.body.appendChild(button);
   }
 
+  // The chat page tells its embedder only these, from its own frame: close me,
+  // the shopper has a conversation, a reply arrived (its text, shown here).
+  function onFrameMessage(ev) {
+    if (!frame || ev.source !== frame.contentWindow || ev.origin !== new URL(APP).origin) return;
+    var data = ev.data || {};
+    if (data.type === "chatdash:close") close();
+    else if (data.type === "chatdash:chatting") store.setItem(CHATTING_KEY, "1");
+    else if (data.type === "chatdash:reply" && !isOpen()) {
+      unread += 1;
+      badge.textContent = String(unread);
+      badge.style.display = "block";
+      preview.textContent = String(data.text || "").slice(0, 140);  // text, never HTML
+      preview.style.display = "block";
+    }
+  }
+
   function isOpen() { return panel && panel.style.display === "block"; }
+  function here() { return location.pathname + location.search; }
+  function load(collapsed) {
+    if (frame) return;
+    frame = document.createElement("iframe");
+    frame.id = "chatdash-frame";
+    frame.title = "Chat";
+    frame.src = widgetUrl() + (collapsed ? "&collapsed=1" : "");  // collapsed: nothing marked seen yet
+    panel.appendChild(frame);
+    collapsedFrame = !!collapsed;
+  }
   function open() {
     // Clicked before this page knows its visitor (a slow /api/visitor): the
     // wish is kept and the chat opens as soon as the visitor is known.
-    if (!visitor) { session.setItem(OPEN_KEY, "1"); return; }
-    if (!frame) {
-      frame = document.createElement("iframe");
-      frame.id = "chatdash-frame";
-      frame.title = "Chat";
-      frame.src = widgetUrl();
-      panel.appendChild(frame);
+    if (!visitor) { session.setItem(OPEN_KEY, here()); return; }
+    load(false);
+    if (collapsedFrame) {
+      collapsedFrame = false;
+      frame.contentWindow.postMessage({ type: "chatdash:shown" }, new URL(APP).origin);
     }
     panel.style.display = "block";
-    session.setItem(OPEN_KEY, "1");
+    button.classList.add("chatdash-open");
+    preview.style.display = "none";
+    badge.style.display = "none";
+    unread = 0;
+    // Open again after a reload of this page, not on the next page.
+    session.setItem(OPEN_KEY, here());
   }
-  function close() { if (panel) panel.style.display = "none"; session.removeItem(OPEN_KEY); }
+  function close() {
+    if (panel) panel.style.display = "none";
+    if (button) button.classList.remove("chatdash-open");
+    session.removeItem(OPEN_KEY);
+  }
 
   // Store events (page views, product views, cart, orders): queued in
   // localStorage and sent in batches, so nothing is lost across page loads.
@@ -248,7 +300,11 @@
       setInterval(heartbeat, HEARTBEAT_MS);
       document.addEventListener("visibilitychange", heartbeat);
       window.addEventListener("pagehide", function () { flushBeacon(); leave(); });
-      if (session.getItem(OPEN_KEY)) open();
+      window.addEventListener("message", onFrameMessage);
+      var wasOpen = session.getItem(OPEN_KEY);
+      if (wasOpen === here() || wasOpen === "1") open();
+      // Collapsed: a shopper with a conversation gets its replies beside the launcher.
+      else if (store.getItem(CHATTING_KEY)) load(true);
       flush();
     }).catch(function () { /* chat unavailable: the store page keeps working */ });
   }

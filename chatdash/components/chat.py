@@ -4,6 +4,7 @@ message bubbles and the product card."""
 from __future__ import annotations
 
 import reflex as rx
+from reflex.components.core.banner import has_connection_errors
 
 from chatdash.state.views import ChatMessage
 
@@ -44,7 +45,7 @@ def message_bubble(msg: ChatMessage, own_sender: str, seen_up_to: rx.Var, in_wid
                 msg.kind == "product",
                 product_card(msg, open_in_top=in_widget),
                 # Text children are rendered as text by React: never as HTML.
-                rx.text(msg.body, white_space="pre-wrap", word_break="break-word", size="2"),
+                rx.text(msg.body, white_space="pre-wrap", word_break="break-word", size="2", class_name="msg-body"),
             ),
             rx.hstack(
                 rx.text(msg.time, size="1", opacity="0.7"),
@@ -81,4 +82,34 @@ def typing_indicator(seq: rx.Var, text: str) -> rx.Component:
         seq > 0,
         rx.text(text, key=seq, class_name="typing-indicator", size="1", color_scheme="gray",
                 padding_x="4px"),
+    )
+
+
+def length_counter(counter_id: str) -> rx.Component:
+    """Filled by chat.js for the text box whose `data-counter` names it: the
+    count near the limit, and a clear word when the limit cut the text."""
+    return rx.text("", id=counter_id, size="1", color_scheme="gray", display="none", class_name="length-counter",
+                   aria_live="polite")
+
+
+@rx.memo
+def connection_notice() -> rx.Component:
+    """What every page shows while its event socket is down, in place of
+    Reflex's default toast (which tells shoppers a websocket URL and an error
+    message meant for developers). chat.js reads `data-connection` to know the
+    socket is down and retries it sooner."""
+    return rx.cond(
+        has_connection_errors,
+        rx.el.div(
+            "Reconnecting…",
+            id="connection-notice",
+            role="status",
+            custom_attrs={"data-connection": "lost"},
+            class_name="connection-notice",
+            # Inline: store pages do not load chat.css.
+            style={"position": "fixed", "top": "8px", "left": "50%", "transform": "translateX(-50%)",
+                   "z-index": "2147483001", "padding": "4px 12px", "border-radius": "999px",
+                   "background": "rgba(32, 32, 32, 0.82)", "color": "white", "font-size": "12px",
+                   "font-family": "system-ui, sans-serif", "pointer-events": "none"},
+        ),
     )

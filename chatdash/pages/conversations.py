@@ -3,7 +3,7 @@
 import reflex as rx
 
 from chatdash import routes
-from chatdash.components.chat import message_bubble, typing_indicator
+from chatdash.components.chat import length_counter, message_bubble, typing_indicator
 from chatdash.components.frame import admin_page
 from chatdash.components.products import product_search_dialog, recommendations_section, related_dialog
 from chatdash.components.shopper_panel import presence_badge, shopper_panel
@@ -224,13 +224,16 @@ def _chat_panel() -> rx.Component:
                                     rows="2",
                                     resize="none",
                                     width="100%",
-                                    custom_attrs={"data-send-button": "reply-send"},
+                                    custom_attrs={"data-send-button": "reply-send", "data-counter": "reply-counter"},
                                     on_change=ChatState.typing.throttle(2500),
                                 ),
                                 rx.button("Reply", type="submit", id="reply-send", height="auto"),
+                                # Made by chat.js on submit, cleared once stored: one message per reply.
+                                rx.el.input(type="hidden", name="client_id", id="reply-client-id"),
                                 width="100%",
                                 align="stretch",
                             ),
+                            length_counter("reply-counter"),
                             width="100%",
                             spacing="1",
                         ),

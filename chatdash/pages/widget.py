@@ -3,8 +3,8 @@
 import reflex as rx
 
 from chatdash import routes
-from chatdash.components.chat import message_bubble, typing_indicator
-from chatdash.state.widget import WidgetState
+from chatdash.components.chat import length_counter, message_bubble, typing_indicator
+from chatdash.state.widget import WidgetState, outbox_call
 
 
 def _header() -> rx.Component:
@@ -15,6 +15,18 @@ def _header() -> rx.Component:
             rx.text(WidgetState.store_name, weight="bold", size="3"),
             rx.text("We usually reply within a few minutes", size="1", opacity="0.85"),
             spacing="0",
+        ),
+        rx.spacer(),
+        # Shown inside the store's iframe only (chat.css): on a phone the panel
+        # fills the screen and this is the way back to the store.
+        rx.el.button(
+            rx.icon("x", size=22),
+            id="widget-close",
+            aria_label="Close chat",
+            title="Close chat",
+            style={"background": "rgba(255,255,255,0.18)", "border": "none", "color": "white", "width": "36px",
+                   "height": "36px", "border-radius": "50%", "align-items": "center", "justify-content": "center",
+                   "cursor": "pointer"},
         ),
         align="center",
         padding="12px 16px",
@@ -75,7 +87,7 @@ def _composer() -> rx.Component:
                 rows="2",
                 resize="none",
                 width="100%",
-                custom_attrs={"data-send-button": "widget-send"},
+                custom_attrs={"data-send-button": "widget-send", "data-counter": "widget-counter"},
                 on_change=WidgetState.typing.throttle(2500),
                 auto_focus=True,
             ),
@@ -83,12 +95,15 @@ def _composer() -> rx.Component:
                 rx.icon("send", size=16),
                 id="widget-send",
                 aria_label="Send",
-                on_click=rx.call_script("window.chatdashOutbox.submit()", callback=WidgetState.send),
+                # chat.js has already put the message in the outbox (and on
+                # screen) when this runs: this sends what is pending.
+                on_click=rx.call_script(outbox_call("pending()"), callback=WidgetState.resend),
                 height="100%",
             ),
             width="100%",
             align="stretch",
         ),
+        length_counter("widget-counter"),
         padding="10px 12px",
         width="100%",
         border_top=f"1px solid {rx.color('gray', 5)}",
@@ -101,6 +116,8 @@ def widget() -> rx.Component:
     return rx.fragment(
         rx.el.link(rel="stylesheet", href="/chat.css"),
         rx.script(src="/chat.js"),
+        # Clicked by chat.js when the embed opens a collapsed chat.
+        rx.el.button(id="widget-shown", on_click=WidgetState.shown, style={"display": "none"}, tab_index=-1),
         rx.vstack(
             _header(),
             _messages(),

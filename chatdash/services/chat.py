@@ -62,9 +62,10 @@ class AdminChat:
 
 
 def open_widget(visitor_id: str, customer: Customer | None = None, *, engine: Engine | None = None,
-                client: admission.Client | None = None) -> WidgetChat:
+                client: admission.Client | None = None, seen: bool = True) -> WidgetChat:
     """The shopper behind a verified visitor id, their open conversation and its
-    history; what the shopper now sees is marked seen. A visitor new to us counts
+    history; what the shopper now sees is marked seen (not when `seen` is False:
+    a collapsed widget shows nothing yet). A visitor new to us counts
     against `client`'s limits (ChatError when over them; nothing is stored)."""
     with write_scope(engine) as session:
         admission.admit_visitor(session, visitor_id, client)
@@ -78,7 +79,8 @@ def open_widget(visitor_id: str, customer: Customer | None = None, *, engine: En
         if conv is None:
             return WidgetChat(shopper.id, 0, [], 0)
         messages = convs.list_messages(session, conv.id, limit=HISTORY_LIMIT)
-        convs.mark_seen(session, conv, Sender.SHOPPER)
+        if seen:
+            convs.mark_seen(session, conv, Sender.SHOPPER)
         return WidgetChat(shopper.id, conv.id, messages, conv.admin_seen_message_id)
 
 

@@ -87,11 +87,13 @@ class ChatState(AuthState):
         if not self.conversation_id:
             return None
         text = form_data.get("reply", "") if isinstance(form_data, dict) else ""
+        # The reply box sends an id made in the browser (chat.js), kept until the
+        # reply is stored: a double submit or a re-send after a drop is one message.
         client_id = form_data.get("client_id") if isinstance(form_data, dict) else None
         if not isinstance(client_id, str) or not CLIENT_ID_RE.fullmatch(client_id):
             client_id = uuid.uuid4().hex
         if await self._post(client_id, text=str(text)):
-            return rx.set_value("reply-input", "")
+            return [rx.set_value("reply-input", ""), rx.set_value("reply-client-id", "")]
         return None
 
     async def _send_product(self, product_id: Any) -> bool:

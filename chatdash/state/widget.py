@@ -5,6 +5,7 @@ client sends."""
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 import reflex as rx
@@ -18,6 +19,15 @@ from chatdash.state.client import client_of
 from chatdash.state.views import ChatMessage, with_message
 
 MAX_RESEND = 50
+# Not an error: the item stays in the shopper's outbox and goes with the next flush.
+NOT_YET = "not yet"
+
+
+def outbox_call(expression: str) -> str:
+    """JavaScript calling `window.chatdashOutbox.<expression>` once chat.js has
+    loaded: on a fast (re)load the page's first events can run before it has."""
+    return ("new Promise((ok) => { const go = () => window.chatdashOutbox ? ok(window.chatdashOutbox."
+            f"{expression}) : setTimeout(go, 20); go(); }})")
 
 
 class WidgetState(rx.State):
@@ -34,6 +44,9 @@ class WidgetState(rx.State):
     _visitor_id: str = ""
     _shopper_id: int = 0
     _conversation_id: int = 0
+    # Loaded collapsed by the embed (a page after the one the chat was open
+    # on): nothing is on the shopper's screen, so nothing is marked seen.
+    _collapsed: bool = False
 
     @rx.var
     def store_name(self) -> str:
@@ -50,10 +63,7 @@ class WidgetState(rx.State):
         if identity.verify_visitor_token(get_settings().secret_key, candidate):
             return await self._start(candidate)
         # No (valid) token from an embed: ask the page for the one it kept.
-        return rx.call_script(
-            "window.chatdashOutbox ? window.chatdashOutbox.storedVisitor() : ''",
-            callback=WidgetState.adopt_visitor,
-        )
+        return rx.call_script(outbox_call("storedVisitor()"), callback=WidgetState.adopt_visitor)
 
     @rx.event
     async def adopt_visitor(self, token: Any):
@@ -76,7 +86,9 @@ class WidgetState(rx.State):
         if verified:
             customer = chat.Customer(customer_id, name=verified.name[:200], email=verified.email[:320])
         try:
-            opened = await asyncio.to_thread(chat.open_widget, visitor_id, customer, client=client_of(self))
+            self._collapsed = params.get("collapsed") == "1"
+            opened = await asyncio.to_thread(chat.open_widget, visitor_id, customer, client=client_of(self),
+                                             seen=not self._collapsed)
         except chat.ChatError as exc:  # over the new-visitor limits: nothing stored
             self.error = str(exc)
             return None
@@ -89,10 +101,7 @@ class WidgetState(rx.State):
         self._follow(opened.conversation_id)
         self.ready = True
         # Messages typed earlier and not yet stored (offline, reload) go now.
-        return rx.call_script(
-            f"window.chatdashOutbox && window.chatdashOutbox.init({visitor_id!r}, {token!r})",
-            callback=WidgetState.resend,
-        )
+        return rx.call_script(outbox_call(f"init({visitor_id!r}, {token!r})"), callback=WidgetState.resend)
 
     def _follow(self, conversation_id: int) -> None:
         if conversation_id and conversation_id != self._conversation_id:
@@ -101,14 +110,16 @@ class WidgetState(rx.State):
 
     # ----- sending -------------------------------------------------------
     async def _store(self, item: Any) -> tuple[str, str | None]:
-        """Store one outbox item; returns (client id, error or None)."""
+        """Store one outbox item; returns (client id, error, NOT_YET or None)."""
         if not isinstance(item, dict):
             return "", "Malformed message."
         client_id = item.get("id")
         if not isinstance(client_id, str):
             return "", "Malformed message."
         if not self._shopper_id:
-            return client_id, "The chat is still connecting; try again in a moment."
+            # A flush queued while the socket was down can arrive before this
+            # tab's load: the load's own flush sends it.
+            return client_id, NOT_YET
         try:
             conversation_id, message, _created = await asyncio.to_thread(
                 chat.shopper_send, self._visitor_id, self._shopper_id, self._conversation_id,
@@ -129,6 +140,8 @@ class WidgetState(rx.State):
         if item is None:
             return None
         client_id, error = await self._store(item)
+        if error == NOT_YET:
+            return None
         if error:
             self.error = error
             return rx.call_script(f"window.chatdashOutbox.fail({client_id!r}, {error!r})")
@@ -137,21 +150,35 @@ class WidgetState(rx.State):
 
     @rx.event
     async def resend(self, items: Any):
+        """Everything in the shopper's outbox: on each Send and each (re)load."""
         if not isinstance(items, list):
             return None
-        acks, fails = [], []
+        acks: list[str] = []
+        refused: dict[str, str] = {}
         for item in items[:MAX_RESEND]:
             client_id, error = await self._store(item)
-            (fails if error else acks).append(client_id)
-        if not acks and not fails:
+            if error is None:
+                acks.append(client_id)
+            elif error != NOT_YET:
+                refused[client_id] = error
+                self.error = error
+        if not acks and not refused:
             return None
-        return rx.call_script(
-            f"window.chatdashOutbox.ackMany({acks!r}, {fails!r})"
-        )
+        if acks and not refused:
+            self.error = ""
+        return rx.call_script(f"window.chatdashOutbox.settle({json.dumps(acks)}, {json.dumps(refused)})")
 
     @rx.event
     async def typing(self, _value: Any = None):
         await chat.typing(self._conversation_id, Sender.SHOPPER)
+
+    @rx.event
+    async def shown(self):
+        """The embed opened the collapsed chat: what it shows is now seen."""
+        self._collapsed = False
+        last_admin = max((m.id for m in self.messages if m.sender == Sender.ADMIN), default=0)
+        if self._conversation_id and last_admin:
+            await asyncio.to_thread(chat.mark_seen, self._conversation_id, Sender.SHOPPER, last_admin)
 
     @rx.event
     def dismiss_error(self):
@@ -173,7 +200,8 @@ class WidgetState(rx.State):
             self.admin_typing_seq = 0
             self.admin_seen_id = max(self.admin_seen_id, event.message.id)
             # On screen in the open widget: the shopper has seen it.
-            live.background(chat.mark_seen, event.conversation_id, Sender.SHOPPER, event.message.id)
+            if not self._collapsed:
+                live.background(chat.mark_seen, event.conversation_id, Sender.SHOPPER, event.message.id)
 
     @live.on(MessagesSeen, topic=live.by_conversation)
     def _on_seen(self, event: MessagesSeen) -> None:
