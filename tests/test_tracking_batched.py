@@ -9,8 +9,10 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import time
 import uuid
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
@@ -309,3 +311,43 @@ def test_a_batch_the_flush_cannot_store_fails_alone(pg_engine):
     assert isinstance(results[5], Exception)
     with Session(pg_engine) as s:
         assert len(s.exec(select(StoreEvent)).all()) == 5
+
+
+def test_a_flush_that_loses_the_race_for_a_browsers_visit_goes_on_with_the_winners_row(pg_engine):
+    """A heartbeat of the same browser opened its visit first and has not
+    committed: the flush's insert waits on it, inserts nothing (the browser's
+    one current visit), and the batch's page and events go to the winner's visit."""
+    visitor = f"race-{uuid.uuid4().hex[:12]}"
+    with session_scope(pg_engine) as s:
+        shopper_id = get_or_create_shopper(s, visitor).id
+    with Session(pg_engine) as winner, ThreadPoolExecutor(1) as pool:
+        opened = presence.touch_visit(
+            winner, winner.get(Shopper, shopper_id), user_agent=UA, url=f"{STORE}/a", title="A", window_seconds=WINDOW
+        )
+        page = tracking.parse_events([{"id": uuid.uuid4().hex, "kind": "page_view", "url": f"{STORE}/b", "title": "B"}])
+        winner_pid = winner.execute(text("SELECT pg_backend_pid()")).scalar()
+
+        def flush():
+            with session_scope(pg_engine) as s:
+                return store_batches(s, [Batch(visitor, page, UA)], window_seconds=WINDOW)
+
+        stored = pool.submit(flush)
+        deadline = time.monotonic() + 30
+        with pg_engine.connect() as watch:
+            while not watch.execute(
+                text("SELECT count(*) FROM pg_stat_activity WHERE :pid = ANY(pg_blocking_pids(pid))"),
+                {"pid": winner_pid},
+            ).scalar():
+                assert time.monotonic() < deadline, "the flush never waited on the heartbeat's visit"
+                assert not stored.done(), stored.result()
+        winner.commit()
+        [result] = stored.result(timeout=30)
+    assert result.accepted == 1
+    assert result.presence_changed  # from page A to page B
+    with Session(pg_engine) as s:
+        visits = s.exec(select(Visit).where(Visit.shopper_id == shopper_id)).all()
+        event = s.exec(select(StoreEvent).where(StoreEvent.shopper_id == shopper_id)).one()
+    assert [(v.id, v.open_for, v.current_url, v.current_title) for v in visits] == [
+        (opened.visit_id, visitor, f"{STORE}/b", "B")
+    ]
+    assert event.visit_id == opened.visit_id
