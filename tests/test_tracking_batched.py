@@ -9,8 +9,10 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import time
 import uuid
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
@@ -23,6 +25,7 @@ from chatdash.db import make_engine, migrate, session_scope
 from chatdash.models import Cart, CartLine, Product, Shopper, StoreEvent, Visit, utcnow
 from chatdash.services import presence, store_activity, tracking
 from chatdash.services.conversations import get_or_create_shopper, start_conversation
+from chatdash.services.customers import identify_customer
 from chatdash.services.tracking.batched import Batch, store_batches
 from chatdash.services.tracking.ingest import Ingestor
 
@@ -127,7 +130,17 @@ def state_of(engine: Engine) -> dict:
             rows = out_visits.setdefault(visitor[v.shopper_id], [])
             ordinal[v.id] = len(rows)
             rows.append(
-                (v.device, v.browser, v.os, v.started_at, v.last_seen_at, v.current_url, v.current_title, v.left_at)
+                (
+                    v.device,
+                    v.browser,
+                    v.os,
+                    v.started_at,
+                    v.last_seen_at,
+                    v.current_url,
+                    v.current_title,
+                    v.left_at,
+                    v.open_for,  # which browser's current visit it is (visitor ids are the same in both)
+                )
             )
         skus = dict(s.exec(select(Product.id, Product.sku)).all())
         out_events = sorted(
@@ -156,11 +169,34 @@ def state_of(engine: Engine) -> dict:
     return {"visits": out_visits, "events": out_events, "carts": carts, "last_seen": last_seen}
 
 
+def heard_as(engine: Engine, heard: list) -> list[tuple]:
+    """What screens hear, with shoppers named by their visitor id (ids differ between schemas)."""
+    with Session(engine) as s:
+        visitor = dict(s.exec(select(Shopper.id, Shopper.visitor_id)).all())
+    out = []
+    for e in heard:
+        if isinstance(e, domain.PresenceChanged):
+            out.append(("presence", visitor[e.shopper_id], e.on_site, e.current_url, e.current_title, e.device))
+        elif isinstance(e, domain.ShopperActivity):
+            out.append(("activity", visitor[e.shopper_id], e.conversation_id != 0))
+        else:
+            out.append((type(e).__name__,))
+    return out
+
+
+# Store customers on two devices: the first browser identifies at step 6, the
+# second at step 13 (its anonymous shopper, visits and all, merges into the
+# customer's); from then on both browsers' batches are one shopper's, often in
+# one flush. Visitor 0 already chats.
+CUSTOMERS = [(4, 5, "cust-a"), (6, 7, "cust-b"), (0, 8, "cust-c")]
+
+
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_the_batched_path_stores_and_applies_what_the_one_batch_path_does(two_pg, seed):
     one_by_one, batched = two_pg
     rng = random.Random(seed)
     visitors = [f"v{seed}-{i:02d}-{uuid.uuid4().hex[:8]}" for i in range(12)]
+    same_flush = 0
     # Some shoppers have an open conversation: their activity is announced.
     for eng in two_pg:
         with session_scope(eng) as s:
@@ -170,6 +206,12 @@ def test_the_batched_path_stores_and_applies_what_the_one_batch_path_does(two_pg
     now = utcnow().replace(microsecond=0) - timedelta(hours=3)
     for step in range(25):
         now += timedelta(minutes=40) if step % 9 == 8 else timedelta(seconds=rng.choice([1, 10, 50]))
+        for first, second, customer in CUSTOMERS:
+            device = {6: first, 13: second}.get(step)
+            if device is not None:
+                for eng in two_pg:
+                    with session_scope(eng) as s:
+                        identify_customer(s, visitors[device], customer, window_seconds=WINDOW)
         flush = [
             Batch(v, tracking.parse_events(random_batch(rng, now, history[v])), UA)
             for v in rng.sample(visitors, rng.randint(1, len(visitors)))
@@ -181,7 +223,13 @@ def test_the_batched_path_stores_and_applies_what_the_one_batch_path_does(two_pg
                 with session_scope(one_by_one) as s:
                     shopper = get_or_create_shopper(s, b.visitor_id)
                     result = tracking.track_events(
-                        s, shopper, b.events, user_agent=b.user_agent, window_seconds=WINDOW, now=now
+                        s,
+                        shopper,
+                        b.events,
+                        user_agent=b.user_agent,
+                        window_seconds=WINDOW,
+                        now=now,
+                        visitor_id=b.visitor_id,
                     )
                     if result.accepted:
                         store_activity._activity(s, result.shopper_id, result.conversation_id)
@@ -200,19 +248,23 @@ def test_the_batched_path_stores_and_applies_what_the_one_batch_path_does(two_pg
             return [(r.accepted, r.duplicates, r.conversation_id is not None, r.presence_changed) for r in results]
 
         assert plain(got) == plain(expected), f"step {step}"
-        # The same screens hear of it: presence changes and shopper activity.
-        assert Counter(type(e).__name__ for e in heard_batched) == Counter(type(e).__name__ for e in heard_one)
+        # The same screens hear the same, in the same order: presence changes and shopper activity.
+        assert heard_as(batched, heard_batched) == heard_as(one_by_one, heard_one), f"step {step}"
+        shoppers = Counter(r.shopper_id for r in got)
+        same_flush += sum(n > 1 for n in shoppers.values())
         if step % 5 == 4:  # a shopper closes the page now and then (the beacon)
             v = rng.choice(visitors)
             for eng in two_pg:
                 with session_scope(eng) as s:
-                    presence.leave(s, get_or_create_shopper(s, v), window_seconds=WINDOW, now=now)
+                    presence.leave(s, get_or_create_shopper(s, v), window_seconds=WINDOW, now=now, visitor_id=v)
     a, b = state_of(one_by_one), state_of(batched)
     assert a["events"] == b["events"]
     assert a["visits"] == b["visits"]
     assert a["carts"] == b["carts"]
     assert a["last_seen"] == b["last_seen"]
     assert len(a["events"]) > 100  # the traffic did store things
+    assert same_flush > 0  # a customer's two browsers did send in one flush
+    assert any(len({v[8] for v in rows} - {None}) == 2 for rows in b["visits"].values())  # on two devices at once
 
 
 def test_concurrent_requests_through_the_queue_store_every_event_once(pg_engine):
@@ -259,3 +311,43 @@ def test_a_batch_the_flush_cannot_store_fails_alone(pg_engine):
     assert isinstance(results[5], Exception)
     with Session(pg_engine) as s:
         assert len(s.exec(select(StoreEvent)).all()) == 5
+
+
+def test_a_flush_that_loses_the_race_for_a_browsers_visit_goes_on_with_the_winners_row(pg_engine):
+    """A heartbeat of the same browser opened its visit first and has not
+    committed: the flush's insert waits on it, inserts nothing (the browser's
+    one current visit), and the batch's page and events go to the winner's visit."""
+    visitor = f"race-{uuid.uuid4().hex[:12]}"
+    with session_scope(pg_engine) as s:
+        shopper_id = get_or_create_shopper(s, visitor).id
+    with Session(pg_engine) as winner, ThreadPoolExecutor(1) as pool:
+        opened = presence.touch_visit(
+            winner, winner.get(Shopper, shopper_id), user_agent=UA, url=f"{STORE}/a", title="A", window_seconds=WINDOW
+        )
+        page = tracking.parse_events([{"id": uuid.uuid4().hex, "kind": "page_view", "url": f"{STORE}/b", "title": "B"}])
+        winner_pid = winner.execute(text("SELECT pg_backend_pid()")).scalar()
+
+        def flush():
+            with session_scope(pg_engine) as s:
+                return store_batches(s, [Batch(visitor, page, UA)], window_seconds=WINDOW)
+
+        stored = pool.submit(flush)
+        deadline = time.monotonic() + 30
+        with pg_engine.connect() as watch:
+            while not watch.execute(
+                text("SELECT count(*) FROM pg_stat_activity WHERE :pid = ANY(pg_blocking_pids(pid))"),
+                {"pid": winner_pid},
+            ).scalar():
+                assert time.monotonic() < deadline, "the flush never waited on the heartbeat's visit"
+                assert not stored.done(), stored.result()
+        winner.commit()
+        [result] = stored.result(timeout=30)
+    assert result.accepted == 1
+    assert result.presence_changed  # from page A to page B
+    with Session(pg_engine) as s:
+        visits = s.exec(select(Visit).where(Visit.shopper_id == shopper_id)).all()
+        event = s.exec(select(StoreEvent).where(StoreEvent.shopper_id == shopper_id)).one()
+    assert [(v.id, v.open_for, v.current_url, v.current_title) for v in visits] == [
+        (opened.visit_id, visitor, f"{STORE}/b", "B")
+    ]
+    assert event.visit_id == opened.visit_id

@@ -358,7 +358,8 @@ def open_conversation_count(session: Session) -> int:
 
 def latest_visit(session: Session, shopper_id: int) -> Visit | None:
     return session.exec(
-        select(Visit).where(Visit.shopper_id == shopper_id).order_by(col(Visit.last_seen_at).desc())
+        select(Visit).where(Visit.shopper_id == shopper_id)
+        .order_by(col(Visit.last_seen_at).desc(), col(Visit.id).desc())  # ties: the later visit
     ).first()
 
 
@@ -378,7 +379,7 @@ def _recent_current_visits(shopper_ids: list[int], now: datetime, window_seconds
     return (select(Visit)
             .where(col(Visit.shopper_id).in_(shopper_ids), col(Visit.open_for).is_not(None),
                    Visit.last_seen_at >= now - timedelta(seconds=window_seconds))
-            .order_by(col(Visit.last_seen_at).desc()))
+            .order_by(col(Visit.last_seen_at).desc(), col(Visit.id).desc()))
 
 
 # Moving from one store page to the next closes a page and opens another within

@@ -57,22 +57,54 @@ def _open_visit(session: Session, shopper: Shopper, visitor_id: str, user_agent:
     if replacing is not None:
         session.execute(update(Visit).where(col(Visit.id) == replacing.id, col(Visit.open_for) == visitor_id)
                         .values(open_for=None))
-    info = device_from_user_agent(user_agent)
-    visit_id = session.execute(_insert_visit_once(session.get_bind().dialect.name), dict(
-        shopper_id=shopper.id, user_agent=user_agent[:512], device=info.device, browser=info.browser[:64],
-        os=info.os[:64], started_at=now, last_seen_at=now, current_url="", current_title="",
-        open_for=visitor_id,
-    )).scalar()
+    visit_id = session.execute(insert_visit_once(session.get_bind().dialect.name),
+                               new_visit_values(shopper.id, visitor_id, user_agent, now)).scalar()
     if visit_id is not None:
         return session.get(Visit, visit_id)
     return session.exec(select(Visit).where(Visit.open_for == visitor_id)).one()
 
 
+def new_visit_values(shopper_id: int, visitor_id: str, user_agent: str, now: datetime) -> dict:
+    """The row of a browser's new current visit (`insert_visit_once`)."""
+    info = device_from_user_agent(user_agent)
+    return dict(
+        shopper_id=shopper_id, user_agent=user_agent[:512], device=info.device, browser=info.browser[:64],
+        os=info.os[:64], started_at=now, last_seen_at=now, current_url="", current_title="", left_at=None,
+        open_for=visitor_id,
+    )
+
+
 @lru_cache(maxsize=4)
-def _insert_visit_once(dialect: str):
+def insert_visit_once(dialect: str):
+    """INSERT a visit unless its browser has a current one already; returns the
+    new row's id and open_for (nothing when a racing request inserted first)."""
     insert_for = {"sqlite": sqlite_insert, "postgresql": postgresql_insert}[dialect]
     table = Visit.__table__
-    return insert_for(table).on_conflict_do_nothing(index_elements=["open_for"]).returning(table.c.id)
+    return (insert_for(table).on_conflict_do_nothing(index_elements=["open_for"])
+            .returning(table.c.id, table.c.open_for))
+
+
+def is_late_signal(visit, happened_at: datetime | None) -> bool:
+    """A page's event from before the shopper closed it, delivered late by the
+    closing page's beacon: no sign of life."""
+    return (visit is not None and visit.left_at is not None and happened_at is not None
+            and happened_at <= visit.left_at and visit.left_at >= visit.last_seen_at)
+
+
+def needs_new_visit(visit, now: datetime) -> bool:
+    """No visit of this shopper in this browser, or one idle past the timeout."""
+    return visit is None or now - visit.last_seen_at > VISIT_TIMEOUT
+
+
+def show_page(visit, now: datetime, url: str, title: str) -> bool:
+    """The visit is alive now, on this page (if given); whether the page changed."""
+    page_changed = bool(url) and (url[:2000] != visit.current_url)
+    visit.last_seen_at = now
+    visit.left_at = None
+    if url:
+        visit.current_url = url[:2000]
+        visit.current_title = title[:300]
+    return page_changed
 
 
 def touch_visit(
@@ -100,17 +132,11 @@ def touch_visit(
     current = current_visit(session, visitor_id)
     # The browser's current visit may be another shopper's (it now speaks for another customer).
     visit = current if current is not None and current.shopper_id == shopper.id else None
-    if (visit is not None and visit.left_at is not None and happened_at is not None
-            and happened_at <= visit.left_at and visit.left_at >= visit.last_seen_at):
+    if is_late_signal(visit, happened_at):
         return PresenceChange(shopper.id, visit.id, was, was, False)
-    if visit is None or now - visit.last_seen_at > VISIT_TIMEOUT:
+    if needs_new_visit(visit, now):
         visit = _open_visit(session, shopper, visitor_id, user_agent, now, replacing=current)
-    page_changed = bool(url) and (url[:2000] != visit.current_url)
-    visit.last_seen_at = now
-    visit.left_at = None
-    if url:
-        visit.current_url = url[:2000]
-        visit.current_title = title[:300]
+    page_changed = show_page(visit, now, url, title)
     session.add(visit)
     shopper.last_seen_at = now
     session.add(shopper)

@@ -2,25 +2,34 @@
 set-based statements: what `track_events` does for one batch, done for a
 whole flush of the ingestion queue (`tracking.ingest`) at once.
 
-One flush holds at most one batch per shopper (the queue sees to it), so each
-batch sees the database as `track_events` would. The statements, whatever the
-flush's size: shoppers (one select, one insert of the new), stored event ids,
-latest visits, catalog, the event rows (one multi-row insert that skips ids
-already stored - a concurrent retry's rows count as duplicates, as before),
-new and touched visits, carts and their lines, open conversations. The domain
-events (`PresenceChanged`, `ShopperActivity`) are recorded on the session and
-delivered after the commit, like every other write's.
+One flush holds at most one batch per browser (the queue sees to it). Two
+browsers may speak for one customer (`Shopper.merged_into_id`), so the flush
+is stored in rounds: batches of one round touch no shopper in common, and a
+batch comes in a later round than every earlier batch it shares a shopper with
+(nearly always a single round). Each batch thus sees the database as
+`track_events` would, storing the flush batch by batch in order.
+
+A round's statements, whatever its size: stored event ids, the shoppers'
+latest and live visits, catalog, the event rows (COPY, then one insert that
+skips ids already stored - a concurrent retry's rows count as duplicates, as
+before), closed, new and touched visits, carts and their lines, open
+conversations. Visits follow presence.py's rules, with its helpers: one current
+visit per browser (`Visit.open_for`, inserted ON CONFLICT DO NOTHING), a
+replaced visit closed only if it is still the browser's current one. The
+domain events (`PresenceChanged`, `ShopperActivity`) are recorded on the
+session, in the flush's order, and delivered after the commit like every
+other write's.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ARRAY, Integer, String, any_, bindparam, delete, insert, select, update
+from sqlalchemy import ARRAY, Integer, String, any_, bindparam, delete, func, insert, select, update
 from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlmodel import Session, col
@@ -29,7 +38,6 @@ from chatdash import events as domain
 from chatdash.models import Cart, CartLine, Conversation, Product, Shopper, StoreEvent, Visit, utcnow
 from chatdash.services import presence
 from chatdash.services.conversations import is_on_site
-from chatdash.services.devices import device_from_user_agent
 from chatdash.services.tracking.schema import CartEvent, PageViewEvent, ProductViewEvent
 from chatdash.services.tracking.storage import (
     FUTURE_SKEW,
@@ -56,14 +64,21 @@ class _VisitRow:
     id: int | None
     shopper_id: int
     user_agent: str
-    device: str
     started_at: datetime
     last_seen_at: datetime
     current_url: str
     current_title: str
     left_at: datetime | None
-    browser: str = ""
-    os: str = ""
+    open_for: str | None
+
+
+_VISIT = Visit.__table__
+_VISIT_COLUMNS = [_VISIT.c[f.name] for f in fields(_VisitRow)]
+
+
+def _visit_rows(session: Session, where, *order) -> list[_VisitRow]:
+    query = select(*_VISIT_COLUMNS).where(where)
+    return [_VisitRow(*r) for r in session.execute(query.order_by(*order) if order else query).all()]
 
 
 def _ints(values: list[int]):
@@ -76,42 +91,64 @@ def _strs(values: list[str]):
     return bindparam(None, values, type_=ARRAY(String))
 
 
-def _shoppers(session: Session, visitor_ids: list[str], now: datetime) -> dict[str, int]:
+def _shoppers(session: Session, visitor_ids: list[str]) -> dict[str, int]:
+    """The shopper each browser speaks for (`get_or_create_shopper`): its own
+    row, created when new, or the customer it was merged into."""
+    own = Shopper.__table__
+    into = own.alias("into")
+
     def known() -> dict[str, int]:
         rows = session.execute(
-            select(Shopper.visitor_id, Shopper.id).where(col(Shopper.visitor_id) == any_(_strs(visitor_ids)))
+            select(own.c.visitor_id, func.coalesce(into.c.id, own.c.id))
+            .select_from(own.outerjoin(into, into.c.id == own.c.merged_into_id))
+            .where(own.c.visitor_id == any_(_strs(visitor_ids)))
         )
         return dict(rows.all())
 
     found = known()
     missing = [v for v in visitor_ids if v not in found]
     if missing:
+        created = utcnow()  # like a row `get_or_create_shopper` creates
         session.connection().execute(
-            pg_insert(Shopper.__table__).on_conflict_do_nothing(index_elements=["visitor_id"]),
-            [{"visitor_id": v, "created_at": now, "last_seen_at": now} for v in missing],
+            pg_insert(own).on_conflict_do_nothing(index_elements=["visitor_id"]),
+            [{"visitor_id": v, "created_at": created, "last_seen_at": created} for v in missing],
         )
         found = known()
     return found
 
 
+def _current_visits(session: Session, visitor_ids: list[str]) -> dict[str, _VisitRow]:
+    """Each browser's current visit (`presence.current_visit`), whoever's it is."""
+    return {v.open_for: v for v in _visit_rows(session, _VISIT.c.open_for == any_(_strs(visitor_ids)))}
+
+
 def _latest_visits(session: Session, shopper_ids: list[int]) -> dict[int, _VisitRow]:
+    """Each shopper's latest visit (`latest_visit`)."""
     rows = session.execute(
-        select(
-            Visit.id,
-            Visit.shopper_id,
-            Visit.user_agent,
-            Visit.device,
-            Visit.started_at,
-            Visit.last_seen_at,
-            Visit.current_url,
-            Visit.current_title,
-            Visit.left_at,
-        )
-        .where(col(Visit.shopper_id) == any_(_ints(shopper_ids)))
-        .order_by(col(Visit.shopper_id), col(Visit.last_seen_at).desc())
-        .ext(distinct_on(col(Visit.shopper_id)))
+        select(*_VISIT_COLUMNS)
+        .where(_VISIT.c.shopper_id == any_(_ints(shopper_ids)))
+        .order_by(_VISIT.c.shopper_id, _VISIT.c.last_seen_at.desc(), _VISIT.c.id.desc())
+        .ext(distinct_on(_VISIT.c.shopper_id))
     ).all()
     return {r.shopper_id: _VisitRow(*r) for r in rows}
+
+
+def _live_visits(session: Session, shopper_ids: list[int], now: datetime, window_seconds: int) -> dict[int, _VisitRow]:
+    """Each shopper's live visit (`live_visit`): the latest seen of the browsers'
+    current visits that is on site, else the latest visit."""
+    live = _latest_visits(session, shopper_ids)
+    recent = _visit_rows(
+        session,
+        (_VISIT.c.shopper_id == any_(_ints(shopper_ids)))
+        & _VISIT.c.open_for.is_not(None)
+        & (_VISIT.c.last_seen_at >= now - timedelta(seconds=window_seconds)),
+        _VISIT.c.last_seen_at.asc(),
+        _VISIT.c.id.asc(),
+    )
+    for v in recent:  # oldest first: the latest on site is the one left
+        if is_on_site(v, now, window_seconds):
+            live[v.shopper_id] = v
+    return live
 
 
 def _open_conversations(session: Session, shopper_ids: list[int]) -> dict[int, int]:
@@ -124,15 +161,61 @@ def _open_conversations(session: Session, shopper_ids: list[int]) -> dict[int, i
     return dict(rows)
 
 
+def _rounds(batches: Sequence[Batch], shopper_of: dict[str, int], current: dict[str, _VisitRow]) -> list[list[int]]:
+    """The flush's batches (their indexes) in rounds. A batch touches its
+    shopper and the shopper its browser's current visit belongs to (it may
+    close that visit); it goes one round after the last earlier batch that
+    touches one of them."""
+    rounds: list[list[int]] = []
+    last: dict[int, int] = {}  # shopper id -> the last round touching it
+    for i, b in enumerate(batches):
+        touched = {shopper_of[b.visitor_id]}
+        if b.visitor_id in current:
+            touched.add(current[b.visitor_id].shopper_id)
+        r = max((last[s] + 1 for s in touched if s in last), default=0)
+        if r == len(rounds):
+            rounds.append([])
+        rounds[r].append(i)
+        last.update(dict.fromkeys(touched, r))
+    return rounds
+
+
 def store_batches(
     session: Session, batches: Sequence[Batch], *, window_seconds: int, now: datetime | None = None
 ) -> list[TrackResult]:
-    """Store every batch (one per visitor) in the session's transaction, each
-    once per event id, and apply them as `track_events` would."""
+    """Store every batch (one per browser) in the session's transaction, each
+    once per event id, and apply them as `track_events` would, one after the other."""
     if len({b.visitor_id for b in batches}) != len(batches):
         raise ValueError("one batch per visitor in a flush")
     now = now or utcnow()
-    shopper_of = _shoppers(session, sorted({b.visitor_id for b in batches}), now)
+    visitor_ids = sorted({b.visitor_id for b in batches})
+    shopper_of = _shoppers(session, visitor_ids)
+    # Only the browser's own batch changes its current visit: read once for every round.
+    current = _current_visits(session, visitor_ids)
+    results: list[TrackResult | None] = [None] * len(batches)
+    heard: list[list[domain.DomainEvent]] = [[] for _ in batches]
+    for indexes in _rounds(batches, shopper_of, current):
+        stored = _store_round(
+            session, [batches[i] for i in indexes], shopper_of, current, window_seconds=window_seconds, now=now
+        )
+        for i, (result, said) in zip(indexes, stored, strict=True):
+            results[i], heard[i] = result, said
+    for said in heard:
+        for event in said:
+            domain.record(session, event)
+    return results  # type: ignore[return-value]
+
+
+def _store_round(
+    session: Session,
+    batches: list[Batch],
+    shopper_of: dict[str, int],
+    current: dict[str, _VisitRow],
+    *,
+    window_seconds: int,
+    now: datetime,
+) -> list[tuple[TrackResult, list[domain.DomainEvent]]]:
+    """Batches of distinct shoppers, stored at once."""
     sids = [shopper_of[b.visitor_id] for b in batches]
 
     # Each batch's events, once per id, minus the ids already stored.
@@ -153,77 +236,81 @@ def store_batches(
     fresh = [[e for e in u.values() if (sid, e.id) not in stored] for u, sid in zip(uniques, sids, strict=True)]
     times = [{e.id: clamp_time(e.at, now) for e in f} for f in fresh]
 
-    latest = _latest_visits(session, sids)
+    # Only a page view from the last presence window says where the shopper is now.
     window = timedelta(seconds=window_seconds)
-    visits: list[_VisitRow | None] = []
-    changes: list[tuple[bool, bool]] = []  # (touched, presence changed)
-    new_visits: list[_VisitRow] = []
-    touched_visits: list[_VisitRow] = []
-    for b, sid, f, t in zip(batches, sids, fresh, times, strict=True):
-        pages = [e for e in f if isinstance(e, PageViewEvent) and t[e.id] >= now - window]
-        visit = latest.get(sid)
-        if not pages:
-            visits.append(visit if f else None)
-            changes.append((False, False))
-            continue
-        page = max(reversed(pages), key=lambda e, t=t: t[e.id])  # ties: the later in the batch
-        happened_at = t[page.id]
-        was = is_on_site(visit, now, window_seconds)
-        if (
-            visit is not None
-            and visit.left_at is not None
-            and happened_at <= visit.left_at
-            and visit.left_at >= visit.last_seen_at
-        ):
-            visits.append(visit)  # an event from before the page closed: no sign of life
-            changes.append((False, False))
-            continue
-        if visit is None or now - visit.last_seen_at > presence.VISIT_TIMEOUT:
-            info = device_from_user_agent(b.user_agent)
-            visit = _VisitRow(
-                None, sid, b.user_agent[:512], info.device, now, now, "", "", None, info.browser[:64], info.os[:64]
-            )
-            new_visits.append(visit)
-        else:
-            touched_visits.append(visit)
-        url = page.page_url
-        page_changed = bool(url) and url[:2000] != visit.current_url
-        visit.last_seen_at, visit.left_at = now, None
-        if url:
-            visit.current_url, visit.current_title = url[:2000], page.page_title[:300]
-        visits.append(visit)
-        changes.append((True, not was or page_changed))
+    pages = []
+    for f, t in zip(fresh, times, strict=True):
+        recent = [e for e in f if isinstance(e, PageViewEvent) and t[e.id] >= now - window]
+        pages.append(max(reversed(recent), key=lambda e, t=t: t[e.id]) if recent else None)  # ties: the later
+    with_page = sorted({sid for sid, page in zip(sids, pages, strict=True) if page is not None})
+    live = _live_visits(session, with_page, now, window_seconds) if with_page else {}
+    latest = _latest_visits(session, sids) if any(f for f, p in zip(fresh, pages, strict=True) if p is None) else {}
 
-    if new_visits:
-        ids = (
-            session.connection()
-            .execute(
-                insert(Visit.__table__).returning(Visit.__table__.c.id, sort_by_parameter_order=True),
-                [
-                    {
-                        "shopper_id": v.shopper_id,
-                        "user_agent": v.user_agent,
-                        "device": v.device,
-                        "browser": v.browser,
-                        "os": v.os,
-                        "started_at": v.started_at,
-                        "last_seen_at": v.last_seen_at,
-                        "current_url": v.current_url,
-                        "current_title": v.current_title,
-                        "left_at": None,
-                    }
-                    for v in new_visits
-                ],
-            )
-            .scalars()
-            .all()
-        )
-        for v, vid in zip(new_visits, ids, strict=True):
-            v.id = vid
-    if touched_visits:
+    visits: list[_VisitRow | None] = []
+    touches: list[tuple[int, _VisitRow, bool]] = []  # (batch, visit touched, was on site)
+    closing: list[dict[str, Any]] = []
+    new: list[tuple[_VisitRow, dict[str, Any]]] = []
+    for i, (b, sid, f, t, page) in enumerate(zip(batches, sids, fresh, times, pages, strict=True)):
+        mine = current.get(b.visitor_id)
+        # The browser's current visit may be another shopper's (it now speaks for another customer).
+        visit = mine if mine is not None and mine.shopper_id == sid else None
+        if page is None:
+            visits.append((visit or latest.get(sid)) if f else None)
+            continue
+        if presence.is_late_signal(visit, t[page.id]):
+            visits.append(visit)  # an event from before the page closed: no sign of life
+            continue
+        if presence.needs_new_visit(visit, now):
+            if mine is not None:
+                closing.append({"vid": mine.id, "visitor": b.visitor_id})
+            values = presence.new_visit_values(sid, b.visitor_id, b.user_agent, now)
+            visit = _VisitRow(None, **{k: values[k] for k in _VisitRow.__dataclass_fields__ if k != "id"})
+            new.append((visit, values))
+        visits.append(visit)
+        touches.append((i, visit, is_on_site(live.get(sid), now, window_seconds)))
+
+    # The browsers' next visits, in place of the stale ones they saw (closed only if still current).
+    if closing:
         session.connection().execute(
-            update(Visit.__table__)
-            .where(Visit.__table__.c.id == bindparam("vid"))
+            update(_VISIT)
+            .where(_VISIT.c.id == bindparam("vid"), _VISIT.c.open_for == bindparam("visitor"))
+            .values(open_for=None),
+            closing,
+        )
+    page_changed: dict[int, bool] = {}
+    for i, visit, _was in touches:  # a new visit goes in with its page already
+        page = pages[i]
+        page_changed[i] = presence.show_page(visit, now, page.page_url, page.page_title)
+    touched = [v for _i, v, _was in touches if v.id is not None]
+    if new:
+        rows = [{**values, "current_url": v.current_url, "current_title": v.current_title} for v, values in new]
+        result = session.connection().execute(presence.insert_visit_once("postgresql"), rows)
+        inserted = {open_for: vid for vid, open_for in result.all()}
+        lost = [v.open_for for v, _ in new if v.open_for not in inserted]
+        # A racing request inserted the browser's visit first: go on with its row.
+        winners = {v.open_for: v for v in _visit_rows(session, _VISIT.c.open_for == any_(_strs(lost)))} if lost else {}
+        for k, (i, visit, was) in enumerate(touches):
+            if visit.id is not None:
+                continue
+            if visit.open_for in inserted:
+                visit.id = inserted[visit.open_for]
+                continue
+            visit = winners[visit.open_for]
+            page_changed[i] = presence.show_page(visit, now, pages[i].page_url, pages[i].page_title)
+            touches[k] = (i, visit, was)
+            visits[i] = visit
+            touched.append(visit)
+    # Shoppers before visits, in the order an ORM flush takes them (`touch_visit`):
+    # a heartbeat of the same browser takes the same locks in the same order.
+    touched_shoppers = sorted({sids[i] for i, _v, _was in touches})
+    if touched_shoppers:
+        session.execute(
+            update(Shopper).where(col(Shopper.id) == any_(_ints(touched_shoppers))).values(last_seen_at=now)
+        )
+    if touched:
+        session.connection().execute(
+            update(_VISIT)
+            .where(_VISIT.c.id == bindparam("vid"))
             .values(
                 last_seen_at=bindparam("seen"),
                 left_at=None,
@@ -232,16 +319,11 @@ def store_batches(
             ),
             [
                 {"vid": v.id, "seen": v.last_seen_at, "url": v.current_url, "title": v.current_title}
-                for v in sorted(touched_visits, key=lambda v: v.id)
+                for v in sorted(touched, key=lambda v: v.id)
             ],
         )
-    touched_shoppers = sorted({sid for sid, (touched, _) in zip(sids, changes, strict=True) if touched})
-    if touched_shoppers:
-        session.execute(
-            update(Shopper).where(col(Shopper.id) == any_(_ints(touched_shoppers))).values(last_seen_at=now)
-        )
 
-    # One catalog look-up for the flush: viewed products and the latest carts' lines.
+    # One catalog look-up for the round: viewed products and the latest carts' lines.
     carts = []
     for f, t in zip(fresh, times, strict=True):
         cart_events = [e for e in f if isinstance(e, CartEvent)]
@@ -265,6 +347,7 @@ def store_batches(
     for sid, f, t, visit in zip(sids, fresh, times, visits, strict=True):
         for event in f:
             at = t[event.id]
+            # An event belongs to the visit it happened in; not to one that ended long before.
             in_visit = visit is not None and (
                 min(visit.started_at, now) - FUTURE_SKEW <= at <= visit.last_seen_at + presence.VISIT_TIMEOUT
             )
@@ -284,47 +367,40 @@ def store_batches(
                     "received_at": now,
                 }
             )
-    inserted = _insert_events(session, rows)
+    inserted_events = _insert_events(session, rows)
 
     _replace_carts(
         session,
         [
             (sid, cart, t[cart.id])
             for sid, cart, t in zip(sids, carts, times, strict=True)
-            if cart is not None and (sid, cart.id) in inserted
+            if cart is not None and (sid, cart.id) in inserted_events
         ],
         catalog,
         now,
     )
 
     conversations = _open_conversations(session, sids)
-    results = []
-    for b, sid, u, visit, (_touched, changed) in zip(batches, sids, uniques, visits, changes, strict=True):
-        accepted = sum(1 for eid in u if (sid, eid) in inserted)
+    changes = {i: presence.PresenceChange(sids[i], visit.id, was, True, page_changed[i]) for i, visit, was in touches}
+    out = []
+    for i, (b, sid, u, visit) in enumerate(zip(batches, sids, uniques, visits, strict=True)):
+        accepted = sum(1 for eid in u if (sid, eid) in inserted_events)
         conversation_id = conversations.get(sid)
-        if changed:
-            domain.record(
-                session,
-                domain.PresenceChanged(
-                    shopper_id=sid,
-                    on_site=True,
-                    current_url=visit.current_url,
-                    current_title=visit.current_title,
-                    device=device_from_user_agent(visit.user_agent).label,
-                ),
-            )
+        changed = i in changes and changes[i].changed
+        said: list[domain.DomainEvent] = []
+        if changed:  # arrived, or another page
+            said.append(presence.presence_event(sid, True, visit))
         if accepted:  # every shopper: the Visitors page follows those who do not chat too
-            domain.record(session, domain.ShopperActivity(sid, conversation_id or 0))
-        results.append(
-            TrackResult(
-                accepted=accepted,
-                duplicates=len(b.events) - accepted,
-                shopper_id=sid,
-                conversation_id=conversation_id,
-                presence_changed=changed,
-            )
+            said.append(domain.ShopperActivity(sid, conversation_id or 0))
+        result = TrackResult(
+            accepted=accepted,
+            duplicates=len(b.events) - accepted,
+            shopper_id=sid,
+            conversation_id=conversation_id,
+            presence_changed=changed,
         )
-    return results
+        out.append((result, said))
+    return out
 
 
 _EVENT_COLUMNS = (
