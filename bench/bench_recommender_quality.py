@@ -1,4 +1,4 @@
-"""Recommendation quality on the demo store, with a time-based split of the orders.
+"""Recommendation quality on a demo store profile, with a time-based split of the orders.
 
 Train on every interaction (views, cart adds, orders) before a cutoff; test on
 the products each shopper bought after it (minus those bought before, which the
@@ -6,7 +6,11 @@ recommender leaves out by design). Recommendations use only pre-cutoff history.
 Prints precision@10 and ndcg@10 of the ALS recommender, a popularity baseline,
 popularity within the shopper's categories and item-item cosine.
 
-python bench/bench_recommender_quality.py [--seed 7] [--test-share 0.2] [--tune]
+Profiles: "demo" (the default demo store: views, carts and orders of a gear shop)
+and "grocery" (`demo_grocery`: a year of basket orders, only order lines).
+
+python bench/bench_recommender_quality.py [--profile demo|grocery] [--shoppers N] [--seed 7]
+    [--test-share 0.2] [--tune] [--db /tmp/store.db (kept and reused)]
 """
 
 from __future__ import annotations
@@ -36,7 +40,8 @@ from threadpoolctl import threadpool_limits
 from chatdash.db import make_engine, migrate
 from chatdash.models import Order, OrderLine
 from chatdash.services import recommender as rec
-from chatdash.services.demo_data import generate_demo_data
+from chatdash.services.demo_data import DemoSummary, generate_demo_data
+from chatdash.services.demo_grocery import generate_grocery_data
 
 K = 10
 Ranker = Callable[[int, rec.ShopperHistory], list[int]]
@@ -178,24 +183,55 @@ def tune(data: rec.Interactions, truth, hist) -> rec.Params:
     return best[1]
 
 
+def store_split(
+    profile: str, seed: int, shoppers: int | None, test_share: float, db: Path | None
+) -> tuple[str, datetime, dict[int, set[int]], rec.Interactions]:
+    """Generate (or reuse, with `db`) the profile's store and split it by time: a
+    description, the cutoff, the truth after it and the interactions before it."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = db or Path(tmp) / "bench.db"
+        fresh = not path.exists()
+        engine = make_engine(f"sqlite:///{path}")
+        migrate(engine)
+        if fresh:
+            sizes = {"shoppers": shoppers} if shoppers else {}
+            generate = generate_grocery_data if profile == "grocery" else generate_demo_data
+            generate(engine, store_url="http://localhost:3000/store", seed=seed, **sizes)
+        summary = store_summary(engine)
+        cutoff, truth = cutoff_and_truth(engine, test_share)
+        data = rec.load_interactions(engine, until=cutoff)
+        engine.dispose()
+    about = (f"{profile} store (seed {seed}): {summary.shoppers:,} shoppers, {summary.products:,} products, "
+             f"{summary.orders:,} orders, {summary.order_lines:,} order lines, {summary.events:,} events")
+    return about, cutoff, truth, data
+
+
+def store_summary(engine) -> DemoSummary:
+    from sqlalchemy import func
+
+    from chatdash.models import Product, Shopper, StoreEvent
+
+    with engine.connect() as conn:
+        def count(table) -> int:
+            return conn.execute(select(func.count()).select_from(table)).scalar_one()
+
+        return DemoSummary(products=count(Product), categories=0, shoppers=count(Shopper), visits=0,
+                           events=count(StoreEvent), orders=count(Order), order_lines=count(OrderLine), carts=0)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--profile", choices=("demo", "grocery"), default="demo")
+    parser.add_argument("--shoppers", type=int, default=None, help="store size (default: the profile's)")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--test-share", type=float, default=0.2, help="share of orders after the cutoff")
     parser.add_argument("--tune", action="store_true", help="grid-search the ALS parameters first")
+    parser.add_argument("--db", type=Path, default=None, help="SQLite file to keep the store in and reuse")
     args = parser.parse_args()
 
-    with tempfile.TemporaryDirectory() as tmp:
-        engine = make_engine(f"sqlite:///{Path(tmp) / 'bench.db'}")
-        migrate(engine)
-        summary = generate_demo_data(engine, store_url="http://localhost:3000/store", seed=args.seed)
-        cutoff, truth = cutoff_and_truth(engine, args.test_share)
-        data = rec.load_interactions(engine, until=cutoff)
-        engine.dispose()
-
+    about, cutoff, truth, data = store_split(args.profile, args.seed, args.shoppers, args.test_share, args.db)
     hist = histories(data)
-    print(f"demo store (seed {args.seed}): {summary.shoppers:,} shoppers, {summary.products:,} products, "
-          f"{summary.orders:,} orders, {summary.events:,} events")
+    print(about)
     print(f"cutoff {cutoff:%Y-%m-%d %H:%M} UTC: train on {data.count:,} interactions before it; "
           f"test on {sum(1 for s, b in truth.items() if b - hist.get(s, rec.ShopperHistory()).bought):,} "
           f"shoppers' later purchases")
