@@ -125,8 +125,15 @@ def generate_grocery_data(
         batch_lines: list[dict] = []
         for c in range(shoppers):
             first, last = _shopper(rng, catalog, c + 1, counts, batch_orders, batch_lines)
-            batch_shoppers.append({"id": c + 1, "visitor_id": f"g_{c + 1:08d}_{seed}", "customer_id": f"G-{c + 1:06d}",
-                                   "created_at": first, "last_seen_at": last})
+            batch_shoppers.append(
+                {
+                    "id": c + 1,
+                    "visitor_id": f"g_{c + 1:08d}_{seed}",
+                    "customer_id": f"G-{c + 1:06d}",
+                    "created_at": first,
+                    "last_seen_at": last,
+                }
+            )
             if len(batch_lines) >= 50_000 or c == shoppers - 1:
                 conn.execute(insert(Shopper.__table__), batch_shoppers)
                 if batch_orders:
@@ -137,8 +144,16 @@ def generate_grocery_data(
                 report("shoppers", c + 1, shoppers)
         if conn.dialect.name == "postgresql":
             _reset_sequences(conn)
-    return DemoSummary(products=products, categories=len(AISLES), shoppers=shoppers, visits=0, events=0,
-                       orders=counts["orders"], order_lines=counts["lines"], carts=0)
+    return DemoSummary(
+        products=products,
+        categories=len(AISLES),
+        shoppers=shoppers,
+        visits=0,
+        events=0,
+        orders=counts["orders"],
+        order_lines=counts["lines"],
+        carts=0,
+    )
 
 
 def _catalog(rng: np.random.Generator, n: int) -> _Catalog:
@@ -183,18 +198,31 @@ def _product_rows(rng: np.random.Generator, catalog: _Catalog, store_url: str) -
             name = f"{name} No. {i + 1}"
         used.add(name)
         sku = f"GRO-{i + 1:05d}"
-        rows.append({
-            "id": i + 1, "sku": sku, "name": name, "category": name_, "description": f"{name}, from our {name_} aisle.",
-            "price_cents": int(catalog.price[i]), "currency": CURRENCY, "url": f"{store_url}/product/{sku}",
-            "image_url": "", "in_stock": bool(rng.random() > 0.03),
-            "created_at": ANCHOR - timedelta(days=DAYS - float(catalog.launch[i]) + 1),
-        })
+        rows.append(
+            {
+                "id": i + 1,
+                "sku": sku,
+                "name": name,
+                "category": name_,
+                "description": f"{name}, from our {name_} aisle.",
+                "price_cents": int(catalog.price[i]),
+                "currency": CURRENCY,
+                "url": f"{store_url}/product/{sku}",
+                "image_url": "",
+                "in_stock": bool(rng.random() > 0.03),
+                "created_at": ANCHOR - timedelta(days=DAYS - float(catalog.launch[i]) + 1),
+            }
+        )
     return rows
 
 
 def _shopper(
-    rng: np.random.Generator, catalog: _Catalog, sid: int, counts: dict[str, int],
-    orders: list[dict], lines: list[dict],
+    rng: np.random.Generator,
+    catalog: _Catalog,
+    sid: int,
+    counts: dict[str, int],
+    orders: list[dict],
+    lines: list[dict],
 ) -> tuple:
     """One customer's orders over the year; returns (first seen, last seen)."""
     n = len(catalog.aisle)
@@ -254,17 +282,36 @@ def _shopper(
         bought |= order
         counts["orders"] += 1
         oid = counts["orders"]
-        when = ANCHOR - timedelta(days=DAYS - day) + timedelta(hours=int(rng.integers(7, 22)),
-                                                              seconds=int(rng.integers(3600)))
+        when = (
+            ANCHOR
+            - timedelta(days=DAYS - day)
+            + timedelta(hours=int(rng.integers(7, 22)), seconds=int(rng.integers(3600)))
+        )
         total = 0
         for pid in sorted(order):
             counts["lines"] += 1
             quantity = int(rng.choice((1, 1, 1, 2, 2, 3)))
             total += int(catalog.price[pid]) * quantity
-            lines.append({"id": counts["lines"], "order_id": oid, "product_id": pid + 1, "quantity": quantity,
-                          "unit_price_cents": int(catalog.price[pid])})
-        orders.append({"id": oid, "external_id": f"G-{oid:07d}", "shopper_id": sid, "total_cents": total,
-                       "currency": CURRENCY, "ordered_at": when, "source": ORDER_SOURCE})
+            lines.append(
+                {
+                    "id": counts["lines"],
+                    "order_id": oid,
+                    "product_id": pid + 1,
+                    "quantity": quantity,
+                    "unit_price_cents": int(catalog.price[pid]),
+                }
+            )
+        orders.append(
+            {
+                "id": oid,
+                "external_id": f"G-{oid:07d}",
+                "shopper_id": sid,
+                "total_cents": total,
+                "currency": CURRENCY,
+                "ordered_at": when,
+                "source": ORDER_SOURCE,
+            }
+        )
         last = when
         day += max(1.0, rng.gamma(4.0, every / 4.0))
     return first, last
