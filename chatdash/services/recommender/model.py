@@ -53,8 +53,11 @@ class Params:
     min_support: int = 2
     #: Related products kept per product and table.
     keep_related: int = 20
+    #: Baskets (a shopper's purchases, an order, a session) with more distinct products
+    #: than this count as `heavy_basket / size` of a basket in the related tables.
+    heavy_basket: int = 200
     #: Baskets with more distinct products than this (bots, wholesale) add no pairs.
-    max_basket: int = 200
+    max_basket: int = 5000
 
 
 @dataclass(frozen=True)
@@ -324,7 +327,8 @@ def fit(data: Interactions, params: Params | None = None, progress: ProgressFn |
     for done, name in enumerate(RELATIONS, 1):
         baskets, items = keys[name]
         relations[name] = cooccurrence(baskets, items, len(products), min_support=params.min_support,
-                                       keep=params.keep_related, max_basket=params.max_basket)
+                                       keep=params.keep_related, heavy_basket=params.heavy_basket,
+                                       max_basket=params.max_basket)
         report("relations", done, len(RELATIONS))
 
     counts = {
