@@ -24,9 +24,11 @@ from chatdash.services.recommender.artifacts import (
     ArtifactInfo,
     RecommenderStore,
     default_model_dir,
+    latest_params,
     latest_version,
     load_latest,
     load_version,
+    read_manifest,
     save,
 )
 from chatdash.services.recommender.interactions import (
@@ -46,13 +48,15 @@ from chatdash.services.recommender.model import (
     Recommendation,
     Recommender,
     RecommenderError,
+    bm25,
     confidence,
     fit,
     weighted_interactions,
 )
 from chatdash.services.recommender.relations import RELATIONS, Related, RelatedItem, RelationTable, cooccurrence
 from chatdash.services.recommender.serving import get_store, recommend_for, related_for
-from chatdash.services.recommender.training import train, train_if_due
+from chatdash.services.recommender.training import TUNE_BUDGET, train, train_if_due
+from chatdash.services.recommender.tuning import Quality, Split, Tuning, time_split, tune
 
 __all__ = [
     "ARTIFACT_FORMAT",
@@ -61,11 +65,13 @@ __all__ = [
     "PURCHASE_WEIGHT",
     "RELATIONS",
     "SESSION_GAP",
+    "TUNE_BUDGET",
     "VIEW_WEIGHT",
     "ArtifactInfo",
     "Interactions",
     "Params",
     "ProgressFn",
+    "Quality",
     "Recommendation",
     "Recommender",
     "RecommenderError",
@@ -74,21 +80,28 @@ __all__ = [
     "RelatedItem",
     "RelationTable",
     "ShopperHistory",
+    "Split",
+    "Tuning",
+    "bm25",
     "confidence",
     "cooccurrence",
     "default_model_dir",
     "fit",
     "get_store",
+    "latest_params",
     "latest_version",
     "load_history",
     "load_interactions",
     "load_latest",
     "load_version",
+    "read_manifest",
     "recommend_for",
     "related_for",
     "save",
     "sessionize",
+    "time_split",
     "train",
     "train_if_due",
+    "tune",
     "weighted_interactions",
 ]

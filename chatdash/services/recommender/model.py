@@ -51,6 +51,18 @@ class Params:
     num_threads: int = field(default_factory=lambda: min(2, os.cpu_count() or 1))
     #: A pair must co-occur in at least this many baskets to be listed as related.
     min_support: int = 2
+    #: Ranking: personal scores (scaled so the shopper's best is 1) plus this times the
+    #: product's popularity (log buyers, scaled to 0-1); negative values debias.
+    popularity_weight: float = 0.0
+    #: Ranking: the share given to "bought also" neighbours of the shopper's products,
+    #: `related_weight * 10 / (10 + products in the history)`: most for short histories.
+    related_weight: float = 0.0
+    #: Interactions lose half their weight every this many days (0: no decay).
+    half_life_days: float = 0.0
+    #: A product bought in many orders counts as bought once (repeat purchases).
+    purchase_once: bool = False
+    #: Per-shopper BM25 normalisation of the weights before confidence (0: off; B, 0-1).
+    bm25_b: float = 0.0
     #: Related products kept per product and table.
     keep_related: int = 20
     #: Baskets (a shopper's purchases, an order, a session) with more distinct products
@@ -102,6 +114,8 @@ class Recommender:
         shopper_ids: np.ndarray | None = None,
         user_factors: np.ndarray | None = None,
         counts: Mapping[str, int] | None = None,
+        idf: np.ndarray | None = None,
+        mean_length: float = 1.0,
     ) -> None:
         self.version = version
         self.params = params
@@ -115,6 +129,11 @@ class Recommender:
         self.shopper_ids = shopper_ids
         self.user_factors = user_factors
         self.counts = dict(counts or {})
+        self.idf = np.ones(len(self.product_ids), np.float32) if idf is None else np.asarray(idf, np.float32)
+        self.mean_length = mean_length  # a shopper's summed weights, on average (BM25)
+        buyers = np.floor(self.popularity)  # see fit: buyers, plus interest below 1
+        self._log_popularity = (np.log1p(buyers) / max(np.log1p(buyers.max()), 1e-9)).astype(np.float32) \
+            if len(buyers) else buyers
         self._category_code = {c: i for i, c in enumerate(categories)}
         # Stable sorts: equal popularity keeps product id order, so fallbacks are deterministic.
         self._popular = np.argsort(-self.popularity, kind="stable")
@@ -147,10 +166,35 @@ class Recommender:
         idx = np.fromiter(known.values(), dtype=np.int32)
         w = np.array([weights[p] for p in known], dtype=np.float64)
         order = np.argsort(idx)
-        row = sp.csr_matrix(
-            (confidence(w[order], self.params), idx[order], np.array([0, len(idx)])), shape=(1, self.n_items)
-        )
+        row = sp.csr_matrix((w[order], idx[order], np.array([0, len(idx)])), shape=(1, self.n_items))
+        if self.params.bm25_b > 0:
+            row = bm25(row, self.idf, self.mean_length, self.params.bm25_b)
+        row.data = confidence(row.data, self.params)
         return self._model.recalculate_user(0, row)
+
+    def _personal_scores(self, u: np.ndarray, weights: Mapping[int, float]) -> np.ndarray:
+        """ALS scores (the best scaled to 1), blended with popularity and with the
+        "bought also" neighbours of the shopper's products as the parameters say."""
+        # einsum, not BLAS: a multi-threaded BLAS matvec per request gave p95 spikes of
+        # 5-20 ms on a busy 2-core box; einsum's own loop stays near 0.3 ms for 50k products.
+        scores = np.einsum("ij,j->i", self.item_factors, u)
+        p = self.params
+        if not (p.popularity_weight or p.related_weight):
+            return scores
+        scores /= max(float(scores.max()), 1e-9)
+        if p.popularity_weight:
+            scores += p.popularity_weight * self._log_popularity
+        table = self.relations.get("bought_also")
+        if p.related_weight and table is not None and table.pairs:
+            known = self.item_index(weights)
+            share = p.related_weight * 10.0 / (10.0 + len(known))
+            near = np.zeros(self.n_items, np.float32)
+            for product_id, i in known.items():
+                idx, sims, _counts = table.row(i)
+                near[idx] += sims * np.log1p(weights[product_id])
+            if near.max() > 0:
+                scores = (1.0 - share) * scores + share * near / near.max()
+        return scores
 
     def rank(self, history: ShopperHistory, n: int = 10, exclude: Iterable[int] = ()) -> list[Recommendation]:
         """Up to n products for this history, best first, without a database: personal
@@ -165,9 +209,7 @@ class Recommender:
 
         u = self.user_factor(history.weights)
         if u is not None and np.any(u):  # all zeros: the model learnt nothing about these products
-            # einsum, not BLAS: a multi-threaded BLAS matvec per request gave p95 spikes of
-            # 5-20 ms on a busy 2-core box; einsum's own loop stays near 0.3 ms for 50k products.
-            scores = np.einsum("ij,j->i", self.item_factors, u)
+            scores = self._personal_scores(u, history.weights)
             scores[banned] = -np.inf
             k = min(n, int((~banned).sum()))
             if k:
@@ -199,7 +241,7 @@ class Recommender:
         """Up to n products for the shopper from their full current history in the
         database (plus `extra_interactions`, product id -> weight, not stored yet).
         Only products that still exist and are in stock are returned."""
-        history = load_history(session, shopper_id)
+        history = load_history(session, shopper_id, purchase_once=self.params.purchase_once)
         for product_id, weight in (extra_interactions or {}).items():
             history.weights[product_id] = history.weights.get(product_id, 0.0) + weight
         exclude: set[int] = set()
@@ -221,7 +263,7 @@ class Recommender:
         if not index:
             return {}
         idx = np.fromiter(index.values(), dtype=np.int64)
-        u = self.user_factor(load_history(session, shopper_id).weights)
+        u = self.user_factor(load_history(session, shopper_id, purchase_once=self.params.purchase_once).weights)
         values = self.item_factors[idx] @ u if u is not None and np.any(u) else self.popularity[idx]
         return dict(zip(index, values.tolist(), strict=True))
 
@@ -262,21 +304,51 @@ def _member(sorted_ids: np.ndarray, values: np.ndarray) -> np.ndarray:
     return sorted_ids[np.minimum(np.searchsorted(sorted_ids, values), len(sorted_ids) - 1)] == values
 
 
-def weighted_interactions(data: Interactions, catalog: np.ndarray) -> tuple[np.ndarray, np.ndarray, sp.csr_matrix]:
+def weighted_interactions(
+    data: Interactions, catalog: np.ndarray, params: Params | None = None
+) -> tuple[np.ndarray, np.ndarray, sp.csr_matrix]:
     """(shopper ids, product ids, shoppers x products matrix of summed weights) over the
-    products in `catalog` (sorted ids): views count each, a cart add once, a purchase once per order."""
+    products in `catalog` (sorted ids): views count each, a cart add once, a purchase once
+    per order (once per shopper with `params.purchase_once`), older ones decayed with
+    `params.half_life_days`."""
+    params = params or Params()
     vm = _member(catalog, data.view_product)
     cm = _member(catalog, data.cart_product)
     bm = _member(catalog, data.buy_product)
-    shopper = np.concatenate([data.view_shopper[vm], data.cart_shopper[cm], data.buy_shopper[bm]])
-    product = np.concatenate([data.view_product[vm], data.cart_product[cm], data.buy_product[bm]])
+    buy_shopper, buy_product = data.buy_shopper[bm], data.buy_product[bm]
+    buy_time = data.buy_time[bm] if data.buy_time is not None else np.zeros(int(bm.sum()))
+    if params.purchase_once and len(buy_shopper):
+        order = np.lexsort((-buy_time, buy_product, buy_shopper))  # the latest purchase of each pair
+        keys = buy_shopper[order] * (int(buy_product.max()) + 1) + buy_product[order]
+        first = np.ones(len(keys), dtype=bool)
+        first[1:] = keys[1:] != keys[:-1]
+        keep = order[first]
+        buy_shopper, buy_product, buy_time = buy_shopper[keep], buy_product[keep], buy_time[keep]
+    shopper = np.concatenate([data.view_shopper[vm], data.cart_shopper[cm], buy_shopper])
+    product = np.concatenate([data.view_product[vm], data.cart_product[cm], buy_product])
     weight = np.concatenate([VIEW_WEIGHT * data.view_count[vm], np.full(int(cm.sum()), CART_WEIGHT),
-                             np.full(int(bm.sum()), PURCHASE_WEIGHT)])
+                             np.full(len(buy_shopper), PURCHASE_WEIGHT)]).astype(np.float64)
+    if params.half_life_days > 0 and data.buy_time is not None and data.view_time is not None:
+        view_time = data.view_time[vm]
+        latest = max([t.max() for t in (view_time, buy_time) if len(t)], default=0.0)
+        when = np.concatenate([view_time, np.full(int(cm.sum()), latest), buy_time])  # carts: now
+        weight *= 0.5 ** ((latest - when) / (86400.0 * params.half_life_days))
     shoppers, u = np.unique(shopper, return_inverse=True)
     products, i = np.unique(product, return_inverse=True)
-    matrix = sp.csr_matrix((weight.astype(np.float64), (u, i)), shape=(len(shoppers), len(products)))
+    matrix = sp.csr_matrix((weight, (u, i)), shape=(len(shoppers), len(products)))
     matrix.sum_duplicates()
     return shoppers, products, matrix
+
+
+def bm25(weights: sp.csr_matrix, idf: np.ndarray, mean_length: float, b: float, k1: float = PURCHASE_WEIGHT
+         ) -> sp.csr_matrix:
+    """Per-shopper BM25 of a shoppers x items weight matrix: a heavy shopper's weights
+    saturate (k1 is one purchase) and shrink with the length of their history; rare items count more."""
+    out = weights.tocsr(copy=True)
+    length = np.asarray(out.sum(axis=1)).ravel()
+    norm = np.repeat(k1 * (1.0 - b + b * length / max(mean_length, 1e-9)), np.diff(out.indptr))
+    out.data = out.data * (k1 + 1.0) / (out.data + norm) * idf[out.indices]
+    return out
 
 
 def fit(data: Interactions, params: Params | None = None, progress: ProgressFn | None = None) -> Recommender:
@@ -286,7 +358,7 @@ def fit(data: Interactions, params: Params | None = None, progress: ProgressFn |
     order = np.argsort(data.catalog_ids)
     catalog = np.asarray(data.catalog_ids, np.int64)[order]
     catalog_category = [data.catalog_categories[i] for i in order]
-    shoppers, products, weights = weighted_interactions(data, catalog)
+    shoppers, products, weights = weighted_interactions(data, catalog, params)
     if len(products) == 0:
         raise RecommenderError("no product views, cart adds or purchases to learn from yet")
     product_category = [catalog_category[i] for i in np.searchsorted(catalog, products)]
@@ -296,8 +368,12 @@ def fit(data: Interactions, params: Params | None = None, progress: ProgressFn |
     vm, bm = _member(products, data.view_product), _member(products, data.buy_product)
     vi = np.searchsorted(products, data.view_product[vm])
     bi = np.searchsorted(products, data.buy_product[bm])
-    user_items = weights.copy()
-    user_items.data = confidence(weights.data, params)
+    df = np.diff(weights.tocsc().indptr)
+    idf = np.log1p(len(shoppers) / np.maximum(df, 1)).astype(np.float32)
+    idf /= idf.mean()
+    mean_length = float(weights.sum() / max(len(shoppers), 1))
+    user_items = bm25(weights, idf, mean_length, params.bm25_b) if params.bm25_b > 0 else weights.copy()
+    user_items.data = confidence(user_items.data, params)
 
     # Scaled by shoppers per product: see Params.regularization.
     regularization = params.regularization * weights.nnz / len(products)
@@ -342,5 +418,5 @@ def fit(data: Interactions, params: Params | None = None, progress: ProgressFn |
         version="unsaved", params=params, regularization=regularization, product_ids=products,
         categories=categories, item_category=item_category,
         popularity=popularity, item_factors=model.item_factors, relations=relations, shopper_ids=shoppers,
-        user_factors=model.user_factors, counts=counts,
+        user_factors=model.user_factors, counts=counts, idf=idf, mean_length=mean_length,
     )
