@@ -59,6 +59,12 @@ VARIANTS: dict[str, rec.Params] = {
     "BM25 B 1.0 + once, 32 factors": replace(BASE, bm25_b=1.0, purchase_once=True, factors=32),
     "BM25 B 1.0 + once, 8 factors": replace(BASE, bm25_b=1.0, purchase_once=True, factors=8),
     "BM25 B 1.0 + once, pop +0.3": replace(BASE, bm25_b=1.0, purchase_once=True, popularity_weight=0.3),
+    "trend +0.2 (first purchases, 60 days)": replace(BASE, popularity_weight=0.2),
+    "trend +0.5 (first purchases, 60 days)": replace(BASE, popularity_weight=0.5),
+    "trend +0.5 (first purchases, 21 days)": replace(BASE, popularity_weight=0.5, trend_days=21),
+    "BM25 B 1.0 + once, trend +0.3": replace(BASE, bm25_b=1.0, purchase_once=True, popularity_weight=0.3),
+    "BM25 B 1.0 + once, trend +0.6": replace(BASE, bm25_b=1.0, purchase_once=True, popularity_weight=0.6),
+    "BM25 B 1.0 + once, trend +1.0": replace(BASE, bm25_b=1.0, purchase_once=True, popularity_weight=1.0),
 }
 
 
@@ -82,8 +88,10 @@ def main() -> None:
         cosine = evaluate(cosine_ranker(baseline_model, data), truth, base_hist)
     print(f"\n{'variant':<36} {'p@10':>7} {'ndcg@10':>8} {'vs pop':>7}  fit s")
     print(f"{'popularity':<36} {pop['p@10 all']:>7.4f} {pop['ndcg@10 all']:>8.4f} {1:>6.2f}x")
-    print(f"{'item-item cosine (K=50)':<36} {cosine['p@10 all']:>7.4f} {cosine['ndcg@10 all']:>8.4f} "
-          f"{cosine['ndcg@10 all'] / pop['ndcg@10 all']:>6.2f}x")
+    print(
+        f"{'item-item cosine (K=50)':<36} {cosine['p@10 all']:>7.4f} {cosine['ndcg@10 all']:>8.4f} "
+        f"{cosine['ndcg@10 all'] / pop['ndcg@10 all']:>6.2f}x"
+    )
     for name in wanted:
         params = VARIANTS[name]
         start = time.perf_counter()
@@ -91,8 +99,11 @@ def main() -> None:
         seconds = time.perf_counter() - start
         with threadpool_limits(1, "blas"):
             m = evaluate(als_ranker(model), truth, histories(data, params))
-        print(f"{name:<36} {m['p@10 all']:>7.4f} {m['ndcg@10 all']:>8.4f} "
-              f"{m['ndcg@10 all'] / pop['ndcg@10 all']:>6.2f}x  {seconds:.1f}", flush=True)
+        print(
+            f"{name:<36} {m['p@10 all']:>7.4f} {m['ndcg@10 all']:>8.4f} "
+            f"{m['ndcg@10 all'] / pop['ndcg@10 all']:>6.2f}x  {seconds:.1f}",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

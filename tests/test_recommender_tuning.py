@@ -24,13 +24,20 @@ def _interactions(
     """(shopper, product, order, day) purchases and (shopper, product, day) views as training input."""
     t0 = T0.timestamp()
     return rec.Interactions(
-        view_shopper=np.array([v[0] for v in views], np.int64), view_product=np.array([v[1] for v in views], np.int64),
-        view_session=np.arange(len(views), dtype=np.int64), view_count=np.ones(len(views), np.int64),
+        view_shopper=np.array([v[0] for v in views], np.int64),
+        view_product=np.array([v[1] for v in views], np.int64),
+        view_session=np.arange(len(views), dtype=np.int64),
+        view_count=np.ones(len(views), np.int64),
         view_time=np.array([t0 + v[2] * DAY for v in views]),
-        cart_shopper=np.zeros(0, np.int64), cart_product=np.zeros(0, np.int64), cart_time=np.zeros(0),
-        buy_shopper=np.array([b[0] for b in buys], np.int64), buy_product=np.array([b[1] for b in buys], np.int64),
-        buy_order=np.array([b[2] for b in buys], np.int64), buy_time=np.array([t0 + b[3] * DAY for b in buys]),
-        catalog_ids=np.arange(1, 11, dtype=np.int64), catalog_categories=["Cat"] * 10,
+        cart_shopper=np.zeros(0, np.int64),
+        cart_product=np.zeros(0, np.int64),
+        cart_time=np.zeros(0),
+        buy_shopper=np.array([b[0] for b in buys], np.int64),
+        buy_product=np.array([b[1] for b in buys], np.int64),
+        buy_order=np.array([b[2] for b in buys], np.int64),
+        buy_time=np.array([t0 + b[3] * DAY for b in buys]),
+        catalog_ids=np.arange(1, 11, dtype=np.int64),
+        catalog_categories=["Cat"] * 10,
     )
 
 
@@ -55,8 +62,11 @@ def test_quality_is_ndcg_and_precision_at_10_over_shoppers_with_new_purchases() 
 
     truth = {1: {7}, 2: {8, 9}, 3: {4}}
     # Each history names its shopper in viewed_categories; shopper 3 had bought 4 before: not scored.
-    hist = {1: rec.ShopperHistory(viewed_categories=["1"]), 2: rec.ShopperHistory(viewed_categories=["2"]),
-            3: rec.ShopperHistory(bought={4}, viewed_categories=["3"])}
+    hist = {
+        1: rec.ShopperHistory(viewed_categories=["1"]),
+        2: rec.ShopperHistory(viewed_categories=["2"]),
+        3: rec.ShopperHistory(bought={4}, viewed_categories=["3"]),
+    }
     ranking = {"1": [3, 7], "2": [8, 1, 9], "3": [4]}
     quality = score(lambda h: ranking[h.viewed_categories[0]], truth, hist)
     ndcg1 = 1 / np.log2(3)  # hit at rank 2, one relevant product
@@ -74,8 +84,14 @@ def grocery(engine: Engine) -> Engine:
 
 def test_train_tunes_on_the_stores_own_orders_and_records_it_with_the_version(grocery: Engine, tmp_path: Path):
     steps: dict[str, tuple[int, int]] = {}
-    info = rec.train(grocery, tmp_path, params=PARAMS, tune=True, budget=60,
-                     progress=lambda step, done, total: steps.__setitem__(step, (done, total)))
+    info = rec.train(
+        grocery,
+        tmp_path,
+        params=PARAMS,
+        tune=True,
+        budget=60,
+        progress=lambda step, done, total: steps.__setitem__(step, (done, total)),
+    )
 
     manifest = json.loads((info.path / "manifest.json").read_text())
     tuning = manifest["tuning"]
@@ -130,13 +146,16 @@ def test_repeat_purchases_count_once_in_training_and_serving_alike(engine: Engin
     data = rec.load_interactions(engine)
     _shoppers, _products, counted = rec.weighted_interactions(data, np.sort(data.catalog_ids))
     _shoppers, _products, once = rec.weighted_interactions(
-        data, np.sort(data.catalog_ids), rec.Params(purchase_once=True))
+        data, np.sort(data.catalog_ids), rec.Params(purchase_once=True)
+    )
     assert counted.toarray().tolist() == [[3 * rec.PURCHASE_WEIGHT, rec.PURCHASE_WEIGHT]]
     assert once.toarray().tolist() == [[rec.PURCHASE_WEIGHT, rec.PURCHASE_WEIGHT]]
     with Session(engine) as session:
         assert rec.load_history(session, s).weights == {p[0]: 3 * rec.PURCHASE_WEIGHT, p[1]: rec.PURCHASE_WEIGHT}
         assert rec.load_history(session, s, purchase_once=True).weights == {
-            p[0]: rec.PURCHASE_WEIGHT, p[1]: rec.PURCHASE_WEIGHT}
+            p[0]: rec.PURCHASE_WEIGHT,
+            p[1]: rec.PURCHASE_WEIGHT,
+        }
 
 
 def test_bm25_saturates_weights_and_shrinks_long_histories() -> None:

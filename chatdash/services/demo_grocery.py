@@ -74,6 +74,7 @@ AISLES: tuple[tuple[str, float, float, float, tuple[int, ...], tuple[str, ...]],
 )
 THEMES = ("family", "vegan", "healthy", "home cooking", "baking", "world food", "bbq", "party",
           "asian", "baby", "pets", "household")
+NICHE_THEMES = {THEMES.index("baby"), THEMES.index("pets")}
 BRANDS = ("Harvest", "Greenfield", "Daily Best", "Northmill", "Sunvale", "Bramble", "Oakridge", "Simply",
           "Meadow", "Urban Pantry", "Tideway", "Golden Ear", "Nordic", "Casa", "Kinfolk", "Value")
 SIZES = ("", "Small", "Large", "Family Pack", "Organic", "Twin Pack", "Light", "Extra")
@@ -169,6 +170,11 @@ def _catalog(rng: np.random.Generator, n: int) -> _Catalog:
     extra = rng.random(n) < 0.3
     loadings[extra, rng.integers(0, len(THEMES), int(extra.sum()))] += 1.0
     log_pop = rng.normal(0.0, 1.4, n)  # log-normal popularity: a long tail
+    # Baby and pet products are for households with a baby or a pet, hardly anyone else.
+    niche = np.isin(aisle, [a for a, spec in enumerate(AISLES) if set(spec[4]) & NICHE_THEMES])
+    log_pop[niche] -= 3.5
+    for theme in NICHE_THEMES:
+        loadings[niche & (loadings[:, theme] > 0.5), theme] += 3.0
     repeat = np.clip(np.array([AISLES[a][2] for a in aisle]) * rng.uniform(0.6, 1.25, n), 0.05, 0.95)
     launch = np.where(rng.random(n) < 0.1, rng.uniform(30, DAYS - 20, n), 0.0)
     base = np.array([AISLES[a][3] for a in aisle])
@@ -250,7 +256,7 @@ def _shopper(
     day = start + rng.uniform(0, every)
     first = last = ANCHOR - timedelta(days=DAYS - day)
     while day < min(end, DAYS):
-        target = int(np.clip(round(rng.normal(basket, basket * 0.25)), 3, 60))
+        target = int(np.clip(round(rng.normal(basket, basket * 0.25)), 6, 60))
         order: set[int] = set()
         if staples:
             ids = np.fromiter(staples, np.int64)
@@ -258,7 +264,8 @@ def _shopper(
             order.update(ids[rng.random(len(ids)) < p].tolist())
             for pid in ids[rng.random(len(ids)) < 0.015].tolist():  # tastes drift
                 del staples[pid]
-        want_new = max(1, round(target * explore_rate)) if staples else target
+        # New to the shopper, or bought before without becoming a staple: up to the basket's size.
+        want_new = max(1, round(target * explore_rate), target - len(order)) if staples else target
         fresh = [pid for pid in draw(4 * want_new + 8, day).tolist() if pid not in order]
         added = 0
         for pid in fresh:

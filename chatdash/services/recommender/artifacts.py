@@ -65,7 +65,7 @@ def save(
             np.save(tmp / "user_factors.npy", np.asarray(recommender.user_factors, np.float32))
             np.save(tmp / "shopper_ids.npy", recommender.shopper_ids)
         np.savez(tmp / "items.npz", product_ids=recommender.product_ids, category=recommender.item_category,
-                 popularity=recommender.popularity, idf=recommender.idf)
+                 popularity=recommender.popularity, idf=recommender.idf, trend=recommender.trend)
         for name, table in recommender.relations.items():
             np.savez(tmp / f"{name}.npz", indptr=table.indptr, indices=table.indices, scores=table.scores,
                      counts=table.counts)
@@ -132,7 +132,7 @@ def load_version(path: Path) -> Recommender:
     params = Params(**{k: v for k, v in manifest["params"].items() if k in known})
     with np.load(path / "items.npz") as items:
         product_ids, category, popularity = items["product_ids"], items["category"], items["popularity"]
-        idf = items.get("idf")  # absent in versions saved before BM25
+        idf, trend = items.get("idf"), items.get("trend")  # absent in versions saved before them
     relations = {}
     for name in RELATIONS:
         with np.load(path / f"{name}.npz") as t:
@@ -141,7 +141,8 @@ def load_version(path: Path) -> Recommender:
         version=manifest["version"], params=params, regularization=manifest["regularization"],
         product_ids=product_ids, categories=manifest["categories"],
         item_category=category, popularity=popularity, item_factors=np.load(path / "item_factors.npy"),
-        relations=relations, counts=manifest.get("counts"), idf=idf, mean_length=manifest.get("mean_length", 1.0),
+        relations=relations, counts=manifest.get("counts"), idf=idf, trend=trend,
+        mean_length=manifest.get("mean_length", 1.0),
     )
 
 

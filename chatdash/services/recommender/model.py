@@ -52,8 +52,10 @@ class Params:
     #: A pair must co-occur in at least this many baskets to be listed as related.
     min_support: int = 2
     #: Ranking: personal scores (scaled so the shopper's best is 1) plus this times the
-    #: product's popularity (log buyers, scaled to 0-1); negative values debias.
+    #: product's recent popularity (log of the shoppers who bought it for the first time
+    #: in the last `trend_days` of the history, scaled to 0-1); negative values debias.
     popularity_weight: float = 0.0
+    trend_days: float = 60.0
     #: Ranking: the share given to "bought also" neighbours of the shopper's products,
     #: `related_weight * 10 / (10 + products in the history)`: most for short histories.
     related_weight: float = 0.0
@@ -116,6 +118,7 @@ class Recommender:
         counts: Mapping[str, int] | None = None,
         idf: np.ndarray | None = None,
         mean_length: float = 1.0,
+        trend: np.ndarray | None = None,
     ) -> None:
         self.version = version
         self.params = params
@@ -131,9 +134,10 @@ class Recommender:
         self.counts = dict(counts or {})
         self.idf = np.ones(len(self.product_ids), np.float32) if idf is None else np.asarray(idf, np.float32)
         self.mean_length = mean_length  # a shopper's summed weights, on average (BM25)
-        buyers = np.floor(self.popularity)  # see fit: buyers, plus interest below 1
-        self._log_popularity = (np.log1p(buyers) / max(np.log1p(buyers.max()), 1e-9)).astype(np.float32) \
-            if len(buyers) else buyers
+        # Recent first purchases per product (see fit); all-time buyers when unknown.
+        self.trend = np.floor(self.popularity) if trend is None else np.asarray(trend, np.float32)
+        top = np.log1p(self.trend.max()) if len(self.trend) and self.trend.max() > 0 else 1.0
+        self._log_trend = (np.log1p(self.trend) / top).astype(np.float32)
         self._category_code = {c: i for i, c in enumerate(categories)}
         # Stable sorts: equal popularity keeps product id order, so fallbacks are deterministic.
         self._popular = np.argsort(-self.popularity, kind="stable")
@@ -183,7 +187,7 @@ class Recommender:
             return scores
         scores /= max(float(scores.max()), 1e-9)
         if p.popularity_weight:
-            scores += p.popularity_weight * self._log_popularity
+            scores += p.popularity_weight * self._log_trend
         table = self.relations.get("bought_also")
         if p.related_weight and table is not None and table.pairs:
             known = self.item_index(weights)
@@ -392,6 +396,7 @@ def fit(data: Interactions, params: Params | None = None, progress: ProgressFn |
     buyers = np.bincount(buyer_pairs % len(products), minlength=len(products))
     interested = np.diff(weights.tocsc().indptr)
     popularity = (buyers + interested / (interested.max() + 1.0)).astype(np.float32)
+    trend = _recent_first_purchases(data, bm, shoppers, products, params.trend_days)
 
     report("relations", 0, len(RELATIONS))
     keys = {
@@ -418,5 +423,23 @@ def fit(data: Interactions, params: Params | None = None, progress: ProgressFn |
         version="unsaved", params=params, regularization=regularization, product_ids=products,
         categories=categories, item_category=item_category,
         popularity=popularity, item_factors=model.item_factors, relations=relations, shopper_ids=shoppers,
-        user_factors=model.user_factors, counts=counts, idf=idf, mean_length=mean_length,
+        user_factors=model.user_factors, counts=counts, idf=idf, mean_length=mean_length, trend=trend,
     )
+
+
+def _recent_first_purchases(
+    data: Interactions, bm: np.ndarray, shoppers: np.ndarray, products: np.ndarray, days: float
+) -> np.ndarray | None:
+    """Per product, the shoppers whose first purchase of it falls in the last `days` of
+    the history: what is being discovered now (new lines, the season). None without times."""
+    if data.buy_time is None or not bm.any():
+        return None
+    when = data.buy_time[bm]
+    pair = np.searchsorted(shoppers, data.buy_shopper[bm]) * len(products) + np.searchsorted(
+        products, data.buy_product[bm])
+    order = np.lexsort((when, pair))
+    first = np.ones(len(order), dtype=bool)
+    first[1:] = pair[order][1:] != pair[order][:-1]
+    pair, when = pair[order][first], when[order][first]
+    recent = when >= when.max() - days * 86400.0
+    return np.bincount(pair[recent] % len(products), minlength=len(products)).astype(np.float32)

@@ -107,18 +107,24 @@ def time_split(data: Interactions, test_share: float = 0.2, min_orders: int = 20
     before_view, before_cart = data.view_time < cutoff, data.cart_time < cutoff
     train = replace(
         data,
-        view_shopper=data.view_shopper[before_view], view_product=data.view_product[before_view],
-        view_session=data.view_session[before_view], view_count=data.view_count[before_view],
+        view_shopper=data.view_shopper[before_view],
+        view_product=data.view_product[before_view],
+        view_session=data.view_session[before_view],
+        view_count=data.view_count[before_view],
         view_time=data.view_time[before_view],
-        cart_shopper=data.cart_shopper[before_cart], cart_product=data.cart_product[before_cart],
+        cart_shopper=data.cart_shopper[before_cart],
+        cart_product=data.cart_product[before_cart],
         cart_time=data.cart_time[before_cart],
-        buy_shopper=data.buy_shopper[before_buy], buy_product=data.buy_product[before_buy],
-        buy_order=data.buy_order[before_buy], buy_time=data.buy_time[before_buy],
+        buy_shopper=data.buy_shopper[before_buy],
+        buy_product=data.buy_product[before_buy],
+        buy_order=data.buy_order[before_buy],
+        buy_time=data.buy_time[before_buy],
     )
     bought_before = set(zip(train.buy_shopper.tolist(), train.buy_product.tolist(), strict=True))
     truth: dict[int, set[int]] = defaultdict(set)
-    for shopper, product in zip(data.buy_shopper[~before_buy].tolist(), data.buy_product[~before_buy].tolist(),
-                                strict=True):
+    for shopper, product in zip(
+        data.buy_shopper[~before_buy].tolist(), data.buy_product[~before_buy].tolist(), strict=True
+    ):
         if (shopper, product) not in bought_before:
             truth[shopper].add(product)
     if not truth:
@@ -141,8 +147,9 @@ def histories(data: Interactions, params: Params, shoppers: set[int] | None = No
             out[shopper].bought.add(product)
     category = dict(zip(data.catalog_ids.tolist(), data.catalog_categories, strict=True))
     views: dict[int, Counter[str]] = defaultdict(Counter)
-    for shopper, product, n in zip(data.view_shopper.tolist(), data.view_product.tolist(),
-                                   data.view_count.tolist(), strict=True):
+    for shopper, product, n in zip(
+        data.view_shopper.tolist(), data.view_product.tolist(), data.view_count.tolist(), strict=True
+    ):
         if shopper in out:
             views[shopper][category[product]] += n
     for shopper, counts in views.items():
@@ -177,7 +184,11 @@ def popularity_ranking(model: Recommender) -> Ranking:
 
 
 def tune(
-    data: Interactions, start: Params | None = None, *, budget: float = 120.0, test_share: float = 0.2,
+    data: Interactions,
+    start: Params | None = None,
+    *,
+    budget: float = 120.0,
+    test_share: float = 0.2,
     progress: ProgressFn | None = None,
 ) -> Tuning | None:
     """Score the starting parameters and, while `budget` seconds last, the candidate
@@ -207,8 +218,14 @@ def tune(
     candidates: list[dict[str, Any]] = []
 
     def record(changes: dict[str, Any], quality: Quality, seconds: float) -> None:
-        candidates.append({"changes": changes, "ndcg@10": round(quality.ndcg, 5),
-                           "precision@10": round(quality.precision, 5), "seconds": round(seconds, 2)})
+        candidates.append(
+            {
+                "changes": changes,
+                "ndcg@10": round(quality.ndcg, 5),
+                "precision@10": round(quality.precision, 5),
+                "seconds": round(seconds, 2),
+            }
+        )
 
     t = time.perf_counter()
     best_model = fit(split.train, start)
@@ -219,8 +236,10 @@ def tune(
     done = 1
     report("tune", done, total)
     fits = [lambda changes=changes: replace(start, **changes) for changes in FIT_CANDIDATES]
-    fits += [lambda step=step: replace(best_model.params, regularization=best_model.params.regularization * step)
-             for step in REGULARIZATION_STEPS]
+    fits += [
+        lambda step=step: replace(best_model.params, regularization=best_model.params.regularization * step)
+        for step in REGULARIZATION_STEPS
+    ]
     for candidate in fits:
         done += 1
         if time.perf_counter() - began + cost > budget:
