@@ -4,7 +4,11 @@ Training (`training.train`) reads every shopper's interactions from the database
 (`interactions`) — product views, cart adds, purchases — fits an `implicit` ALS
 model on them (`model.fit`) and three co-occurrence tables ("bought also",
 "same order", "viewed together"; `relations`), and writes a versioned artifact
-directory, switching `latest.json` atomically (`artifacts.save`).
+directory, switching `latest.json` atomically (`artifacts.save`). With
+`tune=True` (the `train` command's default) it first picks the parameters on a
+time split of the store's own orders (`tuning.tune`: the latest 20% held out,
+scored on first purchases) and stores what it tried, chose and scored — beside
+popularity's score — in the version's manifest (`artifacts.read_manifest`).
 
 Serving (`artifacts.RecommenderStore.get()` -> `model.Recommender`) keeps the
 artifacts in memory and picks up a newer training without a restart.
