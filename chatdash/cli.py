@@ -41,7 +41,7 @@ def migrate_db() -> None:
 def demo_data(
     seed: int = typer.Option(7, help="Random seed; the same seed gives the same store."),
     profile: str = typer.Option("gear", help="gear: the demo store with visits and carts; grocery: a year of "
-                                "basket orders (4,000 products, 2,500 customers, about 1M order lines)."),
+                                "basket orders (4,000 products, 2,000 customers, about 0.9M order lines)."),
 ) -> None:
     """Fill an empty database with the deterministic demo store."""
     from chatdash.services import demo_data as demo

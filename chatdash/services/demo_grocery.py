@@ -79,7 +79,7 @@ BRANDS = ("Harvest", "Greenfield", "Daily Best", "Northmill", "Sunvale", "Brambl
           "Meadow", "Urban Pantry", "Tideway", "Golden Ear", "Nordic", "Casa", "Kinfolk", "Value")
 SIZES = ("", "Small", "Large", "Family Pack", "Organic", "Twin Pack", "Light", "Extra")
 #: Shopper rhythms: (share, mean days between orders, mean basket lines).
-RHYTHMS = ((0.17, 7.0, 24.0), (0.28, 14.0, 20.0), (0.33, 30.0, 17.0), (0.17, 60.0, 13.0), (0.05, 4.0, 36.0))
+RHYTHMS = ((0.17, 7.0, 19.0), (0.28, 14.0, 16.0), (0.33, 30.0, 14.0), (0.17, 60.0, 11.0), (0.05, 4.0, 30.0))
 # fmt: on
 
 
@@ -100,11 +100,11 @@ def generate_grocery_data(
     store_url: str,
     seed: int = 7,
     products: int = 4000,
-    shoppers: int = 2500,
+    shoppers: int = 2000,
     progress: ProgressFn | None = None,
 ) -> DemoSummary:
     """Fill an empty database with the grocery profile's catalog, customers and a
-    year of orders (about 380 order lines per customer on average: ~1M for 2,500).
+    year of orders (about 460 order lines per customer on average: ~0.9M for 2,000).
     `progress(step, done, total)` reports "products" and "shoppers" (customers done).
     Raises ValueError when the database already has products or shoppers."""
     if products < len(AISLES) * 2:
