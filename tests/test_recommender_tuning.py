@@ -184,3 +184,43 @@ def test_variants_survive_saving_and_rank_the_same(grocery: Engine, tmp_path: Pa
         for shopper in (1, 7, 30):
             got = [r.product_id for r in loaded.recommend(session, shopper, 10)]
             assert got == [r.product_id for r in fitted.recommend(session, shopper, 10)] and len(got) == 10
+
+
+def test_the_train_command_tunes_and_says_how_the_model_compares_with_popularity(grocery: Engine, tmp_path: Path):
+    import os
+    import subprocess
+    import sys
+
+    env = {
+        **os.environ,
+        "DATABASE_URL": str(grocery.url),
+        "CHATDASH_MODEL_DIR": str(tmp_path / "models"),
+        "CHATDASH_SECRET_KEY": "test",
+        "CHATDASH_STORE_SECRET": "test",
+        "COLUMNS": "200",
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "chatdash.cli", "train", "--budget", "30"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+    assert done.returncode == 0, done.stderr
+    out = " ".join(done.stdout.split())
+    manifest = rec.read_manifest(tmp_path / "models")
+    holdout = manifest["tuning"]["holdout"]
+    assert f"ndcg@10 {holdout['model']['ndcg@10']:.4f} vs popularity {holdout['popularity']['ndcg@10']:.4f}" in out
+    assert f"{holdout['shoppers']:,} shoppers' first purchases" in out
+
+    untuned = subprocess.run(
+        [sys.executable, "-m", "chatdash.cli", "train", "--no-tune"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+    assert untuned.returncode == 0, untuned.stderr
+    assert "Tuned" not in untuned.stdout and rec.read_manifest(tmp_path / "models")["tuning"] is None
