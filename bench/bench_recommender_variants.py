@@ -33,8 +33,6 @@ from threadpoolctl import threadpool_limits
 BASE = rec.Params()
 VARIANTS: dict[str, rec.Params] = {
     "defaults": BASE,
-    "recency: half-life 60 days": replace(BASE, half_life_days=60),
-    "recency: half-life 180 days": replace(BASE, half_life_days=180),
     "repeat purchases count once": replace(BASE, purchase_once=True),
     "BM25 per shopper (B 0.75)": replace(BASE, bm25_b=0.75),
     "BM25 per shopper (B 0.3)": replace(BASE, bm25_b=0.3),

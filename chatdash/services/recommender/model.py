@@ -59,8 +59,6 @@ class Params:
     #: Ranking: the share given to "bought also" neighbours of the shopper's products,
     #: `related_weight * 10 / (10 + products in the history)`: most for short histories.
     related_weight: float = 0.0
-    #: Interactions lose half their weight every this many days (0: no decay).
-    half_life_days: float = 0.0
     #: A product bought in many orders counts as bought once (repeat purchases).
     purchase_once: bool = False
     #: Per-shopper BM25 normalisation of the weights before confidence (0: off; B, 0-1).
@@ -313,30 +311,19 @@ def weighted_interactions(
 ) -> tuple[np.ndarray, np.ndarray, sp.csr_matrix]:
     """(shopper ids, product ids, shoppers x products matrix of summed weights) over the
     products in `catalog` (sorted ids): views count each, a cart add once, a purchase once
-    per order (once per shopper with `params.purchase_once`), older ones decayed with
-    `params.half_life_days`."""
+    per order (once per shopper with `params.purchase_once`)."""
     params = params or Params()
     vm = _member(catalog, data.view_product)
     cm = _member(catalog, data.cart_product)
     bm = _member(catalog, data.buy_product)
     buy_shopper, buy_product = data.buy_shopper[bm], data.buy_product[bm]
-    buy_time = data.buy_time[bm] if data.buy_time is not None else np.zeros(int(bm.sum()))
     if params.purchase_once and len(buy_shopper):
-        order = np.lexsort((-buy_time, buy_product, buy_shopper))  # the latest purchase of each pair
-        keys = buy_shopper[order] * (int(buy_product.max()) + 1) + buy_product[order]
-        first = np.ones(len(keys), dtype=bool)
-        first[1:] = keys[1:] != keys[:-1]
-        keep = order[first]
-        buy_shopper, buy_product, buy_time = buy_shopper[keep], buy_product[keep], buy_time[keep]
+        pairs = np.unique(np.stack([buy_shopper, buy_product]), axis=1)
+        buy_shopper, buy_product = pairs[0], pairs[1]
     shopper = np.concatenate([data.view_shopper[vm], data.cart_shopper[cm], buy_shopper])
     product = np.concatenate([data.view_product[vm], data.cart_product[cm], buy_product])
     weight = np.concatenate([VIEW_WEIGHT * data.view_count[vm], np.full(int(cm.sum()), CART_WEIGHT),
                              np.full(len(buy_shopper), PURCHASE_WEIGHT)]).astype(np.float64)
-    if params.half_life_days > 0 and data.buy_time is not None and data.view_time is not None:
-        view_time = data.view_time[vm]
-        latest = max([t.max() for t in (view_time, buy_time) if len(t)], default=0.0)
-        when = np.concatenate([view_time, np.full(int(cm.sum()), latest), buy_time])  # carts: now
-        weight *= 0.5 ** ((latest - when) / (86400.0 * params.half_life_days))
     shoppers, u = np.unique(shopper, return_inverse=True)
     products, i = np.unique(product, return_inverse=True)
     matrix = sp.csr_matrix((weight, (u, i)), shape=(len(shoppers), len(products)))
