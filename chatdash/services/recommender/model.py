@@ -342,8 +342,13 @@ def bm25(weights: sp.csr_matrix, idf: np.ndarray, mean_length: float, b: float, 
     return out
 
 
-def fit(data: Interactions, params: Params | None = None, progress: ProgressFn | None = None) -> Recommender:
-    """Fit the ALS model, popularity and the three relation tables on `data` (pure, no database)."""
+def fit(
+    data: Interactions, params: Params | None = None, progress: ProgressFn | None = None,
+    relations: Mapping[str, RelationTable] | None = None,
+) -> Recommender:
+    """Fit the ALS model, popularity and the three relation tables on `data` (pure, no database).
+    `relations` reuses the tables of an earlier fit on the same data (tuning refits with other
+    ALS parameters; the tables do not depend on them)."""
     params = params or Params()
     report = progress or (lambda _step, _done, _total: None)
     order = np.argsort(data.catalog_ids)
@@ -391,13 +396,16 @@ def fit(data: Interactions, params: Params | None = None, progress: ProgressFn |
         "same_order": (data.buy_order[bm], bi),
         "viewed_together": (data.view_session[vm], vi),
     }
-    relations = {}
+    tables = dict(relations or {})
     for done, name in enumerate(RELATIONS, 1):
+        if name in tables:
+            continue
         baskets, items = keys[name]
-        relations[name] = cooccurrence(baskets, items, len(products), min_support=params.min_support,
-                                       keep=params.keep_related, heavy_basket=params.heavy_basket,
-                                       max_basket=params.max_basket)
+        tables[name] = cooccurrence(baskets, items, len(products), min_support=params.min_support,
+                                    keep=params.keep_related, heavy_basket=params.heavy_basket,
+                                    max_basket=params.max_basket)
         report("relations", done, len(RELATIONS))
+    relations = tables
 
     counts = {
         "interactions": data.count,

@@ -247,7 +247,7 @@ def tune(
             continue
         t = time.perf_counter()
         params = candidate()
-        model = fit(split.train, params)
+        model = fit(split.train, params, relations=best_model.relations)  # same data: same tables
         quality = evaluate(model)
         cost = time.perf_counter() - t
         record(_changes(start, params), quality, cost)
