@@ -105,6 +105,8 @@ def test_train_tunes_on_the_stores_own_orders_and_records_it_with_the_version(gr
     best = max(tuning["candidates"], key=lambda c: c["ndcg@10"])
     assert best["ndcg@10"] == holdout["model"]["ndcg@10"]
     assert len(tuning["candidates"]) > 3
+    tried = [json.dumps(c["changes"], sort_keys=True) for c in tuning["candidates"]]
+    assert len(set(tried)) == len(tried)  # no candidate is fitted twice
     chosen = rec.load_latest(tmp_path).params
     assert {k: getattr(chosen, k) for k in best["changes"]} == best["changes"]
     assert manifest["params"] == tuning["params"]

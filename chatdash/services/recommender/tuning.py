@@ -240,13 +240,15 @@ def tune(
         lambda step=step: replace(best_model.params, regularization=best_model.params.regularization * step)
         for step in REGULARIZATION_STEPS
     ]
+    tried = {start}
     for candidate in fits:
         done += 1
-        if time.perf_counter() - began + cost > budget:
+        params = candidate()
+        if params in tried or time.perf_counter() - began + cost > budget:
             report("tune", done, total)
             continue
+        tried.add(params)
         t = time.perf_counter()
-        params = candidate()
         model = fit(split.train, params, relations=best_model.relations)  # same data: same tables
         quality = evaluate(model)
         cost = time.perf_counter() - t
