@@ -123,6 +123,15 @@ def test_the_budget_bounds_the_tuning(grocery: Engine, tmp_path: Path) -> None:
     assert rec.load_latest(tmp_path).params == PARAMS
 
 
+def test_the_schedule_keeps_tuned_parameters_only(grocery: Engine, tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    rec.train(grocery, tmp_path, params=replace(PARAMS, max_basket=200))  # as versions before tuning were
+    assert rec.latest_params(tmp_path) is None
+    again = rec.train_if_due(grocery, tmp_path, every=timedelta(0))
+    assert again.params["max_basket"] == rec.Params().max_basket  # back to the defaults, not the old setting
+
+
 def _without_threads(params: dict) -> dict:
     return {k: v for k, v in params.items() if k != "num_threads"}
 

@@ -159,9 +159,10 @@ def read_manifest(out_dir: Path | None = None) -> dict[str, Any] | None:
 
 
 def latest_params(out_dir: Path) -> Params | None:
-    """The parameters the latest version was trained with (None before the first training)."""
+    """The parameters the latest version was tuned to (None when it was not tuned: versions
+    from before tuning carry settings since changed, such as dropping baskets over 200)."""
     manifest = read_manifest(out_dir)
-    if manifest is None or not isinstance(manifest.get("params"), dict):
+    if manifest is None or not manifest.get("tuning") or not isinstance(manifest.get("params"), dict):
         return None
     known = Params.__dataclass_fields__
     return Params(**{k: v for k, v in manifest["params"].items() if k in known and k != "num_threads"})
