@@ -1,4 +1,4 @@
-"""Recommendation quality on the demo store, with a time-based split of the orders.
+"""Recommendation quality on a demo store profile, with a time-based split of the orders.
 
 Train on every interaction (views, cart adds, orders) before a cutoff; test on
 the products each shopper bought after it (minus those bought before, which the
@@ -6,7 +6,11 @@ recommender leaves out by design). Recommendations use only pre-cutoff history.
 Prints precision@10 and ndcg@10 of the ALS recommender, a popularity baseline,
 popularity within the shopper's categories and item-item cosine.
 
-python bench/bench_recommender_quality.py [--seed 7] [--test-share 0.2] [--tune]
+Profiles: "demo" (the default demo store: views, carts and orders of a gear shop)
+and "grocery" (`demo_grocery`: a year of basket orders, only order lines).
+
+python bench/bench_recommender_quality.py [--profile demo|grocery] [--shoppers N] [--seed 7]
+    [--test-share 0.2] [--tune] [--db /tmp/store.db (kept and reused)]
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import sys
 import tempfile
 import time
 import warnings
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
@@ -36,7 +40,9 @@ from threadpoolctl import threadpool_limits
 from chatdash.db import make_engine, migrate
 from chatdash.models import Order, OrderLine
 from chatdash.services import recommender as rec
-from chatdash.services.demo_data import generate_demo_data
+from chatdash.services.demo_data import DemoSummary, generate_demo_data
+from chatdash.services.demo_grocery import generate_grocery_data
+from chatdash.services.recommender import tuning as rec_tuning
 
 K = 10
 Ranker = Callable[[int, rec.ShopperHistory], list[int]]
@@ -59,25 +65,9 @@ def cutoff_and_truth(engine, test_share: float) -> tuple[datetime, dict[int, set
     return cutoff, truth
 
 
-def histories(data: rec.Interactions) -> dict[int, rec.ShopperHistory]:
+def histories(data: rec.Interactions, params: rec.Params | None = None) -> dict[int, rec.ShopperHistory]:
     """Each shopper's history at the cutoff, weighted exactly as training and serving weigh it."""
-    catalog = np.sort(data.catalog_ids)
-    shoppers, products, weights = rec.weighted_interactions(data, catalog)
-    category = dict(zip(data.catalog_ids.tolist(), data.catalog_categories, strict=True))
-    out: dict[int, rec.ShopperHistory] = {}
-    for row, shopper in enumerate(shoppers.tolist()):
-        a, b = weights.indptr[row], weights.indptr[row + 1]
-        out[shopper] = rec.ShopperHistory(weights=dict(zip(products[weights.indices[a:b]].tolist(),
-                                                           weights.data[a:b].tolist(), strict=True)))
-    for shopper, product in zip(data.buy_shopper.tolist(), data.buy_product.tolist(), strict=True):
-        out[shopper].bought.add(product)
-    views: dict[int, Counter[str]] = defaultdict(Counter)
-    for shopper, product, n in zip(data.view_shopper.tolist(), data.view_product.tolist(), data.view_count.tolist(),
-                                   strict=True):
-        views[shopper][category[product]] += n
-    for shopper, counts in views.items():
-        out[shopper].viewed_categories = [c for c, _n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))]
-    return out
+    return rec_tuning.histories(data, params or rec.Params())
 
 
 def evaluate(rank: Ranker, truth: dict[int, set[int]], hist: dict[int, rec.ShopperHistory]) -> dict[str, float]:
@@ -178,24 +168,56 @@ def tune(data: rec.Interactions, truth, hist) -> rec.Params:
     return best[1]
 
 
+def store_split(
+    profile: str, seed: int, shoppers: int | None, test_share: float, db: Path | None
+) -> tuple[str, datetime, dict[int, set[int]], rec.Interactions]:
+    """Generate (or reuse, with `db`) the profile's store and split it by time: a
+    description, the cutoff, the truth after it and the interactions before it."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = db or Path(tmp) / "bench.db"
+        fresh = not path.exists()
+        engine = make_engine(f"sqlite:///{path}")
+        migrate(engine)
+        if fresh:
+            sizes = {"shoppers": shoppers} if shoppers else {}
+            generate = generate_grocery_data if profile == "grocery" else generate_demo_data
+            generate(engine, store_url="http://localhost:3000/store", seed=seed, **sizes)
+        summary = store_summary(engine)
+        cutoff, truth = cutoff_and_truth(engine, test_share)
+        data = rec.load_interactions(engine, until=cutoff)
+        engine.dispose()
+    about = (f"{profile} store (seed {seed}): {summary.shoppers:,} shoppers, {summary.products:,} products, "
+             f"{summary.orders:,} orders, {summary.order_lines:,} order lines, {summary.events:,} events")
+    return about, cutoff, truth, data
+
+
+def store_summary(engine) -> DemoSummary:
+    from sqlalchemy import func
+
+    from chatdash.models import Product, Shopper, StoreEvent
+
+    with engine.connect() as conn:
+        def count(table) -> int:
+            return conn.execute(select(func.count()).select_from(table)).scalar_one()
+
+        return DemoSummary(products=count(Product), categories=0, shoppers=count(Shopper), visits=0,
+                           events=count(StoreEvent), orders=count(Order), order_lines=count(OrderLine), carts=0)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--profile", choices=("demo", "grocery"), default="demo")
+    parser.add_argument("--shoppers", type=int, default=None, help="store size (default: the profile's)")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--test-share", type=float, default=0.2, help="share of orders after the cutoff")
     parser.add_argument("--tune", action="store_true", help="grid-search the ALS parameters first")
+    parser.add_argument("--db", type=Path, default=None, help="SQLite file to keep the store in and reuse")
+    parser.add_argument("--budget", type=float, default=rec.TUNE_BUDGET, help="seconds for train's own tuning")
     args = parser.parse_args()
 
-    with tempfile.TemporaryDirectory() as tmp:
-        engine = make_engine(f"sqlite:///{Path(tmp) / 'bench.db'}")
-        migrate(engine)
-        summary = generate_demo_data(engine, store_url="http://localhost:3000/store", seed=args.seed)
-        cutoff, truth = cutoff_and_truth(engine, args.test_share)
-        data = rec.load_interactions(engine, until=cutoff)
-        engine.dispose()
-
+    about, cutoff, truth, data = store_split(args.profile, args.seed, args.shoppers, args.test_share, args.db)
     hist = histories(data)
-    print(f"demo store (seed {args.seed}): {summary.shoppers:,} shoppers, {summary.products:,} products, "
-          f"{summary.orders:,} orders, {summary.events:,} events")
+    print(about)
     print(f"cutoff {cutoff:%Y-%m-%d %H:%M} UTC: train on {data.count:,} interactions before it; "
           f"test on {sum(1 for s, b in truth.items() if b - hist.get(s, rec.ShopperHistory()).bought):,} "
           f"shoppers' later purchases")
@@ -204,6 +226,13 @@ def main() -> None:
     start = time.perf_counter()
     model = rec.fit(data, params)
     fit_seconds = time.perf_counter() - start
+    # What `train` does by default: tune on a time split of the history it has (the
+    # pre-cutoff data, split again), then fit on all of it with the chosen parameters.
+    start = time.perf_counter()
+    tuning = rec.tune(data, params, budget=args.budget)
+    tuned_params = tuning.params if tuning is not None else params
+    tuned = rec.fit(data, tuned_params)
+    tune_seconds = time.perf_counter() - start
     with threadpool_limits(1, "blas"):
         rankers = {
             "popularity (baseline)": popularity_ranker(model),
@@ -212,6 +241,7 @@ def main() -> None:
             "ALS recommender": als_ranker(model),
         }
         results = {name: evaluate(rank, truth, hist) for name, rank in rankers.items()}
+        results["tuned recommender (train)"] = evaluate(als_ranker(tuned), truth, histories(data, tuned_params))
 
     p = params
     print(f"ALS: factors={p.factors} regularization={p.regularization} alpha={p.alpha} eps={p.eps} "
@@ -222,7 +252,13 @@ def main() -> None:
     for name, m in results.items():
         print(f"{name:<30} {m['p@10 all']:>7.4f} {m['ndcg@10 all']:>8.4f}   "
               f"{m['p@10 warm']:>7.4f} {m['ndcg@10 warm']:>8.4f}")
-    als, pop = results["ALS recommender"], results["popularity (baseline)"]
+    changes = {k: v for k, v in vars(tuned_params).items() if getattr(params, k) != v and k != "num_threads"}
+    print(f"tuning: {tune_seconds:.0f} s with the final fit, {len(tuning.candidates) if tuning else 0} "
+          f"candidates, chose {changes or 'the defaults'}")
+    pop = results["popularity (baseline)"]
+    for name in ("ALS recommender", "tuned recommender (train)"):
+        print(f"{name} vs popularity, ndcg@10: {results[name]['ndcg@10 all'] / pop['ndcg@10 all']:.2f}x")
+    als = results["ALS recommender"]
     for metric in ("p@10 all", "ndcg@10 all"):
         print(f"ALS vs popularity, {metric}: {als[metric] / pop[metric]:.2f}x "
               f"({als[metric] - pop[metric]:+.4f})")

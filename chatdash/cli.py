@@ -38,16 +38,38 @@ def migrate_db() -> None:
 
 
 @cli.command("demo-data")
-def demo_data(seed: int = typer.Option(7, help="Random seed; the same seed gives the same store.")) -> None:
+def demo_data(
+    seed: int = typer.Option(7, help="Random seed; the same seed gives the same store."),
+    profile: str = typer.Option("gear", help="gear: the demo store with visits and carts; grocery: a year of "
+                                "basket orders (4,000 products, 2,000 customers, about 0.9M order lines)."),
+) -> None:
     """Fill an empty database with the deterministic demo store."""
     from chatdash.services import demo_data as demo
 
+    if profile not in ("gear", "grocery"):
+        console.print(f"[red]Unknown profile {profile!r}:[/] choose gear or grocery.")
+        raise typer.Exit(2)
     migrate()
     engine = get_engine()
     if not demo.database_is_empty(engine):
         console.print("[yellow]The database already has store data; nothing generated.")
         raise typer.Exit(1)
-    _generate_demo(engine, seed)
+    if profile == "grocery":
+        _generate_grocery(engine, seed)
+    else:
+        _generate_demo(engine, seed)
+
+
+def _generate_grocery(engine, seed: int) -> None:
+    from chatdash.services.demo_grocery import generate_grocery_data
+
+    with _progress() as progress:
+        summary = generate_grocery_data(engine, store_url=get_settings().demo_store_url, seed=seed,
+                                        progress=_step_reporter(progress))
+    console.print(
+        f"[green]Grocery store ready:[/] {summary.products:,} products in {summary.categories} aisles, "
+        f"{summary.shoppers:,} customers, {summary.orders:,} orders, {summary.order_lines:,} order lines."
+    )
 
 
 def _step_reporter(progress: Progress):
@@ -218,7 +240,7 @@ def setup(
     if recommender.load_latest() is None and not _demo_module().database_is_empty(engine):
         console.print("No recommender trained yet: training it now…")
         with contextlib.suppress(typer.Exit):
-            train(None)
+            train(None, tune=True, budget=60.0)
     console.rule("chatdash")
     console.print(f"Admin dashboard: [bold]{settings.public_url}/login")
     console.print(f"Demo store:      [bold]{settings.demo_store_url}")
@@ -238,6 +260,8 @@ def setup(
 @cli.command()
 def train(
     out: Path | None = typer.Option(None, help="Artifact directory (default: data/models)."),
+    tune: bool = typer.Option(True, help="Choose the parameters on the store's own latest orders first."),
+    budget: float = typer.Option(120.0, min=0, help="Seconds the tuning may take (one candidate at least)."),
 ) -> None:
     """Train the recommender and the related-products tables; the running app picks them up."""
     from chatdash.services import recommender
@@ -247,7 +271,7 @@ def train(
     try:
         with _progress() as progress:
             report = _step_reporter(progress)
-            info = recommender.train(get_engine(), out_dir, progress=report)
+            info = recommender.train(get_engine(), out_dir, progress=report, tune=tune, budget=budget)
     except recommender.RecommenderError as exc:
         console.print(f"[yellow]Nothing trained:[/] {exc}")
         raise typer.Exit(1) from exc
@@ -255,6 +279,17 @@ def train(
         f"[green]Recommender trained[/] in {info.seconds:.1f} s: {info.interactions:,} interactions, "
         f"{info.shoppers:,} shoppers, {info.products:,} products.\nArtifacts: {info.path} (now the latest)."
     )
+    if info.tuning is not None:
+        holdout = info.tuning["holdout"]
+        model, popular = holdout["model"]["ndcg@10"], holdout["popularity"]["ndcg@10"]
+        ratio = f" ({model / popular:.2f}x)" if popular else ""
+        console.print(
+            f"Tuned on the orders after {holdout['cutoff'][:16]} ({holdout['shoppers']:,} shoppers' first "
+            f"purchases, {len(info.tuning['candidates'])} candidates, {info.tuning['seconds']:.0f} s): "
+            f"ndcg@10 {model:.4f} vs popularity {popular:.4f}{ratio}."
+        )
+    elif tune:
+        console.print("[yellow]Not tuned:[/] too little order history to hold some out; default parameters.")
 
 
 if __name__ == "__main__":

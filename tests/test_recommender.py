@@ -131,6 +131,35 @@ def test_a_popular_item_does_not_top_every_list() -> None:
     assert int(table.row(1)[0][0]) == 2  # Jaccard 1.0 beats the bestseller's 0.3
 
 
+def test_heavy_shoppers_count_down_weighted_not_dropped() -> None:
+    # Two heavy shoppers bought 300 distinct products each: 0, 1 and 10..307. Two light shoppers
+    # bought {2, 3}. A bot bought 6,000 products, all of these among them.
+    heavy = np.concatenate([[0, 1], np.arange(10, 308)])
+    baskets = np.concatenate([np.full(300, 1), np.full(300, 2), [3, 3, 4, 4], np.full(6000, 5)])
+    items = np.concatenate([heavy, heavy, [2, 3, 2, 3], np.arange(6000)])
+    table = rec.cooccurrence(baskets, items, 6000, min_support=2, heavy_basket=200, max_basket=5000)
+
+    partners, scores, counts = table.row(0)
+    assert partners[0] == 1  # the heavy shoppers' pair is listed, from both baskets, not the bot's
+    assert counts[0] == 2 and scores[0] == pytest.approx(1.0)
+    light_partners, _, light_counts = table.row(2)
+    assert light_partners.tolist() == [3] and light_counts.tolist() == [2]  # the bot added nothing
+
+    # Two light shoppers also buy {0, 2}. Each heavy basket counts 200/300 of a basket:
+    # item 0 is in 2 x 2/3 + 2 = 10/3 baskets, item 1 in 4/3, item 2 in 4.
+    mixed = rec.cooccurrence(np.concatenate([baskets, [6, 6, 7, 7]]), np.concatenate([items, [0, 2, 0, 2]]),
+                             6000, min_support=2, keep=400, heavy_basket=200)
+    p0, s0, _ = mixed.row(0)
+    score = dict(zip(p0.tolist(), s0.tolist(), strict=True))
+    assert score[2] == pytest.approx(2 / (10 / 3 + 4 - 2))
+    assert score[1] == pytest.approx((4 / 3) / (10 / 3 + 4 / 3 - 4 / 3))
+    # Counted in full, the heavy baskets would give 0-1 a Jaccard of 2 / 4.
+    full = rec.cooccurrence(np.concatenate([baskets, [6, 6, 7, 7]]), np.concatenate([items, [0, 2, 0, 2]]),
+                            6000, min_support=2, heavy_basket=1000)
+    p0, s0, _ = full.row(0)
+    assert s0[p0.tolist().index(1)] == pytest.approx(2 / 4)
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def db(request: pytest.FixtureRequest) -> Engine:
     """A migrated SQLite file (conftest `engine`) or a schema on PostgreSQL (`pg_engine`)."""

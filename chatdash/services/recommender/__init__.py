@@ -4,7 +4,11 @@ Training (`training.train`) reads every shopper's interactions from the database
 (`interactions`) — product views, cart adds, purchases — fits an `implicit` ALS
 model on them (`model.fit`) and three co-occurrence tables ("bought also",
 "same order", "viewed together"; `relations`), and writes a versioned artifact
-directory, switching `latest.json` atomically (`artifacts.save`).
+directory, switching `latest.json` atomically (`artifacts.save`). With
+`tune=True` (the `train` command's default) it first picks the parameters on a
+time split of the store's own orders (`tuning.tune`: the latest 20% held out,
+scored on first purchases) and stores what it tried, chose and scored — beside
+popularity's score — in the version's manifest (`artifacts.read_manifest`).
 
 Serving (`artifacts.RecommenderStore.get()` -> `model.Recommender`) keeps the
 artifacts in memory and picks up a newer training without a restart.
@@ -24,9 +28,11 @@ from chatdash.services.recommender.artifacts import (
     ArtifactInfo,
     RecommenderStore,
     default_model_dir,
+    latest_params,
     latest_version,
     load_latest,
     load_version,
+    read_manifest,
     save,
 )
 from chatdash.services.recommender.interactions import (
@@ -46,13 +52,15 @@ from chatdash.services.recommender.model import (
     Recommendation,
     Recommender,
     RecommenderError,
+    bm25,
     confidence,
     fit,
     weighted_interactions,
 )
 from chatdash.services.recommender.relations import RELATIONS, Related, RelatedItem, RelationTable, cooccurrence
 from chatdash.services.recommender.serving import get_store, recommend_for, related_for
-from chatdash.services.recommender.training import train, train_if_due
+from chatdash.services.recommender.training import TUNE_BUDGET, train, train_if_due
+from chatdash.services.recommender.tuning import Quality, Split, Tuning, time_split, tune
 
 __all__ = [
     "ARTIFACT_FORMAT",
@@ -61,11 +69,13 @@ __all__ = [
     "PURCHASE_WEIGHT",
     "RELATIONS",
     "SESSION_GAP",
+    "TUNE_BUDGET",
     "VIEW_WEIGHT",
     "ArtifactInfo",
     "Interactions",
     "Params",
     "ProgressFn",
+    "Quality",
     "Recommendation",
     "Recommender",
     "RecommenderError",
@@ -74,21 +84,28 @@ __all__ = [
     "RelatedItem",
     "RelationTable",
     "ShopperHistory",
+    "Split",
+    "Tuning",
+    "bm25",
     "confidence",
     "cooccurrence",
     "default_model_dir",
     "fit",
     "get_store",
+    "latest_params",
     "latest_version",
     "load_history",
     "load_interactions",
     "load_latest",
     "load_version",
+    "read_manifest",
     "recommend_for",
     "related_for",
     "save",
     "sessionize",
+    "time_split",
     "train",
     "train_if_due",
+    "tune",
     "weighted_interactions",
 ]

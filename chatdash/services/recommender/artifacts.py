@@ -57,9 +57,13 @@ class ArtifactInfo:
     products: int
     seconds: float
     params: dict[str, Any]
+    #: What tuning tried, chose and scored on the store's held-out orders (None: not tuned).
+    tuning: dict[str, Any] | None = None
 
 
-def save(recommender: Recommender, out_dir: Path, *, seconds: float = 0.0) -> ArtifactInfo:
+def save(
+    recommender: Recommender, out_dir: Path, *, seconds: float = 0.0, tuning: dict[str, Any] | None = None
+) -> ArtifactInfo:
     """Write the artifacts to a new version directory and point latest.json at it."""
     out_dir.mkdir(parents=True, exist_ok=True)
     created = datetime.now(UTC)
@@ -74,7 +78,7 @@ def save(recommender: Recommender, out_dir: Path, *, seconds: float = 0.0) -> Ar
             np.save(tmp / "user_factors.npy", np.asarray(recommender.user_factors, np.float32))
             np.save(tmp / "shopper_ids.npy", recommender.shopper_ids)
         np.savez(tmp / "items.npz", product_ids=recommender.product_ids, category=recommender.item_category,
-                 popularity=recommender.popularity)
+                 popularity=recommender.popularity, idf=recommender.idf, trend=recommender.trend)
         for name, table in recommender.relations.items():
             np.savez(tmp / f"{name}.npz", indptr=table.indptr, indices=table.indices, scores=table.scores,
                      counts=table.counts)
@@ -86,6 +90,8 @@ def save(recommender: Recommender, out_dir: Path, *, seconds: float = 0.0) -> Ar
             "counts": recommender.counts,
             "params": asdict(recommender.params),
             "regularization": recommender.regularization,
+            "mean_length": recommender.mean_length,
+            "tuning": tuning,
             "categories": recommender.categories,
             "weights": {"view": VIEW_WEIGHT, "cart": CART_WEIGHT, "purchase": PURCHASE_WEIGHT},
         }
@@ -100,7 +106,7 @@ def save(recommender: Recommender, out_dir: Path, *, seconds: float = 0.0) -> Ar
     _prune(out_dir, keep=KEEP_VERSIONS, current=version)
     c = recommender.counts
     return ArtifactInfo(version, final, created, c.get("interactions", 0), c.get("shoppers", 0), c.get("products", 0),
-                        seconds, asdict(recommender.params))
+                        seconds, asdict(recommender.params), tuning)
 
 
 def _write_atomic(path: Path, text: str) -> None:
@@ -139,6 +145,7 @@ def load_version(path: Path) -> Recommender:
     params = Params(**{k: v for k, v in manifest["params"].items() if k in known})
     with np.load(path / "items.npz") as items:
         product_ids, category, popularity = items["product_ids"], items["category"], items["popularity"]
+        idf, trend = items.get("idf"), items.get("trend")  # absent in versions saved before them
     relations = {}
     for name in RELATIONS:
         with np.load(path / f"{name}.npz") as t:
@@ -147,8 +154,31 @@ def load_version(path: Path) -> Recommender:
         version=manifest["version"], params=params, regularization=manifest["regularization"],
         product_ids=product_ids, categories=manifest["categories"],
         item_category=category, popularity=popularity, item_factors=np.load(path / "item_factors.npy"),
-        relations=relations, counts=manifest.get("counts"),
+        relations=relations, counts=manifest.get("counts"), idf=idf, trend=trend,
+        mean_length=manifest.get("mean_length", 1.0),
     )
+
+
+def read_manifest(out_dir: Path | None = None) -> dict[str, Any] | None:
+    """The latest version's manifest (when trained, on how much, with what, tuning), or None."""
+    out_dir = out_dir or default_model_dir()
+    version = latest_version(out_dir)
+    if version is None:
+        return None
+    try:
+        return json.loads((out_dir / version / "manifest.json").read_text())
+    except (FileNotFoundError, ValueError):
+        return None
+
+
+def latest_params(out_dir: Path) -> Params | None:
+    """The parameters the latest version was tuned to (None when it was not tuned: versions
+    from before tuning carry settings since changed, such as dropping baskets over 200)."""
+    manifest = read_manifest(out_dir)
+    if manifest is None or not manifest.get("tuning") or not isinstance(manifest.get("params"), dict):
+        return None
+    known = Params.__dataclass_fields__
+    return Params(**{k: v for k, v in manifest["params"].items() if k in known and k != "num_threads"})
 
 
 def latest_version(out_dir: Path) -> str | None:

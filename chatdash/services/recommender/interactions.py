@@ -49,6 +49,10 @@ class Interactions:
     buy_order: np.ndarray
     catalog_ids: np.ndarray
     catalog_categories: list[str]
+    #: When each view group (its last view), cart pair (first) and purchase happened, in epoch seconds.
+    view_time: np.ndarray | None = None
+    cart_time: np.ndarray | None = None
+    buy_time: np.ndarray | None = None
 
     @property
     def count(self) -> int:
@@ -126,7 +130,7 @@ def load_interactions(
 
         is_view = and_(ev.kind == EventKind.PRODUCT_VIEW.value, ev.product_id.is_not(None), before(ev.occurred_at))
         grouped = conn.execute(
-            select(ev.shopper_id, ev.product_id, ev.visit_id, func.count())
+            select(ev.shopper_id, ev.product_id, ev.visit_id, func.count(), func.max(ev.occurred_at))
             .where(is_view, ev.visit_id.is_not(None))
             .group_by(ev.shopper_id, ev.visit_id, ev.product_id)
         ).all()
@@ -139,23 +143,31 @@ def load_interactions(
         # Sessions without a visit get negative keys, so they never meet a visit id.
         loose_session = -1 - sessionize(_ints(r[0] for r in loose), np.array([r[2].timestamp() for r in loose]))
 
-        carts: set[tuple[int, int]] = set()
-        for shopper_id, product_id, payload in conn.execute(
-            select(ev.shopper_id, ev.product_id, ev.payload).where(
+        carts: dict[tuple[int, int], float] = {}  # (shopper, product) -> first seen in a cart
+
+        def carted(pair: tuple[int, int], at: datetime) -> None:
+            seconds = at.timestamp()
+            if seconds < carts.get(pair, np.inf):
+                carts[pair] = seconds
+
+        for shopper_id, product_id, payload, at in conn.execute(
+            select(ev.shopper_id, ev.product_id, ev.payload, ev.occurred_at).where(
                 ev.kind == EventKind.CART.value, before(ev.occurred_at)
             )
         ):
-            carts.update((shopper_id, p) for p in _cart_products(product_id, payload, sku_to_id))
+            for p in _cart_products(product_id, payload, sku_to_id):
+                carted((shopper_id, p), at)
         report("load", 3, 5)
         lines = conn.execute(
-            select(Cart.shopper_id, CartLine.product_id)
+            select(Cart.shopper_id, CartLine.product_id, Cart.updated_at)
             .join(Cart, col(Cart.id) == CartLine.cart_id)
             .where(before(Cart.updated_at))
         )
-        carts.update((shopper_id, product_id) for shopper_id, product_id in lines)
+        for shopper_id, product_id, at in lines:
+            carted((shopper_id, product_id), at)
         report("load", 4, 5)
         buys = conn.execute(
-            select(Order.shopper_id, OrderLine.product_id, OrderLine.order_id)
+            select(Order.shopper_id, OrderLine.product_id, OrderLine.order_id, Order.ordered_at)
             .join(Order, col(Order.id) == OrderLine.order_id)
             .where(before(Order.ordered_at))
         ).all()
@@ -167,12 +179,19 @@ def load_interactions(
         view_count=np.concatenate([_ints(r[3] for r in grouped), np.ones(len(loose), dtype=np.int64)]),
         cart_shopper=_ints(s for s, _p in carts),
         cart_product=_ints(p for _s, p in carts),
+        cart_time=np.fromiter(carts.values(), dtype=np.float64),
         buy_shopper=_ints(r[0] for r in buys),
         buy_product=_ints(r[1] for r in buys),
         buy_order=_ints(r[2] for r in buys),
         catalog_ids=_ints(r[0] for r in catalog),
         catalog_categories=[r[2] for r in catalog],
+        view_time=np.concatenate([_seconds(r[4] for r in grouped), _seconds(r[2] for r in loose)]),
+        buy_time=_seconds(r[3] for r in buys),
     )
+
+
+def _seconds(values: Iterable[Any]) -> np.ndarray:
+    return np.fromiter((v.timestamp() for v in values), dtype=np.float64)
 
 
 @dataclass
@@ -185,7 +204,9 @@ class ShopperHistory:
     viewed_categories: list[str] = field(default_factory=list)  # most viewed first
 
 
-def load_history(session: Session, shopper_id: int, *, max_events: int = 5000) -> ShopperHistory:
+def load_history(
+    session: Session, shopper_id: int, *, max_events: int = 5000, purchase_once: bool = False
+) -> ShopperHistory:
     """The shopper's weighted interactions, cart, purchases and viewed categories, read
     with a few indexed queries (their latest `max_events` events, all their orders).
 
@@ -247,7 +268,7 @@ def load_history(session: Session, shopper_id: int, *, max_events: int = 5000) -
         if order_id not in seen_orders:
             seen_orders.add(order_id)
             bought += {sku_to_id[s] for s in items if s in sku_to_id}
-    for product_id in bought:
+    for product_id in set(bought) if purchase_once else bought:  # as training weighed them
         weights[product_id] += PURCHASE_WEIGHT
     history.bought = set(bought)
     history.weights = dict(weights)

@@ -51,10 +51,25 @@ class Params:
     num_threads: int = field(default_factory=lambda: min(2, os.cpu_count() or 1))
     #: A pair must co-occur in at least this many baskets to be listed as related.
     min_support: int = 2
+    #: Ranking: personal scores (scaled so the shopper's best is 1) plus this times the
+    #: product's recent popularity (log of the shoppers who bought it for the first time
+    #: in the last `trend_days` of the history, scaled to 0-1); negative values debias.
+    popularity_weight: float = 0.0
+    trend_days: float = 60.0
+    #: Ranking: the share given to "bought also" neighbours of the shopper's products,
+    #: `related_weight * 10 / (10 + products in the history)`: most for short histories.
+    related_weight: float = 0.0
+    #: A product bought in many orders counts as bought once (repeat purchases).
+    purchase_once: bool = False
+    #: Per-shopper BM25 normalisation of the weights before confidence (0: off; B, 0-1).
+    bm25_b: float = 0.0
     #: Related products kept per product and table.
     keep_related: int = 20
+    #: Baskets (a shopper's purchases, an order, a session) with more distinct products
+    #: than this count as `heavy_basket / size` of a basket in the related tables.
+    heavy_basket: int = 200
     #: Baskets with more distinct products than this (bots, wholesale) add no pairs.
-    max_basket: int = 200
+    max_basket: int = 5000
 
 
 @dataclass(frozen=True)
@@ -99,6 +114,9 @@ class Recommender:
         shopper_ids: np.ndarray | None = None,
         user_factors: np.ndarray | None = None,
         counts: Mapping[str, int] | None = None,
+        idf: np.ndarray | None = None,
+        mean_length: float = 1.0,
+        trend: np.ndarray | None = None,
     ) -> None:
         self.version = version
         self.params = params
@@ -112,6 +130,12 @@ class Recommender:
         self.shopper_ids = shopper_ids
         self.user_factors = user_factors
         self.counts = dict(counts or {})
+        self.idf = np.ones(len(self.product_ids), np.float32) if idf is None else np.asarray(idf, np.float32)
+        self.mean_length = mean_length  # a shopper's summed weights, on average (BM25)
+        # Recent first purchases per product (see fit); all-time buyers when unknown.
+        self.trend = np.floor(self.popularity) if trend is None else np.asarray(trend, np.float32)
+        top = np.log1p(self.trend.max()) if len(self.trend) and self.trend.max() > 0 else 1.0
+        self._log_trend = (np.log1p(self.trend) / top).astype(np.float32)
         self._category_code = {c: i for i, c in enumerate(categories)}
         # Stable sorts: equal popularity keeps product id order, so fallbacks are deterministic.
         self._popular = np.argsort(-self.popularity, kind="stable")
@@ -144,10 +168,35 @@ class Recommender:
         idx = np.fromiter(known.values(), dtype=np.int32)
         w = np.array([weights[p] for p in known], dtype=np.float64)
         order = np.argsort(idx)
-        row = sp.csr_matrix(
-            (confidence(w[order], self.params), idx[order], np.array([0, len(idx)])), shape=(1, self.n_items)
-        )
+        row = sp.csr_matrix((w[order], idx[order], np.array([0, len(idx)])), shape=(1, self.n_items))
+        if self.params.bm25_b > 0:
+            row = bm25(row, self.idf, self.mean_length, self.params.bm25_b)
+        row.data = confidence(row.data, self.params)
         return self._model.recalculate_user(0, row)
+
+    def _personal_scores(self, u: np.ndarray, weights: Mapping[int, float]) -> np.ndarray:
+        """ALS scores (the best scaled to 1), blended with popularity and with the
+        "bought also" neighbours of the shopper's products as the parameters say."""
+        # einsum, not BLAS: a multi-threaded BLAS matvec per request gave p95 spikes of
+        # 5-20 ms on a busy 2-core box; einsum's own loop stays near 0.3 ms for 50k products.
+        scores = np.einsum("ij,j->i", self.item_factors, u)
+        p = self.params
+        if not (p.popularity_weight or p.related_weight):
+            return scores
+        scores /= max(float(scores.max()), 1e-9)
+        if p.popularity_weight:
+            scores += p.popularity_weight * self._log_trend
+        table = self.relations.get("bought_also")
+        if p.related_weight and table is not None and table.pairs:
+            known = self.item_index(weights)
+            share = p.related_weight * 10.0 / (10.0 + len(known))
+            near = np.zeros(self.n_items, np.float32)
+            for product_id, i in known.items():
+                idx, sims, _counts = table.row(i)
+                near[idx] += sims * np.log1p(weights[product_id])
+            if near.max() > 0:
+                scores = (1.0 - share) * scores + share * near / near.max()
+        return scores
 
     def rank(self, history: ShopperHistory, n: int = 10, exclude: Iterable[int] = ()) -> list[Recommendation]:
         """Up to n products for this history, best first, without a database: personal
@@ -162,9 +211,7 @@ class Recommender:
 
         u = self.user_factor(history.weights)
         if u is not None and np.any(u):  # all zeros: the model learnt nothing about these products
-            # einsum, not BLAS: a multi-threaded BLAS matvec per request gave p95 spikes of
-            # 5-20 ms on a busy 2-core box; einsum's own loop stays near 0.3 ms for 50k products.
-            scores = np.einsum("ij,j->i", self.item_factors, u)
+            scores = self._personal_scores(u, history.weights)
             scores[banned] = -np.inf
             k = min(n, int((~banned).sum()))
             if k:
@@ -196,7 +243,7 @@ class Recommender:
         """Up to n products for the shopper from their full current history in the
         database (plus `extra_interactions`, product id -> weight, not stored yet).
         Only products that still exist and are in stock are returned."""
-        history = load_history(session, shopper_id)
+        history = load_history(session, shopper_id, purchase_once=self.params.purchase_once)
         for product_id, weight in (extra_interactions or {}).items():
             history.weights[product_id] = history.weights.get(product_id, 0.0) + weight
         exclude: set[int] = set()
@@ -218,7 +265,7 @@ class Recommender:
         if not index:
             return {}
         idx = np.fromiter(index.values(), dtype=np.int64)
-        u = self.user_factor(load_history(session, shopper_id).weights)
+        u = self.user_factor(load_history(session, shopper_id, purchase_once=self.params.purchase_once).weights)
         values = self.item_factors[idx] @ u if u is not None and np.any(u) else self.popularity[idx]
         return dict(zip(index, values.tolist(), strict=True))
 
@@ -259,31 +306,55 @@ def _member(sorted_ids: np.ndarray, values: np.ndarray) -> np.ndarray:
     return sorted_ids[np.minimum(np.searchsorted(sorted_ids, values), len(sorted_ids) - 1)] == values
 
 
-def weighted_interactions(data: Interactions, catalog: np.ndarray) -> tuple[np.ndarray, np.ndarray, sp.csr_matrix]:
+def weighted_interactions(
+    data: Interactions, catalog: np.ndarray, params: Params | None = None
+) -> tuple[np.ndarray, np.ndarray, sp.csr_matrix]:
     """(shopper ids, product ids, shoppers x products matrix of summed weights) over the
-    products in `catalog` (sorted ids): views count each, a cart add once, a purchase once per order."""
+    products in `catalog` (sorted ids): views count each, a cart add once, a purchase once
+    per order (once per shopper with `params.purchase_once`)."""
+    params = params or Params()
     vm = _member(catalog, data.view_product)
     cm = _member(catalog, data.cart_product)
     bm = _member(catalog, data.buy_product)
-    shopper = np.concatenate([data.view_shopper[vm], data.cart_shopper[cm], data.buy_shopper[bm]])
-    product = np.concatenate([data.view_product[vm], data.cart_product[cm], data.buy_product[bm]])
+    buy_shopper, buy_product = data.buy_shopper[bm], data.buy_product[bm]
+    if params.purchase_once and len(buy_shopper):
+        pairs = np.unique(np.stack([buy_shopper, buy_product]), axis=1)
+        buy_shopper, buy_product = pairs[0], pairs[1]
+    shopper = np.concatenate([data.view_shopper[vm], data.cart_shopper[cm], buy_shopper])
+    product = np.concatenate([data.view_product[vm], data.cart_product[cm], buy_product])
     weight = np.concatenate([VIEW_WEIGHT * data.view_count[vm], np.full(int(cm.sum()), CART_WEIGHT),
-                             np.full(int(bm.sum()), PURCHASE_WEIGHT)])
+                             np.full(len(buy_shopper), PURCHASE_WEIGHT)]).astype(np.float64)
     shoppers, u = np.unique(shopper, return_inverse=True)
     products, i = np.unique(product, return_inverse=True)
-    matrix = sp.csr_matrix((weight.astype(np.float64), (u, i)), shape=(len(shoppers), len(products)))
+    matrix = sp.csr_matrix((weight, (u, i)), shape=(len(shoppers), len(products)))
     matrix.sum_duplicates()
     return shoppers, products, matrix
 
 
-def fit(data: Interactions, params: Params | None = None, progress: ProgressFn | None = None) -> Recommender:
-    """Fit the ALS model, popularity and the three relation tables on `data` (pure, no database)."""
+def bm25(weights: sp.csr_matrix, idf: np.ndarray, mean_length: float, b: float, k1: float = PURCHASE_WEIGHT
+         ) -> sp.csr_matrix:
+    """Per-shopper BM25 of a shoppers x items weight matrix: a heavy shopper's weights
+    saturate (k1 is one purchase) and shrink with the length of their history; rare items count more."""
+    out = weights.tocsr(copy=True)
+    length = np.asarray(out.sum(axis=1)).ravel()
+    norm = np.repeat(k1 * (1.0 - b + b * length / max(mean_length, 1e-9)), np.diff(out.indptr))
+    out.data = out.data * (k1 + 1.0) / (out.data + norm) * idf[out.indices]
+    return out
+
+
+def fit(
+    data: Interactions, params: Params | None = None, progress: ProgressFn | None = None,
+    relations: Mapping[str, RelationTable] | None = None,
+) -> Recommender:
+    """Fit the ALS model, popularity and the three relation tables on `data` (pure, no database).
+    `relations` reuses the tables of an earlier fit on the same data (tuning refits with other
+    ALS parameters; the tables do not depend on them)."""
     params = params or Params()
     report = progress or (lambda _step, _done, _total: None)
     order = np.argsort(data.catalog_ids)
     catalog = np.asarray(data.catalog_ids, np.int64)[order]
     catalog_category = [data.catalog_categories[i] for i in order]
-    shoppers, products, weights = weighted_interactions(data, catalog)
+    shoppers, products, weights = weighted_interactions(data, catalog, params)
     if len(products) == 0:
         raise RecommenderError("no product views, cart adds or purchases to learn from yet")
     product_category = [catalog_category[i] for i in np.searchsorted(catalog, products)]
@@ -293,8 +364,12 @@ def fit(data: Interactions, params: Params | None = None, progress: ProgressFn |
     vm, bm = _member(products, data.view_product), _member(products, data.buy_product)
     vi = np.searchsorted(products, data.view_product[vm])
     bi = np.searchsorted(products, data.buy_product[bm])
-    user_items = weights.copy()
-    user_items.data = confidence(weights.data, params)
+    df = np.diff(weights.tocsc().indptr)
+    idf = np.log1p(len(shoppers) / np.maximum(df, 1)).astype(np.float32)
+    idf /= idf.mean()
+    mean_length = float(weights.sum() / max(len(shoppers), 1))
+    user_items = bm25(weights, idf, mean_length, params.bm25_b) if params.bm25_b > 0 else weights.copy()
+    user_items.data = confidence(user_items.data, params)
 
     # Scaled by shoppers per product: see Params.regularization.
     regularization = params.regularization * weights.nnz / len(products)
@@ -313,6 +388,7 @@ def fit(data: Interactions, params: Params | None = None, progress: ProgressFn |
     buyers = np.bincount(buyer_pairs % len(products), minlength=len(products))
     interested = np.diff(weights.tocsc().indptr)
     popularity = (buyers + interested / (interested.max() + 1.0)).astype(np.float32)
+    trend = _recent_first_purchases(data, bm, shoppers, products, params.trend_days)
 
     report("relations", 0, len(RELATIONS))
     keys = {
@@ -320,12 +396,16 @@ def fit(data: Interactions, params: Params | None = None, progress: ProgressFn |
         "same_order": (data.buy_order[bm], bi),
         "viewed_together": (data.view_session[vm], vi),
     }
-    relations = {}
+    tables = dict(relations or {})
     for done, name in enumerate(RELATIONS, 1):
+        if name in tables:
+            continue
         baskets, items = keys[name]
-        relations[name] = cooccurrence(baskets, items, len(products), min_support=params.min_support,
-                                       keep=params.keep_related, max_basket=params.max_basket)
+        tables[name] = cooccurrence(baskets, items, len(products), min_support=params.min_support,
+                                    keep=params.keep_related, heavy_basket=params.heavy_basket,
+                                    max_basket=params.max_basket)
         report("relations", done, len(RELATIONS))
+    relations = tables
 
     counts = {
         "interactions": data.count,
@@ -338,5 +418,23 @@ def fit(data: Interactions, params: Params | None = None, progress: ProgressFn |
         version="unsaved", params=params, regularization=regularization, product_ids=products,
         categories=categories, item_category=item_category,
         popularity=popularity, item_factors=model.item_factors, relations=relations, shopper_ids=shoppers,
-        user_factors=model.user_factors, counts=counts,
+        user_factors=model.user_factors, counts=counts, idf=idf, mean_length=mean_length, trend=trend,
     )
+
+
+def _recent_first_purchases(
+    data: Interactions, bm: np.ndarray, shoppers: np.ndarray, products: np.ndarray, days: float
+) -> np.ndarray | None:
+    """Per product, the shoppers whose first purchase of it falls in the last `days` of
+    the history: what is being discovered now (new lines, the season). None without times."""
+    if data.buy_time is None or not bm.any():
+        return None
+    when = data.buy_time[bm]
+    pair = np.searchsorted(shoppers, data.buy_shopper[bm]) * len(products) + np.searchsorted(
+        products, data.buy_product[bm])
+    order = np.lexsort((when, pair))
+    first = np.ones(len(order), dtype=bool)
+    first[1:] = pair[order][1:] != pair[order][:-1]
+    pair, when = pair[order][first], when[order][first]
+    recent = when >= when.max() - days * 86400.0
+    return np.bincount(pair[recent] % len(products), minlength=len(products)).astype(np.float32)

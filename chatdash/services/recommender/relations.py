@@ -13,7 +13,7 @@ RELATIONS = ("bought_also", "same_order", "viewed_together")
 
 class RelatedItem(NamedTuple):
     product_id: int
-    score: float  # Jaccard: baskets with both / baskets with either
+    score: float  # Jaccard: baskets with both / baskets with either (heavy baskets down-weighted)
     co_count: int  # baskets with both
 
 
@@ -48,15 +48,21 @@ class RelationTable:
 
 def cooccurrence(
     baskets: np.ndarray, items: np.ndarray, n_items: int, *, min_support: int = 2, keep: int = 20,
-    max_basket: int = 200,
+    heavy_basket: int = 200, max_basket: int = 5000,
 ) -> RelationTable:
-    """Jaccard co-occurrence of items over baskets, computed as the sparse product BᵀB.
+    """Jaccard co-occurrence of items over baskets, computed as sparse products BᵀB.
 
     `baskets` and `items` are parallel arrays (any integer basket keys, item
     indices < n_items); repeats count once. A pair is kept when it shares at
     least `min_support` baskets; each item keeps its `keep` best partners.
     Jaccard (both / either) lets a popular partner score high only when it
     mostly comes with this item, so bestsellers do not fill every list.
+
+    A basket with more than `heavy_basket` distinct items (a heavy shopper's
+    history) counts `heavy_basket / size` of a basket, so that its items meet as
+    many partners in all as a basket of `heavy_basket` would: heavy shoppers
+    still count, without drowning the lists in everything they ever bought.
+    Baskets over `max_basket` (bots, wholesale) add nothing.
     """
     empty = RelationTable(np.zeros(n_items + 1, np.int64), np.zeros(0, np.int32), np.zeros(0, np.float32),
                           np.zeros(0, np.int32))
@@ -68,20 +74,24 @@ def cooccurrence(
     sizes = np.bincount(basket, minlength=len(basket_codes))
     ok = sizes[basket] <= max_basket
     basket, item = basket[ok], item[ok]
-    support = np.bincount(item, minlength=n_items)  # baskets holding each item
-    # Single-item baskets count in `support` but add no pairs: drop them before the product.
+    weight = np.minimum(1.0, heavy_basket / np.maximum(sizes, 1))  # per basket
+    support = np.bincount(item, weights=weight[basket], minlength=n_items)  # weighted baskets holding each item
+    # Single-item baskets count in `support` but add no pairs: drop them before the products.
     multi = sizes[basket] >= 2
-    b = sp.csr_matrix(
-        (np.ones(int(multi.sum()), dtype=np.int32), (basket[multi], item[multi])),
-        shape=(len(basket_codes), n_items),
-    )
-    co = (b.T @ b).tocoo()
-    rows, cols, both = co.row, co.col, co.data
+    shape = (len(basket_codes), n_items)
+    b = sp.csr_matrix((np.ones(int(multi.sum()), dtype=np.int32), (basket[multi], item[multi])), shape=shape)
+    # sqrt on both sides of the product: each shared basket adds its weight once.
+    w = sp.csr_matrix((np.sqrt(weight[basket[multi]]), (basket[multi], item[multi])), shape=shape)
+    co, weighted = (b.T @ b).tocsr(), (w.T @ w).tocsr()
+    co.sort_indices()
+    weighted.sort_indices()  # the same pattern as `co`: its data lines up
+    co = co.tocoo()
+    rows, cols, both, shared = co.row, co.col, co.data, weighted.data
     m = (rows != cols) & (both >= min_support)
-    rows, cols, both = rows[m].astype(np.int64), cols[m].astype(np.int32), both[m].astype(np.int32)
+    rows, cols, both, shared = rows[m].astype(np.int64), cols[m].astype(np.int32), both[m].astype(np.int32), shared[m]
     if len(rows) == 0:
         return empty
-    scores = (both / (support[rows] + support[cols] - both)).astype(np.float32)
+    scores = (shared / (support[rows] + support[cols] - shared)).astype(np.float32)
     # Best first; ties by co-count, then by item index for a stable order.
     order = np.lexsort((cols, -both, -scores, rows))
     rows, cols, scores, both = rows[order], cols[order], scores[order], both[order]

@@ -1,0 +1,108 @@
+"""Variants of the recommender, each fitted and scored on the same time split of a demo profile.
+
+Every variant is `recommender.Params` with one thing changed from the defaults (or a
+few, as labelled); scored like bench_recommender_quality.py (ndcg@10 and precision@10
+on each shopper's first purchases of a product after the cutoff). Prints one row per
+variant with its ratio to popularity.
+
+python bench/bench_recommender_variants.py --profile grocery [--shoppers 1000] [--db /tmp/g.db]
+    [--only name,name]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_recommender_quality import (
+    als_ranker,
+    cosine_ranker,
+    evaluate,
+    histories,
+    popularity_ranker,
+    rec,
+    store_split,
+)
+from threadpoolctl import threadpool_limits
+
+BASE = rec.Params()
+VARIANTS: dict[str, rec.Params] = {
+    "defaults": BASE,
+    "repeat purchases count once": replace(BASE, purchase_once=True),
+    "BM25 per shopper (B 0.75)": replace(BASE, bm25_b=0.75),
+    "BM25 per shopper (B 0.3)": replace(BASE, bm25_b=0.3),
+    "blend item-item (0.3)": replace(BASE, related_weight=0.3),
+    "blend item-item (0.6)": replace(BASE, related_weight=0.6),
+    "popularity debiasing (-0.1)": replace(BASE, popularity_weight=-0.1),
+    "popularity boost (+0.2)": replace(BASE, popularity_weight=0.2),
+    "factors 64, regularization 0.25": replace(BASE, factors=64, regularization=0.25),
+    "factors 32, regularization 0.5": replace(BASE, factors=32, regularization=0.5),
+    "regularization 3": replace(BASE, regularization=3.0),
+    "alpha 5": replace(BASE, alpha=5.0),
+    "alpha 1": replace(BASE, alpha=1.0),
+    "BM25 + once": replace(BASE, bm25_b=0.75, purchase_once=True),
+    "BM25 + once, regularization 3": replace(BASE, bm25_b=0.75, purchase_once=True, regularization=3.0),
+    "BM25 + once, 32 factors, reg 2": replace(BASE, bm25_b=0.75, purchase_once=True, factors=32, regularization=2.0),
+    "BM25 + once, alpha 5": replace(BASE, bm25_b=0.75, purchase_once=True, alpha=5.0),
+    "BM25 + once + item-item 0.3": replace(BASE, bm25_b=0.75, purchase_once=True, related_weight=0.3),
+    "BM25 B 1.0 + once": replace(BASE, bm25_b=1.0, purchase_once=True),
+    "BM25 B 1.0 + once, alpha 1": replace(BASE, bm25_b=1.0, purchase_once=True, alpha=1.0),
+    "BM25 B 1.0 + once, reg 0.5": replace(BASE, bm25_b=1.0, purchase_once=True, regularization=0.5),
+    "BM25 B 1.0 + once, reg 1.5": replace(BASE, bm25_b=1.0, purchase_once=True, regularization=1.5),
+    "BM25 B 1.0 + once, 32 factors": replace(BASE, bm25_b=1.0, purchase_once=True, factors=32),
+    "BM25 B 1.0 + once, 8 factors": replace(BASE, bm25_b=1.0, purchase_once=True, factors=8),
+    "BM25 B 1.0 + once, pop +0.3": replace(BASE, bm25_b=1.0, purchase_once=True, popularity_weight=0.3),
+    "trend +0.2 (first purchases, 60 days)": replace(BASE, popularity_weight=0.2),
+    "trend +0.5 (first purchases, 60 days)": replace(BASE, popularity_weight=0.5),
+    "trend +0.5 (first purchases, 21 days)": replace(BASE, popularity_weight=0.5, trend_days=21),
+    "BM25 B 1.0 + once, trend +0.3": replace(BASE, bm25_b=1.0, purchase_once=True, popularity_weight=0.3),
+    "BM25 B 1.0 + once, trend +0.6": replace(BASE, bm25_b=1.0, purchase_once=True, popularity_weight=0.6),
+    "BM25 B 1.0 + once, trend +1.0": replace(BASE, bm25_b=1.0, purchase_once=True, popularity_weight=1.0),
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--profile", choices=("demo", "grocery"), default="grocery")
+    parser.add_argument("--shoppers", type=int, default=None)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--db", type=Path, default=None)
+    parser.add_argument("--only", default="", help="comma-separated variant names (default: all)")
+    args = parser.parse_args()
+
+    about, cutoff, truth, data = store_split(args.profile, args.seed, args.shoppers, 0.2, args.db)
+    print(about)
+    print(f"cutoff {cutoff:%Y-%m-%d %H:%M} UTC; {data.count:,} interactions before it")
+    wanted = [v for v in VARIANTS if not args.only or any(o.strip() in v for o in args.only.split(","))]
+    baseline_model = rec.fit(data, BASE)
+    base_hist = histories(data, BASE)
+    with threadpool_limits(1, "blas"):
+        pop = evaluate(popularity_ranker(baseline_model), truth, base_hist)
+        cosine = evaluate(cosine_ranker(baseline_model, data), truth, base_hist)
+    print(f"\n{'variant':<36} {'p@10':>7} {'ndcg@10':>8} {'vs pop':>7}  fit s")
+    print(f"{'popularity':<36} {pop['p@10 all']:>7.4f} {pop['ndcg@10 all']:>8.4f} {1:>6.2f}x")
+    print(
+        f"{'item-item cosine (K=50)':<36} {cosine['p@10 all']:>7.4f} {cosine['ndcg@10 all']:>8.4f} "
+        f"{cosine['ndcg@10 all'] / pop['ndcg@10 all']:>6.2f}x"
+    )
+    for name in wanted:
+        params = VARIANTS[name]
+        start = time.perf_counter()
+        model = rec.fit(data, params)
+        seconds = time.perf_counter() - start
+        with threadpool_limits(1, "blas"):
+            m = evaluate(als_ranker(model), truth, histories(data, params))
+        print(
+            f"{name:<36} {m['p@10 all']:>7.4f} {m['ndcg@10 all']:>8.4f} "
+            f"{m['ndcg@10 all'] / pop['ndcg@10 all']:>6.2f}x  {seconds:.1f}",
+            flush=True,
+        )
+
+
+if __name__ == "__main__":
+    main()

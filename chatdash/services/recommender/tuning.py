@@ -1,0 +1,279 @@
+"""Parameters chosen per store: a time split of the store's own history, a few candidates, the best kept.
+
+The split holds out the latest orders (20% by default) and scores each candidate
+on what every shopper bought there **for the first time** (ndcg@10 and precision@10,
+binary relevance), ranking from the history before the cutoff exactly as serving
+ranks (`Recommender.rank`). Popularity is scored on the same split, as the yardstick.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+from chatdash.services.recommender.interactions import Interactions, ProgressFn, ShopperHistory
+from chatdash.services.recommender.model import Params, Recommender, fit, weighted_interactions
+
+log = logging.getLogger(__name__)
+
+K = 10
+Ranking = Callable[[ShopperHistory], list[int]]
+
+#: Changes from the starting parameters, tried in this order (most promising first,
+#: from bench/bench_recommender_variants.py) while the time budget lasts. Each needs a fit.
+FIT_CANDIDATES: tuple[dict[str, Any], ...] = (
+    {"purchase_once": True, "bm25_b": 1.0},
+    {"purchase_once": True},
+    {"purchase_once": True, "bm25_b": 1.0, "alpha": 1.0},
+)
+#: Then the best so far with its regularization scaled by these (BM25 shrinks the
+#: weights, so the regularization that suits them moves). Each needs a fit.
+REGULARIZATION_STEPS: tuple[float, ...] = (0.5, 2.0)
+#: Changes to the ranking alone, tried on the best fitted model (no refit: cheap).
+RANK_CANDIDATES: tuple[dict[str, Any], ...] = (
+    {"related_weight": 0.3},
+    {"popularity_weight": 0.2},
+    {"popularity_weight": -0.1},
+)
+
+
+@dataclass(frozen=True)
+class Split:
+    """Interactions before the cutoff, and each shopper's first purchases of a product after it."""
+
+    cutoff: datetime
+    train: Interactions
+    truth: dict[int, set[int]]
+    orders: int  # orders in the store, before and after
+
+
+@dataclass(frozen=True)
+class Quality:
+    ndcg: float
+    precision: float
+    shoppers: int  # shoppers scored
+
+
+@dataclass
+class Tuning:
+    """What the tuning tried and chose, as stored with the model version."""
+
+    params: Params
+    model: Quality
+    popularity: Quality
+    cutoff: datetime
+    train_interactions: int
+    seconds: float
+    candidates: list[dict[str, Any]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "params": asdict(self.params),
+            "holdout": {
+                "cutoff": self.cutoff.isoformat(),
+                "train_interactions": self.train_interactions,
+                "shoppers": self.model.shoppers,
+                "model": {"ndcg@10": round(self.model.ndcg, 5), "precision@10": round(self.model.precision, 5)},
+                "popularity": {
+                    "ndcg@10": round(self.popularity.ndcg, 5),
+                    "precision@10": round(self.popularity.precision, 5),
+                },
+            },
+            "candidates": self.candidates,
+            "seconds": round(self.seconds, 2),
+        }
+
+
+def time_split(data: Interactions, test_share: float = 0.2, min_orders: int = 20) -> Split | None:
+    """Hold out the latest `test_share` of the orders; None when the history is too short
+    (fewer than `min_orders` orders, or no timestamps) or nobody bought anything new after it."""
+    if data.buy_time is None or data.view_time is None or data.cart_time is None:
+        return None
+    orders, first = np.unique(data.buy_order, return_index=True)
+    if len(orders) < min_orders:
+        return None
+    times = np.sort(data.buy_time[first])
+    cutoff = float(times[int(len(times) * (1 - test_share))])
+    before_buy = data.buy_time < cutoff
+    before_view, before_cart = data.view_time < cutoff, data.cart_time < cutoff
+    train = replace(
+        data,
+        view_shopper=data.view_shopper[before_view],
+        view_product=data.view_product[before_view],
+        view_session=data.view_session[before_view],
+        view_count=data.view_count[before_view],
+        view_time=data.view_time[before_view],
+        cart_shopper=data.cart_shopper[before_cart],
+        cart_product=data.cart_product[before_cart],
+        cart_time=data.cart_time[before_cart],
+        buy_shopper=data.buy_shopper[before_buy],
+        buy_product=data.buy_product[before_buy],
+        buy_order=data.buy_order[before_buy],
+        buy_time=data.buy_time[before_buy],
+    )
+    bought_before = set(zip(train.buy_shopper.tolist(), train.buy_product.tolist(), strict=True))
+    truth: dict[int, set[int]] = defaultdict(set)
+    for shopper, product in zip(
+        data.buy_shopper[~before_buy].tolist(), data.buy_product[~before_buy].tolist(), strict=True
+    ):
+        if (shopper, product) not in bought_before:
+            truth[shopper].add(product)
+    if not truth:
+        return None
+    return Split(datetime.fromtimestamp(cutoff, UTC), train, dict(truth), len(orders))
+
+
+def histories(data: Interactions, params: Params, shoppers: set[int] | None = None) -> dict[int, ShopperHistory]:
+    """Each shopper's history in `data`, weighted as training weighs it (and serving reads it)."""
+    shopper_ids, products, weights = weighted_interactions(data, np.sort(data.catalog_ids), params)
+    out: dict[int, ShopperHistory] = {}
+    for row, shopper in enumerate(shopper_ids.tolist()):
+        if shoppers is not None and shopper not in shoppers:
+            continue
+        a, b = weights.indptr[row], weights.indptr[row + 1]
+        items = products[weights.indices[a:b]].tolist()
+        out[shopper] = ShopperHistory(weights=dict(zip(items, weights.data[a:b].tolist(), strict=True)))
+    for shopper, product in zip(data.buy_shopper.tolist(), data.buy_product.tolist(), strict=True):
+        if shopper in out:
+            out[shopper].bought.add(product)
+    category = dict(zip(data.catalog_ids.tolist(), data.catalog_categories, strict=True))
+    views: dict[int, Counter[str]] = defaultdict(Counter)
+    for shopper, product, n in zip(
+        data.view_shopper.tolist(), data.view_product.tolist(), data.view_count.tolist(), strict=True
+    ):
+        if shopper in out:
+            views[shopper][category[product]] += n
+    for shopper, counts in views.items():
+        out[shopper].viewed_categories = [c for c, _n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))]
+    return out
+
+
+def score(rank: Ranking, truth: dict[int, set[int]], hist: dict[int, ShopperHistory]) -> Quality:
+    """Mean ndcg@10 and precision@10 over the shoppers who bought something new."""
+    discounts = 1.0 / np.log2(np.arange(2, K + 2))
+    ndcg, precision = [], []
+    for shopper, bought in truth.items():
+        h = hist.get(shopper, ShopperHistory())
+        relevant = bought - h.bought
+        if not relevant:
+            continue
+        hits = np.array([p in relevant for p in rank(h)[:K]] + [False] * K)[:K]
+        ndcg.append(float(hits @ discounts / discounts[: min(len(relevant), K)].sum()))
+        precision.append(hits.sum() / K)
+    if not ndcg:
+        return Quality(0.0, 0.0, 0)
+    return Quality(float(np.mean(ndcg)), float(np.mean(precision)), len(ndcg))
+
+
+def model_ranking(model: Recommender) -> Ranking:
+    return lambda h: [r.product_id for r in model.rank(h, K)]
+
+
+def popularity_ranking(model: Recommender) -> Ranking:
+    order = model.product_ids[np.argsort(-model.popularity, kind="stable")][: 10 * K].tolist()
+    return lambda h: [p for p in order if p not in h.bought][:K]
+
+
+def tune(
+    data: Interactions,
+    start: Params | None = None,
+    *,
+    budget: float = 120.0,
+    test_share: float = 0.2,
+    progress: ProgressFn | None = None,
+) -> Tuning | None:
+    """Score the starting parameters and, while `budget` seconds last, the candidate
+    changes on a time split of `data`; returns the best (None when the history is too
+    short to split). `progress("tune", done, total)` follows the candidates."""
+    report = progress or (lambda _step, _done, _total: None)
+    began = time.perf_counter()
+    split = time_split(data, test_share)
+    if split is None:
+        return None
+    start = start or Params()
+    total = 1 + len(FIT_CANDIDATES) + len(REGULARIZATION_STEPS) + len(RANK_CANDIDATES)
+    report("tune", 0, total)
+    hist_cache: dict[bool, dict[int, ShopperHistory]] = {}
+
+    def history_for(params: Params) -> dict[int, ShopperHistory]:
+        # Only purchase_once changes how a history is weighed among the candidates.
+        key = params.purchase_once
+        if key not in hist_cache:
+            hist_cache[key] = histories(split.train, params, set(split.truth))
+        return hist_cache[key]
+
+    def evaluate(model: Recommender) -> Quality:
+        with threadpool_limits(1, "blas"):
+            return score(model_ranking(model), split.truth, history_for(model.params))
+
+    candidates: list[dict[str, Any]] = []
+
+    def record(changes: dict[str, Any], quality: Quality, seconds: float) -> None:
+        candidates.append(
+            {
+                "changes": changes,
+                "ndcg@10": round(quality.ndcg, 5),
+                "precision@10": round(quality.precision, 5),
+                "seconds": round(seconds, 2),
+            }
+        )
+
+    t = time.perf_counter()
+    best_model = fit(split.train, start)
+    best = evaluate(best_model)
+    popularity = score(popularity_ranking(best_model), split.truth, history_for(start))
+    record({}, best, time.perf_counter() - t)
+    cost = time.perf_counter() - t
+    done = 1
+    report("tune", done, total)
+    fits = [lambda changes=changes: replace(start, **changes) for changes in FIT_CANDIDATES]
+    fits += [
+        lambda step=step: replace(best_model.params, regularization=best_model.params.regularization * step)
+        for step in REGULARIZATION_STEPS
+    ]
+    tried = {start}
+    for candidate in fits:
+        done += 1
+        params = candidate()
+        if params in tried or time.perf_counter() - began + cost > budget:
+            report("tune", done, total)
+            continue
+        tried.add(params)
+        t = time.perf_counter()
+        model = fit(split.train, params, relations=best_model.relations)  # same data: same tables
+        quality = evaluate(model)
+        cost = time.perf_counter() - t
+        record(_changes(start, params), quality, cost)
+        if quality.ndcg > best.ndcg:
+            best, best_model = quality, model
+        report("tune", done, total)
+    for changes in RANK_CANDIDATES:
+        done += 1
+        t = time.perf_counter()
+        if time.perf_counter() - began + cost / 2 > budget:
+            report("tune", done, total)
+            continue
+        model = copy.copy(best_model)  # shares the factors; only the ranking parameters differ
+        model.params = replace(best_model.params, **changes)
+        quality = evaluate(model)
+        record({**_changes(start, best_model.params), **changes}, quality, time.perf_counter() - t)
+        if quality.ndcg > best.ndcg:
+            best, best_model = quality, model
+        report("tune", done, total)
+    chosen = best_model.params
+    log.info("tuned: ndcg@10 %.4f (popularity %.4f) with %s", best.ndcg, popularity.ndcg, _changes(start, chosen))
+    return Tuning(chosen, best, popularity, split.cutoff, split.train.count, time.perf_counter() - began, candidates)
+
+
+def _changes(start: Params, params: Params) -> dict[str, Any]:
+    a, b = asdict(start), asdict(params)
+    return {k: v for k, v in b.items() if a[k] != v}
