@@ -172,6 +172,8 @@ def test_an_identified_customer_shows_on_site_with_their_live_visit(live_app, br
         expect(panel.locator("#previous-visits")).to_have_text("1")
         expect(panel.locator("#orders-summary")).to_contain_text("1 · ")
 
+        # On a phone the open chat fills the screen: the shopper closes it to shop on.
+        frame.locator("#widget-close").click()
         shop.locator("#add").click()
         expect(panel.locator("#cart-total")).to_have_text(money(tent.price_cents, tent.currency))
         # Still on site once the cart (reported after the heartbeats) has arrived.
