@@ -23,7 +23,6 @@ other write's.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
@@ -44,9 +43,8 @@ from chatdash.services.tracking.storage import (
     TrackResult,
     _CatalogItem,
     _merge_lines,
-    _payload,
-    _product_id,
     clamp_time,
+    event_row,
 )
 
 
@@ -351,22 +349,7 @@ def _store_round(
             in_visit = visit is not None and (
                 min(visit.started_at, now) - FUTURE_SKEW <= at <= visit.last_seen_at + presence.VISIT_TIMEOUT
             )
-            is_page = isinstance(event, PageViewEvent)
-            rows.append(
-                {
-                    "event_id": event.id,
-                    "shopper_id": sid,
-                    "visit_id": visit.id if in_visit else None,
-                    "kind": event.kind,
-                    "url": event.page_url if is_page else event.url,
-                    "title": event.page_title if is_page else event.title,
-                    "referrer": event.page_referrer if is_page else event.referrer,
-                    "product_id": _product_id(catalog, event.data.sku) if isinstance(event, ProductViewEvent) else None,
-                    "payload": json.dumps(_payload(event), separators=(",", ":"), ensure_ascii=False),
-                    "occurred_at": at,
-                    "received_at": now,
-                }
-            )
+            rows.append(event_row(event, sid, visit.id if in_visit else None, catalog, at, now))
     inserted_events = _insert_events(session, rows)
 
     _replace_carts(

@@ -106,6 +106,25 @@ def _payload(event: PageViewEvent | ProductViewEvent | CartEvent | OrderEvent) -
             "total": float(data.total), "currency": data.currency}
 
 
+def event_row(event: PageViewEvent | ProductViewEvent | CartEvent | OrderEvent, shopper_id: int,
+              visit_id: int | None, catalog: dict[str, _CatalogItem], at: datetime, now: datetime) -> dict[str, Any]:
+    """One tracking event as a StoreEvent row (both tracking paths store these)."""
+    is_page = isinstance(event, PageViewEvent)
+    return {
+        "event_id": event.id,
+        "shopper_id": shopper_id,
+        "visit_id": visit_id,
+        "kind": event.kind,
+        "url": event.page_url if is_page else event.url,
+        "title": event.page_title if is_page else event.title,
+        "referrer": event.page_referrer if is_page else event.referrer,
+        "product_id": _product_id(catalog, event.data.sku) if isinstance(event, ProductViewEvent) else None,
+        "payload": json.dumps(_payload(event), separators=(",", ":"), ensure_ascii=False),
+        "occurred_at": at,
+        "received_at": now,
+    }
+
+
 def _insert_events(session: Session, rows: list[dict[str, Any]]) -> set[str]:
     """Insert event rows; returns the event ids actually inserted. A concurrent
     request storing the same ids wins the race and its rows count as duplicates."""
@@ -261,20 +280,7 @@ def track_events(
         # An event belongs to the visit it happened in; not to one that ended long before.
         in_visit = visit is not None and (min(visit.started_at, now) - FUTURE_SKEW
                                           <= at <= visit.last_seen_at + presence.VISIT_TIMEOUT)
-        is_page = isinstance(event, PageViewEvent)
-        rows.append({
-            "event_id": event.id,
-            "shopper_id": shopper.id,
-            "visit_id": visit.id if in_visit else None,
-            "kind": event.kind,
-            "url": event.page_url if is_page else event.url,
-            "title": event.page_title if is_page else event.title,
-            "referrer": event.page_referrer if is_page else event.referrer,
-            "product_id": _product_id(catalog, event.data.sku) if isinstance(event, ProductViewEvent) else None,
-            "payload": json.dumps(_payload(event), separators=(",", ":"), ensure_ascii=False),
-            "occurred_at": at,
-            "received_at": now,
-        })
+        rows.append(event_row(event, shopper.id, visit.id if in_visit else None, catalog, at, now))
     inserted = _insert_events(session, rows)
 
     # A cart event stored by a concurrent retry was applied by that request.
