@@ -642,7 +642,8 @@ def start_app(db: Path, workdir: Path):
         [sys.executable, "-m", "reflex", "run", "--env", "prod", "--loglevel", "info"],
         cwd=ROOT, env=env, stdout=log_path.open("w"), stderr=subprocess.STDOUT, start_new_session=True,
     )
-    app = LiveApp(f"http://127.0.0.1:{port}", f"http://127.0.0.1:{port}", db_url, env, proc, log_path, lock)
+    # localhost, as CHATDASH_PUBLIC_URL: the event socket refuses any other Origin.
+    app = LiveApp(f"http://localhost:{port}", f"http://localhost:{port}", db_url, env, proc, log_path, lock)
     started = time.monotonic()
     while time.monotonic() < started + 900:
         if proc.poll() is not None:
