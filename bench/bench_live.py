@@ -72,6 +72,7 @@ import re
 import resource
 import secrets
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -100,6 +101,8 @@ MARKER_RE = re.compile(rf"bm{RUN_ID}[sr]\d{{6}}")
 MARKER_LEN = 15
 CALLBACK_RE = re.compile(r'ReflexEvent\(\\?"([^"\\]+)\\?",\s*\(?\{\s*\[?"?(\w+)"?\]?\s*:')
 OUTBOX_CALL_RE = re.compile(r"chatdashOutbox\.(\w+)\((.*)\)\s*;?\s*$", re.S)
+# The same call wrapped by chatdash.state.widget.outbox_call (waits for chat.js to load).
+OUTBOX_WRAPPED_RE = re.compile(r"ok\(window\.chatdashOutbox\.(\w+)\((.*?)\)\) : setTimeout", re.S)
 STORE_URL = "https://shop.bench"
 USER_AGENT = ("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
               "Chrome/130.0 Safari/537.36 chatdash-bench")
@@ -255,6 +258,8 @@ class Stats:
     deltas: Counter = field(default_factory=Counter)
     delta_bytes: Counter = field(default_factory=Counter)
     loop_lag: list[float] = field(default_factory=list)
+    reconnects: Counter = field(default_factory=Counter)  # kind -> sockets reconnected after a drop
+    reconnect_time: list[float] = field(default_factory=list)  # drop -> hydrated again, seconds
 
 
 def percentile(values: list[float], q: float) -> float | None:
@@ -342,8 +347,6 @@ class Client:
     kind = "client"
 
     def __init__(self, bench: Bench, idx: int, session, path: str) -> None:
-        import socketio
-
         self.b = bench
         self.idx = idx
         self.session = session
@@ -351,11 +354,18 @@ class Client:
         self.rng = random.Random(f"{bench.args.seed}-{self.kind}-{idx}")
         self.client_token = str(uuid.uuid4())
         self.hydrated = asyncio.Event()
-        self.sio = socketio.AsyncClient(reconnection=False, http_session=session, handle_sigint=False)
-        self.sio.on("event", self._on_event, namespace="/_event")
-        self.sio.on("disconnect", self._on_disconnect, namespace="/_event")
+        self.sio = self._new_socket()
         self.connected = False
+        self.reconnecting = False
         self.headers: dict[str, str] = {}  # sent with the socket's handshake (the admin's cookie)
+
+    def _new_socket(self):
+        import socketio
+
+        sio = socketio.AsyncClient(reconnection=False, http_session=self.session, handle_sigint=False)
+        sio.on("event", self._on_event, namespace="/_event")
+        sio.on("disconnect", self._on_disconnect, namespace="/_event")
+        return sio
 
     async def connect(self) -> None:
         await self.sio.connect(
@@ -365,9 +375,42 @@ class Client:
         self.connected = True
 
     async def _on_disconnect(self, *_args) -> None:
-        if self.connected and not self.b.stop_all.is_set():
-            self.b.stats.errors[f"{self.kind} socket dropped"] += 1
+        dropped = self.connected and not self.b.stop_all.is_set()
         self.connected = False
+        if not dropped:
+            return
+        if self.b.args.reconnect and not self.reconnecting:
+            self.reconnecting = True
+            asyncio.get_running_loop().create_task(self._reconnect(time.perf_counter()))
+        else:
+            self.b.stats.errors[f"{self.kind} socket dropped"] += 1
+
+    async def _reconnect(self, t_drop: float) -> None:
+        """As the page's socket.io client does: connect again (the load balancer picks
+        a live worker), same tab token, and load the page again."""
+        b, delay = self.b, 0.25
+        try:
+            while not b.stop_all.is_set():
+                await b.sleep(delay * (0.5 + self.rng.random()), b.stop_all)
+                self.sio = self._new_socket()
+                try:
+                    await self.connect()
+                    await self.hydrate()
+                    await asyncio.wait_for(self.reopened(), b.args.open_timeout)
+                except Exception:  # noqa: BLE001 - try again, as the browser would
+                    with contextlib.suppress(Exception):
+                        await self.sio.disconnect()
+                    self.connected = False
+                    delay = min(delay * 2, 4.0)
+                    continue
+                b.stats.reconnects[self.kind] += 1
+                b.stats.reconnect_time.append(time.perf_counter() - t_drop)
+                return
+        finally:
+            self.reconnecting = False
+
+    async def reopened(self) -> None:
+        await self.hydrated.wait()
 
     async def emit(self, name: str, payload: dict) -> None:
         if not self.connected:
@@ -422,6 +465,20 @@ class Shopper(Client):
         self.token_ready = asyncio.Event()
         self.page_id = uuid.uuid4().hex[:16]
         self.ready = False
+        # chat.js's outbox: typed and not yet acknowledged (client id -> text); sent
+        # again by the server's init on every (re)load.
+        self.outbox: dict[str, str] = {}
+        self.inited = asyncio.Event()
+
+    async def hydrate(self, client_storage: dict[str, str] | None = None) -> None:
+        self.inited.clear()
+        await super().hydrate(client_storage)
+
+    async def reopened(self) -> None:
+        await self.inited.wait()
+
+    def _settled(self, cid: str) -> None:
+        self.outbox.pop(cid, None)
 
     # What the server asks chat.js to do (rx.call_script), answered as chat.js would.
     async def on_script(self, t: float, payload: dict) -> None:
@@ -429,7 +486,7 @@ class Shopper(Client):
         result = None
         if "storedVisitor()" in code:
             result = self.visitor_token  # "" the first time: the server issues a token
-        elif m := OUTBOX_CALL_RE.search(code):
+        elif (m := OUTBOX_WRAPPED_RE.search(code)) or (m := OUTBOX_CALL_RE.search(code)):
             method, raw = m.group(1), m.group(2)
             try:
                 args = ast.literal_eval(f"({raw},)") if raw.strip() else ()
@@ -439,16 +496,21 @@ class Shopper(Client):
                 if args[1]:
                     self.visitor_token = args[1]
                     self.token_ready.set()
-                result = []  # the outbox is empty: this page never queued anything offline
+                result = [{"id": cid, "text": text} for cid, text in self.outbox.items()]
+                self.inited.set()
             elif method == "ack" and args:
                 self.b.acked(args[0], t)
-            elif method == "ackMany" and args:
+                self._settled(args[0])
+            elif method in ("ackMany", "settle") and args:
                 for cid in args[0]:
                     self.b.acked(cid, t)
+                    self._settled(cid)
                 for cid in (args[1] if len(args) > 1 else []):
                     self.b.refused(cid, "refused in a resend")
+                    self._settled(cid)
             elif method == "fail" and args:
                 self.b.refused(args[0], str(args[1]) if len(args) > 1 else "")
+                self._settled(args[0])
             else:
                 self.b.stats.unknown_scripts[code[:60]] += 1
         else:
@@ -489,13 +551,14 @@ class Shopper(Client):
             self.b.stats.beat_latency.append((time.perf_counter() - t0, self.b.steady(t0)))
 
     async def send_message(self) -> None:
-        if not self.connected:
+        if not self.connected and not self.reconnecting:
             return
         marker = self.b.new_marker("s")
         cid = uuid.uuid4().hex
         text = f"{marker} Hello, {self.rng.choice(QUESTIONS)}"
         t = time.perf_counter()
         self.b.add(Sent(marker, "msg", self.idx, t, self.b.steady(t), cid))
+        self.outbox[cid] = text  # while the socket is down it waits here, as in chat.js
         await self.emit(self.b.names["send"], {"item": {"id": cid, "text": text}})
 
     async def run(self, delay: float) -> None:
@@ -523,7 +586,7 @@ class Shopper(Client):
 
     async def _messages(self, first: float, lo: float, hi: float) -> None:
         await self.b.sleep(first, self.b.stop_sending)
-        while not self.b.stop_sending.is_set() and self.connected:
+        while not self.b.stop_sending.is_set() and (self.connected or self.reconnecting):
             await self.send_message()
             await self.b.sleep(self.rng.uniform(lo, hi), self.b.stop_sending)
 
@@ -582,11 +645,12 @@ class Admin(Client):
             return
         b.stats.admin_open.append(time.perf_counter() - t0)
         lo, hi = b.args.reply_every
-        while not b.stop_sending.is_set() and self.connected:
+        while not b.stop_sending.is_set() and (self.connected or self.reconnecting):
             await b.sleep(self.rng.uniform(lo, hi), b.stop_sending)
             if b.stop_sending.is_set():
                 break
-            await self.select_and_reply()
+            if self.connected:
+                await self.select_and_reply()
 
     async def select_and_reply(self) -> None:
         b = self.b
@@ -631,6 +695,9 @@ class Bench:
         self.stop_all = asyncio.Event()
         self.shoppers: list[Shopper] = []
         self.admins: list[Admin] = []
+        self.t_kill: float | None = None
+        self.acked_before_kill: set[str] = set()
+        self.killed: dict = {}
 
     def steady(self, t: float) -> bool:
         return self.t_steady <= t < self.t_end
@@ -675,6 +742,33 @@ class Bench:
             gc.collect(1)
             gc.freeze()
 
+    async def _kill_worker(self, monitor: Monitor) -> None:
+        """kill -9 the worker process holding the most established sockets, and
+        remember which messages were acknowledged before it."""
+        await self.sleep(self.t_steady + self.args.kill_worker_after - time.perf_counter(), self.stop_all)
+        if self.stop_all.is_set():
+            return
+        port = urlsplit(self.url).port
+        best, most = None, 0
+        for proc in monitor._tree():
+            try:
+                n = sum(1 for c in proc.net_connections("tcp")
+                        if c.status == "ESTABLISHED" and c.laddr and c.laddr.port == port)
+            except monitor.psutil.Error:
+                continue
+            if n > most:
+                best, most = proc, n
+        if best is None:
+            self.stats.errors["kill: no worker with sockets found"] += 1
+            return
+        self.t_kill = time.perf_counter()
+        self.acked_before_kill = {r.marker for r in self.records.values() if r.kind == "msg" and r.t_ack is not None}
+        os.kill(best.pid, signal.SIGKILL)
+        self.killed = {"pid": best.pid, "sockets": most, "at_s": round(self.t_kill - self.t_steady, 1),
+                       "acked_before": len(self.acked_before_kill)}
+        print(f"killed worker {best.pid} (kill -9) holding {most} sockets, "
+              f"{len(self.acked_before_kill)} messages acknowledged before it", flush=True)
+
     async def _sample(self, monitor: Monitor) -> None:
         while not self.stop_all.is_set():
             await self.sleep(1.0, self.stop_all)
@@ -697,6 +791,8 @@ class Bench:
         self.shoppers = [Shopper(self, i, session_for(f"127.0.0.{2 + i % 253}")) for i in range(args.shoppers)]
         helpers = [asyncio.create_task(self._loop_lag()), asyncio.create_task(self._sample(monitor)),
                    asyncio.create_task(self._freeze_heap())]
+        if args.kill_worker_after is not None:
+            helpers.append(asyncio.create_task(self._kill_worker(monitor)))
         t0 = time.perf_counter()
         self.t_steady = t0 + args.ramp
         self.t_end = self.t_steady + args.duration
@@ -805,6 +901,11 @@ def report(args, bench: Bench, monitor: Monitor, db: dict | None, meta: dict) ->
     refused_reasons = Counter(r.refused for r in msgs if r.refused)
     if refused_reasons:
         result["refused_reasons"] = dict(refused_reasons)
+    if st.reconnects or bench.killed:
+        before = [bench.records[m] for m in bench.acked_before_kill]
+        result["reconnect"] = {**summary(st.reconnect_time), "by_kind": dict(st.reconnects)}
+        result["kill"] = {**bench.killed,
+                          "acked_before_not_on_admin_screen": sum(1 for r in before if r.t_arrive is None)}
 
     w = 30
     print()
@@ -830,6 +931,13 @@ def report(args, bench: Bench, monitor: Monitor, db: dict | None, meta: dict) ->
     for label, s, extra in rows:
         print(f"{label:{w}} {s['n']:>6} " + " ".join(f"{fmt_ms(None if s[k] is None else s[k] / 1000):>9}"
                                                      for k in ("p50_ms", "p95_ms", "p99_ms", "max_ms")) + f"  {extra}")
+    if "kill" in result:
+        k = result["kill"]
+        print(f"kill -9 of worker {k.get('pid')} at {k.get('at_s')} s into the steady part, holding "
+              f"{k.get('sockets')} sockets: {k.get('acked_before', 0)} messages acknowledged before it, "
+              f"{k['acked_before_not_on_admin_screen']} of them never on an admin screen; sockets reconnected "
+              f"{dict(st.reconnects)}, drop -> page loaded again p50 {fmt_ms(percentile(st.reconnect_time, 50))} "
+              f"p99 {fmt_ms(percentile(st.reconnect_time, 99))}")
     dup = result["duplicated"]
     print(f"duplicated: {dup['widget_lists']} texts shown twice in a widget list"
           + (f"; database: {dup['db_duplicated_texts']} texts stored twice ({dup['db_extra_copies']} extra copies), "
@@ -878,6 +986,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--beat-every", type=float, default=15.0)
     p.add_argument("--select-timeout", type=float, default=60.0)
     p.add_argument("--open-timeout", type=float, default=60.0)
+    p.add_argument("--reconnect", action="store_true",
+                   help="clients whose socket drops connect again and reload, as the pages do (chat.js resends "
+                        "its outbox); without it a drop is counted as an error")
+    p.add_argument("--kill-worker-after", type=float, default=None, metavar="S",
+                   help="S seconds into the steady part, kill -9 the server worker holding the most sockets "
+                        "(needs several workers and --reconnect)")
     p.add_argument("--keep", action="store_true", help="keep the --start temporary directory (database, log)")
     args = p.parse_args(argv)
     if args.ramp is None:

@@ -58,7 +58,10 @@ class Cluster:
     workdir: Path
     workers: list[Worker] = field(default_factory=list)
 
-    def start_worker(self) -> Worker:
+    def start_worker(self, processes: int = 1) -> Worker:
+        """One `reflex run --env prod --backend-only` on its own port, started the way
+        `./dev serve` starts it (chatdash.serve: a dead worker process is respawned),
+        with `processes` granian worker processes behind that port."""
         port, n = free_port(), len(self.workers)
         log_path = self.workdir / f"worker-{n}.log"
         # Each worker its own model directory, as on separate machines: models
@@ -69,14 +72,14 @@ class Cluster:
             **self.env,
             "CHATDASH_MODEL_DIR": str(self.workdir / f"models-{n}"),
             "CHATDASH_API_URL": f"http://127.0.0.1:{port}",
+            "GRANIAN_WORKERS": str(processes),
         }
         with log_path.open("w") as log:
             proc = subprocess.Popen(
                 [
                     sys.executable,
                     "-m",
-                    "reflex",
-                    "run",
+                    "chatdash.serve",
                     "--env",
                     "prod",
                     "--backend-only",

@@ -192,3 +192,42 @@ def test_a_worker_killed_mid_chat_loses_no_acknowledged_message_and_shows_none_t
     assert all(stored.count(text) == 1 for text in every_acked)
     assert len(stored) == len(set(stored))
     admin.close()
+
+
+def test_a_worker_process_killed_behind_one_port_is_replaced_and_the_port_serves_on(cluster):
+    """`./dev serve` with two worker processes on one port (chatdash.serve): kill -9
+    one process and granian starts another in its place instead of stopping the
+    server (Reflex alone stops every worker then); a shopper and an admin chat
+    through the same port afterwards."""
+    import signal
+    import time
+
+    server = cluster.start_worker(processes=2)
+    cluster.wait_up(server)
+    supervisor = psutil.Process(server.process.pid)
+
+    def workers() -> set[int]:
+        return {p.pid for p in supervisor.children() if p.is_running() and p.status() != psutil.STATUS_ZOMBIE}
+
+    deadline = time.monotonic() + 60
+    while len(before := workers()) < 2:
+        assert time.monotonic() < deadline, f"two worker processes did not start: {before}"
+        time.sleep(0.1)
+    victim = min(before)
+    psutil.Process(victim).send_signal(signal.SIGKILL)
+    deadline = time.monotonic() + 60
+    while not (len(after := workers()) == 2 and victim not in after):
+        assert server.alive(), f"the server stopped with its worker:\n{server.log_path.read_text()[-3000:]}"
+        assert time.monotonic() < deadline, f"no worker replaced {victim}: {after}"
+        time.sleep(0.1)
+    assert after - before, "a new worker process took the dead one's place"
+    cluster.wait_up(server)
+
+    admin = admin_client(cluster, server.url)
+    shopper = shopper_client(server.url)
+    text = f"after the kill {uuid.uuid4().hex[:8]}"
+    shopper.call(WidgetState, "send", {"item": {"id": uuid.uuid4().hex, "text": text}}, path="/widget")
+    wait_for(admin, InboxState, lambda v: any(r["preview"] == text for r in v.get("rows", [])))
+    assert server.alive()
+    shopper.close()
+    admin.close()
