@@ -5,7 +5,7 @@
  *   data-customer-id, data-customer-hmac, data-customer-name, data-customer-email
  * JavaScript API (docs/tracking.md): chatdash.open(), chatdash.close(),
  *   chatdash.track(kind, data), chatdash.identify(customerId, hmac, name, email),
- *   chatdash.visitor(). A page view is reported on every load unless
+ *   chatdash.logout(), chatdash.visitor(). A page view is reported on every load unless
  *   data-page-views="manual".
  */
 (function () {
@@ -288,8 +288,29 @@
       email: who.e }).catch(function () {});
   }
 
+  // The customer logged out of the store (a shared computer, a family tablet):
+  // this browser becomes a new anonymous visitor, so whoever uses it next sees
+  // none of the customer's chat, and nothing they do lands on the customer.
+  // What the customer did until now is sent first, as theirs.
+  function logout() {
+    flushBeacon();
+    setQueue([]);
+    leave();
+    PAGE_ID = newId();  // the old page said it left; the new visitor's beats are another page's
+    customer = { c: "", h: "", n: "", e: "" };  // the page's data-customer-* no longer count
+    store.removeItem(VISITOR_KEY);
+    store.removeItem(CHATTING_KEY);
+    close();
+    if (frame) { frame.remove(); frame = null; }
+    unread = 0;
+    if (badge) badge.style.display = "none";
+    if (preview) preview.style.display = "none";
+    visitor = "";
+    return ensureVisitor().then(function (v) { heartbeat(); return v; });
+  }
+
   window.chatdash = { __loaded: true, open: open, close: close, track: track, identify: identify,
-    visitor: function () { return visitor; } };
+    logout: logout, visitor: function () { return visitor; } };
 
   function start() {
     build();

@@ -281,3 +281,51 @@ def test_logging_in_mid_visit_joins_the_visit_and_the_chat_to_the_customer(live_
     finally:
         admin_ctx.close()
         shop_ctx.close()
+
+
+def test_logging_out_leaves_the_next_person_on_the_computer_none_of_the_customers_chat(
+        live_app, browser, third_party_store, db):
+    """A customer chats, then logs out of the store (which calls chatdash.logout()):
+    the browser is a new anonymous visitor, its chat starts empty, and what the
+    next person writes is a conversation of its own, not the customer's."""
+    customer_id = f"CUST-{uuid.uuid4().hex[:8]}"
+    shop_ctx = browser.new_context(viewport={"width": 1200, "height": 900})
+    admin_ctx = browser.new_context(viewport={"width": 1400, "height": 900})
+    try:
+        admin = admin_page(admin_ctx, live_app)
+        shop = shop_ctx.new_page()
+        shop.goto(third_party_store(f"logout-{customer_id}.html", "Account", customer=signed(customer_id)))
+        frame = open_widget(shop)
+        private = f"My address is 12 Elm Street {uuid.uuid4().hex[:6]}"
+        frame.locator("#widget-input").fill(private)
+        frame.locator("#widget-input").press("Enter")
+        expect(frame.locator(".msg-own", has_text=private).locator(".msg-sent")).to_be_visible()
+        customer_visitor = shop.evaluate("chatdash.visitor()")
+
+        new_visitor = shop.evaluate("chatdash.logout()")  # the store's logout
+        assert new_visitor and new_visitor != customer_visitor
+        expect(shop.locator("#chatdash-frame")).to_have_count(0)
+        expect(shop.locator("#chatdash-panel")).to_be_hidden()
+
+        frame = open_widget(shop)
+        expect(frame.locator("#chat-widget[data-ready='true']")).to_be_visible()
+        next_person = f"Is this in stock {uuid.uuid4().hex[:6]}"
+        frame.locator("#widget-input").fill(next_person)
+        frame.locator("#widget-input").press("Enter")
+        expect(frame.locator(".msg-own", has_text=next_person).locator(".msg-sent")).to_be_visible()
+        # The customer's message was never in this chat (checked after the marker above).
+        expect(frame.locator(".msg-own", has_text=private)).to_have_count(0)
+        # Two conversations in the inbox: the customer's, and the new anonymous visitor's.
+        mine = admin.locator(".conv-row", has_text=next_person)
+        expect(mine).to_have_count(1)
+        expect(mine).to_contain_text(re.compile(r"Visitor [A-Z0-9_-]{6}", re.IGNORECASE))
+        expect(admin.locator(".conv-row", has_text=private)).to_have_count(1)
+        with Session(db) as s:
+            customer = s.exec(select(Shopper).where(Shopper.customer_id == customer_id)).one()
+            from chatdash.models import Conversation, Message
+            theirs = s.exec(select(Message.body).join(Conversation, Conversation.id == Message.conversation_id)
+                            .where(Conversation.shopper_id == customer.id)).all()
+        assert private in theirs and next_person not in theirs
+    finally:
+        admin_ctx.close()
+        shop_ctx.close()
