@@ -9,10 +9,10 @@ from chatdash.state.recommendations import ITEM_ITEM, MODEL, POPULARITY, ParamRo
 S = RecommendationsState
 
 
-def _stat(label: str, value: rx.Var, id_: str, sub: rx.Var | str | None = None) -> rx.Component:
+def _stat(label: str, value: rx.Var | rx.Component, id_: str, sub: rx.Var | str | None = None) -> rx.Component:
     return rx.vstack(
         rx.text(label, size="1", color_scheme="gray"),
-        rx.text(value, size="3", weight="medium", id=id_, overflow_wrap="anywhere"),
+        value if isinstance(value, rx.Component) else rx.text(value, size="3", weight="medium", id=id_),
         *([rx.text(sub, size="1", color_scheme="gray")] if sub is not None else []),
         spacing="0",
         min_width="0",
@@ -27,10 +27,10 @@ def _bar(key: str, color: str) -> rx.Component:
 def _chart(*bars: rx.Component) -> rx.Component:
     return rx.recharts.bar_chart(
         rx.recharts.cartesian_grid(stroke_dasharray="3 3", vertical=False),
-        rx.recharts.x_axis(data_key="metric", tick_line=False),
-        rx.recharts.y_axis(width=44, tick_count=4),
+        rx.recharts.x_axis(data_key="metric", tick_line=False, tick={"fontSize": 12}),
+        rx.recharts.y_axis(width=40, tick_count=4, tick={"fontSize": 11}),
         rx.recharts.graphing_tooltip(),
-        rx.recharts.legend(icon_type="square", icon_size=10),
+        rx.recharts.legend(icon_type="square", icon_size=10, wrapper_style={"fontSize": 12}),
         *bars,
         data=S.chart,
         height=200,
@@ -140,7 +140,8 @@ def recommendations_section() -> rx.Component:
                 rx.vstack(
                     rx.grid(
                         _stat("Trained", S.trained_at, "model-trained-at", "in " + S.trained_seconds),
-                        _stat("Version", S.version, "model-version"),
+                        _stat("Version", rx.code(S.version, size="1", variant="ghost", id="model-version",
+                                                 margin_top="4px"), "model-version"),
                         _stat("Next retrain", S.next_retrain, "model-next-retrain"),
                         _stat("Shoppers", S.shoppers, "model-shoppers"),
                         _stat("Products", S.products, "model-products"),
