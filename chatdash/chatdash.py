@@ -64,16 +64,17 @@ async def presence_sweeper() -> None:
 
 async def recommender_training() -> None:
     """Train once when nothing is trained yet, then retrain on the schedule
-    (settings.retrain_hours). Serving picks new versions up by itself."""
+    (settings.retrain_hours), as a run the model card shows and no Retrain
+    overlaps. Serving picks new versions up by itself (this worker's at once)."""
     from chatdash.db import get_engine
-    from chatdash.services import recommender
+    from chatdash.services.recommender import get_store, runs
 
     await asyncio.sleep(5)  # let migrations and the first requests go first
     while True:
         hours = get_settings().retrain_hours
         try:
             await asyncio.to_thread(
-                recommender.train_if_due, get_engine(), None, timedelta(hours=hours) if hours > 0 else None
+                runs.retrain_if_due, get_engine(), timedelta(hours=hours) if hours > 0 else None, store=get_store()
             )
         except Exception:
             log.exception("recommender training failed")

@@ -239,6 +239,39 @@ class ViewersChanged(DomainEvent):
         return ("viewers", self.conversation_id)
 
 
+# ----- the recommender (Settings → Recommendations)
+
+
+@dataclass(frozen=True)
+class TrainingRunView:
+    """One training of the recommender as the model card shows it."""
+
+    id: int
+    status: str  # running, succeeded, failed
+    trigger: str  # manual (Retrain) or schedule
+    requested_by: str
+    started_at: datetime
+    finished_at: datetime | None
+    step: str  # load, tune, model, relations, save
+    step_done: int
+    step_total: int
+    percent: int
+    error: str
+    version: str  # the version it published (succeeded only)
+
+
+@dataclass(frozen=True)
+class TrainingChanged(DomainEvent):
+    """A training started, moved on, or ended (a succeeded one's version is
+    published to every worker, and loaded by the one that trained it)."""
+
+    run: TrainingRunView
+
+    @property
+    def coalesce_key(self) -> Hashable:
+        return ("training", self.run.id)
+
+
 # --------------------------------------------------------------------------- delivery
 
 Listener = Callable[[list[DomainEvent]], None]

@@ -42,6 +42,7 @@ log = logging.getLogger("chatdash.live")
 
 INBOX = "inbox"
 VISITORS = "visitors"  # every Visitors page
+RECOMMENDER = "recommender"  # every model card (Settings → Recommendations)
 # Events for one tab within this window go out as one update.
 WINDOW = 0.08
 # Streams a client can make as dense as it likes (keystrokes, tracking batches)
@@ -71,6 +72,10 @@ def inbox_topic(_event: DomainEvent) -> str:
 
 def visitors_topic(_event: DomainEvent) -> str:
     return VISITORS
+
+
+def recommender_topic(_event: DomainEvent) -> str:
+    return RECOMMENDER
 
 
 def by_conversation(event: Any) -> str:

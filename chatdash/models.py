@@ -271,6 +271,42 @@ class ModelArtifact(SQLModel, table=True):
     version: str = Field(primary_key=True, max_length=64)
     created_at: datetime = Field(index=True)
     data: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    # The version's manifest.json (when, on how much, with what, how well), so the
+    # model card reads it without unpacking `data` (None: published before 0008).
+    manifest: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+
+
+class RunStatus(StrEnum):
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+class TrainingRun(SQLModel, table=True):
+    """One training of the recommender the staff can watch (Retrain, the
+    schedule). At most one row is `running`, across every worker: the partial
+    unique index is the claim; a runner renews `heartbeat_at` while it lives."""
+
+    __tablename__ = "training_run"
+    __table_args__ = (
+        Index("ux_training_run_running", "status", unique=True,
+              sqlite_where=text("status = 'running'"), postgresql_where=text("status = 'running'")),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    trigger: str = Field(max_length=16)  # "manual" (Retrain) or "schedule"
+    requested_by: str = Field(default="", max_length=320)
+    status: str = Field(default=RunStatus.RUNNING, max_length=16)
+    started_at: datetime = Field(default_factory=utcnow)
+    heartbeat_at: datetime = Field(default_factory=utcnow)
+    finished_at: datetime | None = None
+    # Progress as the training reports it: the step, its count, the whole run's percent.
+    step: str = Field(default="", max_length=32)
+    step_done: int = 0
+    step_total: int = 0
+    percent: int = 0
+    error: str = Field(default="", max_length=1000)
+    version: str = Field(default="", max_length=64)
 
 
 class SavedReply(SQLModel, table=True):

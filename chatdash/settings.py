@@ -75,6 +75,8 @@ class Settings(BaseSettings):
     # it still trains once on first start when nothing is trained yet).
     model_dir: str = ""
     retrain_hours: float = 24.0
+    # Seconds Settings → Recommendations' Retrain may spend choosing parameters.
+    retrain_budget_seconds: float = Field(default=120.0, ge=0)
 
     message_max_chars: int = 4000
     presence_window_seconds: int = 60

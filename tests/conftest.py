@@ -117,7 +117,9 @@ def live_app(tmp_path_factory, smtp_server):
          # and conversations would stop the suite (tests/security test them
          # per socket live, per IP on the services); emails coalesce for 10 s.
          "CHATDASH_NEW_VISITORS_PER_IP": "100000", "CHATDASH_NEW_CONVERSATIONS_PER_IP": "100000",
-         "CHATDASH_EMAIL_COALESCE_MINUTES": str(EMAIL_COALESCE_SECONDS / 60)},
+         "CHATDASH_EMAIL_COALESCE_MINUTES": str(EMAIL_COALESCE_SECONDS / 60),
+         # Settings → Recommendations' Retrain tunes for a few seconds, not two minutes.
+         "CHATDASH_RETRAIN_BUDGET_SECONDS": "4"},
     )
     yield app
     app.stop()

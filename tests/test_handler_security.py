@@ -9,10 +9,11 @@ import pytest
 from sqlmodel import Session, select
 
 from chatdash.db import make_engine
-from chatdash.models import Message
+from chatdash.models import Message, TrainingRun
 from chatdash.services import auth, store_settings
 from chatdash.state.auth import AuthState
 from chatdash.state.notifications import NotificationState
+from chatdash.state.recommendations import RecommendationsState
 from chatdash.state.settings_page import SettingsState
 from tests.live_app import ADMIN_EMAIL
 from tests.reflex_client import RawReflexClient
@@ -37,6 +38,23 @@ def _try_to_enable_emails(client: RawReflexClient) -> None:
     client.call(SettingsState, "save", path="/admin/settings")
 
 
+def _training_runs(engine) -> int:
+    with Session(engine) as s:
+        return len(s.exec(select(TrainingRun)).all())
+
+
+def _newest_model_version(engine) -> str:
+    from chatdash.models import ModelArtifact
+
+    with Session(engine) as s:
+        return s.exec(select(ModelArtifact.version).order_by(ModelArtifact.created_at.desc())).first()
+
+
+def _try_to_retrain(client: RawReflexClient) -> None:
+    client.call(RecommendationsState, "load", path="/admin/settings")
+    client.call(RecommendationsState, "retrain", path="/admin/settings")
+
+
 def _email_settings(engine):
     with Session(engine) as s:
         return store_settings.get_email_notifications(s)
@@ -44,12 +62,14 @@ def _email_settings(engine):
 
 def test_admin_handlers_refuse_a_client_without_a_session(live_app, live_engine):
     _shopper_conversation(live_engine, "an unseen message")  # so the real count is not 0
-    before = _email_settings(live_engine)
+    before, runs_before = _email_settings(live_engine), _training_runs(live_engine)
     client = RawReflexClient(live_app.backend)
     try:
         client.hydrate(path="/admin/settings")
+        _try_to_retrain(client)
         _try_to_enable_emails(client)
         assert _email_settings(live_engine) == before
+        assert _training_runs(live_engine) == runs_before  # no training started
         assert "attacker@evil.test" not in str(client.deltas)
         client.call(NotificationState, "refresh", path="/admin/conversations")
         assert client.seen_values(NotificationState).get("unseen_count", 0) == 0
@@ -167,6 +187,7 @@ OWNER_HANDLERS = {
     "SettingsState.set_recipients_text",
     "TeamState.load", "TeamState.invite", "TeamState.remove", "TeamState.reset_password",
     "TeamState.set_invite_email", "TeamState.set_invite_name",
+    "RecommendationsState.load", "RecommendationsState.retrain",
 }
 
 
@@ -210,10 +231,11 @@ def test_an_agent_cannot_run_the_owners_handlers(live_app, live_engine):
         owner = s.exec(select(AdminUser).where(AdminUser.email == ADMIN_EMAIL)).one()
         owner_id, owner_hash = owner.id, owner.password_hash
         team_before = len(s.exec(select(AdminUser)).all())
-    before = _email_settings(live_engine)
+    before, runs_before = _email_settings(live_engine), _training_runs(live_engine)
     client = RawReflexClient(live_app.backend, cookies=_session_cookie(token))
     try:
         client.hydrate(path="/admin/settings")
+        _try_to_retrain(client)
         _try_to_enable_emails(client)
         client.call(TeamState, "set_invite_email", {"value": "mole@evil.test"}, path="/admin/settings")
         client.call(TeamState, "invite", path="/admin/settings")
@@ -221,12 +243,14 @@ def test_an_agent_cannot_run_the_owners_handlers(live_app, live_engine):
         client.call(TeamState, "remove", {"admin_id": owner_id}, path="/admin/settings")
         client.call(TeamState, "load", path="/admin/settings")
         assert _email_settings(live_engine) == before
+        assert _training_runs(live_engine) == runs_before  # no training started
         with Session(live_engine) as s:
             assert s.get(AdminUser, owner_id).password_hash == owner_hash
             assert len(s.exec(select(AdminUser)).all()) == team_before
             assert not s.exec(select(AdminUser).where(AdminUser.email == "mole@evil.test")).all()
         seen = str(client.deltas)
         assert ADMIN_EMAIL not in seen and "invite?t=" not in seen  # no team list, no link
+        assert _newest_model_version(live_engine) not in seen  # no model card
         # The agent's own work is open to them: the refusals above are the role's.
         secret_conv = _shopper_conversation(live_engine, "an agent may read this")[1]
         from chatdash.state.inbox import InboxState

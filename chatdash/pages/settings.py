@@ -1,11 +1,13 @@
-"""Settings page: email on new conversations and the team (owner only), and
-this browser's sound."""
+"""Settings page: email on new conversations, the team and the recommender's
+model card (owner only), saved replies, and this browser's sound."""
 
 import reflex as rx
 
 from chatdash import routes
 from chatdash.components.frame import admin_page
+from chatdash.components.model_card import recommendations_section
 from chatdash.state.auth import AuthState
+from chatdash.state.recommendations import RecommendationsState
 from chatdash.state.saved_replies import SavedRepliesState, SavedReplyRow
 from chatdash.state.settings_page import SettingsState
 from chatdash.state.team import TeamRow, TeamState
@@ -168,12 +170,12 @@ def _email_section() -> rx.Component:
 
 
 @admin_page(route=routes.SETTINGS, title="Settings",
-            on_load=[SettingsState.load, TeamState.load, SavedRepliesState.load])
+            on_load=[SettingsState.load, TeamState.load, SavedRepliesState.load, RecommendationsState.load])
 def settings() -> rx.Component:
     return rx.box(
         rx.vstack(
             rx.heading("Settings", size="6"),
-            rx.cond(AuthState.is_owner, rx.fragment(_email_section(), team_section())),
+            rx.cond(AuthState.is_owner, rx.fragment(_email_section(), team_section(), recommendations_section())),
             saved_replies_section(),
             rx.card(
                 rx.vstack(

@@ -157,6 +157,7 @@ def start_cluster(workdir: Path, workers: int = 2, extra_env: dict[str, str] | N
         # Every test client comes from 127.0.0.1.
         "CHATDASH_NEW_VISITORS_PER_IP": "100000",
         "CHATDASH_NEW_CONVERSATIONS_PER_IP": "100000",
+        "CHATDASH_RETRAIN_BUDGET_SECONDS": "4",  # Settings → Recommendations' Retrain tunes briefly
         "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",
         **(extra_env or {}),
     }

@@ -20,6 +20,7 @@ from tests.reflex_client import RawReflexClient
 from tests.scale.cluster import start_cluster
 
 CONVERSATIONS = "/admin/conversations"
+SETTINGS = "/admin/settings"
 
 
 @pytest.fixture(scope="module")
@@ -107,6 +108,56 @@ def test_one_of_the_workers_holds_the_leader_lock_for_the_periodic_jobs(cluster)
         for w in cluster.workers
     ]
     assert sum(pid in tree for tree in trees) == 1
+
+
+def test_retrain_pressed_on_both_workers_trains_once_and_both_cards_follow_it(cluster):
+    """Two owners press Retrain at once, each on another worker: one training
+    runs (the database's claim), the other owner is told it is running, and both
+    cards follow its progress (pushed across workers) to the same new version."""
+    import threading
+
+    from sqlmodel import select
+
+    from chatdash.models import RunStatus, TrainingRun
+    from chatdash.state.recommendations import RecommendationsState
+
+    engine = make_engine(cluster.db_url)
+    with Session(engine) as s:
+        runs_before = len(s.exec(select(TrainingRun)).all())
+    clients = [admin_client(cluster, w.url) for w in cluster.workers]
+    try:
+        for c in clients:
+            c.call(RecommendationsState, "load", path=SETTINGS)
+        marks = [len(c.deltas) for c in clients]
+        together = threading.Barrier(len(clients))
+
+        def press(c: RawReflexClient) -> None:
+            together.wait(10)
+            c.call(RecommendationsState, "retrain", path=SETTINGS)
+
+        threads = [threading.Thread(target=press, args=(c,)) for c in clients]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        done = [wait_for(c, RecommendationsState, lambda v: v.get("run_status") == RunStatus.SUCCEEDED, since=m)
+                for c, m in zip(clients, marks, strict=True)]
+        with Session(engine) as s:
+            new = s.exec(select(TrainingRun).order_by(TrainingRun.id)).all()[runs_before:]
+        assert [(r.status, r.trigger) for r in new] == [(RunStatus.SUCCEEDED, "manual")]  # trained once
+        for c, m, last in zip(clients, marks, done, strict=True):
+            shown = [values(d, RecommendationsState) for d in c.deltas[m:]]
+            percents = [v["run_percent"] for v in shown if "run_percent" in v]
+            assert any(0 < p < 100 for p in percents), percents  # progress reached both workers' screens
+            assert f"version {new[0].version} is live" in last["run_note"]
+            assert any(v.get("version") == new[0].version for v in shown)  # the card turned to it
+        notices = [v.get("notice", "") for c, m in zip(clients, marks, strict=True)
+                   for v in (values(d, RecommendationsState) for d in c.deltas[m:])]
+        assert any("already running" in n for n in notices), notices
+    finally:
+        for c in clients:
+            c.close()
+        engine.dispose()
 
 
 def acked(client: RawReflexClient, item_id: str) -> bool:

@@ -210,8 +210,10 @@ def publish(engine: Engine, info: ArtifactInfo) -> None:
     with tarfile.open(fileobj=packed, mode="w:gz", compresslevel=1) as tar:
         for path in sorted(info.path.iterdir()):
             tar.add(path, arcname=path.name)
+    manifest = (info.path / "manifest.json").read_text()
     with Session(engine) as session:
-        session.merge(ModelArtifact(version=info.version, created_at=info.created_at, data=packed.getvalue()))
+        session.merge(ModelArtifact(version=info.version, created_at=info.created_at, data=packed.getvalue(),
+                                    manifest=manifest))
         session.flush()
         keep = select(ModelArtifact.version).order_by(col(ModelArtifact.created_at).desc()).limit(KEEP_VERSIONS)
         session.execute(delete(ModelArtifact).where(col(ModelArtifact.version).not_in(keep.scalar_subquery())))
@@ -226,6 +228,30 @@ def published(engine: Engine) -> tuple[str, datetime] | None:
             .order_by(col(ModelArtifact.created_at).desc()).limit(1)
         ).first()
     return (row[0], row[1]) if row else None
+
+
+def published_manifests(engine: Engine) -> list[dict[str, Any]]:
+    """The manifests of the versions in the database, newest first (what the model card shows)."""
+    with Session(engine) as session:
+        rows = session.execute(
+            select(ModelArtifact.version, ModelArtifact.manifest).order_by(col(ModelArtifact.created_at).desc())
+        ).all()
+        found = []
+        for version, text in rows:
+            if text is None:  # published before manifests had a column of their own
+                text = _packed_manifest(session.get(ModelArtifact, version).data)
+            with contextlib.suppress(TypeError, ValueError):
+                found.append(json.loads(text))
+    return found
+
+
+def _packed_manifest(data: bytes) -> str | None:
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
+        try:
+            member = tar.extractfile("manifest.json")
+        except KeyError:
+            return None
+        return member.read().decode() if member is not None else None
 
 
 def fetch(engine: Engine, version: str, out_dir: Path) -> bool:
@@ -276,6 +302,14 @@ class RecommenderStore:
                     self._next_check = time.monotonic() + self.check_every
             finally:
                 self._lock.release()
+        return self._current
+
+    def reload(self) -> Recommender | None:
+        """Check for a newer version now (a training in this process just published one)."""
+        with self._lock:
+            self._sync()
+            self._refresh()
+            self._next_check = time.monotonic() + self.check_every
         return self._current
 
     def _sync(self) -> None:

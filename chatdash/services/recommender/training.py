@@ -88,8 +88,22 @@ def _train(
     return info
 
 
+def is_due(engine: Engine, out_dir: Path, every: timedelta | None) -> bool:
+    """Nothing was trained yet or, with `every`, the latest version is older than that."""
+    # The database knows what any worker trained; the directory, what this one did.
+    newest = published(engine)
+    created = newest[1] if newest else None
+    if created is None:
+        try:
+            created = datetime.fromisoformat(json.loads((out_dir / LATEST).read_text())["created_at"])
+        except (FileNotFoundError, KeyError, ValueError):
+            created = None
+    return created is None or (every is not None and datetime.now(UTC) - created >= every)
+
+
 def train_if_due(
-    engine: Engine, out_dir: Path | None = None, every: timedelta | None = None, params: Params | None = None
+    engine: Engine, out_dir: Path | None = None, every: timedelta | None = None, params: Params | None = None,
+    progress: ProgressFn | None = None,
 ) -> ArtifactInfo | None:
     """Train when nothing was trained yet or, with `every`, when the latest version is
     older than that. Returns None when not due, when another process is training, or
@@ -98,20 +112,10 @@ def train_if_due(
     store stays tuned until the next `train --tune`)."""
     out_dir = out_dir or default_model_dir()
     with _training_lock(out_dir, blocking=False) as acquired:
-        if not acquired:
-            return None
-        # The database knows what any worker trained; the directory, what this one did.
-        newest = published(engine)
-        created = newest[1] if newest else None
-        if created is None:
-            try:
-                created = datetime.fromisoformat(json.loads((out_dir / LATEST).read_text())["created_at"])
-            except (FileNotFoundError, KeyError, ValueError):
-                created = None
-        if created is not None and (every is None or datetime.now(UTC) - created < every):
+        if not acquired or not is_due(engine, out_dir, every):
             return None
         try:
-            return _train(engine, out_dir, None, params or latest_params(out_dir))
+            return _train(engine, out_dir, progress, params or latest_params(out_dir))
         except RecommenderError as exc:
             log.info("recommender not trained: %s", exc)
             return None
