@@ -355,20 +355,19 @@ def test_widget_shown_marks_only_the_callers_own_replies_seen(live_app, live_eng
 
 # ----- starting a chat from the Visitors page ------------------------------------
 
-def _visitor_on_store(live_app, live_engine) -> tuple[str, int]:
-    """A shopper's store page sends its heartbeat to the live app: (visitor id, shopper id)."""
+def _visitor_on_store(live_app, live_engine, token: str) -> int:
+    """The shopper's store page sends its heartbeat to the live app: their shopper id."""
     import httpx
 
     from chatdash.models import Shopper
     from chatdash.services import identity
 
-    token = identity.issue_visitor_token("test-secret-key")
     r = httpx.post(f"{live_app.backend}/api/presence", timeout=30,
                    json={"visitor": token, "state": "alive", "url": "https://shop.test/tents", "title": "Tents"})
     assert r.status_code == 200, r.text
     visitor_id = identity.verify_visitor_token("test-secret-key", token)
     with Session(live_engine) as s:
-        return visitor_id, s.exec(select(Shopper.id).where(Shopper.visitor_id == visitor_id)).one()
+        return s.exec(select(Shopper.id).where(Shopper.visitor_id == visitor_id)).one()
 
 
 def _try_to_start_a_chat(client: RawReflexClient, shopper_id: int, text: str) -> None:
@@ -387,29 +386,42 @@ def _messages_saying(live_engine, text: str) -> list[Message]:
 def test_starting_a_chat_takes_an_agents_session(live_app, live_engine):
     """Without a session (or with a forged one) the Visitors page's handlers
     list nobody and send nothing; an agent's real session, the same calls, does."""
-    visitor_id, shopper_id = _visitor_on_store(live_app, live_engine)
-    text = f"Hi, can I help? {uuid.uuid4().hex[:6]}"
-    for cookies in (None, _session_cookie("forged-token-value")):
-        stranger = RawReflexClient(live_app.backend, cookies=cookies)
-        try:
-            stranger.hydrate(path="/admin/visitors")
-            _try_to_start_a_chat(stranger, shopper_id, text)
-            assert visitor_id[:6].upper() not in str(stranger.deltas)  # the visitor list never reached it
-        finally:
-            stranger.close()
-    assert _messages_saying(live_engine, text) == []
+    from chatdash.state.widget import WidgetState
 
+    # The shopper has the chat open, with no conversation yet.
+    widget = RawReflexClient(live_app.backend)
+    widget.hydrate(path="/widget")
+    widget.call(WidgetState, "adopt_visitor", {"token": ""}, path="/widget")
+    visitor_token = widget.seen_values(WidgetState)["visitor_token"]
+    shopper_id = _visitor_on_store(live_app, live_engine, visitor_token)
+    label = visitor_token[:6].upper()  # "Visitor XXXXXX" on the Visitors page
+    text = f"Hi, can I help? {uuid.uuid4().hex[:6]}"
     agent_id, token = _agent_session(live_engine)
-    agent = RawReflexClient(live_app.backend, cookies=_session_cookie(token))
     try:
-        agent.hydrate(path="/admin/visitors")
-        _try_to_start_a_chat(agent, shopper_id, text)
-        stored = _messages_saying(live_engine, text)
-        assert [(m.sender, m.admin_id) for m in stored] == [("admin", agent_id)]
-        # The agent is sent to the conversation.
-        assert f"/admin/conversations?c={stored[0].conversation_id}" in str(agent.events)
+        for cookies in (None, _session_cookie("forged-token-value")):
+            stranger = RawReflexClient(live_app.backend, cookies=cookies)
+            try:
+                stranger.hydrate(path="/admin/visitors")
+                _try_to_start_a_chat(stranger, shopper_id, text)
+                assert label not in str(stranger.deltas)  # the visitor list never reached it
+            finally:
+                stranger.close()
+        assert _messages_saying(live_engine, text) == []
+
+        agent = RawReflexClient(live_app.backend, cookies=_session_cookie(token))
+        try:
+            agent.hydrate(path="/admin/visitors")
+            _try_to_start_a_chat(agent, shopper_id, text)
+            assert label in str(agent.deltas)
+            stored = _messages_saying(live_engine, text)
+            assert [(m.sender, m.admin_id) for m in stored] == [("admin", agent_id)]
+            # The agent is sent to the conversation; the shopper's open chat shows the message.
+            assert f"/admin/conversations?c={stored[0].conversation_id}" in str(agent.events)
+            widget.wait_for(lambda d: text in str(d.get(WidgetState.get_full_name(), {})))
+        finally:
+            agent.close()
     finally:
-        agent.close()
+        widget.close()
         from chatdash.models import AdminUser
 
         with Session(live_engine) as s:

@@ -14,7 +14,13 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.test_identified_customer import IPHONE, third_party_store  # noqa: F401
+from tests.browser.test_identified_customer import (  # noqa: F401
+    IPHONE,
+    db,
+    signed,
+    third_party_store,
+    wait_for_visit,
+)
 from tests.browser.test_live_chat import admin_page
 
 pytestmark = pytest.mark.browser
@@ -106,24 +112,27 @@ def test_an_agent_starts_a_chat_and_the_shoppers_widget_opens_with_it(live_app, 
         shop_ctx.close()
 
 
-def test_on_a_phone_the_message_shows_beside_the_launcher_once(live_app, browser, third_party_store):  # noqa: F811
-    """A phone's chat would cover the store: the message shows beside the
-    launcher, a tap opens it. The page never opened the chat, so nothing marks
-    the message seen: only the server's claim keeps a reload from showing it again."""
+def test_on_a_phone_the_message_shows_beside_the_launcher_once(live_app, browser, third_party_store, db):  # noqa: F811
+    """A signed-in customer on a phone. A phone's chat would cover the store: the
+    message shows beside the launcher, a tap opens it. The page never opened the
+    chat, so nothing marks the message seen: only the server's claim keeps a
+    reload from showing it again."""
     tag = uuid.uuid4().hex[:6]
     title = f"Trail Shoes {tag}"
+    customer_id = f"CUST-{tag}"
     admin_ctx = browser.new_context(viewport={"width": 1400, "height": 900})
     phone_ctx = browser.new_context(viewport={"width": 390, "height": 844}, user_agent=IPHONE,
                                     is_mobile=True, has_touch=True)
     try:
         phone = phone_ctx.new_page()
-        phone.goto(third_party_store(f"shoes-{tag}.html", title))
+        phone.goto(third_party_store(f"shoes-{tag}.html", title, customer=signed(customer_id)))
         expect(phone.locator("#chatdash-launcher")).to_be_visible()
+        wait_for_visit(db, customer_id, title)  # the store's page has said who is signed in
 
         admin = admin_page(admin_ctx, live_app)
         visitors_page(admin)
         row = admin.locator(".visitor-row", has_text=title)
-        expect(row).to_be_visible()
+        expect(row.get_by_text("customer", exact=True)).to_be_visible()  # identified by the store
         text = f"Those run small: want the size chart? {tag}"
         start_chat(admin, row, text)
         admin.locator("#composer-send").click()
