@@ -121,8 +121,7 @@ def test_on_a_phone_the_message_shows_beside_the_launcher_once(live_app, browser
     title = f"Trail Shoes {tag}"
     customer_id = f"CUST-{tag}"
     admin_ctx = browser.new_context(viewport={"width": 1400, "height": 900})
-    phone_ctx = browser.new_context(viewport={"width": 390, "height": 844}, user_agent=IPHONE,
-                                    is_mobile=True, has_touch=True)
+    phone_ctx = browser.new_context(viewport={"width": 390, "height": 844}, user_agent=IPHONE)
     try:
         phone = phone_ctx.new_page()
         phone.goto(third_party_store(f"shoes-{tag}.html", title, customer=signed(customer_id)))
