@@ -199,6 +199,12 @@ def test_only_a_visitor_on_the_store_now(any_engine):
     with Session(any_engine) as s:
         assert s.exec(select(Conversation)).all() == []
 
+    # A page that just said "left" (the shopper may be on the next page already): the message
+    # is taken, and waits in the chat.
+    between_pages, shopper_id = on_store(any_engine)
+    presence.beat(between_pages, False, engine=any_engine)
+    assert start(any_engine, dana.id, shopper_id).created
+
 
 def test_messages_are_checked_for_shape_and_size(any_engine):
     dana = agent(any_engine, "Dana")

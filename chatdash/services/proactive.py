@@ -23,7 +23,7 @@ from sqlmodel import col, select
 
 from chatdash import events
 from chatdash.db import session_scope, write_scope
-from chatdash.models import Conversation, Message, Sender, Shopper, Status, utcnow
+from chatdash.models import Conversation, Message, Sender, Shopper, Status, Visit, utcnow
 from chatdash.services import conversations as convs
 from chatdash.services.conversations import ChatError
 from chatdash.services.ratelimit import limiter
@@ -78,8 +78,7 @@ def start_chat(agent_id: int, shopper_id: object, client_id: object, text: objec
     window = settings.presence_window_seconds
     with write_scope(engine) as session:
         shopper = _shopper(session, shopper_id)
-        if shopper is None or not convs.is_on_site(convs.live_visit(session, shopper.id, window_seconds=window),
-                                                    utcnow(), window):
+        if shopper is None or not _seen_lately(session, shopper.id, window):
             raise ChatError("That visitor has left the store.")
         conv = convs.open_conversation_for(session, shopper.id)
         if conv is not None:
@@ -110,6 +109,18 @@ def start_chat(agent_id: int, shopper_id: object, client_id: object, text: objec
             convs.record_filed(session, conv.id, change, agent_id, window)
         events.record(session, events.ChatStartedByAgent(shopper.id, conv.id, message, agent_id))
         return StartedChat(conv.id, shopper.id, message.id, True)
+
+
+def _seen_lately(session, shopper_id: int, window_seconds: int) -> bool:
+    """A page of the shopper's was alive within the presence window. A closed
+    page's "left" does not count against it: moving to the next page, that
+    beacon can be stored after the new page's first heartbeat (it then reads
+    as gone until the next one), and a message to a shopper who really left
+    just waits in their chat."""
+    since = utcnow() - timedelta(seconds=window_seconds)
+    return session.exec(
+        select(Visit.id).where(Visit.shopper_id == shopper_id, Visit.last_seen_at >= since).limit(1)
+    ).first() is not None
 
 
 def _shopper(session, shopper_id: int) -> Shopper | None:

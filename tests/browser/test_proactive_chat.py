@@ -21,7 +21,7 @@ from tests.browser.test_identified_customer import (  # noqa: F401
     third_party_store,
     wait_for_visit,
 )
-from tests.browser.test_live_chat import admin_page
+from tests.browser.test_live_chat import admin_page, open_widget
 
 pytestmark = pytest.mark.browser
 SHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "shots"
@@ -155,3 +155,48 @@ def test_on_a_phone_the_message_shows_beside_the_launcher_once(live_app, browser
     finally:
         admin_ctx.close()
         phone_ctx.close()
+
+
+def test_a_shopper_who_chatted_before_gets_it_in_the_same_conversation(live_app, browser, third_party_store):  # noqa: F811
+    """The shopper wrote earlier and closed the chat; on the next page it is
+    loaded collapsed. The agent's opening message joins that conversation and
+    the chat opens with both messages in it."""
+    tag = uuid.uuid4().hex[:6]
+    admin_ctx = browser.new_context(viewport={"width": 1400, "height": 900})
+    shop_ctx = browser.new_context(viewport={"width": 1200, "height": 900})
+    try:
+        shop = shop_ctx.new_page()
+        shop.goto(third_party_store(f"bags-{tag}.html", f"Bags {tag}"))
+        frame = open_widget(shop)
+        earlier = f"Do you have the daypack in blue? {tag}"
+        frame.locator("#widget-input").fill(earlier)
+        frame.locator("#widget-input").press("Enter")
+        expect(frame.locator(".msg-own", has_text=earlier).locator(".msg-sent")).to_be_visible()
+        frame.locator("#widget-close").click()
+        expect(shop.locator("#chatdash-panel")).to_be_hidden()
+
+        title = f"Daypack 20L {tag}"
+        shop.goto(third_party_store(f"daypack-{tag}.html", title))
+        expect(shop.locator("#chatdash-frame")).to_have_count(1)  # loaded collapsed: replies show beside the launcher
+        expect(shop.locator("#chatdash-panel")).to_be_hidden()
+
+        admin = admin_page(admin_ctx, live_app)
+        visitors_page(admin)
+        row = admin.locator(".visitor-row", has_text=title)
+        expect(row.locator(".visitor-open-chat")).to_be_visible()  # they have a conversation
+        text = f"It comes in blue, yes. Shall I send it to the chat? {tag}"
+        start_chat(admin, row, text)
+        admin.locator("#composer-input").press("Enter")
+        expect(admin).to_have_url(re.compile(r"/admin/conversations/?\?c=\d+$"))
+        expect(admin.locator("#message-list .msg-other", has_text=earlier)).to_be_visible()
+        expect(admin.locator("#message-list .msg-own", has_text=text)).to_be_visible()
+
+        expect(shop.locator("#chatdash-panel")).to_be_visible(timeout=POPUP_TIMEOUT)
+        frame = shop.frame_locator("#chatdash-frame")
+        expect(frame.locator("#message-list .msg-own", has_text=earlier)).to_be_visible()
+        expect(frame.locator("#message-list .msg-other", has_text=text)).to_be_visible()
+        # Shown, so seen: the agent's message is marked seen on their side.
+        expect(admin.locator("#message-list .msg-own", has_text=text).locator(".msg-seen")).to_be_visible()
+    finally:
+        admin_ctx.close()
+        shop_ctx.close()
