@@ -177,6 +177,19 @@ class Typing(DomainEvent):
         return ("typing", self.conversation_id, self.side, self.agent_id)
 
 
+@dataclass(frozen=True)
+class ChatStartedByAgent(DomainEvent):
+    """An agent wrote first to a shopper on the store (a proactive message):
+    the shopper's widget, open or not yet following a conversation, shows it;
+    their Visitors row now has a conversation. (The message itself also
+    travels as `MessagePosted`, for the screens following the conversation.)"""
+
+    shopper_id: int
+    conversation_id: int
+    message: MessageView
+    agent_id: int
+
+
 # ----- the agent workspace (team, status, assignment, notes, viewing)
 
 

@@ -191,6 +191,11 @@ class Conversation(SQLModel, table=True):
     last_shopper_message_id: int = 0
     # The agent looking after it (None: unassigned).
     assignee_id: int | None = Field(default=None, foreign_key="adminuser.id", ondelete="SET NULL")
+    # An agent started the chat (services/proactive.py): the latest message
+    # that should open the shopper's widget by itself, and the latest one a
+    # store page has already opened it for (each opens it once).
+    proactive_message_id: int = 0
+    proactive_shown_id: int = 0
 
 
 class Message(SQLModel, table=True):

@@ -175,7 +175,7 @@ def _payload_for(cls: type, name: str, conv_id: int) -> dict:
     import inspect
 
     params = list(inspect.signature(cls.event_handlers[name].fn).parameters)[1:]
-    form = {"reply": "injected reply", "note": "injected reply"}
+    form = {"reply": "injected reply", "note": "injected reply", "message": "injected reply"}
     return {p: (form if p == "form_data" else conv_id) for p in params}
 
 
@@ -205,7 +205,8 @@ def test_every_admin_handler_checks_the_role():
     # The enumeration really sees the workspace's handlers, as an agent's.
     for name in ("ChatState.resolve", "ChatState.assign", "ChatState.send_note", "ChatState.still_viewing",
                  "InboxState.set_filter", "InboxState.search", "SavedRepliesState.add",
-                 "SavedRepliesState.remove"):
+                 "SavedRepliesState.remove", "VisitorsState.open_composer", "VisitorsState.start_chat",
+                 "VisitorsState.set_composer_open"):
         assert roles[name] == Role.AGENT
 
 
@@ -374,3 +375,80 @@ def test_widget_shown_marks_only_the_callers_own_replies_seen(live_app, live_eng
     finally:
         stranger.close()
         owner.close()
+
+
+# ----- starting a chat from the Visitors page ------------------------------------
+
+def _visitor_on_store(live_app, live_engine, token: str) -> int:
+    """The shopper's store page sends its heartbeat to the live app: their shopper id."""
+    import httpx
+
+    from chatdash.models import Shopper
+    from chatdash.services import identity
+
+    r = httpx.post(f"{live_app.backend}/api/presence", timeout=30,
+                   json={"visitor": token, "state": "alive", "url": "https://shop.test/tents", "title": "Tents"})
+    assert r.status_code == 200, r.text
+    visitor_id = identity.verify_visitor_token("test-secret-key", token)
+    with Session(live_engine) as s:
+        return s.exec(select(Shopper.id).where(Shopper.visitor_id == visitor_id)).one()
+
+
+def _try_to_start_a_chat(client: RawReflexClient, shopper_id: int, text: str) -> None:
+    from chatdash.state.visitors import VisitorsState
+
+    client.call(VisitorsState, "load", path="/admin/visitors")
+    client.call(VisitorsState, "open_composer", {"shopper_id": shopper_id}, path="/admin/visitors")
+    client.call(VisitorsState, "start_chat", {"form_data": {"message": text}}, path="/admin/visitors")
+
+
+def _messages_saying(live_engine, text: str) -> list[Message]:
+    with Session(live_engine) as s:
+        return list(s.exec(select(Message).where(Message.body == text)).all())
+
+
+def test_starting_a_chat_takes_an_agents_session(live_app, live_engine):
+    """Without a session (or with a forged one) the Visitors page's handlers
+    list nobody and send nothing; an agent's real session, the same calls, does."""
+    from chatdash.state.widget import WidgetState
+
+    # The shopper has the chat open, with no conversation yet.
+    widget = RawReflexClient(live_app.backend)
+    widget.hydrate(path="/widget")
+    widget.call(WidgetState, "adopt_visitor", {"token": ""}, path="/widget")
+    visitor_token = widget.seen_values(WidgetState)["visitor_token"]
+    shopper_id = _visitor_on_store(live_app, live_engine, visitor_token)
+    label = visitor_token[:6].upper()  # "Visitor XXXXXX" on the Visitors page
+    text = f"Hi, can I help? {uuid.uuid4().hex[:6]}"
+    agent_id, token = _agent_session(live_engine)
+    try:
+        for cookies in (None, _session_cookie("forged-token-value")):
+            stranger = RawReflexClient(live_app.backend, cookies=cookies)
+            try:
+                stranger.hydrate(path="/admin/visitors")
+                _try_to_start_a_chat(stranger, shopper_id, text)
+                assert label not in str(stranger.deltas)  # the visitor list never reached it
+            finally:
+                stranger.close()
+        assert _messages_saying(live_engine, text) == []
+
+        agent = RawReflexClient(live_app.backend, cookies=_session_cookie(token))
+        try:
+            agent.hydrate(path="/admin/visitors")
+            _try_to_start_a_chat(agent, shopper_id, text)
+            assert label in str(agent.deltas)
+            stored = _messages_saying(live_engine, text)
+            assert [(m.sender, m.admin_id) for m in stored] == [("admin", agent_id)]
+            # The agent is sent to the conversation; the shopper's open chat shows the message.
+            assert f"/admin/conversations?c={stored[0].conversation_id}" in str(agent.events)
+            widget.wait_for(lambda d: text in str(d.get(WidgetState.get_full_name(), {})))
+        finally:
+            agent.close()
+    finally:
+        widget.close()
+        from chatdash.models import AdminUser
+
+        with Session(live_engine) as s:
+            auth.end_session(s, token)
+            s.delete(s.get(AdminUser, agent_id))
+            s.commit()

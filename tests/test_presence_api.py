@@ -98,3 +98,35 @@ def test_identify_joins_the_browser_to_the_customer_only_with_the_stores_hmac(cl
     assert r.status_code == 200 and r.json()["ok"] is True
     with Session(get_engine()) as s:
         assert s.exec(select(Shopper.visitor_id).where(Shopper.customer_id == "C-1")).one() == visitor_id
+
+
+def test_the_heartbeat_after_an_agent_writes_first_opens_the_chat_once(client):
+    """The store page learns of an agent's opening message from its heartbeat's
+    answer, once; a page's closing beacon never takes it."""
+    import uuid
+
+    from sqlmodel import Session, select
+
+    from chatdash.models import Role, Shopper
+    from chatdash.services import auth, proactive
+    from chatdash.services.ratelimit import clear_limiters
+
+    clear_limiters()
+    with Session(get_engine()) as s:
+        dana = auth.create_admin(s, "dana@store.test", "agent-password-1", "Dana", role=Role.AGENT)
+        s.commit()
+    t = token()
+    visitor_id = identity.verify_visitor_token(get_settings().secret_key, t)
+    beat = {"visitor": t, "state": "alive", "url": "https://shop.test/tents", "title": "Tents"}
+    assert "chat" not in client.post("/api/presence", json=beat).json()
+    with Session(get_engine()) as s:
+        shopper_id = s.exec(select(Shopper.id).where(Shopper.visitor_id == visitor_id)).one()
+    started = proactive.start_chat(dana.id, shopper_id, uuid.uuid4().hex, "Hi, can I help with the <b>tents</b>?")
+
+    assert client.post("/api/presence", json={"visitor": t, "state": "left", "page": "page0000left"}).json() == {
+        "ok": True, "next": 15}
+    answer = client.post("/api/presence", json=beat).json()
+    assert answer["chat"] == {"open": True, "message": started.message_id,
+                              "text": "Hi, can I help with the <b>tents</b>?"}  # text: the page never renders HTML
+    assert "chat" not in client.post("/api/presence", json=beat).json()
+    clear_limiters()

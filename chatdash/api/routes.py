@@ -18,7 +18,7 @@ from chatdash.api import admin_session, team_invite, track
 from chatdash.api.http import ApiError, check_origin, client_address, read_json, shopper_cors
 from chatdash.api.middleware import BodyTimeout, SecurityHeaders
 from chatdash.db import get_engine
-from chatdash.services import customers, identity, presence
+from chatdash.services import customers, identity, presence, proactive
 from chatdash.services.closed_pages import closed_pages
 from chatdash.services.ratelimit import limiter
 from chatdash.settings import get_settings
@@ -68,7 +68,9 @@ async def _visitor(request: Request) -> JSONResponse:
 
 
 async def _presence_beat(request: Request) -> JSONResponse:
-    """Heartbeat ({"state": "alive", url, title}) or page closed ({"state": "left"})."""
+    """Heartbeat ({"state": "alive", url, title}) or page closed ({"state": "left"}).
+    The answer to a heartbeat may say `chat: {open, message, text}`: an agent
+    wrote first (services/proactive.py), and this page opens the widget."""
     check_origin(request)
     data = await read_json(request, MAX_PRESENCE_BODY)
     if not isinstance(data, dict):
@@ -94,9 +96,19 @@ async def _presence_beat(request: Request) -> JSONResponse:
         await closed_pages().close(page)
     elif page and await closed_pages().is_closed(page):
         return JSONResponse({"ok": True, "ignored": "page already closed"})
-    await run_in_threadpool(presence.beat, visitor_id, state == "alive",
-                            user_agent=request.headers.get("user-agent", ""), url=url[:2000], title=title[:300])
-    return JSONResponse({"ok": True, "next": HEARTBEAT_SECONDS})
+    popup = await run_in_threadpool(_beat, visitor_id, state == "alive", request.headers.get("user-agent", ""),
+                                    url[:2000], title[:300])
+    answer: dict[str, object] = {"ok": True, "next": HEARTBEAT_SECONDS}
+    if popup is not None:
+        # An agent wrote first: the page opens the chat (once: this answer claimed it).
+        answer["chat"] = {"open": True, "message": popup.message_id, "text": popup.text}
+    return JSONResponse(answer)
+
+
+def _beat(visitor_id: str, alive: bool, user_agent: str, url: str, title: str) -> proactive.Popup | None:
+    """The heartbeat, and (from a live page) an agent's opening message to pop up."""
+    presence.beat(visitor_id, alive, user_agent=user_agent, url=url, title=title)
+    return proactive.claim_popup(visitor_id) if alive else None
 
 
 async def _identify(request: Request) -> JSONResponse:

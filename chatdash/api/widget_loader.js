@@ -50,10 +50,53 @@
   // not count after the page's own "left" beacon.
   var PAGE_ID = newId();
 
+  var beats = 0;
   function heartbeat() {
     if (!visitor || document.visibilityState === "hidden") return;
     post("/api/presence", { visitor: visitor, state: "alive", page: PAGE_ID, url: location.href.slice(0, 2000),
-      title: document.title.slice(0, 300) }).catch(function () {});
+      title: document.title.slice(0, 300) }).then(function (r) { return r.ok ? r.json() : null; })
+      .then(function (data) {
+        if (data && data.chat && data.chat.open) agentWrote(data.chat);
+        // How many answers this page has acted on (tests wait on it).
+        if (button) button.setAttribute("data-beats", String(++beats));
+      }).catch(function () {});
+  }
+
+  // An agent started a chat with this shopper: the server hands the popup to
+  // one heartbeat only, so it opens once per message (not again on reload).
+  // On a phone the chat would cover the store: the message shows beside the
+  // launcher instead, a tap away.
+  function agentWrote(chat) {
+    chime();
+    if (isOpen()) return;
+    if (window.matchMedia && window.matchMedia("(max-width:480px)").matches) {
+      var text = String(chat.text || "").slice(0, 140);
+      // A chat loaded collapsed may have shown this very message already.
+      if (preview.style.display === "block" && preview.textContent === text) return;
+      unread += 1;
+      badge.textContent = String(unread);
+      badge.style.display = "block";
+      preview.textContent = text;  // text, never HTML
+      preview.style.display = "block";
+      return;
+    }
+    show();
+  }
+  function chime() {
+    try {
+      var ctx = new (window.AudioContext || window.webkitAudioContext)();
+      var gain = ctx.createGain();
+      gain.gain.value = 0.04;
+      gain.connect(ctx.destination);
+      [660, 880].forEach(function (hz, i) {
+        var osc = ctx.createOscillator();
+        osc.frequency.value = hz;
+        osc.connect(gain);
+        osc.start(ctx.currentTime + i * 0.12);
+        osc.stop(ctx.currentTime + i * 0.12 + 0.1);
+      });
+      setTimeout(function () { ctx.close(); }, 600);
+    } catch (e) { /* no sound (autoplay policy): the open chat is the news */ }
   }
 
   function leave() {
@@ -125,6 +168,9 @@
     if (data.type === "chatdash:close") close();
     else if (data.type === "chatdash:chatting") store.setItem(CHATTING_KEY, "1");
     else if (data.type === "chatdash:reply" && !isOpen()) {
+      // A message that an agent started the chat with opens the panel: ask now
+      // rather than at the next heartbeat.
+      heartbeat();
       unread += 1;
       badge.textContent = String(unread);
       badge.style.display = "block";
@@ -148,6 +194,13 @@
     // Clicked before this page knows its visitor (a slow /api/visitor): the
     // wish is kept and the chat opens as soon as the visitor is known.
     if (!visitor) { session.setItem(OPEN_KEY, here()); return; }
+    show();
+    // Open again after a reload of this page, not on the next page.
+    session.setItem(OPEN_KEY, here());
+  }
+  // The panel shown: by the shopper (open), or by an agent's first message,
+  // which is not the shopper's choice and does not come back on a reload.
+  function show() {
     load(false);
     if (collapsedFrame) {
       collapsedFrame = false;
@@ -158,8 +211,6 @@
     preview.style.display = "none";
     badge.style.display = "none";
     unread = 0;
-    // Open again after a reload of this page, not on the next page.
-    session.setItem(OPEN_KEY, here());
   }
   function close() {
     if (panel) panel.style.display = "none";

@@ -3,6 +3,7 @@
 import reflex as rx
 
 from chatdash import routes
+from chatdash.components.chat import length_counter
 from chatdash.components.frame import admin_page
 from chatdash.state.visitors import VisitorsState, VisitorView
 
@@ -31,15 +32,71 @@ def _visitor(v: VisitorView) -> rx.Component:
                       class_name="visitor-cart"),
         rx.table.cell(rx.text(v.since, size="2", color_scheme="gray")),
         rx.table.cell(
-            rx.cond(
-                v.conversation_id > 0,
-                rx.link(rx.button(rx.icon("message-circle", size=14), "Open chat", size="1", variant="soft"),
-                        href=routes.CONVERSATIONS + "?c=" + v.conversation_id.to_string()),
-                rx.text("—", color_scheme="gray", size="2"),
+            rx.hstack(
+                rx.button(rx.icon("send", size=14), "Start chat", size="1", variant="solid",
+                          on_click=VisitorsState.open_composer(v.shopper_id), class_name="visitor-start-chat"),
+                rx.cond(
+                    v.conversation_id > 0,
+                    rx.link(rx.button(rx.icon("message-circle", size=14), "Open chat", size="1", variant="soft"),
+                            href=routes.CONVERSATIONS + "?c=" + v.conversation_id.to_string(),
+                            class_name="visitor-open-chat"),
+                ),
+                spacing="2",
+                align="center",
             ),
         ),
         id="visitor-" + v.shopper_id.to_string(),
         class_name="visitor-row",
+    )
+
+
+def _composer() -> rx.Component:
+    """Start chat: the opening message, which opens the chat on the visitor's screen."""
+    return rx.dialog.root(
+        rx.dialog.content(
+            rx.dialog.title("Start a chat with " + VisitorsState.composer_label),
+            rx.dialog.description(
+                "They are on the store now. Your message opens the chat on their screen "
+                "(within a heartbeat, about 15 seconds), and their answer comes to you in Conversations.",
+                size="2", color_scheme="gray", margin_bottom="12px",
+            ),
+            rx.form(
+                rx.vstack(
+                    rx.cond(
+                        VisitorsState.composer_error != "",
+                        rx.callout(VisitorsState.composer_error, icon="triangle-alert", color_scheme="red",
+                                   size="1", width="100%", id="composer-error"),
+                    ),
+                    rx.text_area(
+                        name="message",
+                        id="composer-input",
+                        placeholder="Hi! Can I help you find anything? (Enter sends)",
+                        max_length=VisitorsState.composer_max_chars,
+                        rows="3",
+                        resize="vertical",
+                        width="100%",
+                        auto_focus=True,
+                        custom_attrs={"data-send-button": "composer-send", "data-counter": "composer-counter"},
+                    ),
+                    length_counter("composer-counter"),
+                    rx.hstack(
+                        rx.dialog.close(rx.button("Cancel", variant="soft", color_scheme="gray", type="button")),
+                        rx.button(rx.icon("send", size=14), "Send", type="submit", id="composer-send"),
+                        justify="end",
+                        width="100%",
+                        spacing="2",
+                    ),
+                    spacing="2",
+                    width="100%",
+                ),
+                on_submit=VisitorsState.start_chat,
+                reset_on_submit=False,
+            ),
+            max_width="480px",
+            id="start-chat-dialog",
+        ),
+        open=VisitorsState.composer_open,
+        on_open_change=VisitorsState.set_composer_open,
     )
 
 
@@ -86,7 +143,7 @@ def visitors() -> rx.Component:
                             rx.table.column_header_cell("Pages", text_align="right"),
                             rx.table.column_header_cell("Cart", text_align="right"),
                             rx.table.column_header_cell("Since"),
-                            rx.table.column_header_cell("Conversation"),
+                            rx.table.column_header_cell("Chat"),
                         ),
                     ),
                     rx.table.body(rx.foreach(VisitorsState.visitors, _visitor)),
@@ -95,6 +152,7 @@ def visitors() -> rx.Component:
                     id="visitor-table",
                 ),
             ),
+            _composer(),
             spacing="4",
             width="100%",
             max_width="1200px",

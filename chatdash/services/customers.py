@@ -139,6 +139,10 @@ def _merge_conversations(session: Session, source_id: int, target_id: int) -> tu
         if source.last_shopper_message_id:
             target.admin_seen_message_id = min(target.admin_seen_message_id, source.admin_seen_message_id)
         target.shopper_seen_message_id = min(target.shopper_seen_message_id, source.shopper_seen_message_id)
+        # An agent's opening message to the anonymous browser still opens the customer's widget once.
+        if source.proactive_message_id > target.proactive_message_id:
+            target.proactive_message_id = source.proactive_message_id
+            target.proactive_shown_id = source.proactive_shown_id
         source.status = MERGED
         session.add_all([source, target])
         session.flush()

@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import uuid
 from typing import Any
 from urllib.parse import urlsplit
 
-from chatdash import live
-from chatdash.events import PresenceChanged, ShopperActivity
-from chatdash.services import visitors
+import reflex as rx
+
+from chatdash import live, routes
+from chatdash.events import ChatStartedByAgent, PresenceChanged, ShopperActivity
+from chatdash.services import proactive, visitors
+from chatdash.settings import get_settings
 from chatdash.state.auth import AuthState, admin_event
 from chatdash.state.views import clock, money
 
@@ -61,6 +65,18 @@ class VisitorsState(AuthState):
     visitors: list[VisitorView] = []
     sort_by: str = "recent"
 
+    # "Start chat": the composer for one visitor's opening message.
+    composer_open: bool = False
+    composer_shopper_id: int = 0
+    composer_label: str = ""
+    composer_error: str = ""
+    # One id per opened composer: a double click or a re-sent form stores one message.
+    _composer_client_id: str = ""
+
+    @rx.var
+    def composer_max_chars(self) -> int:
+        return min(proactive.MAX_CHARS, get_settings().message_max_chars)
+
     @admin_event
     async def load(self):
         live.subscribe(self, live.VISITORS)
@@ -72,6 +88,47 @@ class VisitorsState(AuthState):
             return
         self.sort_by = value
         self.visitors = self._sorted(self.get_value("visitors"))
+
+    # ----- start a chat -------------------------------------------------
+    @admin_event
+    def open_composer(self, shopper_id: Any):
+        """The row's "Start chat": only a visitor this page lists (on the store now)."""
+        if not isinstance(shopper_id, int) or isinstance(shopper_id, bool):
+            return
+        row = next((v for v in self.get_value("visitors") if v.shopper_id == shopper_id), None)
+        if row is None:
+            return
+        self.composer_shopper_id = shopper_id
+        self.composer_label = row.label
+        self.composer_error = ""
+        self._composer_client_id = uuid.uuid4().hex
+        self.composer_open = True
+
+    @admin_event
+    def set_composer_open(self, value: Any):
+        """The dialog's own open/close (Esc, Cancel, a click outside): it only closes here."""
+        if value is False:
+            self.composer_open = False
+
+    @admin_event
+    async def start_chat(self, form_data: Any):
+        """Send the opening message; the agent lands in the conversation."""
+        if not self.composer_open or not self.composer_shopper_id:
+            return None
+        text = form_data.get("message") if isinstance(form_data, dict) else None
+        if not isinstance(text, str):
+            self.composer_error = "Write a message first."
+            return None
+        admin = self._checked_admin
+        try:
+            started = await asyncio.to_thread(proactive.start_chat, admin.id, self.composer_shopper_id,
+                                              self._composer_client_id, text)
+        except proactive.ChatError as exc:
+            self.composer_error = str(exc)
+            return None
+        self.composer_open = False
+        self.composer_error = ""
+        return rx.redirect(f"{routes.CONVERSATIONS}?c={started.conversation_id}")
 
     async def _read(self) -> None:
         rows = await asyncio.to_thread(visitors.visitors_on_site, self.sort_by)
@@ -89,6 +146,11 @@ class VisitorsState(AuthState):
 
     @live.on(ShopperActivity, topic=live.visitors_topic, load=_load_visitor, window=VISITORS_WINDOW)
     def _on_activity(self, event: ShopperActivity, row: visitors.VisitorRow | None) -> None:
+        self._replace(event.shopper_id, row)
+
+    @live.on(ChatStartedByAgent, topic=live.visitors_topic, load=_load_visitor, window=VISITORS_WINDOW)
+    def _on_chat_started(self, event: ChatStartedByAgent, row: visitors.VisitorRow | None) -> None:
+        """The visitor has a conversation now (their row links to it)."""
         self._replace(event.shopper_id, row)
 
     def _replace(self, shopper_id: int, row: visitors.VisitorRow | None) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 import reflex as rx
 
 from chatdash import live
-from chatdash.events import MessagePosted, MessagesSeen, Typing
+from chatdash.events import ChatStartedByAgent, MessagePosted, MessagesSeen, Typing
 from chatdash.models import Sender
 from chatdash.services import chat, identity
 from chatdash.settings import get_settings
@@ -99,6 +99,9 @@ class WidgetState(rx.State):
         self.admin_seen_id = opened.admin_seen_id
         self.error = ""
         self._follow(opened.conversation_id)
+        # An agent may start a chat with this shopper while the widget is open
+        # (with no conversation yet to follow): it arrives by the shopper's topic.
+        live.subscribe(self, live.shopper_topic(opened.shopper_id))
         self.ready = True
         # Messages typed earlier and not yet stored (offline, reload) go now.
         return rx.call_script(outbox_call(f"init({visitor_id!r}, {token!r})"), callback=WidgetState.resend)
@@ -202,6 +205,20 @@ class WidgetState(rx.State):
             # On screen in the open widget: the shopper has seen it.
             if not self._collapsed:
                 live.background(chat.mark_seen, event.conversation_id, Sender.SHOPPER, event.message.id)
+
+    @live.on(ChatStartedByAgent, topic=live.by_shopper)
+    def _on_agent_started(self, event: ChatStartedByAgent) -> None:
+        """An agent wrote first: the widget follows that conversation and shows
+        the message (a conversation it already followed got it as MessagePosted too)."""
+        if event.shopper_id != self._shopper_id:
+            return
+        self._follow(event.conversation_id)
+        if event.conversation_id != self._conversation_id:
+            return
+        self._append(ChatMessage.from_view(event.message))
+        self.admin_seen_id = max(self.admin_seen_id, event.message.id)
+        if not self._collapsed:
+            live.background(chat.mark_seen, event.conversation_id, Sender.SHOPPER, event.message.id)
 
     @live.on(MessagesSeen, topic=live.by_conversation)
     def _on_seen(self, event: MessagesSeen) -> None:
