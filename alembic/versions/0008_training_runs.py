@@ -1,6 +1,6 @@
 """recommender training runs (one at a time across workers) and each version's manifest beside it
 
-Revision ID: 0008_h_modelcard
+Revision ID: 0008
 Revises: 0007
 Create Date: 2026-12-03 07:20:00
 """
@@ -11,7 +11,7 @@ import sqlmodel
 
 from alembic import op
 
-revision: str = "0008_h_modelcard"
+revision: str = "0008"
 down_revision: str | None = "0007"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
