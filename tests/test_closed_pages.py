@@ -60,3 +60,25 @@ def test_redis_unreachable_takes_the_page_as_open():
         return await pages.is_closed("page-d-1234")
 
     assert asyncio.run(scenario()) is False
+
+
+@pytest.mark.parametrize("shared", [True, False], ids=["redis", "memory"])
+def test_a_closing_page_tells_whether_another_page_of_the_visitor_is_open(prefix, shared):
+    """The next page beat on one worker; the previous page's beacon reaches the
+    other: it knows the shopper is still on a page. The last page closing does not."""
+    if shared:
+        one, other = ClosedPages(REDIS_URL, prefix=prefix), ClosedPages(REDIS_URL, prefix=prefix)
+    else:
+        one = other = ClosedPages(None)
+
+    async def scenario() -> tuple[bool, bool, bool]:
+        await one.beat("visitor-1", "page-a")
+        await one.beat("visitor-1", "page-b")
+        await one.beat("visitor-2", "page-c")
+        return (
+            await other.other_page_open("visitor-1", "page-a"),  # page-b is open
+            await other.other_page_open("visitor-1", "page-b"),  # page-a closed before: none left
+            await other.other_page_open("visitor-2", "page-c"),  # another visitor's pages do not count
+        )
+
+    assert asyncio.run(scenario()) == (True, False, False)

@@ -130,3 +130,47 @@ def test_the_heartbeat_after_an_agent_writes_first_opens_the_chat_once(client):
                               "text": "Hi, can I help with the <b>tents</b>?"}  # text: the page never renders HTML
     assert "chat" not in client.post("/api/presence", json=beat).json()
     clear_limiters()
+
+
+def _on_site(visitor_token: str) -> bool:
+    """On site as the admin sees it once the short grace after a closing page is over."""
+    from datetime import timedelta
+
+    from sqlmodel import Session, select
+
+    from chatdash.models import Shopper
+    from chatdash.services.conversations import LEAVE_GRACE, is_on_site, live_visit, utcnow
+
+    visitor_id = identity.verify_visitor_token(get_settings().secret_key, visitor_token)
+    window = get_settings().presence_window_seconds
+    with Session(get_engine()) as s:
+        shopper = s.exec(select(Shopper).where(Shopper.visitor_id == visitor_id)).one()
+        now = utcnow() + LEAVE_GRACE + timedelta(seconds=1)
+        return is_on_site(live_visit(s, shopper.id, now, window), now, window)
+
+
+def test_the_last_pages_beacon_means_the_shopper_left(client):
+    t = token()
+    client.post("/api/presence", json={"visitor": t, "state": "alive", "page": "pageA0000001",
+                                       "url": "https://shop.test/a"})
+    assert _on_site(t)
+    r = client.post("/api/presence", json={"visitor": t, "state": "left", "page": "pageA0000001"})
+    assert "ignored" not in r.json()
+    assert not _on_site(t)
+
+
+def test_a_beacon_from_the_previous_page_arriving_after_the_next_pages_beat_leaves_the_shopper_on_site(client):
+    """The shopper moves to the next page: its first heartbeat overtakes the old
+    page's closing beacon. The shopper is on the site all along."""
+    t = token()
+    client.post("/api/presence", json={"visitor": t, "state": "alive", "page": "pageA0000002",
+                                       "url": "https://shop.test/a"})
+    client.post("/api/presence", json={"visitor": t, "state": "alive", "page": "pageB0000002",
+                                       "url": "https://shop.test/b"})
+    r = client.post("/api/presence", json={"visitor": t, "state": "left", "page": "pageA0000002"})
+    assert r.json()["ignored"] == "another page of this visitor is open"
+    assert _on_site(t)
+    # The last open page closes: now the shopper has left.
+    r = client.post("/api/presence", json={"visitor": t, "state": "left", "page": "pageB0000002"})
+    assert "ignored" not in r.json()
+    assert not _on_site(t)

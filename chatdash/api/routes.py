@@ -92,10 +92,16 @@ async def _presence_beat(request: Request) -> JSONResponse:
         return error(400, "page must be a page-load id")
     if not await limiter("presence", 120, 60).hit_async(visitor_id):
         return error(429, "too many heartbeats")
+    pages = closed_pages()
     if page and state == "left":
-        await closed_pages().close(page)
-    elif page and await closed_pages().is_closed(page):
+        await pages.close(page)
+        if await pages.other_page_open(visitor_id, page):
+            # The next page already beat, or another tab is open: still on site.
+            return JSONResponse({"ok": True, "ignored": "another page of this visitor is open"})
+    elif page and await pages.is_closed(page):
         return JSONResponse({"ok": True, "ignored": "page already closed"})
+    elif page:
+        await pages.beat(visitor_id, page)
     popup = await run_in_threadpool(_beat, visitor_id, state == "alive", request.headers.get("user-agent", ""),
                                     url[:2000], title[:300])
     answer: dict[str, object] = {"ok": True, "next": HEARTBEAT_SECONDS}

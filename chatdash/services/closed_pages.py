@@ -2,6 +2,10 @@
 a heartbeat of theirs that arrives after the beacon (requests can overtake each
 other, and with several workers they land on different ones) is ignored.
 
+And each visitor's pages that beat lately: a closing page's beacon does not
+mean the shopper left when another page of theirs beat just before it (the
+next page of the store already loaded, or a second tab still open).
+
 In memory on one box; in Redis with `REDIS_URL`, so every worker knows what
 any of them was told. Async: called from HTTP routes on the event loop.
 """
@@ -17,6 +21,9 @@ log = logging.getLogger("chatdash.closed_pages")
 
 TTL_SECONDS = 300
 MAX_REMEMBERED = 50_000
+# How long a visitor's page counts as open after its last heartbeat (they come
+# every 15 s from a visible page): two beats missed and it no longer does.
+OPEN_PAGE_SECONDS = 35
 REDIS_TIMEOUT_SECONDS = 0.5
 
 
@@ -25,6 +32,7 @@ class ClosedPages:
         self.redis_url = redis_url
         self.prefix = prefix
         self._memory: OrderedDict[str, float] = OrderedDict()
+        self._beats: OrderedDict[str, dict[str, float]] = OrderedDict()  # visitor -> page -> last beat
         self._client: tuple[asyncio.AbstractEventLoop, object] | None = None
 
     def _redis(self):
@@ -64,6 +72,41 @@ class ClosedPages:
         while self._memory and next(iter(self._memory.values())) < now:
             self._memory.popitem(last=False)
         return page in self._memory
+
+    async def beat(self, visitor: str, page: str) -> None:
+        """This page of the visitor's sent a heartbeat just now."""
+        now = time.time()
+        if self.redis_url:
+            try:
+                key = f"{self.prefix}:beats:{visitor}"
+                await self._redis().pipeline(transaction=False).hset(key, page, now).expire(
+                    key, OPEN_PAGE_SECONDS).execute()
+            except Exception:
+                log.warning("closed pages: Redis unavailable, beat of %r not remembered", page, exc_info=True)
+            return
+        pages = self._beats.pop(visitor, {})
+        pages[page] = now
+        self._beats[visitor] = {p: t for p, t in pages.items() if now - t < OPEN_PAGE_SECONDS}
+        while len(self._beats) > MAX_REMEMBERED:
+            self._beats.popitem(last=False)
+
+    async def other_page_open(self, visitor: str, page: str) -> bool:
+        """Whether a page of this visitor other than `page` beat within
+        OPEN_PAGE_SECONDS; `page` (closing) is forgotten."""
+        now = time.time()
+        if self.redis_url:
+            key = f"{self.prefix}:beats:{visitor}"
+            try:
+                _deleted, beats = await self._redis().pipeline(transaction=False).hdel(key, page).hgetall(
+                    key).execute()
+            except Exception:
+                # The beacon counts: at worst the shopper shows as left until the next beat.
+                log.warning("closed pages: Redis unavailable, taking %r as the last page", page, exc_info=True)
+                return False
+            return any(now - float(t) < OPEN_PAGE_SECONDS for t in beats.values())
+        pages = self._beats.get(visitor, {})
+        pages.pop(page, None)
+        return any(now - t < OPEN_PAGE_SECONDS for t in pages.values())
 
 
 _closed: ClosedPages | None = None
