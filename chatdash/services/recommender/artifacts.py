@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
 from sqlalchemy import delete, select
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col
@@ -79,6 +80,9 @@ def save(
             np.save(tmp / "shopper_ids.npy", recommender.shopper_ids)
         np.savez(tmp / "items.npz", product_ids=recommender.product_ids, category=recommender.item_category,
                  popularity=recommender.popularity, idf=recommender.idf, trend=recommender.trend)
+        if recommender.ease is not None:  # EASE's item-item weights (ALS versions have none)
+            b = recommender.ease
+            np.savez(tmp / "ease.npz", indptr=b.indptr, indices=b.indices, data=b.data, shape=np.array(b.shape))
         for name, table in recommender.relations.items():
             np.savez(tmp / f"{name}.npz", indptr=table.indptr, indices=table.indices, scores=table.scores,
                      counts=table.counts)
@@ -146,6 +150,12 @@ def load_version(path: Path) -> Recommender:
     with np.load(path / "items.npz") as items:
         product_ids, category, popularity = items["product_ids"], items["category"], items["popularity"]
         idf, trend = items.get("idf"), items.get("trend")  # absent in versions saved before them
+    ease = None
+    if params.model == "ease" and not (path / "ease.npz").exists():
+        raise RecommenderError(f"{path} is an EASE version without its weights (ease.npz)")
+    if (path / "ease.npz").exists():
+        with np.load(path / "ease.npz") as b:
+            ease = sp.csr_matrix((b["data"], b["indices"], b["indptr"]), shape=tuple(b["shape"]))
     relations = {}
     for name in RELATIONS:
         with np.load(path / f"{name}.npz") as t:
@@ -155,7 +165,7 @@ def load_version(path: Path) -> Recommender:
         product_ids=product_ids, categories=manifest["categories"],
         item_category=category, popularity=popularity, item_factors=np.load(path / "item_factors.npy"),
         relations=relations, counts=manifest.get("counts"), idf=idf, trend=trend,
-        mean_length=manifest.get("mean_length", 1.0),
+        mean_length=manifest.get("mean_length", 1.0), ease=ease,
     )
 
 
