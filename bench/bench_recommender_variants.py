@@ -12,6 +12,7 @@ python bench/bench_recommender_variants.py --profile grocery [--shoppers 1000] [
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from dataclasses import replace
@@ -152,6 +153,8 @@ def main() -> None:
             m = evaluate(fused_ranker(a, b, weight), truth, histories(data, a.params))
         print(f"{name:<36} {m['p@10 all']:>7.4f} {m['ndcg@10 all']:>8.4f} "
               f"{m['ndcg@10 all'] / pop['ndcg@10 all']:>6.2f}x", flush=True)
+
+    print("load average (1, 5, 15 min): {:.1f} {:.1f} {:.1f}".format(*os.getloadavg()))
 
 
 if __name__ == "__main__":
