@@ -32,6 +32,7 @@ from bench_recommender_quality import (
 from threadpoolctl import threadpool_limits
 
 BASE = rec.Params()
+EASE25 = replace(BASE, model="ease", ease_lambda=25.0)
 VARIANTS: dict[str, rec.Params] = {
     "defaults": BASE,
     "repeat purchases count once": replace(BASE, purchase_once=True),
@@ -65,26 +66,27 @@ VARIANTS: dict[str, rec.Params] = {
     "BM25 B 1.0 + once, trend +0.6": replace(BASE, bm25_b=1.0, purchase_once=True, popularity_weight=0.6),
     "BM25 B 1.0 + once, trend +1.0": replace(BASE, bm25_b=1.0, purchase_once=True, popularity_weight=1.0),
     # EASE^R (issue 13): lambda as a share of the mean Gram diagonal; log-scaled weights unless binary.
-    **{f"EASE lambda {lam}": replace(BASE, model="ease", ease_lambda=lam) for lam in (0.05, 0.1, 0.25, 0.5, 1.0, 2.0)},
+    **{f"EASE lambda {lam}": replace(BASE, model="ease", ease_lambda=lam)
+       for lam in (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 25.0, 50.0, 100.0)},
     **{f"EASE binary lambda {lam}": replace(BASE, model="ease", ease_binary=True, ease_lambda=lam)
-       for lam in (0.1, 0.25, 0.5, 1.0)},
-    "EASE once": replace(BASE, model="ease", purchase_once=True),
-    "EASE BM25 B 1.0 + once": replace(BASE, model="ease", bm25_b=1.0, purchase_once=True),
-    "EASE BM25 B 0.5": replace(BASE, model="ease", bm25_b=0.5),
-    "EASE binary BM25 B 0.75": replace(BASE, model="ease", ease_binary=True, bm25_b=0.75),
-    "EASE alpha 1": replace(BASE, model="ease", alpha=1.0),
-    "EASE alpha 5": replace(BASE, model="ease", alpha=5.0),
-    **{f"EASE keep {k}": replace(BASE, model="ease", ease_keep=k) for k in (0, 50, 100, 500)},
-    "EASE + item-item 0.3": replace(BASE, model="ease", related_weight=0.3),
-    "EASE + trend +0.2": replace(BASE, model="ease", popularity_weight=0.2),
-    "EASE + trend -0.1": replace(BASE, model="ease", popularity_weight=-0.1),
+       for lam in (0.1, 0.25, 0.5, 1.0, 5.0, 25.0)},
+    "EASE 25 once": replace(EASE25, purchase_once=True),
+    "EASE 25 BM25 B 1.0 + once": replace(EASE25, bm25_b=1.0, purchase_once=True),
+    "EASE 25 BM25 B 0.5": replace(EASE25, bm25_b=0.5),
+    "EASE 25 binary BM25 B 0.75": replace(EASE25, ease_binary=True, bm25_b=0.75),
+    "EASE 25 alpha 1": replace(EASE25, alpha=1.0),
+    "EASE 25 alpha 5": replace(EASE25, alpha=5.0),
+    **{f"EASE 25 keep {k}": replace(EASE25, ease_keep=k) for k in (0, 50, 500)},
+    "EASE 25 + item-item 0.3": replace(EASE25, related_weight=0.3),
+    "EASE 25 + trend +0.2": replace(EASE25, popularity_weight=0.2),
+    "EASE 25 + trend -0.1": replace(EASE25, popularity_weight=-0.1),
 }
 
 #: Two fitted variants whose top-100 lists are fused by reciprocal rank, 1 / (10 + rank), the
 #: second weighted as given.
 BLENDS: dict[str, tuple[str, str, float]] = {
-    "blend EASE + ALS ranks (1:1)": ("EASE lambda 0.5", "defaults", 1.0),
-    "blend EASE + ALS ranks (1:0.5)": ("EASE lambda 0.5", "defaults", 0.5),
+    "blend EASE + ALS ranks (1:1)": ("EASE lambda 25.0", "defaults", 1.0),
+    "blend EASE + ALS ranks (1:2)": ("EASE lambda 25.0", "defaults", 2.0),
 }
 
 
