@@ -80,6 +80,10 @@ VARIANTS: dict[str, rec.Params] = {
     "EASE 25 + item-item 0.3": replace(EASE25, related_weight=0.3),
     "EASE 25 + trend +0.2": replace(EASE25, popularity_weight=0.2),
     "EASE 25 + trend -0.1": replace(EASE25, popularity_weight=-0.1),
+    **{f"all-time first purchases +{w}": replace(BASE, popularity_weight=w, trend_days=10_000.0)
+       for w in (0.3, 0.6, 1.0)},
+    **{f"EASE 25 + all-time first purchases +{w}": replace(EASE25, popularity_weight=w, trend_days=10_000.0)
+       for w in (0.3, 1.0)},
 }
 
 #: Two fitted variants whose top-100 lists are fused by reciprocal rank, 1 / (10 + rank), the
