@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
@@ -96,6 +97,8 @@ def test_ease_versions_are_saved_published_and_served_from_the_artifact(
     trainer_dir, worker_dir = tmp_path / "trainer", tmp_path / "worker"
     info = rec.train(engine, trainer_dir, params=params)
     assert info.params["model"] == "ease" and (info.path / "ease.npz").exists()
+    # A format code from before EASE refuses (ALS versions keep format 1, which it reads).
+    assert json.loads((info.path / "manifest.json").read_text())["format"] == 2
 
     # A worker without the trainer's disk unpacks the version from the database.
     worker = rec.RecommenderStore(worker_dir, check_every=0, engine=engine)

@@ -38,6 +38,9 @@ from chatdash.settings import DATA_DIR, get_settings
 log = logging.getLogger(__name__)
 
 ARTIFACT_FORMAT = 1
+#: EASE versions: a code base from before EASE would read one as an ALS model without
+#: factors, so they carry a format it refuses (and it keeps serving its current version).
+EASE_ARTIFACT_FORMAT = 2
 LATEST = "latest.json"
 KEEP_VERSIONS = 3
 
@@ -87,7 +90,7 @@ def save(
             np.savez(tmp / f"{name}.npz", indptr=table.indptr, indices=table.indices, scores=table.scores,
                      counts=table.counts)
         manifest = {
-            "format": ARTIFACT_FORMAT,
+            "format": ARTIFACT_FORMAT if recommender.ease is None else EASE_ARTIFACT_FORMAT,
             "version": version,
             "created_at": created.isoformat(),
             "seconds": round(seconds, 3),
@@ -143,8 +146,9 @@ def _prune(out_dir: Path, keep: int, current: str) -> None:
 def load_version(path: Path) -> Recommender:
     """Load one version directory into memory."""
     manifest = json.loads((path / "manifest.json").read_text())
-    if manifest.get("format") != ARTIFACT_FORMAT:
-        raise RecommenderError(f"{path} has artifact format {manifest.get('format')}, expected {ARTIFACT_FORMAT}")
+    if manifest.get("format") not in (ARTIFACT_FORMAT, EASE_ARTIFACT_FORMAT):
+        raise RecommenderError(f"{path} has artifact format {manifest.get('format')}, expected {ARTIFACT_FORMAT} "
+                               f"or {EASE_ARTIFACT_FORMAT}")
     known = Params.__dataclass_fields__
     params = Params(**{k: v for k, v in manifest["params"].items() if k in known})
     with np.load(path / "items.npz") as items:
