@@ -3,8 +3,9 @@
 Train on every interaction (views, cart adds, orders) before a cutoff; test on
 the products each shopper bought after it (minus those bought before, which the
 recommender leaves out by design). Recommendations use only pre-cutoff history.
-Prints precision@10 and ndcg@10 of the ALS recommender, a popularity baseline,
-popularity within the shopper's categories and item-item cosine.
+Prints precision@10 and ndcg@10 of the ALS recommender, EASE^R with its default
+lambda, what `train`'s tuning chooses, a popularity baseline, popularity within the
+shopper's categories and item-item cosine.
 
 Profiles: "demo" (the default demo store: views, carts and orders of a gear shop)
 and "grocery" (`demo_grocery`: a year of basket orders, only order lines).
@@ -233,12 +234,14 @@ def main() -> None:
     tuned_params = tuning.params if tuning is not None else params
     tuned = rec.fit(data, tuned_params)
     tune_seconds = time.perf_counter() - start
+    ease = rec.fit(data, replace(params, model="ease"), relations=model.relations)
     with threadpool_limits(1, "blas"):
         rankers = {
             "popularity (baseline)": popularity_ranker(model),
             "popular in viewed categories": category_popularity_ranker(model),
             "item-item cosine (K=50)": cosine_ranker(model, data),
             "ALS recommender": als_ranker(model),
+            "EASE^R (defaults)": als_ranker(ease),
         }
         results = {name: evaluate(rank, truth, hist) for name, rank in rankers.items()}
         results["tuned recommender (train)"] = evaluate(als_ranker(tuned), truth, histories(data, tuned_params))
@@ -255,8 +258,12 @@ def main() -> None:
     changes = {k: v for k, v in vars(tuned_params).items() if getattr(params, k) != v and k != "num_threads"}
     print(f"tuning: {tune_seconds:.0f} s with the final fit, {len(tuning.candidates) if tuning else 0} "
           f"candidates, chose {changes or 'the defaults'}")
+    for candidate in tuning.candidates if tuning else []:
+        print(f"  candidate {candidate['changes'] or 'start'}: ndcg@10 {candidate['ndcg@10']:.4f} "
+              f"({candidate['seconds']:.1f} s)")
+    print("load average (1, 5, 15 min): {:.1f} {:.1f} {:.1f}".format(*os.getloadavg()))
     pop = results["popularity (baseline)"]
-    for name in ("ALS recommender", "tuned recommender (train)"):
+    for name in ("ALS recommender", "EASE^R (defaults)", "tuned recommender (train)"):
         print(f"{name} vs popularity, ndcg@10: {results[name]['ndcg@10 all'] / pop['ndcg@10 all']:.2f}x")
     als = results["ALS recommender"]
     for metric in ("p@10 all", "ndcg@10 all"):

@@ -12,6 +12,7 @@ python bench/bench_recommender_variants.py --profile grocery [--shoppers 1000] [
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from dataclasses import replace
@@ -31,6 +32,7 @@ from bench_recommender_quality import (
 from threadpoolctl import threadpool_limits
 
 BASE = rec.Params()
+EASE25 = replace(BASE, model="ease", ease_lambda=25.0)
 VARIANTS: dict[str, rec.Params] = {
     "defaults": BASE,
     "repeat purchases count once": replace(BASE, purchase_once=True),
@@ -63,7 +65,46 @@ VARIANTS: dict[str, rec.Params] = {
     "BM25 B 1.0 + once, trend +0.3": replace(BASE, bm25_b=1.0, purchase_once=True, popularity_weight=0.3),
     "BM25 B 1.0 + once, trend +0.6": replace(BASE, bm25_b=1.0, purchase_once=True, popularity_weight=0.6),
     "BM25 B 1.0 + once, trend +1.0": replace(BASE, bm25_b=1.0, purchase_once=True, popularity_weight=1.0),
+    # EASE^R (issue 13): lambda as a share of the mean Gram diagonal; log-scaled weights unless binary.
+    **{f"EASE lambda {lam}": replace(BASE, model="ease", ease_lambda=lam)
+       for lam in (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 25.0, 50.0, 100.0)},
+    **{f"EASE binary lambda {lam}": replace(BASE, model="ease", ease_binary=True, ease_lambda=lam)
+       for lam in (0.1, 0.25, 0.5, 1.0, 5.0, 25.0)},
+    "EASE 25 once": replace(EASE25, purchase_once=True),
+    "EASE 25 BM25 B 1.0 + once": replace(EASE25, bm25_b=1.0, purchase_once=True),
+    "EASE 25 BM25 B 0.5": replace(EASE25, bm25_b=0.5),
+    "EASE 25 binary BM25 B 0.75": replace(EASE25, ease_binary=True, bm25_b=0.75),
+    "EASE 25 alpha 1": replace(EASE25, alpha=1.0),
+    "EASE 25 alpha 5": replace(EASE25, alpha=5.0),
+    **{f"EASE 25 keep {k}": replace(EASE25, ease_keep=k) for k in (0, 50, 500)},
+    "EASE 25 + item-item 0.3": replace(EASE25, related_weight=0.3),
+    "EASE 25 + trend +0.2": replace(EASE25, popularity_weight=0.2),
+    "EASE 25 + trend -0.1": replace(EASE25, popularity_weight=-0.1),
+    **{f"all-time first purchases +{w}": replace(BASE, popularity_weight=w, trend_days=10_000.0)
+       for w in (0.3, 0.6, 1.0)},
+    **{f"EASE 25 + all-time first purchases +{w}": replace(EASE25, popularity_weight=w, trend_days=10_000.0)
+       for w in (0.3, 1.0)},
 }
+
+#: Two fitted variants whose top-100 lists are fused by reciprocal rank, 1 / (10 + rank), the
+#: second weighted as given.
+BLENDS: dict[str, tuple[str, str, float]] = {
+    "blend EASE + ALS ranks (1:1)": ("EASE lambda 25.0", "defaults", 1.0),
+    "blend EASE + ALS ranks (1:2)": ("EASE lambda 25.0", "defaults", 2.0),
+}
+
+
+def fused_ranker(a: rec.Recommender, b: rec.Recommender, weight: float, depth: int = 100, k: float = 10.0):
+    """Reciprocal-rank fusion of two models' rankings (each as serving ranks, `Recommender.rank`)."""
+
+    def rank(_shopper: int, h: rec.ShopperHistory) -> list[int]:
+        fused: dict[int, float] = {}
+        for model, w in ((a, 1.0), (b, weight)):
+            for r, item in enumerate(model.rank(h, depth)):
+                fused[item.product_id] = fused.get(item.product_id, 0.0) + w / (k + r)
+        return sorted(fused, key=lambda p: -fused[p])[:10]
+
+    return rank
 
 
 def main() -> None:
@@ -90,10 +131,13 @@ def main() -> None:
         f"{'item-item cosine (K=50)':<36} {cosine['p@10 all']:>7.4f} {cosine['ndcg@10 all']:>8.4f} "
         f"{cosine['ndcg@10 all'] / pop['ndcg@10 all']:>6.2f}x"
     )
+    fitted: dict[str, rec.Recommender] = {"defaults": baseline_model}
     for name in wanted:
         params = VARIANTS[name]
         start = time.perf_counter()
-        model = rec.fit(data, params)
+        # The relation tables do not depend on the variants: built once, like tuning does.
+        model = rec.fit(data, params, relations=baseline_model.relations)
+        fitted[name] = model
         seconds = time.perf_counter() - start
         with threadpool_limits(1, "blas"):
             m = evaluate(als_ranker(model), truth, histories(data, params))
@@ -102,6 +146,21 @@ def main() -> None:
             f"{m['ndcg@10 all'] / pop['ndcg@10 all']:>6.2f}x  {seconds:.1f}",
             flush=True,
         )
+    for name, (first, second, weight) in BLENDS.items():
+        if args.only and not any(o.strip() in name for o in args.only.split(",")):
+            continue
+        for needed in (first, second):
+            if needed not in fitted:
+                fitted[needed] = rec.fit(data, VARIANTS[needed], relations=baseline_model.relations)
+        a, b = fitted[first], fitted[second]
+        if a.params.purchase_once != b.params.purchase_once:
+            raise SystemExit(f"{name}: both models must weigh histories alike")
+        with threadpool_limits(1, "blas"):
+            m = evaluate(fused_ranker(a, b, weight), truth, histories(data, a.params))
+        print(f"{name:<36} {m['p@10 all']:>7.4f} {m['ndcg@10 all']:>8.4f} "
+              f"{m['ndcg@10 all'] / pop['ndcg@10 all']:>6.2f}x", flush=True)
+
+    print("load average (1, 5, 15 min): {:.1f} {:.1f} {:.1f}".format(*os.getloadavg()))
 
 
 if __name__ == "__main__":

@@ -277,7 +277,8 @@ def train(
         raise typer.Exit(1) from exc
     console.print(
         f"[green]Recommender trained[/] in {info.seconds:.1f} s: {info.interactions:,} interactions, "
-        f"{info.shoppers:,} shoppers, {info.products:,} products.\nArtifacts: {info.path} (now the latest)."
+        f"{info.shoppers:,} shoppers, {info.products:,} products; model "
+        f"{'EASE^R' if info.params.get('model') == 'ease' else 'ALS'}.\nArtifacts: {info.path} (now the latest)."
     )
     if info.tuning is not None:
         holdout = info.tuning["holdout"]

@@ -224,6 +224,7 @@ def test_the_train_command_tunes_and_says_how_the_model_compares_with_popularity
     holdout = manifest["tuning"]["holdout"]
     assert f"ndcg@10 {holdout['model']['ndcg@10']:.4f} vs popularity {holdout['popularity']['ndcg@10']:.4f}" in out
     assert f"{holdout['shoppers']:,} shoppers' first purchases" in out
+    assert f"model {'EASE^R' if manifest['params']['model'] == 'ease' else 'ALS'}." in out  # what tuning chose
 
     untuned = subprocess.run(
         [sys.executable, "-m", "chatdash.cli", "train", "--no-tune"],

@@ -2,7 +2,9 @@
 
 Training (`training.train`) reads every shopper's interactions from the database
 (`interactions`) — product views, cart adds, purchases — fits an `implicit` ALS
-model on them (`model.fit`) and three co-occurrence tables ("bought also",
+model on them (`model.fit`; or EASE^R, a closed-form item-item model, with
+`Params(model="ease")`, for stores up to `EASE_MAX_ITEMS` products) and three
+co-occurrence tables ("bought also",
 "same order", "viewed together"; `relations`), and writes a versioned artifact
 directory, switching `latest.json` atomically (`artifacts.save`). With
 `tune=True` (the `train` command's default) it first picks the parameters on a
@@ -14,7 +16,8 @@ Serving (`artifacts.RecommenderStore.get()` -> `model.Recommender`) keeps the
 artifacts in memory and picks up a newer training without a restart.
 `Recommender.recommend` reads the shopper's full current history with a few
 indexed queries (`interactions.load_history`) and recalculates the shopper's
-factors from it, so views made a second ago count without retraining.
+factors from it (EASE: multiplies their row by the saved item-item weights), so
+views made a second ago count without retraining.
 `Recommender.related` is a pure in-memory lookup. `serving.recommend_for` /
 `serving.related_for` are the entry points for the UI: they use the
 process-wide store and still answer before the first training.
@@ -48,6 +51,7 @@ from chatdash.services.recommender.interactions import (
     sessionize,
 )
 from chatdash.services.recommender.model import (
+    EASE_MAX_ITEMS,
     Params,
     Recommendation,
     Recommender,
@@ -65,6 +69,7 @@ from chatdash.services.recommender.tuning import Quality, Split, Tuning, time_sp
 __all__ = [
     "ARTIFACT_FORMAT",
     "CART_WEIGHT",
+    "EASE_MAX_ITEMS",
     "LATEST",
     "PURCHASE_WEIGHT",
     "RELATIONS",

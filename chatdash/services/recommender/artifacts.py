@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
 from sqlalchemy import delete, select
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col
@@ -37,6 +38,9 @@ from chatdash.settings import DATA_DIR, get_settings
 log = logging.getLogger(__name__)
 
 ARTIFACT_FORMAT = 1
+#: EASE versions: a code base from before EASE would read one as an ALS model without
+#: factors, so they carry a format it refuses (and it keeps serving its current version).
+EASE_ARTIFACT_FORMAT = 2
 LATEST = "latest.json"
 KEEP_VERSIONS = 3
 
@@ -79,11 +83,14 @@ def save(
             np.save(tmp / "shopper_ids.npy", recommender.shopper_ids)
         np.savez(tmp / "items.npz", product_ids=recommender.product_ids, category=recommender.item_category,
                  popularity=recommender.popularity, idf=recommender.idf, trend=recommender.trend)
+        if recommender.ease is not None:  # EASE's item-item weights (ALS versions have none)
+            b = recommender.ease
+            np.savez(tmp / "ease.npz", indptr=b.indptr, indices=b.indices, data=b.data, shape=np.array(b.shape))
         for name, table in recommender.relations.items():
             np.savez(tmp / f"{name}.npz", indptr=table.indptr, indices=table.indices, scores=table.scores,
                      counts=table.counts)
         manifest = {
-            "format": ARTIFACT_FORMAT,
+            "format": ARTIFACT_FORMAT if recommender.ease is None else EASE_ARTIFACT_FORMAT,
             "version": version,
             "created_at": created.isoformat(),
             "seconds": round(seconds, 3),
@@ -139,13 +146,20 @@ def _prune(out_dir: Path, keep: int, current: str) -> None:
 def load_version(path: Path) -> Recommender:
     """Load one version directory into memory."""
     manifest = json.loads((path / "manifest.json").read_text())
-    if manifest.get("format") != ARTIFACT_FORMAT:
-        raise RecommenderError(f"{path} has artifact format {manifest.get('format')}, expected {ARTIFACT_FORMAT}")
+    if manifest.get("format") not in (ARTIFACT_FORMAT, EASE_ARTIFACT_FORMAT):
+        raise RecommenderError(f"{path} has artifact format {manifest.get('format')}, expected {ARTIFACT_FORMAT} "
+                               f"or {EASE_ARTIFACT_FORMAT}")
     known = Params.__dataclass_fields__
     params = Params(**{k: v for k, v in manifest["params"].items() if k in known})
     with np.load(path / "items.npz") as items:
         product_ids, category, popularity = items["product_ids"], items["category"], items["popularity"]
         idf, trend = items.get("idf"), items.get("trend")  # absent in versions saved before them
+    ease = None
+    if params.model == "ease" and not (path / "ease.npz").exists():
+        raise RecommenderError(f"{path} is an EASE version without its weights (ease.npz)")
+    if (path / "ease.npz").exists():
+        with np.load(path / "ease.npz") as b:
+            ease = sp.csr_matrix((b["data"], b["indices"], b["indptr"]), shape=tuple(b["shape"]))
     relations = {}
     for name in RELATIONS:
         with np.load(path / f"{name}.npz") as t:
@@ -155,7 +169,7 @@ def load_version(path: Path) -> Recommender:
         product_ids=product_ids, categories=manifest["categories"],
         item_category=category, popularity=popularity, item_factors=np.load(path / "item_factors.npy"),
         relations=relations, counts=manifest.get("counts"), idf=idf, trend=trend,
-        mean_length=manifest.get("mean_length", 1.0),
+        mean_length=manifest.get("mean_length", 1.0), ease=ease,
     )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -37,6 +37,9 @@ class RecommenderError(RuntimeError):
 class Params:
     """Everything that shapes a trained model; chosen with bench/bench_recommender_quality.py."""
 
+    #: The personal model: "als" (implicit ALS, factors) or "ease" (EASE^R, Steck 2019: a
+    #: closed-form item-item regression; up to EASE_MAX_ITEMS products, else ALS).
+    model: str = "als"
     factors: int = 16
     #: Per interaction: ALS gets this times the mean number of shoppers per product, so
     #: that the shrinkage keeps its strength as the store grows (a fixed value that suits
@@ -70,6 +73,20 @@ class Params:
     heavy_basket: int = 200
     #: Baskets with more distinct products than this (bots, wholesale) add no pairs.
     max_basket: int = 5000
+    #: EASE's L2 penalty as a share of the mean diagonal of its Gram matrix (the mean
+    #: product's summed squared inputs), so that one value carries across store sizes.
+    #: 25 was best on both demo profiles (10-50 within 0.003 ndcg@10; Steck's 0.5 far worse).
+    ease_lambda: float = 25.0
+    #: EASE input: 1 for every product the shopper touched (True), or the confidence's
+    #: log-scaled weight `alpha * log1p(weight / eps)` (False).
+    ease_binary: bool = False
+    #: EASE weights kept per product (the largest in size); 0 keeps them all.
+    ease_keep: int = 200
+
+
+#: EASE inverts a products x products matrix: more products than this train ALS instead
+#: (10,000 products: 400 MB of float32 and about a minute on 2 cores).
+EASE_MAX_ITEMS = 10_000
 
 
 @dataclass(frozen=True)
@@ -83,6 +100,88 @@ def confidence(weights: np.ndarray, params: Params) -> np.ndarray:
     """ALS confidence of weighted interactions: log scaling so that a hundred views
     do not outweigh a purchase by twentyfold."""
     return (1.0 + params.alpha * np.log1p(np.asarray(weights, np.float64) / params.eps)).astype(np.float32)
+
+
+def model_input(weights: sp.csr_matrix, params: Params, idf: np.ndarray, mean_length: float) -> sp.csr_matrix:
+    """What the personal model learns from (and serving feeds it), per shopper and product.
+    ALS: the confidence of the weights, after BM25 when `bm25_b` is set. EASE: the log-scaled
+    weights, 0 where nothing happened (`alpha * log1p(weight / eps)`), after BM25 when set;
+    or with `ease_binary` 1 per product touched, after BM25 with k1 = 1 when set."""
+    ease = params.model == "ease"
+    out = weights.tocsr(copy=True)
+    if ease and params.ease_binary:
+        out.data = (out.data > 0).astype(np.float64)
+    if params.bm25_b > 0:
+        k1 = 1.0 if ease and params.ease_binary else PURCHASE_WEIGHT
+        out = bm25(out, idf, mean_length, params.bm25_b, k1=k1)
+    if not ease:
+        out.data = confidence(out.data, params)
+    elif not params.ease_binary:
+        out.data = (params.alpha * np.log1p(out.data / params.eps)).astype(np.float32)
+    out.data = out.data.astype(np.float32)
+    return out
+
+
+def input_length(weights: sp.csr_matrix, params: Params) -> float:
+    """A shopper's summed weights on average (BM25's mean length): of 1 per product with `ease_binary`."""
+    binary = params.model == "ease" and params.ease_binary
+    total = float(weights.nnz if binary else weights.sum())
+    return total / max(weights.shape[0], 1)
+
+
+def fit_ease(x: sp.csr_matrix, params: Params, num_threads: int = 1) -> tuple[sp.csr_matrix, float]:
+    """EASE^R (Steck, "Embarrassingly Shallow Autoencoders", 2019) on a shoppers x products
+    input: B = I - P diag(1 / diag(P)) with P = (X'X + lambda I)^-1, so that B's diagonal is 0
+    and a shopper's scores are their row times B. Keeps the `ease_keep` largest weights of each
+    row (what one product adds to the others). Returns B and the lambda used.
+
+    In float32 and in place (LAPACK's Cholesky inverse), one products x products matrix at a time."""
+    from scipy.linalg import lapack
+
+    n = x.shape[1]
+    x = sp.csc_matrix(x, dtype=np.float32)
+    xt = x.T.tocsr()
+    gram = np.empty((n, n), np.float32)
+    for start in range(0, n, 1024):  # a block of columns at a time: X'X as sparse could be n^2 entries
+        gram[:, start:start + 1024] = (xt @ x[:, start:start + 1024]).toarray()
+    del xt
+    diag = gram.diagonal().copy()
+    lam = params.ease_lambda * max(float(diag.mean()), 1e-9)
+    gram[np.diag_indices(n)] += lam
+    with threadpool_limits(num_threads, "blas"):
+        chol, info = lapack.spotrf(gram, lower=False, overwrite_a=True, clean=False)
+        if info != 0:
+            raise RecommenderError(f"EASE: the Gram matrix is not positive definite (LAPACK info {info})")
+        p, info = lapack.spotri(chol, lower=False, overwrite_c=True)
+        if info != 0:
+            raise RecommenderError(f"EASE: the Gram matrix cannot be inverted (LAPACK info {info})")
+    del gram, chol
+    # spotri fills the upper triangle: mirror it into the lower one, a row at a time (no n^2 index arrays).
+    for i in range(1, n):
+        p[i, :i] = p[:i, i]
+    scale = -1.0 / p.diagonal()
+    p *= scale[np.newaxis, :]  # B[i, j] = -P[i, j] / P[j, j]
+    p[np.diag_indices(n)] = 0.0
+    return _keep_largest(p, params.ease_keep), lam
+
+
+def _keep_largest(b: np.ndarray, keep: int, block: int = 1024) -> sp.csr_matrix:
+    """The `keep` largest-magnitude entries of every row of dense `b` (all, when keep is 0 or
+    not smaller than a row), as CSR; built in blocks of rows to bound the memory used."""
+    n_rows, n_cols = b.shape
+    if keep <= 0 or keep >= n_cols:
+        return sp.csr_matrix(b)
+    parts = []
+    for start in range(0, n_rows, block):
+        rows = b[start:start + block]
+        top = np.argpartition(-np.abs(rows), keep - 1, axis=1)[:, :keep]
+        top.sort(axis=1)
+        values = np.take_along_axis(rows, top, axis=1)
+        indptr = np.arange(0, len(rows) * keep + 1, keep)
+        part = sp.csr_matrix((values.ravel(), top.ravel(), indptr), shape=(len(rows), n_cols))
+        part.eliminate_zeros()
+        parts.append(part)
+    return sp.vstack(parts, format="csr")
 
 
 def _als(params: Params, regularization: float, num_threads: int) -> Any:
@@ -117,10 +216,11 @@ class Recommender:
         idf: np.ndarray | None = None,
         mean_length: float = 1.0,
         trend: np.ndarray | None = None,
+        ease: sp.csr_matrix | None = None,
     ) -> None:
         self.version = version
         self.params = params
-        self.regularization = regularization  # the effective value ALS used
+        self.regularization = regularization  # the effective value ALS (or EASE: its lambda) used
         self.product_ids = np.asarray(product_ids, np.int64)  # sorted: item index -> product id
         self.categories = categories
         self.item_category = np.asarray(item_category, np.int32)
@@ -136,14 +236,20 @@ class Recommender:
         self.trend = np.floor(self.popularity) if trend is None else np.asarray(trend, np.float32)
         top = np.log1p(self.trend.max()) if len(self.trend) and self.trend.max() > 0 else 1.0
         self._log_trend = (np.log1p(self.trend) / top).astype(np.float32)
+        top = np.log1p(self.popularity.max()) if len(self.popularity) and self.popularity.max() > 0 else 1.0
+        self._log_popularity = (np.log1p(np.maximum(self.popularity, 0)) / top).astype(np.float32)
         self._category_code = {c: i for i, c in enumerate(categories)}
         # Stable sorts: equal popularity keeps product id order, so fallbacks are deterministic.
         self._popular = np.argsort(-self.popularity, kind="stable")
         self._popular_in = [self._popular[self.item_category[self._popular] == c] for c in range(len(categories))]
-        # One thread per request: a web server serves many shoppers at once.
-        self._model = _als(params, regularization, num_threads=1)
-        self._model.item_factors = self.item_factors
-        _ = self._model.YtY  # computed once here, then only read (thread-safe)
+        #: EASE's item-item weights (row i: what product i adds to every other's score), or None for ALS.
+        self.ease = None if ease is None else sp.csr_matrix(ease, dtype=np.float32)
+        self._model: Any = None
+        if self.ease is None:
+            # One thread per request: a web server serves many shoppers at once.
+            self._model = _als(params, regularization, num_threads=1)
+            self._model.item_factors = self.item_factors
+            _ = self._model.YtY  # computed once here, then only read (thread-safe)
 
     @property
     def n_items(self) -> int:
@@ -160,8 +266,9 @@ class Recommender:
 
     # ------------------------------------------------------------------ scoring
 
-    def user_factor(self, weights: Mapping[int, float]) -> np.ndarray | None:
-        """The shopper's factors recalculated from their weighted interactions (None if none is known)."""
+    def _shopper_row(self, weights: Mapping[int, float]) -> sp.csr_matrix | None:
+        """The shopper's known products as one row of the model's input, weighed exactly as
+        training weighed every shopper's (BM25, then confidence or EASE's input); None if none is known."""
         known = self.item_index(weights)
         if not known:
             return None
@@ -169,18 +276,38 @@ class Recommender:
         w = np.array([weights[p] for p in known], dtype=np.float64)
         order = np.argsort(idx)
         row = sp.csr_matrix((w[order], idx[order], np.array([0, len(idx)])), shape=(1, self.n_items))
-        if self.params.bm25_b > 0:
-            row = bm25(row, self.idf, self.mean_length, self.params.bm25_b)
-        row.data = confidence(row.data, self.params)
-        return self._model.recalculate_user(0, row)
+        return model_input(row, self.params, self.idf, self.mean_length)
 
-    def _personal_scores(self, u: np.ndarray, weights: Mapping[int, float]) -> np.ndarray:
-        """ALS scores (the best scaled to 1), blended with popularity and with the
-        "bought also" neighbours of the shopper's products as the parameters say."""
+    def user_factor(self, weights: Mapping[int, float]) -> np.ndarray | None:
+        """ALS: the shopper's factors recalculated from their weighted interactions (None if none is known)."""
+        row = self._shopper_row(weights) if self._model is not None else None
+        return None if row is None else self._model.recalculate_user(0, row)
+
+    def raw_scores(self, weights: Mapping[int, float]) -> np.ndarray | None:
+        """The model's score of every product for this history: ALS, the recalculated factors
+        times every product's; EASE, the shopper's row times the item-item weights. None when
+        the model knows none of the products, or learnt nothing about them."""
+        if self.ease is not None:
+            row = self._shopper_row(weights)
+            if row is None:
+                return None
+            scores = np.asarray((row @ self.ease).todense(), dtype=np.float32).ravel()
+            return scores if np.any(scores) else None
+        u = self.user_factor(weights)
+        if u is None or not np.any(u):  # all zeros: the model learnt nothing about these products
+            return None
         # einsum, not BLAS: a multi-threaded BLAS matvec per request gave p95 spikes of
         # 5-20 ms on a busy 2-core box; einsum's own loop stays near 0.3 ms for 50k products.
-        scores = np.einsum("ij,j->i", self.item_factors, u)
+        return np.einsum("ij,j->i", self.item_factors, u)
+
+    def _personal_scores(self, scores: np.ndarray, weights: Mapping[int, float]) -> np.ndarray:
+        """The model's scores (the best scaled to 1), blended with popularity and with the
+        "bought also" neighbours of the shopper's products as the parameters say."""
         p = self.params
+        if self.ease is not None:
+            # EASE leaves most products at exactly 0 (no weight from the shopper's products):
+            # among those, and any other ties, the more popular product ranks first.
+            scores = scores + 1e-6 * max(float(np.abs(scores).max()), 1e-9) * self._log_popularity
         if not (p.popularity_weight or p.related_weight):
             return scores
         scores /= max(float(scores.max()), 1e-9)
@@ -209,9 +336,9 @@ class Recommender:
         banned[list(self.item_index([*history.carted, *history.bought, *exclude]).values())] = True
         out: list[Recommendation] = []
 
-        u = self.user_factor(history.weights)
-        if u is not None and np.any(u):  # all zeros: the model learnt nothing about these products
-            scores = self._personal_scores(u, history.weights)
+        raw = self.raw_scores(history.weights)
+        if raw is not None:
+            scores = self._personal_scores(raw, history.weights)
             scores[banned] = -np.inf
             k = min(n, int((~banned).sum()))
             if k:
@@ -265,8 +392,8 @@ class Recommender:
         if not index:
             return {}
         idx = np.fromiter(index.values(), dtype=np.int64)
-        u = self.user_factor(load_history(session, shopper_id, purchase_once=self.params.purchase_once).weights)
-        values = self.item_factors[idx] @ u if u is not None and np.any(u) else self.popularity[idx]
+        raw = self.raw_scores(load_history(session, shopper_id, purchase_once=self.params.purchase_once).weights)
+        values = raw[idx] if raw is not None else self.popularity[idx]
         return dict(zip(index, values.tolist(), strict=True))
 
     def related(self, product_id: int, n: int = 5, session: Session | None = None) -> Related:
@@ -346,9 +473,9 @@ def fit(
     data: Interactions, params: Params | None = None, progress: ProgressFn | None = None,
     relations: Mapping[str, RelationTable] | None = None,
 ) -> Recommender:
-    """Fit the ALS model, popularity and the three relation tables on `data` (pure, no database).
-    `relations` reuses the tables of an earlier fit on the same data (tuning refits with other
-    ALS parameters; the tables do not depend on them)."""
+    """Fit the personal model (ALS or EASE, as `params.model` says), popularity and the three
+    relation tables on `data` (pure, no database). `relations` reuses the tables of an earlier
+    fit on the same data (tuning refits with other parameters; the tables do not depend on them)."""
     params = params or Params()
     report = progress or (lambda _step, _done, _total: None)
     order = np.argsort(data.catalog_ids)
@@ -367,21 +494,34 @@ def fit(
     df = np.diff(weights.tocsc().indptr)
     idf = np.log1p(len(shoppers) / np.maximum(df, 1)).astype(np.float32)
     idf /= idf.mean()
-    mean_length = float(weights.sum() / max(len(shoppers), 1))
-    user_items = bm25(weights, idf, mean_length, params.bm25_b) if params.bm25_b > 0 else weights.copy()
-    user_items.data = confidence(user_items.data, params)
+    if params.model == "ease" and len(products) > EASE_MAX_ITEMS:
+        log.warning("EASE handles up to %d products, the store has %d: training ALS instead",
+                    EASE_MAX_ITEMS, len(products))
+        params = replace(params, model="als")
+    mean_length = input_length(weights, params)
+    user_items = model_input(weights, params, idf, mean_length)
 
-    # Scaled by shoppers per product: see Params.regularization.
-    regularization = params.regularization * weights.nnz / len(products)
-    model = _als(params, regularization, num_threads=params.num_threads)
-    report("model", 0, params.iterations)
-    with threadpool_limits(1, "blas"):
-        model.fit(user_items, show_progress=False,
-                  callback=lambda it, _s, _l: report("model", it + 1, params.iterations))
-
-    if not np.any(model.item_factors):
-        log.warning("ALS learnt nothing (all factors zero): regularization %.3g is too strong for alpha %.3g; "
-                    "recommendations fall back to popularity", regularization, params.alpha)
+    ease = None
+    user_factors: np.ndarray | None = None
+    if params.model == "ease":
+        report("model", 0, 1)
+        ease, regularization = fit_ease(user_items, params, num_threads=params.num_threads)
+        item_factors = np.zeros((len(products), 0), np.float32)
+        report("model", 1, 1)
+    elif params.model == "als":
+        # Scaled by shoppers per product: see Params.regularization.
+        regularization = params.regularization * weights.nnz / len(products)
+        model = _als(params, regularization, num_threads=params.num_threads)
+        report("model", 0, params.iterations)
+        with threadpool_limits(1, "blas"):
+            model.fit(user_items, show_progress=False,
+                      callback=lambda it, _s, _l: report("model", it + 1, params.iterations))
+        if not np.any(model.item_factors):
+            log.warning("ALS learnt nothing (all factors zero): regularization %.3g is too strong for alpha %.3g; "
+                        "recommendations fall back to popularity", regularization, params.alpha)
+        item_factors, user_factors = model.item_factors, model.user_factors
+    else:
+        raise RecommenderError(f"unknown model {params.model!r}: expected 'als' or 'ease'")
 
     # Popularity: how many shoppers bought the product, then how many showed any interest.
     buyer_pairs = np.unique(np.searchsorted(shoppers, data.buy_shopper[bm]) * len(products) + bi)
@@ -412,13 +552,14 @@ def fit(
         "shoppers": len(shoppers),
         "products": len(products),
         "nonzeros": int(weights.nnz),
+        **({"ease_weights": int(ease.nnz)} if ease is not None else {}),
         **{f"{name}_pairs": relations[name].pairs for name in RELATIONS},
     }
     return Recommender(
         version="unsaved", params=params, regularization=regularization, product_ids=products,
         categories=categories, item_category=item_category,
-        popularity=popularity, item_factors=model.item_factors, relations=relations, shopper_ids=shoppers,
-        user_factors=model.user_factors, counts=counts, idf=idf, mean_length=mean_length, trend=trend,
+        popularity=popularity, item_factors=item_factors, relations=relations, shopper_ids=shoppers,
+        user_factors=user_factors, counts=counts, idf=idf, mean_length=mean_length, trend=trend, ease=ease,
     )
 
 
