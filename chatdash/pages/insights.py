@@ -57,8 +57,8 @@ def _bars() -> list[rx.Component]:
 def _axes(key: str) -> list[rx.Component]:
     return [
         rx.recharts.cartesian_grid(stroke_dasharray="3 3", vertical=False),
-        rx.recharts.x_axis(data_key=key, tick_line=False, font_size=12),
-        rx.recharts.y_axis(allow_decimals=False, tick_line=False, axis_line=False, font_size=12, width=40),
+        rx.recharts.x_axis(data_key=key, tick_line=False, tick={"fontSize": 12}),
+        rx.recharts.y_axis(allow_decimals=False, tick_line=False, axis_line=False, tick={"fontSize": 12}, width=40),
         rx.recharts.graphing_tooltip(),
         rx.recharts.legend(icon_type="circle", icon_size=8),
     ]
@@ -104,8 +104,8 @@ def _revenue_by_week() -> rx.Component:
         rx.recharts.bar_chart(
             rx.recharts.bar(data_key="Revenue", fill=rx.color("green", 9), radius=[3, 3, 0, 0], max_bar_size=36),
             rx.recharts.cartesian_grid(stroke_dasharray="3 3", vertical=False),
-            rx.recharts.x_axis(data_key="week", tick_line=False, font_size=12),
-            rx.recharts.y_axis(tick_line=False, axis_line=False, font_size=12, width=56),
+            rx.recharts.x_axis(data_key="week", tick_line=False, tick={"fontSize": 12}),
+            rx.recharts.y_axis(tick_line=False, axis_line=False, tick={"fontSize": 12}, width=56),
             rx.recharts.graphing_tooltip(),
             data=S.by_week_chart, width="100%", height=220,
         ),

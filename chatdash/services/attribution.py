@@ -131,10 +131,13 @@ def _plus_window(column, dialect: str):
     return column + WINDOW
 
 
+LIKE_ESCAPE = "!"
+
+
 def _like_sku(sku_column):
     """LIKE pattern matching `"sku":"<sku>"` in an event's JSON payload (as
     tracking stores it: compact separators), with LIKE's wildcards escaped."""
-    escaped = func.replace(func.replace(func.replace(sku_column, "\\", "\\\\"), "%", "\\%"), "_", "\\_")
+    escaped = func.replace(func.replace(func.replace(sku_column, "!", "!!"), "%", "!%"), "_", "!_", type_=String)
     return literal('%"sku":"', String) + escaped + literal('"%', String)
 
 
@@ -183,7 +186,7 @@ def card_outcomes(session: Session, *, conversation_id: int | None = None,
     carted = exists().where(
         e.c.shopper_id == shopper_id, e.c.kind == EventKind.CART,
         e.c.occurred_at >= cards.c.sent_at, e.c.occurred_at <= deadline,
-        e.c.payload.like(_like_sku(p.c.sku), escape="\\"),
+        e.c.payload.like(_like_sku(p.c.sku), escape=LIKE_ESCAPE),
     )
     clicked = and_(cards.c.clicked_at.is_not(None), cards.c.clicked_at <= deadline)
     card_rows = session.execute(

@@ -43,7 +43,7 @@ class TeamOption:
 
 
 def attribution_line(a: attribution.ConversationAttribution) -> str:
-    """ "3 products sent · 1 bought · $54.00" ("" while nothing was sent)."""
+    """ "3 products sent · 1 clicked · 1 bought · $54.00" ("" while nothing was sent)."""
     if not a.sent:
         return ""
     sent = f"{a.sent} product{'s' if a.sent != 1 else ''} sent"
