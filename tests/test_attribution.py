@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import timedelta
+from urllib.parse import urlsplit
 
 import numpy as np
 import pytest
@@ -337,3 +338,38 @@ def test_an_empty_store_has_an_empty_report(shop):
     assert len(report.by_week) == 12 and all(w.sent == 0 for w in report.by_week)
     with pytest.raises(ValueError):
         attribution.insights(5, engine=db)
+
+
+# --------------------------------------------------------------------------- the card link over HTTP
+
+
+def test_the_card_link_counts_the_click_and_goes_to_the_catalogs_address(tmp_path):
+    """GET /api/card/<id>/<signature> as the widget's card links: a 303 to the
+    product page, the click stored; a forged signature or a text message is a 404."""
+    from chatdash.db import get_engine
+    from tests.security.http_client import STORE, api_client
+
+    with api_client(tmp_path) as client:
+        db = get_engine()
+        with session_scope(db) as s:
+            product_id = s.exec(select(Product.id).where(Product.sku == "TENT-1")).one()
+            admin_id = auth.create_admin(s, "links@shop.test", None, "Lin").id
+        _v, _s, conv_id = shopper_with_chat(db)
+        message_id = send(db, admin_id, conv_id, product_id, CardSource.SAME_ORDER)
+        path = urlsplit(attribution.card_click_url(message_id)).path
+        mid = path.split("/")[-2]
+
+        forged = client.get(f"/api/card/{mid}/{'f' * 32}", follow_redirects=False)
+        assert forged.status_code == 404 and "no longer available" in forged.text
+        assert attribution.conversation_attribution(conv_id, engine=db).clicked == 0
+
+        opened = client.get(path, follow_redirects=False)
+        assert opened.status_code == 303
+        assert opened.headers["location"] == f"{STORE}/p/TENT-1"
+        assert attribution.conversation_attribution(conv_id, engine=db).clicked == 1
+
+        with Session(db) as s:
+            text_id = s.exec(select(Message.id)
+                             .where(Message.conversation_id == conv_id, Message.kind == "text")).first()
+        not_a_card = client.get(urlsplit(attribution.card_click_url(text_id)).path, follow_redirects=False)
+        assert not_a_card.status_code == 404
