@@ -297,7 +297,7 @@ class InsightsReport:
 
 def _week_start(ts: pd.Series) -> pd.Series:
     day = ts.dt.tz_convert("UTC").dt.normalize()
-    return day - pd.to_timedelta(day.dt.weekday, unit="D")
+    return day - pd.to_timedelta(day.dt.day_of_week, unit="D")
 
 
 def insights(weeks: int = 12, *, now: datetime | None = None, engine: Engine | None = None) -> InsightsReport:
