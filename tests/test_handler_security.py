@@ -363,7 +363,7 @@ def _a_sent_card(live_engine) -> str:
     _token, conv_id = _shopper_conversation(live_engine, "what would you suggest?")
     with Session(live_engine) as s:
         admin = s.exec(select(AdminUser).where(AdminUser.email == ADMIN_EMAIL)).one()
-        product = s.exec(select(Product).order_by(Product.id.desc())).first()
+        product = s.exec(select(Product).order_by(Product.id)).first()  # not the one other tests send
     chat.admin_send(admin.id, conv_id, uuid.uuid4().hex, product_id=product.id, source=CardSource.SEARCH,
                     engine=live_engine)
     return product.name

@@ -11,9 +11,10 @@ from chatdash.state.insights import FunnelRow
 from chatdash.state.insights import InsightsState as S
 
 BORDER = f"1px solid {rx.color('gray', 5)}"
-# One colour per funnel step, light to dark: the eye reads the drop-off.
-STEP_COLOURS = (("Sent", rx.color("blue", 6)), ("Clicked", rx.color("blue", 8)),
-                ("Added to cart", rx.color("blue", 10)), ("Ordered", rx.color("green", 9)))
+# One colour per funnel step, grey to blue to green: the eye reads the drop-off.
+STEP_COLOURS = (("Sent", "#64748b"), ("Clicked", "#38bdf8"), ("Added to cart", "#2563eb"), ("Ordered", "#16a34a"))
+# Recharts sorts legend and tooltip items by name unless told not to: keep the funnel's order.
+UNSORTED = {"itemSorter": rx.Var("null")}
 
 
 def _card(*children: rx.Component, **props) -> rx.Component:
@@ -37,7 +38,7 @@ def _stat(label: str, value, note, icon: str, stat_id: str) -> rx.Component:
 
 def _stats() -> rx.Component:
     return rx.grid(
-        _stat("Products sent", S.sent, "cards, once per chat and product", "send", "stat-sent"),
+        _stat("Products sent", S.sent, "one card per chat and product", "send", "stat-sent"),
         _stat("Clicked", S.clicked, S.clicked_rate + " of sent", "mouse-pointer-click", "stat-clicked"),
         _stat("Added to cart", S.carted, S.carted_rate + " of sent", "shopping-cart", "stat-carted"),
         _stat("Ordered", S.ordered, S.ordered_rate + " of sent", "package-check", "stat-ordered"),
@@ -59,8 +60,8 @@ def _axes(key: str) -> list[rx.Component]:
         rx.recharts.cartesian_grid(stroke_dasharray="3 3", vertical=False),
         rx.recharts.x_axis(data_key=key, tick_line=False, tick={"fontSize": 12}),
         rx.recharts.y_axis(allow_decimals=False, tick_line=False, axis_line=False, tick={"fontSize": 12}, width=40),
-        rx.recharts.graphing_tooltip(),
-        rx.recharts.legend(icon_type="circle", icon_size=8),
+        rx.recharts.graphing_tooltip(custom_attrs=UNSORTED),
+        rx.recharts.legend(icon_type="circle", icon_size=8, custom_attrs=UNSORTED),
     ]
 
 
@@ -88,7 +89,9 @@ def _funnel_by_week() -> rx.Component:
         "Funnel per week",
         "Cards by the week they were first sent (weeks start on Monday, UTC).",
         rx.recharts.line_chart(
-            *[rx.recharts.line(data_key=step, stroke=colour, stroke_width=2, type_="monotone", dot=False)
+            # No drawing animation: the lines are there as soon as the numbers are.
+            *[rx.recharts.line(data_key=step, stroke=colour, stroke_width=2, type_="monotone", dot=False,
+                               is_animation_active=False)
               for step, colour in STEP_COLOURS],
             *_axes("week"),
             data=S.by_week_chart, width="100%", height=280,
@@ -102,7 +105,7 @@ def _revenue_by_week() -> rx.Component:
         "Revenue attributed per week",
         "Order lines of the products sent, by the week the card was sent.",
         rx.recharts.bar_chart(
-            rx.recharts.bar(data_key="Revenue", fill=rx.color("green", 9), radius=[3, 3, 0, 0], max_bar_size=36),
+            rx.recharts.bar(data_key="Revenue", fill="#16a34a", radius=[3, 3, 0, 0], max_bar_size=36),
             rx.recharts.cartesian_grid(stroke_dasharray="3 3", vertical=False),
             rx.recharts.x_axis(data_key="week", tick_line=False, tick={"fontSize": 12}),
             rx.recharts.y_axis(tick_line=False, axis_line=False, tick={"fontSize": 12}, width=56),
