@@ -6,7 +6,8 @@ Builds, on a temporary SQLite file (or a fresh PostgreSQL schema with --pg):
 cards sent over the last 12 weeks (about 9% of them re-sends of a card already
 in that chat, which count once), a click on 30% of them, cart events holding
 the product after 35% (some past the 7-day window), orders with the product
-after 12%, and 400,000 unrelated page views and 50,000 unrelated cart events.
+after 12%, 300,000 text messages around them, and 400,000 unrelated page
+views and 50,000 unrelated cart events.
 
 python bench/bench_attribution.py [--cards 100000] [--runs 5] [--pg postgresql://...]
 """
@@ -106,6 +107,11 @@ def build(engine: Engine, cards: int, seed: int) -> dict[str, int]:
             products = {product, *(rng.randint(1, n_products) for _ in range(rng.randint(0, 4)))}
             lines.extend({"order_id": order_id, "product_id": p, "quantity": rng.randint(1, 3),
                           "unit_price_cents": 500 + (p * 37) % 20_000} for p in products)
+    for i in range(300_000):  # the conversations themselves
+        messages.append({"conversation_id": rng.randint(1, n_shoppers), "sender": rng.choice(("shopper", "admin")),
+                         "kind": "text", "body": "Do you have this in blue?", "product_id": None, "admin_id": None,
+                         "client_msg_id": f"text{i:08d}", "card_source": None, "clicked_at": None,
+                         "created_at": now - timedelta(seconds=rng.uniform(0, 84 * 86400))})
     for i in range(400_000):  # browsing that has nothing to do with cards
         events.append({"event_id": f"p{i}", "shopper_id": rng.randint(1, n_shoppers), "kind": "page_view",
                        "url": "https://shop.test/", "payload": "{}", "received_at": now,
@@ -120,7 +126,7 @@ def build(engine: Engine, cards: int, seed: int) -> dict[str, int]:
     if engine.dialect.name == "postgresql":
         with engine.begin() as conn:
             conn.execute(text("ANALYZE"))  # autovacuum's job on a live server; SQLite runs without statistics
-    return {"card messages": len(messages), "distinct cards": len(set(sent)), "events": len(events),
+    return {"messages": len(messages), "card messages": cards, "distinct cards": len(set(sent)), "events": len(events),
             "orders": len(orders), "order lines": len(lines)}
 
 
@@ -152,6 +158,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--seed", type=int, default=13)
     parser.add_argument("--pg", help="a PostgreSQL URL: build in a fresh schema there (dropped afterwards)")
+    parser.add_argument("--db", help="SQLite: reuse (or build) this file instead of a temporary one")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -159,13 +166,16 @@ def main() -> None:
         if args.pg:
             engine, schema = _pg_engine(args.pg)
         else:
-            engine = make_engine(f"sqlite:///{Path(tmp) / 'bench.db'}")
+            engine = make_engine(f"sqlite:///{Path(args.db) if args.db else Path(tmp) / 'bench.db'}")
         try:
             migrate(engine)
-            start = time.perf_counter()
-            sizes = build(engine, args.cards, args.seed)
-            print(f"{engine.dialect.name}: built in {time.perf_counter() - start:.0f} s: "
-                  + ", ".join(f"{v:,} {k}" for k, v in sizes.items()))
+            with engine.connect() as conn:
+                built = conn.execute(select(func.count()).select_from(Message.__table__)).scalar()
+            if not built:
+                start = time.perf_counter()
+                sizes = build(engine, args.cards, args.seed)
+                print(f"{engine.dialect.name}: built in {time.perf_counter() - start:.0f} s: "
+                      + ", ".join(f"{v:,} {k}" for k, v in sizes.items()))
 
             for weeks in (12, 52):
                 times = []

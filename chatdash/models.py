@@ -207,8 +207,9 @@ class Message(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("conversation_id", "client_msg_id", name="uq_message_client_id"),
         Index("ix_message_conversation_id", "conversation_id", "id"),
-        # Product cards only (a few per conversation): the Insights page reads them by time.
-        Index("ix_message_product_card", "created_at",
+        # Product cards only (a few per conversation), covering what attribution
+        # reads of them: one card per (conversation, product), in index order.
+        Index("ix_message_product_card", "conversation_id", "product_id", "created_at", "clicked_at",
               sqlite_where=text("kind = 'product'"), postgresql_where=text("kind = 'product'")),
     )
 

@@ -2,7 +2,8 @@
 
 `message.card_source` (search, recommended, bought_also, same_order,
 viewed_together) and `message.clicked_at` (first click in the widget), plus a
-partial index over product cards by time for the Insights page.
+partial index over product cards covering what attribution reads of them
+(one card per conversation and product, in index order).
 
 Revision ID: 0008_h_attrib
 Revises: 0007
@@ -27,7 +28,7 @@ def upgrade() -> None:
     # Plain ADD COLUMN (no batch copy): SQLite's FTS triggers on `message` stay as they are.
     op.add_column("message", sa.Column("card_source", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=True))
     op.add_column("message", sa.Column("clicked_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True))
-    op.create_index("ix_message_product_card", "message", ["created_at"],
+    op.create_index("ix_message_product_card", "message", ["conversation_id", "product_id", "created_at", "clicked_at"],
                     sqlite_where=PRODUCT_CARDS, postgresql_where=PRODUCT_CARDS)
 
 

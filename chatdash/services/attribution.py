@@ -47,7 +47,6 @@ from chatdash.models import (
     Order,
     OrderLine,
     Product,
-    Sender,
     Shopper,
     StoreEvent,
     utcnow,
@@ -134,6 +133,14 @@ def _plus_window(column, dialect: str):
 LIKE_ESCAPE = "!"
 
 
+def _week_of(column, dialect: str):
+    """The Monday (UTC) of the week of `column`, as an ISO date string."""
+    if dialect == "sqlite":
+        # Back six days, then on to the next Monday (the same day when it is one).
+        return func.date(column, "-6 days", "weekday 1")
+    return func.to_char(func.date_trunc("week", func.timezone("UTC", column)), "YYYY-MM-DD")
+
+
 def _like_sku(sku_column):
     """LIKE pattern matching `"sku":"<sku>"` in an event's JSON payload (as
     tracking stores it: compact separators), with LIKE's wildcards escaped."""
@@ -144,8 +151,9 @@ def _like_sku(sku_column):
 def _cards(conversation_id: int | None, since: datetime | None):
     """One row per (conversation, product) sent: first and last send, first click."""
     m = Message.__table__
-    where = [m.c.kind == literal_column("'product'"),  # literal: the partial index's own condition
-             m.c.sender == Sender.ADMIN, m.c.product_id.is_not(None)]
+    # Only an admin's send makes a product card (chat.admin_send). The literal is
+    # the partial index's own condition, so SQLite sees the index applies.
+    where = [m.c.kind == literal_column("'product'"), m.c.product_id.is_not(None)]
     if conversation_id is not None:
         where.append(m.c.conversation_id == conversation_id)
     if since is not None:
@@ -167,15 +175,16 @@ def _shopper_of(cards):
     return conv, shopper, func.coalesce(shopper.c.merged_into_id, shopper.c.id)
 
 
-CARD_COLUMNS = ["conversation_id", "product_id", "first_id", "sent_at", "source", "clicked", "carted"]
+CARD_COLUMNS = ["conversation_id", "product_id", "first_id", "week", "source", "clicked", "carted"]
 MATCH_COLUMNS = ["conversation_id", "product_id", "first_id", "line_id", "amount", "currency"]
 
 
 def card_outcomes(session: Session, *, conversation_id: int | None = None,
                   since: datetime | None = None) -> pd.DataFrame:
-    """One row per card: conversation_id, product_id, sent_at, source, and the
-    steps it reached (clicked, carted, ordered: bools) with its revenue in
-    cents. Cards first sent before `since` are left out."""
+    """One row per card: conversation_id, product_id, week (the Monday of its
+    first send, ISO date), source, and the steps it reached (clicked, carted,
+    ordered: bools) with its revenue in cents. Cards first sent before `since`
+    are left out. Plain ints and strings come back: no time is parsed in Python."""
     dialect = session.get_bind().dialect.name
     cards = _cards(conversation_id, since)
     conv, shopper, shopper_id = _shopper_of(cards)
@@ -190,7 +199,8 @@ def card_outcomes(session: Session, *, conversation_id: int | None = None,
     )
     clicked = and_(cards.c.clicked_at.is_not(None), cards.c.clicked_at <= deadline)
     card_rows = session.execute(
-        select(cards.c.conversation_id, cards.c.product_id, cards.c.first_id, cards.c.sent_at,
+        select(cards.c.conversation_id, cards.c.product_id, cards.c.first_id,
+               _week_of(cards.c.sent_at, dialect).label("week"),
                func.coalesce(first.c.card_source, OTHER).label("source"),
                case((clicked, 1), else_=0).label("clicked"), case((carted, 1), else_=0).label("carted"))
         .select_from(cards)
@@ -295,11 +305,6 @@ class InsightsReport:
     currency: str
 
 
-def _week_start(ts: pd.Series) -> pd.Series:
-    day = ts.dt.tz_convert("UTC").dt.normalize()
-    return day - pd.to_timedelta(day.dt.day_of_week, unit="D")
-
-
 def insights(weeks: int = 12, *, now: datetime | None = None, engine: Engine | None = None) -> InsightsReport:
     """The Insights page: cards first sent in the last `weeks` weeks (counted
     from the Monday `weeks - 1` weeks before this one), their funnel in all,
@@ -321,10 +326,8 @@ def insights(weeks: int = 12, *, now: datetime | None = None, engine: Engine | N
     by_source = [_row(s, SOURCE_LABELS_ALL[s], by_source_rows, s) for s in sources]
 
     mondays = pd.date_range(first_monday, this_monday, freq="7D")
-    if len(cards):
-        cards = cards.assign(week=_week_start(pd.to_datetime(cards["sent_at"], utc=True)))
-    weekly = _grouped(cards, "week") if len(cards) else _grouped(cards.assign(week=[]), "week")
-    by_week = [_row(m.date().isoformat(), m.strftime("%d %b"), weekly, m) for m in mondays]
+    weekly = _grouped(cards, "week")
+    by_week = [_row(m.date().isoformat(), m.strftime("%d %b"), weekly, m.date().isoformat()) for m in mondays]
 
     top_products = [_row(str(pid), names.get(int(pid), f"Product {pid}"), top, pid) for pid in top.index]
     return InsightsReport(weeks, since, _funnel("all", "All sources", cards), by_source, by_week, top_products,
