@@ -200,6 +200,8 @@ def insights() -> rx.Component:
                     spacing="1",
                 ),
                 rx.spacer(),
+                rx.cond(S.reading, rx.hstack(rx.spinner(size="2"), rx.text("Counting…", size="1", color_scheme="gray"),
+                                             align="center", id="insights-reading")),
                 rx.segmented_control.root(
                     rx.segmented_control.item("4 weeks", value="4"),
                     rx.segmented_control.item("12 weeks", value="12"),
@@ -213,7 +215,7 @@ def insights() -> rx.Component:
                 spacing="3",
             ),
             # For tests and scripts: the numbers below are this period's.
-            rx.cond(S.loaded, rx.box(id="insights-loaded", display="none")),
+            rx.cond(S.loaded & ~S.reading, rx.box(id="insights-loaded", display="none")),
             _empty_note(),
             _stats(),
             rx.grid(_funnel_by_source(), _funnel_by_week(), columns=rx.breakpoints(initial="1", lg="2"),

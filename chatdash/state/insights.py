@@ -59,16 +59,27 @@ class InsightsState(AuthState):
     sources: list[FunnelRow] = []
     top_products: list[FunnelRow] = []
 
-    @admin_event
-    async def load(self):
-        await self._read()
+    reading: bool = False  # a report is being computed (about a second at 100k cards)
 
     @admin_event
-    async def set_period(self, value: Any):
+    def load(self):
+        self.reading = True
+        return InsightsState.read  # the page shows "reading" first, then the numbers
+
+    @admin_event
+    def set_period(self, value: Any):
         if not isinstance(value, str) or value not in {str(p) for p in attribution.PERIODS}:
-            return
+            return None
         self.period = value
-        await self._read()
+        self.reading = True
+        return InsightsState.read
+
+    @admin_event
+    async def read(self):
+        try:
+            await self._read()
+        finally:
+            self.reading = False
 
     async def _read(self) -> None:
         report = await asyncio.to_thread(attribution.insights, int(self.period))
