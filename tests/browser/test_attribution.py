@@ -106,6 +106,7 @@ def test_a_recommended_card_is_followed_from_click_to_order(live_app, browser, d
         # The store's backend reports the order; the admin's line moves without a reload.
         expect(line).to_have_text(f"1 product sent · 1 clicked · 1 bought · {money(product.price_cents)}",
                                   timeout=30_000)
+        admin.screenshot(path=shot("attribution-line-1440x900.png"))
 
         # Insights count the card at every step, under "Recommended".
         open_insights(admin, live_app)
