@@ -18,6 +18,7 @@ from chatdash.errors import backend_exception_handler
 from chatdash.models import utcnow
 from chatdash.pages import (  # noqa: F401  (register pages)
     conversations,
+    insights,
     invite,
     login,
     settings,

@@ -198,10 +198,24 @@ class Conversation(SQLModel, table=True):
     proactive_shown_id: int = 0
 
 
+class CardSource(StrEnum):
+    """Where the admin found the product they sent into the chat (attribution)."""
+
+    SEARCH = "search"
+    RECOMMENDED = "recommended"  # the shopper's personal recommendations
+    BOUGHT_ALSO = "bought_also"  # related: people who bought this also bought
+    SAME_ORDER = "same_order"  # related: frequently bought in the same order
+    VIEWED_TOGETHER = "viewed_together"  # related: frequently viewed together
+
+
 class Message(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("conversation_id", "client_msg_id", name="uq_message_client_id"),
         Index("ix_message_conversation_id", "conversation_id", "id"),
+        # Product cards only (a few per conversation), covering what attribution
+        # reads of them: one card per (conversation, product), in index order.
+        Index("ix_message_product_card", "conversation_id", "product_id", "created_at", "clicked_at",
+              sqlite_where=text("kind = 'product'"), postgresql_where=text("kind = 'product'")),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -214,6 +228,10 @@ class Message(SQLModel, table=True):
     # Client-generated id: a retried send is stored once.
     client_msg_id: str = Field(max_length=64)
     created_at: datetime = Field(default_factory=utcnow)
+    # A product card's source (CardSource; None for cards sent before it was recorded)
+    # and the first time the shopper clicked it in the widget (services/attribution.py).
+    card_source: str | None = Field(default=None, max_length=16)
+    clicked_at: datetime | None = None
 
 
 class AdminUser(SQLModel, table=True):

@@ -206,7 +206,8 @@ def test_every_admin_handler_checks_the_role():
     for name in ("ChatState.resolve", "ChatState.assign", "ChatState.send_note", "ChatState.still_viewing",
                  "InboxState.set_filter", "InboxState.search", "SavedRepliesState.add",
                  "SavedRepliesState.remove", "VisitorsState.open_composer", "VisitorsState.start_chat",
-                 "VisitorsState.set_composer_open"):
+                 "VisitorsState.set_composer_open", "InsightsState.load", "InsightsState.set_period",
+                 "InsightsState.read"):
         assert roles[name] == Role.AGENT
 
 
@@ -451,4 +452,61 @@ def test_starting_a_chat_takes_an_agents_session(live_app, live_engine):
         with Session(live_engine) as s:
             auth.end_session(s, token)
             s.delete(s.get(AdminUser, agent_id))
+            s.commit()
+
+
+# ----- Insights: what the store's product cards earned is for its staff only ------
+
+
+def _a_sent_card(live_engine) -> str:
+    """A product card in a shopper's chat; returns the product's name."""
+    from chatdash.models import AdminUser, CardSource, Product
+    from chatdash.services import chat
+
+    _token, conv_id = _shopper_conversation(live_engine, "what would you suggest?")
+    with Session(live_engine) as s:
+        admin = s.exec(select(AdminUser).where(AdminUser.email == ADMIN_EMAIL)).one()
+        product = s.exec(select(Product).order_by(Product.id)).first()  # not the one other tests send
+    chat.admin_send(admin.id, conv_id, uuid.uuid4().hex, product_id=product.id, source=CardSource.SEARCH,
+                    engine=live_engine)
+    return product.name
+
+
+def test_insights_handlers_refuse_a_client_without_a_session(live_app, live_engine):
+    from chatdash.state.insights import InsightsState
+
+    name = _a_sent_card(live_engine)
+    client = RawReflexClient(live_app.backend)
+    try:
+        client.hydrate(path="/admin/insights")
+        client.call(InsightsState, "load", path="/admin/insights")
+        client.call(InsightsState, "set_period", {"value": "52"}, path="/admin/insights")
+        client.call(InsightsState, "read", path="/admin/insights")
+        seen = client.seen_values(InsightsState)
+        assert not seen.get("loaded") and not seen.get("sent") and not seen.get("top_products")
+        assert name not in str(client.deltas)
+    finally:
+        client.close()
+
+
+def test_insights_handlers_answer_a_real_admin_session(live_app, live_engine):
+    """Proves the refusal above is the session check: the same calls, logged in."""
+    from chatdash.state.insights import InsightsState
+
+    name = _a_sent_card(live_engine)
+    _agent_id, token = _agent_session(live_engine)
+    client = RawReflexClient(live_app.backend, cookies=_session_cookie(token))
+    try:
+        client.hydrate(path="/admin/insights")
+        client.call(InsightsState, "set_period", {"value": "52"}, path="/admin/insights")
+        client.call(InsightsState, "read", path="/admin/insights")  # what the page runs next
+        client.wait_for(lambda d: name in str(d))
+        assert client.seen_values(InsightsState)["sent"] >= 1
+        # A period the page does not offer changes nothing.
+        client.call(InsightsState, "set_period", {"value": "9999"}, path="/admin/insights")
+        assert client.seen_values(InsightsState)["period"] == "52"
+    finally:
+        client.close()
+        with Session(live_engine) as s:
+            auth.end_session(s, token)
             s.commit()

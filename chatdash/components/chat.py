@@ -11,7 +11,9 @@ from chatdash.state.views import ChatMessage
 
 def product_card(msg: ChatMessage, open_in_top: bool) -> rx.Component:
     """A product sent into the chat. In the widget the link opens in the store's
-    own window (the top page), not inside the chat iframe."""
+    own window (the top page), not inside the chat iframe, and goes through
+    chatdash's click link, which counts the shopper's click (attribution); the
+    admin's copy links straight to the product."""
     # A plain <a>: the router's link would keep a same-origin URL inside the iframe.
     return rx.el.a(
         rx.hstack(
@@ -28,7 +30,7 @@ def product_card(msg: ChatMessage, open_in_top: bool) -> rx.Component:
             spacing="3",
             align="center",
         ),
-        href=msg.product_url,
+        href=msg.product_click_url if open_in_top else msg.product_url,
         target="_top" if open_in_top else "_blank",
         rel="noopener",
         class_name="product-card",

@@ -61,6 +61,11 @@ def nav_menu() -> rx.Component:
             id="menu-visitors",
         ),
         rx.link(
+            rx.button(rx.icon("chart-column", size=16), "Insights", variant="ghost"),
+            href=routes.INSIGHTS,
+            id="menu-insights",
+        ),
+        rx.link(
             rx.button(rx.icon("settings", size=16), "Settings", variant="ghost"),
             href=routes.SETTINGS,
             id="menu-settings",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import reflex as rx
 
+from chatdash.models import CardSource
 from chatdash.state.product_search import ProductSearchState
 from chatdash.state.shopper_panel import ShopperPanelState as Panel
 from chatdash.state.views import ProductHit
@@ -93,7 +94,8 @@ def _rec_row(p: ProductHit) -> rx.Component:
     return product_row(
         p,
         rx.tooltip(rx.icon_button(rx.icon("send", size=14), size="1", variant="soft",
-                                  on_click=Panel.send_product(p.id), class_name="rec-send",
+                                  on_click=Panel.send_product(p.id, CardSource.RECOMMENDED.value),
+                                  class_name="rec-send",
                                   aria_label="Send to chat"), content="Send to chat"),
         rx.tooltip(rx.icon_button(rx.icon("git-fork", size=14), size="1", variant="soft", color_scheme="gray",
                                   on_click=Panel.show_related(p.id), class_name="rec-related",
@@ -117,19 +119,20 @@ def recommendations_section() -> rx.Component:
     )
 
 
-def _related_row(p: ProductHit) -> rx.Component:
+def _related_row(p: ProductHit, source: CardSource) -> rx.Component:
     return product_row(
         p,
-        rx.button("Send", size="1", variant="soft", on_click=Panel.send_product(p.id), class_name="related-send"),
+        rx.button("Send", size="1", variant="soft", on_click=Panel.send_product(p.id, source.value),
+                  class_name="related-send"),
     )
 
 
-def _related_list(title: str, items, list_id: str) -> rx.Component:
+def _related_list(title: str, items, list_id: str, source: CardSource) -> rx.Component:
     return rx.vstack(
         rx.text(title, size="2", weight="bold"),
         rx.cond(
             items.length() > 0,
-            rx.vstack(rx.foreach(items, _related_row), spacing="0", width="100%"),
+            rx.vstack(rx.foreach(items, lambda p: _related_row(p, source)), spacing="0", width="100%"),
             rx.text("Not enough data for this product yet.", size="1", color_scheme="gray",
                     class_name="related-empty"),
         ),
@@ -146,9 +149,12 @@ def related_dialog() -> rx.Component:
             rx.dialog.description("Send any of these to the shopper.", size="2", color_scheme="gray"),
             rx.scroll_area(
                 rx.vstack(
-                    _related_list("People who bought this also bought", Panel.related_bought, "related-bought"),
-                    _related_list("Frequently bought in the same order", Panel.related_order, "related-order"),
-                    _related_list("Frequently viewed together", Panel.related_viewed, "related-viewed"),
+                    _related_list("People who bought this also bought", Panel.related_bought, "related-bought",
+                                  CardSource.BOUGHT_ALSO),
+                    _related_list("Frequently bought in the same order", Panel.related_order, "related-order",
+                                  CardSource.SAME_ORDER),
+                    _related_list("Frequently viewed together", Panel.related_viewed, "related-viewed",
+                                  CardSource.VIEWED_TOGETHER),
                     spacing="4",
                     width="100%",
                     padding_top="12px",

@@ -174,6 +174,25 @@ def _list_panel() -> rx.Component:
     )
 
 
+def _attribution_bar() -> rx.Component:
+    """What the products sent in this chat earned (kept live by ChatState)."""
+    return rx.cond(
+        ChatState.attribution_text != "",
+        rx.hstack(
+            rx.icon("shopping-bag", size=14, color=rx.color("green", 10)),
+            rx.text(ChatState.attribution_text, size="1", id="attribution-line"),
+            rx.spacer(),
+            rx.link("Insights", href=routes.INSIGHTS, size="1", color_scheme="gray"),
+            align="center",
+            spacing="2",
+            padding="5px 16px",
+            width="100%",
+            background=rx.color("green", 2),
+            border_bottom=BORDER,
+        ),
+    )
+
+
 def _chat_panel() -> rx.Component:
     return rx.vstack(
         rx.cond(
@@ -190,6 +209,7 @@ def _chat_panel() -> rx.Component:
                     align="center",
                 ),
                 _collision_bar(),
+                _attribution_bar(),
                 rx.box(
                     rx.vstack(
                         rx.foreach(ChatState.messages, _chat_item),

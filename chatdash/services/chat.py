@@ -11,12 +11,14 @@ from sqlalchemy.engine import Engine
 from chatdash import events
 from chatdash.db import session_scope, write_scope
 from chatdash.events import ConversationSummary, MessageView
-from chatdash.models import Conversation, Sender
+from chatdash.models import CardSource, Conversation, Sender
 from chatdash.services import admission, customers
 from chatdash.services import conversations as convs
 from chatdash.services.conversations import ChatError
 from chatdash.services.ratelimit import limiter
 from chatdash.settings import get_settings
+
+CARD_SOURCES = frozenset(s.value for s in CardSource)
 
 # The widget shows the newest messages; older ones stay in the database.
 HISTORY_LIMIT = 500
@@ -132,9 +134,13 @@ def _continued(session, conv: Conversation | None) -> Conversation | None:
 
 
 def admin_send(admin_id: int, conversation_id: int, client_id: str, text: str = "", *,
-               product_id: int | None = None, engine: Engine | None = None) -> tuple[MessageView, bool]:
-    """Store an admin's reply or product card once (by its client id)."""
+               product_id: int | None = None, source: str | None = None,
+               engine: Engine | None = None) -> tuple[MessageView, bool]:
+    """Store an admin's reply or product card once (by its client id). A card
+    records `source`, where the admin found it (a CardSource), for attribution."""
     settings = get_settings()
+    if source is not None and source not in CARD_SOURCES:
+        raise ChatError("Unknown product source.")
     with write_scope(engine) as session:
         conv = _continued(session, session.get(Conversation, conversation_id))
         if conv is None:
@@ -142,6 +148,7 @@ def admin_send(admin_id: int, conversation_id: int, client_id: str, text: str = 
         return convs.post_message(
             session, conv, Sender.ADMIN, client_id, text, product_id=product_id, admin_id=admin_id,
             max_chars=settings.message_max_chars, window_seconds=settings.presence_window_seconds,
+            card_source=source,
         )
 
 

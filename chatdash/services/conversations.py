@@ -148,10 +148,12 @@ def post_message(
     product_id: int | None = None,
     admin_id: int | None = None,
     window_seconds: int = 60,
+    card_source: str | None = None,
 ) -> tuple[MessageView, bool]:
     """Store a message once and record `MessagePosted` (and `ConversationStarted`
     for a shopper's first message) for delivery after commit. A retry with the
-    same client id returns the stored message and created=False.
+    same client id returns the stored message and created=False. A product
+    card keeps `card_source` (a CardSource: where the admin found it).
 
     The chat's hottest write: a handful of prepared Core statements (insert,
     update, one read for the inbox row), no ORM unit of work."""
@@ -172,7 +174,8 @@ def post_message(
         preview = body
     created_at = utcnow()
     values = dict(conversation_id=conversation.id, sender=str(sender), kind=str(kind), body=body,
-                  product_id=product_id, admin_id=admin_id, client_msg_id=client_msg_id, created_at=created_at)
+                  product_id=product_id, admin_id=admin_id, client_msg_id=client_msg_id, created_at=created_at,
+                  card_source=card_source if product is not None else None)
     # ON CONFLICT DO NOTHING: a retry, or a concurrent retry that won the race,
     # inserts nothing and gets the stored row. (Other constraints, such as a
     # deleted admin or product, still raise.)

@@ -11,13 +11,21 @@ from typing import Any
 import reflex as rx
 
 from chatdash import live
-from chatdash.events import ConversationFiled, MessagePosted, MessagesSeen, NotePosted, Typing, ViewersChanged
-from chatdash.models import Sender, Status
-from chatdash.services import chat, saved_replies, team, workspace
+from chatdash.events import (
+    ConversationFiled,
+    MessagePosted,
+    MessagesSeen,
+    NotePosted,
+    ShopperActivity,
+    Typing,
+    ViewersChanged,
+)
+from chatdash.models import MessageKind, Sender, Status
+from chatdash.services import attribution, chat, saved_replies, team, workspace
 from chatdash.services.conversations import CLIENT_ID_RE
 from chatdash.settings import get_settings
 from chatdash.state.auth import AuthState, admin_event
-from chatdash.state.views import ChatMessage, with_message
+from chatdash.state.views import ChatMessage, money, with_message
 
 
 @dataclasses.dataclass
@@ -32,6 +40,27 @@ class SavedReplyOption:
 class TeamOption:
     id: str = ""  # the select's value: the agent id as text
     name: str = ""
+
+
+def attribution_line(a: attribution.ConversationAttribution) -> str:
+    """ "3 products sent · 1 clicked · 1 bought · $54.00" ("" while nothing was sent)."""
+    if not a.sent:
+        return ""
+    sent = f"{a.sent} product{'s' if a.sent != 1 else ''} sent"
+    return f"{sent} · {a.clicked} clicked · {a.ordered} bought · {money(a.revenue_cents, a.currency)}"
+
+
+def _load_attribution(event: ShopperActivity) -> tuple[int, str]:
+    """The line of the shopper's conversation after store activity (a click, a
+    cart, an order): one small read per conversation on screen, shared by its tabs."""
+    return event.conversation_id, attribution_line(attribution.conversation_attribution(event.conversation_id))
+
+
+def _load_attribution_after_card(event: MessagePosted) -> tuple[int, str] | None:
+    """A product card was sent: the line counts it (no read for text messages)."""
+    if event.message.kind != MessageKind.PRODUCT:
+        return None
+    return event.conversation_id, attribution_line(attribution.conversation_attribution(event.conversation_id))
 
 
 class ChatState(AuthState):
@@ -53,6 +82,8 @@ class ChatState(AuthState):
     agent_typing_seq: int = 0
     workspace_error: str = ""
     saved_replies: list[SavedReplyOption] = []
+    # Under the chat: what the products sent here earned (services/attribution.py).
+    attribution_text: str = ""
 
     @rx.var
     def max_chars(self) -> int:
@@ -79,7 +110,12 @@ class ChatState(AuthState):
         self.shopper_typing_seq = 0
         self.reply_error = ""
         await self._open_workspace(conversation_id)
+        await self._show_attribution()
         return True
+
+    async def _show_attribution(self) -> None:
+        found = await asyncio.to_thread(attribution.conversation_attribution, self.conversation_id)
+        self.attribution_text = attribution_line(found)
 
     # ----- replying ------------------------------------------------------
     @admin_event
@@ -96,18 +132,27 @@ class ChatState(AuthState):
             return [rx.set_value("reply-input", ""), rx.set_value("reply-client-id", "")]
         return None
 
-    async def _send_product(self, product_id: Any) -> bool:
-        """A product card into the open conversation (search, recommendations,
-        related); `product_id` comes from the client, so it is checked here."""
+    async def _send_product(self, product_id: Any, source: Any) -> bool:
+        """A product card into the open conversation; `source` says where the
+        admin found it (a CardSource: search, recommended or a related list).
+        Both come from the client, so they are checked here."""
         if not isinstance(product_id, int) or isinstance(product_id, bool) or not self.conversation_id:
             return False
-        return await self._post(uuid.uuid4().hex, product_id=product_id)
+        if not isinstance(source, str) or source not in chat.CARD_SOURCES:
+            self.reply_error = "Unknown product source."
+            return False
+        if await self._post(uuid.uuid4().hex, product_id=product_id, source=source):
+            await self._show_attribution()
+            return True
+        return False
 
-    async def _post(self, client_id: str, text: str = "", product_id: int | None = None) -> bool:
+    async def _post(self, client_id: str, text: str = "", product_id: int | None = None,
+                    source: str | None = None) -> bool:
         admin = self._checked_admin
         try:
             message, _created = await asyncio.to_thread(
-                chat.admin_send, admin.id, self.conversation_id, client_id, text, product_id=product_id)
+                chat.admin_send, admin.id, self.conversation_id, client_id, text, product_id=product_id,
+                source=source)
         except chat.ChatError as exc:
             self.reply_error = str(exc)
             return False
@@ -138,6 +183,17 @@ class ChatState(AuthState):
             self.shopper_seen_id = max(self.shopper_seen_id, event.message.id)
             # The admin has it on screen: it is seen (the shopper's widget shows it).
             live.background(chat.mark_seen, event.conversation_id, Sender.ADMIN, event.message.id)
+
+    @live.on(MessagePosted, topic=live.by_conversation, load=_load_attribution_after_card)
+    def _on_card_sent(self, _event: MessagePosted, line: tuple[int, str] | None) -> None:
+        if line is not None and line[0] == self.conversation_id:
+            self.attribution_text = line[1]
+
+    @live.on(ShopperActivity, topic=live.by_conversation, load=_load_attribution)
+    def _on_store_activity(self, _event: ShopperActivity, line: tuple[int, str]) -> None:
+        """A click, cart or order of this shopper may have moved the line."""
+        if line[0] == self.conversation_id and line[1] != self.attribution_text:
+            self.attribution_text = line[1]
 
     @live.on(MessagesSeen, topic=live.by_conversation)
     def _on_seen(self, event: MessagesSeen) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from chatdash.models import CardSource
 from chatdash.services import product_picks
 from chatdash.state.auth import AuthState, admin_event
 from chatdash.state.views import ProductHit
@@ -39,7 +40,7 @@ class ProductSearchState(AuthState):
         from chatdash.state.chat import ChatState
 
         chat_state = await self.get_state(ChatState)
-        if await chat_state._send_product(product_id):
+        if await chat_state._send_product(product_id, CardSource.SEARCH):
             self.search_open = False
             self.search_query = ""
             self.search_results = []

@@ -13,6 +13,7 @@ import reflex as rx
 
 from chatdash import live
 from chatdash.events import PresenceChanged, ShopperActivity, ShopperMerged
+from chatdash.models import CardSource
 from chatdash.services import product_picks
 from chatdash.services.shopper_context import ShopperContext, shopper_context
 from chatdash.state.auth import AuthState, admin_event
@@ -103,12 +104,14 @@ class ShopperPanelState(AuthState):
         self.related_open = bool(value)
 
     @admin_event
-    async def send_product(self, product_id: Any):
-        """Send a recommended or related product's card into the chat."""
+    async def send_product(self, product_id: Any, source: Any = CardSource.RECOMMENDED):
+        """Send a recommended or related product's card into the chat; `source`
+        names the list it came from (recommended, bought_also, same_order,
+        viewed_together), for attribution."""
         from chatdash.state.chat import ChatState
 
         chat_state = await self.get_state(ChatState)
-        if await chat_state._send_product(product_id):
+        if await chat_state._send_product(product_id, source):
             self.related_open = False
 
     # ----- pushed --------------------------------------------------------

@@ -6,6 +6,7 @@ import dataclasses
 from datetime import UTC, datetime
 
 from chatdash.events import ConversationSummary, MessageView
+from chatdash.services.attribution import card_click_url
 
 
 def money(cents: int, currency: str = "USD") -> str:
@@ -48,11 +49,14 @@ class ChatMessage:
     product_url: str = ""
     product_image: str = ""
     product_in_stock: bool = True
+    # The widget's link for a card: records the shopper's click, then opens product_url.
+    product_click_url: str = ""
     author: str = ""  # a private note's agent
 
     @classmethod
     def from_view(cls, m: MessageView) -> ChatMessage:
         p = m.product
+        url = web_url(p.url) if p else ""
         return cls(
             author=m.author,
             id=m.id,
@@ -64,9 +68,10 @@ class ChatMessage:
             product_name=p.name if p else "",
             product_price=money(p.price_cents, p.currency) if p else "",
             # Only the catalog's own http(s) addresses ever become links.
-            product_url=web_url(p.url) if p else "",
+            product_url=url,
             product_image=image_src(p.image_url) if p else "",
             product_in_stock=p.in_stock if p else True,
+            product_click_url=card_click_url(m.id) if url else "",
         )
 
 
