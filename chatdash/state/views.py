@@ -6,12 +6,7 @@ import dataclasses
 from datetime import UTC, datetime
 
 from chatdash.events import ConversationSummary, MessageView
-
-
-def money(cents: int, currency: str = "USD") -> str:
-    symbol = {"USD": "$", "EUR": "€", "GBP": "£"}.get(currency.upper(), "")
-    amount = f"{cents / 100:,.2f}"
-    return f"{symbol}{amount}" if symbol else f"{amount} {currency.upper()}"
+from chatdash.services.money import money  # the one price format (emails use it too)
 
 
 def web_url(url: str) -> str:
