@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from chatdash.api import admin_session, team_invite, track
+from chatdash.api import admin_session, followup_links, team_invite, track
 from chatdash.api.http import ApiError, check_origin, client_address, read_json, shopper_cors
 from chatdash.api.middleware import BodyTimeout, SecurityHeaders
 from chatdash.db import get_engine
@@ -150,4 +150,5 @@ api = Starlette(routes=[
     Route("/api/store/carts", track.store_carts, methods=["POST"]),
     *admin_session.api_routes,  # the admin's HttpOnly session cookie
     *team_invite.api_routes,  # an invited agent sets a password and is logged in
+    *followup_links.api_routes,  # a follow-up email's unsubscribe link
 ], middleware=[Middleware(SecurityHeaders), Middleware(BodyTimeout)])
