@@ -244,8 +244,11 @@
     const title = n > 0 ? `(${n}) ${baseTitle()}` : baseTitle();
     if (document.title !== title) document.title = title;
     const chime = Number(el.dataset.chime || 0);
+    // data-chimed: how often this page chimed, from when it started listening
+    // (what tests, and curious people, can read).
+    if (lastChime === null) el.dataset.chimed = "0";
     if (lastChime !== null && chime > lastChime && el.dataset.sound === "on") {
-      el.dataset.chimed = String(Number(el.dataset.chimed || 0) + 1);  // what tests (and curious people) can read
+      el.dataset.chimed = String(Number(el.dataset.chimed || 0) + 1);
       try {
         // One context for the page: browsers allow only a few.
         const ctx = audio || (audio = new (window.AudioContext || window.webkitAudioContext)());

@@ -25,7 +25,7 @@ def _page(title: str, body: str, status: int = 200) -> HTMLResponse:
         "<!doctype html>\n<html lang='en'><head><meta charset='utf-8'>"
         "<meta name='viewport' content='width=device-width, initial-scale=1'>"
         f"<title>{html.escape(title)} · {store}</title></head>"
-        "<body style='font-family: system-ui, sans-serif; color: #111; background: #f6f6f7; margin: 0'>"
+        "<body style='font-family: system-ui, sans-serif; color: #111; background: #f6f6f7; margin: 0; padding: 0 16px'>"
         "<main style='max-width: 440px; margin: 12vh auto; background: white; border-radius: 12px; "
         "padding: 28px 32px; box-shadow: 0 1px 3px rgba(0,0,0,.12)'>"
         f"<p style='color: #666; margin: 0 0 4px'>{store}</p><h1 style='font-size: 22px; margin: 0 0 12px'>"
