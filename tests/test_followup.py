@@ -372,3 +372,21 @@ def test_a_bad_mail_server_is_logged_and_its_replies_go_with_the_next_email(any_
     assert send_due(any_engine, smtp_server.port, utcnow() + WINDOW * 3) == 1
     _rcpts, msg = smtp_server.wait_for(to(address))
     assert "Lost in the post?" in plain(msg) and "Here is the answer." in plain(msg)
+
+
+def test_private_notes_never_go_by_email_and_long_runs_of_replies_continue_in_the_next(any_engine):
+    from chatdash.services import workspace
+
+    _visitor, conv_id = departed_shopper_with_email(any_engine, f"notes-{uuid.uuid4().hex[:6]}@example.com")
+    agent = an_agent(any_engine)
+    workspace.post_note(agent, conv_id, uuid.uuid4().hex, "internal: refund is risky", engine=any_engine)
+    for i in range(followup.REPLIES_PER_EMAIL + 2):
+        chat.admin_send(agent, conv_id, uuid.uuid4().hex, f"reply {i}", engine=any_engine)
+    first_at = utcnow() + WINDOW + timedelta(seconds=1)
+    [first] = followup.claim_due_emails(now=first_at, engine=any_engine)
+    assert [r.text for r in first.replies] == [f"reply {i}" for i in range(followup.REPLIES_PER_EMAIL)]
+    followup.mark_sent(conv_id, first.up_to_id, now=first_at, engine=any_engine)
+    [rest] = followup.claim_due_emails(now=first_at + WINDOW, engine=any_engine)
+    assert [r.text for r in rest.replies] == [f"reply {i}" for i in range(followup.REPLIES_PER_EMAIL,
+                                                                          followup.REPLIES_PER_EMAIL + 2)]
+    assert "refund" not in str(first) + str(rest)

@@ -272,16 +272,17 @@ def _compose(session: Session, conversation_id: int, now: datetime) -> FollowupE
     rows = session.exec(
         select(Message, Product).join(Product, col(Product.id) == Message.product_id, isouter=True)
         .where(Message.conversation_id == conv.id, Message.sender == Sender.ADMIN, Message.id > after)
-        .order_by(col(Message.id)).limit(REPLIES_PER_EMAIL)
+        .order_by(col(Message.id)).limit(REPLIES_PER_EMAIL + 1)
     ).all()
     if not rows:
         return None
     window = settings.presence_window_seconds
     if convs.is_on_site(convs.live_visit(session, shopper.id, now, window), now, window):
-        table = Conversation.__table__
-        session.execute(update(table).where(table.c.id == conv.id, table.c.followup_due_at.is_(None))
-                        .values(followup_due_at=now + timedelta(seconds=window_seconds())))
+        _due_again(session, conv.id, now)  # still here: they may leave without reading
         return None
+    if len(rows) > REPLIES_PER_EMAIL:
+        rows = rows[:REPLIES_PER_EMAIL]
+        _due_again(session, conv.id, now)  # the rest go in the next window's email
     token = secrets.token_urlsafe(32)
     session.add(FollowupLink(token_hash=_hash(token), shopper_id=shopper.id, conversation_id=conv.id,
                              created_at=now, expires_at=now + timedelta(days=LINK_DAYS)))
@@ -291,6 +292,12 @@ def _compose(session: Session, conversation_id: int, now: datetime) -> FollowupE
         conversation_url=f"{settings.public_url.rstrip('/')}{routes.WIDGET}?{urlencode({'r': token})}",
         unsubscribe_url=unsubscribe_url(shopper.id),
     )
+
+
+def _due_again(session: Session, conversation_id: int, now: datetime) -> None:
+    table = Conversation.__table__
+    session.execute(update(table).where(table.c.id == conversation_id, table.c.followup_due_at.is_(None))
+                    .values(followup_due_at=now + timedelta(seconds=window_seconds())))
 
 
 def _line(m: Message, p: Product | None) -> ReplyLine:
