@@ -1,5 +1,7 @@
 """Notifications: email to the store's staff on new conversations (a listener
-on `ConversationStarted`; the in-app bell counts come with the events).
+on `ConversationStarted`) and to an assignee on their conversations' shopper
+messages (`MessagePosted`), as each member chose (services/
+agent_notifications.py); the in-app bell counts come with the events.
 
 Email is sent with smtplib in a worker thread (`send_email_async`), retried on
 temporary failures and never raises: a mail server being down must not break
@@ -266,6 +268,14 @@ def email_new_conversations(settings_fn: Any, engine: Any = None) -> Any:
     `chatdash.settings.Settings`. Returns the function that stops listening."""
     digest = _Digest(settings_fn, lambda settings, batch: _email(settings, batch, engine))
     assigned: dict[int, _Digest] = {}
+    assigned_lock = threading.Lock()  # listeners run in whichever thread committed
+
+    def assignee_digest(agent_id: int) -> _Digest:
+        with assigned_lock:
+            if agent_id not in assigned:
+                assigned[agent_id] = _Digest(
+                    settings_fn, lambda settings, batch: _email_assignee(settings, agent_id, batch, engine))
+            return assigned[agent_id]
 
     def on_events(batch: list[events.DomainEvent]) -> None:
         for event in batch:
@@ -273,11 +283,7 @@ def email_new_conversations(settings_fn: Any, engine: Any = None) -> Any:
                 _mailer.submit(digest.add, event)
             elif (isinstance(event, events.MessagePosted) and event.message.sender == "shopper"
                   and event.conversation.assignee_id):
-                agent_id = event.conversation.assignee_id
-                if agent_id not in assigned:
-                    assigned[agent_id] = _Digest(
-                        settings_fn, lambda settings, batch, a=agent_id: _email_assignee(settings, a, batch, engine))
-                _mailer.submit(assigned[agent_id].add, event)
+                _mailer.submit(assignee_digest(event.conversation.assignee_id).add, event)
 
     unlisten = events.listen(on_events)
 
