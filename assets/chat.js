@@ -232,8 +232,9 @@
     if (mutations.some((m) => !box || !box.contains(m.target))) { render(); watchReplies(); }
   }).observe(document.documentElement, { childList: true, subtree: true });
 
-  // Admin pages: tab title and an optional chime when unseen conversations grow.
-  let lastCount = null;
+  // Admin pages: the tab title, and a chime on each shopper message when the
+  // member chose the sound (Settings → My notifications; data-sound).
+  let lastChime = null, audio = null;
   const baseTitle = () => document.title.replace(/^\(\d+\) /, "");
   setInterval(() => {
     document.querySelectorAll("[data-counter]").forEach((input) => updateCounter(input));
@@ -242,14 +243,20 @@
     const n = Number(el.dataset.count || 0);
     const title = n > 0 ? `(${n}) ${baseTitle()}` : baseTitle();
     if (document.title !== title) document.title = title;
-    if (lastCount !== null && n > lastCount && store.getItem("chatdash-sound") !== "off") {
+    const chime = Number(el.dataset.chime || 0);
+    // data-chimed: how often this page chimed, from when it started listening
+    // (what tests, and curious people, can read).
+    if (lastChime === null) el.dataset.chimed = "0";
+    if (lastChime !== null && chime > lastChime && el.dataset.sound === "on") {
+      el.dataset.chimed = String(Number(el.dataset.chimed || 0) + 1);
       try {
-        const ctx = new (window.AudioContext || window.webkitAudioContext)();
+        // One context for the page: browsers allow only a few.
+        const ctx = audio || (audio = new (window.AudioContext || window.webkitAudioContext)());
         const osc = ctx.createOscillator(); const gain = ctx.createGain();
         osc.frequency.value = 880; gain.gain.value = 0.05;
         osc.connect(gain); gain.connect(ctx.destination); osc.start(); osc.stop(ctx.currentTime + 0.15);
       } catch (e) { /* no audio: the title still changes */ }
     }
-    lastCount = n;
+    lastChime = chime;
   }, 500);
 })();

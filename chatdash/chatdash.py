@@ -26,7 +26,7 @@ from chatdash.pages import (  # noqa: F401  (register pages)
     widget,
 )
 from chatdash.pages.login import native_login_post
-from chatdash.services import leader, notify, presence
+from chatdash.services import followup, leader, notify, presence
 from chatdash.settings import get_settings
 from demo_store import pages as demo_store_pages  # noqa: F401  (register the demo store's pages)
 
@@ -82,10 +82,37 @@ async def recommender_training() -> None:
         await asyncio.sleep(600)
 
 
+FOLLOWUP_SECONDS = 1
+
+
+async def followup_asks() -> None:
+    """Offline follow-up: widgets whose shopper nobody answered in time ask for an email."""
+    while True:
+        try:
+            await asyncio.to_thread(followup.ask_due)
+        except Exception:
+            log.exception("follow-up: asking for emails failed")
+        await asyncio.sleep(FOLLOWUP_SECONDS)
+
+
+async def followup_emails() -> None:
+    """Offline follow-up: agents' replies to shoppers who left go out by email
+    (a loop of its own: a slow mail server never delays the asks)."""
+    while True:
+        try:
+            await followup.send_due_emails(get_settings)
+        except Exception:
+            log.exception("follow-up: sending reply emails failed")
+        await asyncio.sleep(FOLLOWUP_SECONDS)
+
+
 async def periodic_jobs() -> None:
-    """The presence sweeper and the retraining schedule: in this process on one
-    box; with REDIS_URL, in whichever worker holds the leader lock."""
-    await leader.run_jobs([presence_sweeper, recommender_training], get_settings().redis_url)
+    """The presence sweeper, the retraining schedule and the follow-up jobs:
+    in this process on one box; with REDIS_URL, in whichever worker holds the
+    leader lock (each follow-up step also claims its rows in the database, so
+    a change of leader never sends twice)."""
+    await leader.run_jobs([presence_sweeper, recommender_training, followup_asks, followup_emails],
+                          get_settings().redis_url)
 
 
 @contextlib.asynccontextmanager

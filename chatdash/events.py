@@ -285,6 +285,28 @@ class TrainingChanged(DomainEvent):
         return ("training", self.run.id)
 
 
+# ----- offline follow-up
+
+
+@dataclass(frozen=True)
+class EmailAskDue(DomainEvent):
+    """Nobody answered the shopper in time: their widget asks for an email."""
+
+    conversation_id: int
+
+
+@dataclass(frozen=True)
+class ShopperEmailChanged(DomainEvent):
+    """The shopper gave (or changed) their email in the widget, or unsubscribed
+    from follow-up emails: their widgets and the admin's panel show it."""
+
+    shopper_id: int
+    conversation_id: int
+    email: str
+    label: str
+    unsubscribed: bool = False
+
+
 # --------------------------------------------------------------------------- delivery
 
 Listener = Callable[[list[DomainEvent]], None]

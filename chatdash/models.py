@@ -73,6 +73,9 @@ class Shopper(SQLModel, table=True):
     # shopper: its visits, events, cart and chat moved there, and every later
     # request naming this visitor id is that customer's (services/customers.py).
     merged_into_id: int | None = Field(default=None, index=True)
+    # The shopper followed an email's unsubscribe link: no more follow-up emails
+    # (cleared when they give an email in the widget again).
+    followup_unsubscribed_at: datetime | None = None
 
 
 class Visit(SQLModel, table=True):
@@ -169,6 +172,9 @@ class Conversation(SQLModel, table=True):
     __table_args__ = (
         Index("ix_conversation_status_last", "status", "last_message_at"),
         Index("ix_conversation_assignee_status", "assignee_id", "status", "last_message_at"),
+        # Offline follow-up: the sweeps that ask for an email and send replies by email.
+        Index("ix_conversation_awaiting_reply", "awaiting_reply_since"),
+        Index("ix_conversation_followup_due", "followup_due_at"),
         # The bell: open conversations with shopper messages no admin has seen.
         Index("ix_conversation_unseen", "status",
               sqlite_where=text("last_shopper_message_id > admin_seen_message_id"),
@@ -191,6 +197,18 @@ class Conversation(SQLModel, table=True):
     last_shopper_message_id: int = 0
     # The agent looking after it (None: unassigned).
     assignee_id: int | None = Field(default=None, foreign_key="adminuser.id", ondelete="SET NULL")
+    # Offline follow-up (services/followup.py). The shopper's first message
+    # since the last agent reply (None: answered); when the widget asked for
+    # an email, and when the shopper dismissed that.
+    awaiting_reply_since: datetime | None = None
+    email_asked_at: datetime | None = None
+    email_ask_dismissed_at: datetime | None = None
+    # Replies waiting for one coalesced email (claimed atomically by the sender),
+    # the last email sent, and the newest reply it held.
+    followup_due_at: datetime | None = None
+    followup_sent_at: datetime | None = None
+    followup_sent_message_id: int = 0
+
     # An agent started the chat (services/proactive.py): the latest message
     # that should open the shopper's widget by itself, and the latest one a
     # store page has already opened it for (each opens it once).
@@ -243,6 +261,10 @@ class AdminUser(SQLModel, table=True):
     role: str = Field(default=Role.AGENT, max_length=16)
     created_at: datetime = Field(default_factory=utcnow)
     last_login_at: datetime | None = None
+    # This member's own notification choices (Settings → My notifications).
+    notify_sound: bool = True
+    notify_new_conversation: bool = False
+    notify_assigned_message: bool = False
 
 
 class AdminInvite(SQLModel, table=True):
@@ -340,3 +362,18 @@ class SavedReply(SQLModel, table=True):
     shortcut: str = Field(max_length=40, unique=True, index=True)
     body: str = Field(sa_column=Column(Text, nullable=False))
     created_at: datetime = Field(default_factory=utcnow)
+
+
+class FollowupLink(SQLModel, table=True):
+    """The link in a follow-up email that opens the shopper's conversation in
+    the standalone chat page: only the token's hash is stored; it expires and
+    is revoked when the shopper's email address changes."""
+
+    __tablename__ = "followup_link"
+
+    id: int | None = Field(default=None, primary_key=True)
+    token_hash: str = Field(max_length=64, unique=True, index=True)
+    shopper_id: int = Field(foreign_key="shopper.id", index=True, ondelete="CASCADE")
+    conversation_id: int = Field(foreign_key="conversation.id", ondelete="CASCADE")
+    created_at: datetime = Field(default_factory=utcnow)
+    expires_at: datetime

@@ -61,6 +61,10 @@ class Settings(BaseSettings):
     # At most one new-conversation email per recipient this often; what
     # arrives in between is listed in the next one.
     email_coalesce_minutes: float = 5.0
+    # Offline follow-up: an agent's replies to a shopper who left the site go
+    # by email at the end of this window, all in one (one email per
+    # conversation per window at most).
+    followup_coalesce_minutes: float = 3.0
 
     # Store origins allowed to report events to /api/track (comma-separated;
     # empty or "*" allows any origin).

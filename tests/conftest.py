@@ -15,6 +15,9 @@ import pytest
 # Settings are read from the environment; tests must never touch data/ of a dev tree.
 os.environ.setdefault("CHATDASH_SECRET_KEY", "test-secret-key")
 os.environ.setdefault("CHATDASH_STORE_SECRET", "test-store-secret")
+# Offline follow-up emails coalesce agents' replies for this long: the same in
+# the tests and in the live app they start (both read the environment).
+os.environ.setdefault("CHATDASH_FOLLOWUP_COALESCE_MINUTES", str(15 / 60))  # 15 seconds
 
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
@@ -121,6 +124,17 @@ def live_app(tmp_path_factory, smtp_server):
          # Settings → Recommendations' Retrain tunes for a few seconds, not two minutes.
          "CHATDASH_RETRAIN_BUDGET_SECONDS": "4"},
     )
+    # Off unless a test turns it on: the widget's email question would otherwise
+    # come up in other tests' conversations left unanswered for two minutes.
+    from sqlmodel import Session
+
+    from chatdash.services import store_settings
+
+    eng = make_engine(app.db_url)
+    with Session(eng) as s:
+        store_settings.save_offline_followup(s, store_settings.OfflineFollowup(0))
+        s.commit()
+    eng.dispose()
     yield app
     app.stop()
 

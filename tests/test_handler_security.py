@@ -60,6 +60,11 @@ def _email_settings(engine):
         return store_settings.get_email_notifications(s)
 
 
+def _followup_settings(engine):
+    with Session(engine) as s:
+        return store_settings.get_offline_followup(s)
+
+
 def test_admin_handlers_refuse_a_client_without_a_session(live_app, live_engine):
     _shopper_conversation(live_engine, "an unseen message")  # so the real count is not 0
     before, runs_before = _email_settings(live_engine), _training_runs(live_engine)
@@ -184,7 +189,7 @@ def _payload_for(cls: type, name: str, conv_id: int) -> dict:
 # a side here, or the enumeration below fails.
 OWNER_HANDLERS = {
     "SettingsState.load", "SettingsState.save", "SettingsState.set_email_enabled",
-    "SettingsState.set_recipients_text",
+    "SettingsState.set_recipients_text", "SettingsState.set_ask_minutes", "SettingsState.save_followup",
     "TeamState.load", "TeamState.invite", "TeamState.remove", "TeamState.reset_password",
     "TeamState.set_invite_email", "TeamState.set_invite_name",
     "RecommendationsState.load", "RecommendationsState.retrain",
@@ -207,7 +212,8 @@ def test_every_admin_handler_checks_the_role():
                  "InboxState.set_filter", "InboxState.search", "SavedRepliesState.add",
                  "SavedRepliesState.remove", "VisitorsState.open_composer", "VisitorsState.start_chat",
                  "VisitorsState.set_composer_open", "InsightsState.load", "InsightsState.set_period",
-                 "InsightsState.read"):
+                 "InsightsState.read", "MyNotificationsState.load", "MyNotificationsState.set_sound",
+                 "MyNotificationsState.set_new_conversation", "MyNotificationsState.set_assigned_message"):
         assert roles[name] == Role.AGENT
 
 
@@ -234,6 +240,7 @@ def test_an_agent_cannot_run_the_owners_handlers(live_app, live_engine):
         owner_id, owner_hash = owner.id, owner.password_hash
         team_before = len(s.exec(select(AdminUser)).all())
     before, runs_before = _email_settings(live_engine), _training_runs(live_engine)
+    followup_before = _followup_settings(live_engine)
     client = RawReflexClient(live_app.backend, cookies=_session_cookie(token))
     try:
         client.hydrate(path="/admin/settings")
@@ -244,8 +251,11 @@ def test_an_agent_cannot_run_the_owners_handlers(live_app, live_engine):
         client.call(TeamState, "reset_password", {"admin_id": owner_id}, path="/admin/settings")
         client.call(TeamState, "remove", {"admin_id": owner_id}, path="/admin/settings")
         client.call(TeamState, "load", path="/admin/settings")
+        client.call(SettingsState, "set_ask_minutes", {"value": "0"}, path="/admin/settings")
+        client.call(SettingsState, "save_followup", path="/admin/settings")
         assert _email_settings(live_engine) == before
         assert _training_runs(live_engine) == runs_before  # no training started
+        assert _followup_settings(live_engine) == followup_before
         with Session(live_engine) as s:
             assert s.get(AdminUser, owner_id).password_hash == owner_hash
             assert len(s.exec(select(AdminUser)).all()) == team_before
@@ -455,6 +465,54 @@ def test_starting_a_chat_takes_an_agents_session(live_app, live_engine):
             s.commit()
 
 
+# ----- each member's own notification choices; the widget's email question ---------
+
+
+def _choices(engine, admin_id: int) -> tuple[bool, bool, bool]:
+    from chatdash.models import AdminUser
+
+    with Session(engine) as s:
+        a = s.get(AdminUser, admin_id)
+        return a.notify_sound, a.notify_new_conversation, a.notify_assigned_message
+
+
+def test_a_member_changes_only_their_own_notification_choices(live_app, live_engine):
+    """The handlers take no member id: an agent's calls change the agent's row,
+    never the owner's; without a session, or with a value that is not on/off,
+    nothing changes."""
+    from chatdash.models import AdminUser
+    from chatdash.state.settings_page import MyNotificationsState
+
+    agent_id, token = _agent_session(live_engine)
+    with Session(live_engine) as s:
+        owner_id = s.exec(select(AdminUser).where(AdminUser.email == ADMIN_EMAIL)).one().id
+    owner_before = _choices(live_engine, owner_id)
+    stranger = RawReflexClient(live_app.backend)
+    agent = RawReflexClient(live_app.backend, cookies=_session_cookie(token))
+    try:
+        stranger.hydrate(path="/admin/settings")
+        for name in ("set_sound", "set_new_conversation", "set_assigned_message"):
+            stranger.call(MyNotificationsState, name, {"value": name != "set_sound"},
+                          path="/admin/settings")
+        assert _choices(live_engine, agent_id) == (True, False, False)
+
+        agent.hydrate(path="/admin/settings")
+        agent.call(MyNotificationsState, "set_new_conversation", {"value": "yes"}, path="/admin/settings")
+        agent.call(MyNotificationsState, "set_sound", {"value": {"admin_id": owner_id}}, path="/admin/settings")
+        assert _choices(live_engine, agent_id) == (True, False, False)
+        agent.call(MyNotificationsState, "set_sound", {"value": False}, path="/admin/settings")
+        agent.call(MyNotificationsState, "set_assigned_message", {"value": True}, path="/admin/settings")
+        assert _choices(live_engine, agent_id) == (False, False, True)
+        assert _choices(live_engine, owner_id) == owner_before
+    finally:
+        stranger.close()
+        agent.close()
+        with Session(live_engine) as s:
+            auth.end_session(s, token)
+            s.delete(s.get(AdminUser, agent_id))
+            s.commit()
+
+
 # ----- Insights: what the store's product cards earned is for its staff only ------
 
 
@@ -510,3 +568,40 @@ def test_insights_handlers_answer_a_real_admin_session(live_app, live_engine):
         with Session(live_engine) as s:
             auth.end_session(s, token)
             s.commit()
+def test_the_widgets_email_question_reaches_only_the_callers_own_shopper(live_app, live_engine):
+    """give_email and dismiss_email_ask act on the shopper of the caller's own
+    verified visitor token; malformed answers get a clear error and store nothing."""
+    from chatdash.models import Conversation, Shopper
+    from chatdash.state.widget import WidgetState
+
+    _token, victim_conv = _shopper_conversation(live_engine, f"victim {uuid.uuid4().hex[:6]}")
+    with Session(live_engine) as s:
+        victim = s.get(Shopper, s.get(Conversation, victim_conv).shopper_id)
+        victim_email = victim.email
+    client = RawReflexClient(live_app.backend)
+    try:
+        client.hydrate(path="/widget")
+        client.call(WidgetState, "adopt_visitor", {"token": ""}, path="/widget")
+        # No conversation yet: nothing to attach an email to.
+        client.call(WidgetState, "give_email", {"form_data": {"email": "early@example.com"}}, path="/widget")
+        client.call(WidgetState, "send", {"item": {"id": uuid.uuid4().hex, "text": "hello"}}, path="/widget")
+        for bad in ("not a dict", {"email": ["a@b.com"]}, {"email": "x" * 10_000}, {"email": "nope"},
+                    {"conversation_id": victim_conv, "email": 7}):
+            client.call(WidgetState, "give_email", {"form_data": bad}, path="/widget")
+        errors = [v for d in client.deltas for k, v in d.get(WidgetState.get_full_name(), {}).items()
+                  if k.removesuffix("_rx_state_") == "email_error" and v]
+        assert any("is not an email address" in e for e in errors)
+        assert any("Enter an email address" in e for e in errors)
+        with Session(live_engine) as s:
+            assert not s.exec(select(Shopper).where(Shopper.email == "early@example.com")).all()
+        mine = f"mine-{uuid.uuid4().hex[:6]}@example.com"
+        client.call(WidgetState, "give_email", {"form_data": {"email": mine, "conversation_id": victim_conv}},
+                    path="/widget")
+        client.call(WidgetState, "dismiss_email_ask", {}, path="/widget")
+        with Session(live_engine) as s:
+            assert s.get(Shopper, victim.id).email == victim_email
+            assert s.get(Conversation, victim_conv).email_ask_dismissed_at is None
+            owner = s.exec(select(Shopper).where(Shopper.email == mine)).one()
+            assert owner.id != victim.id
+    finally:
+        client.close()

@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from chatdash.api import admin_session, card_click, team_invite, track
+from chatdash.api import admin_session, card_click, followup_links, team_invite, track
 from chatdash.api.http import ApiError, check_origin, client_address, read_json, shopper_cors
 from chatdash.api.middleware import BodyTimeout, SecurityHeaders
 from chatdash.db import get_engine
@@ -169,4 +169,5 @@ api = Starlette(routes=[
     *admin_session.api_routes,  # the admin's HttpOnly session cookie
     *team_invite.api_routes,  # an invited agent sets a password and is logged in
     *card_click.api_routes,  # a product card opened in the widget (attribution)
+    *followup_links.api_routes,  # a follow-up email's unsubscribe link
 ], middleware=[Middleware(SecurityHeaders), Middleware(BodyTimeout)])

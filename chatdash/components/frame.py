@@ -119,8 +119,11 @@ def admin_frame(content: rx.Component) -> rx.Component:
         rx.vstack(
             rx.el.link(rel="stylesheet", href="/chat.css"),
             rx.script(src="/chat.js"),
-            # Read by chat.js to update the tab title and chime on new conversations.
-            rx.box(id="unseen-count-value", data_count=NotificationState.unseen_count, display="none"),
+            # Read by chat.js to update the tab title, and to chime on a shopper's
+            # new message (data-chime grows) when this member chose the sound.
+            rx.box(id="unseen-count-value", data_count=NotificationState.unseen_count,
+                   data_chime=NotificationState.chime_seq,
+                   data_sound=rx.cond(NotificationState.sound_on, "on", "off"), display="none"),
             top_bar(),
             rx.box(content, flex="1", width="100%", min_height="0", overflow="hidden"),
             spacing="0",

@@ -107,7 +107,7 @@ def _who() -> rx.Component:
         "Shopper",
         rx.hstack(rx.text(S.shopper_label, weight="bold", size="3", id="shopper-name"),
                   presence_badge(S.shopper_on_site), align="center"),
-        rx.cond(S.shopper_email != "", fact("Email", rx.text(S.shopper_email, size="1"))),
+        rx.cond(S.shopper_email != "", fact("Email", rx.text(S.shopper_email, size="1", id="shopper-email"))),
         rx.cond(S.shopper_customer_id != "", fact("Customer id", rx.code(S.shopper_customer_id, size="1"))),
     )
 

@@ -1,5 +1,6 @@
-"""Settings page: email on new conversations, the team and the recommender's
-model card (owner only), saved replies, and this browser's sound."""
+"""Settings page: email on new conversations, offline follow-up, the team and the
+recommender's model card (owner only); each member's own notifications and the saved
+replies (everyone)."""
 
 import reflex as rx
 
@@ -9,7 +10,7 @@ from chatdash.components.model_card import recommendations_section
 from chatdash.state.auth import AuthState
 from chatdash.state.recommendations import RecommendationsState
 from chatdash.state.saved_replies import SavedRepliesState, SavedReplyRow
-from chatdash.state.settings_page import SettingsState
+from chatdash.state.settings_page import MyNotificationsState, SettingsState
 from chatdash.state.team import TeamRow, TeamState
 
 
@@ -132,15 +133,17 @@ def _email_section() -> rx.Component:
     return rx.card(
                 rx.vstack(
                     rx.heading("Email notifications", size="4"),
-                    rx.text("Send an email when a shopper starts a new conversation.",
-                            color_scheme="gray", size="2"),
+                    rx.text("The store's switch for every staff email. While it is on, each new "
+                            "conversation is emailed to the addresses below and to each member who chose it "
+                            "under My notifications; members may also choose emails about their own "
+                            "conversations.", color_scheme="gray", size="2"),
                     rx.hstack(
                         rx.switch(checked=SettingsState.email_enabled,
                                   on_change=SettingsState.set_email_enabled, id="email-enabled"),
-                        rx.text("Email me on each new conversation"),
+                        rx.text("Send staff emails"),
                         align="center",
                     ),
-                    rx.text("Recipients", size="2", weight="medium"),
+                    rx.text("Also email each new conversation to", size="2", weight="medium"),
                     rx.text_area(
                         value=SettingsState.recipients_text,
                         on_change=SettingsState.set_recipients_text,
@@ -169,29 +172,78 @@ def _email_section() -> rx.Component:
             )
 
 
+def _followup_section() -> rx.Component:
+    """The owner's offline follow-up: when the widget asks a waiting shopper for an email."""
+    return rx.card(
+        rx.vstack(
+            rx.heading("Offline follow-up", size="4"),
+            rx.text("When nobody has answered a shopper for this long, the chat asks for their email address. "
+                    "Replies sent after they leave the site then also go there by email (from the store's "
+                    "name, at most one email per conversation every few minutes), with a link back to the "
+                    "chat and an unsubscribe link.", color_scheme="gray", size="2"),
+            rx.hstack(
+                rx.text("Ask after", size="2"),
+                rx.input(value=SettingsState.ask_minutes_text, on_change=SettingsState.set_ask_minutes,
+                         max_length=12, width="90px", id="followup-minutes"),
+                rx.text("minutes without an answer (0: never ask)", size="2", color_scheme="gray"),
+                align="center",
+            ),
+            rx.cond(SettingsState.followup_error != "",
+                    rx.callout(SettingsState.followup_error, icon="triangle-alert", color_scheme="red",
+                               width="100%", id="followup-error")),
+            rx.cond(SettingsState.followup_saved,
+                    rx.callout("Saved.", icon="check", color_scheme="green", width="100%", id="followup-saved")),
+            rx.button("Save", on_click=SettingsState.save_followup, id="followup-save"),
+            spacing="3",
+            width="100%",
+        ),
+        width="100%",
+        id="followup-section",
+    )
+
+
+def _choice(checked, on_change, element_id: str, label: str) -> rx.Component:
+    return rx.hstack(rx.switch(checked=checked, on_change=on_change, id=element_id), rx.text(label, size="2"),
+                     align="center")
+
+
+def my_notifications_section() -> rx.Component:
+    """Settings → My notifications: the logged-in member's own choices (every role)."""
+    s = MyNotificationsState
+    return rx.card(
+        rx.vstack(
+            rx.heading("My notifications", size="4"),
+            _choice(s.my_sound, s.set_sound, "sound-enabled", "Play a sound when a shopper sends a message"),
+            _choice(s.my_new_conversation, s.set_new_conversation, "notify-new-conversation",
+                    "Email me when a new conversation starts"),
+            _choice(s.my_assigned_message, s.set_assigned_message, "notify-assigned-message",
+                    "Email me when a conversation assigned to me gets a message (unless I have it open)"),
+            rx.cond(~s.store_emails_on,
+                    rx.text("Staff emails are switched off for the store: the owner turns them on under "
+                            "Email notifications. Your choices are kept.", size="1", color_scheme="amber",
+                            id="store-emails-off")),
+            rx.cond(s.my_error != "", rx.text(s.my_error, size="1", color_scheme="red")),
+            rx.text("The tab title always shows the number of conversations waiting.", size="1",
+                    color_scheme="gray"),
+            spacing="3",
+            width="100%",
+        ),
+        width="100%",
+        id="my-notifications",
+    )
+
+
 @admin_page(route=routes.SETTINGS, title="Settings",
-            on_load=[SettingsState.load, TeamState.load, SavedRepliesState.load, RecommendationsState.load])
+            on_load=[SettingsState.load, TeamState.load, SavedRepliesState.load, MyNotificationsState.load,
+                     RecommendationsState.load])
 def settings() -> rx.Component:
     return rx.box(
         rx.vstack(
             rx.heading("Settings", size="6"),
-            rx.cond(AuthState.is_owner, rx.fragment(_email_section(), team_section(), recommendations_section())),
+            my_notifications_section(),
+            rx.cond(AuthState.is_owner, rx.fragment(_email_section(), _followup_section(), team_section(),
+                                                    recommendations_section())),
             saved_replies_section(),
-            rx.card(
-                rx.vstack(
-                    rx.heading("In this browser", size="4"),
-                    rx.hstack(
-                        rx.switch(checked=SettingsState.sound_pref != "off",
-                                  on_change=SettingsState.set_sound, id="sound-enabled"),
-                        rx.text("Play a sound when a new conversation starts"),
-                        align="center",
-                    ),
-                    rx.text("The tab title always shows the number of conversations waiting.",
-                            size="1", color_scheme="gray"),
-                    spacing="3",
-                ),
-                width="100%",
-            ),
             spacing="4",
             max_width="640px",
             width="100%",

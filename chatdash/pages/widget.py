@@ -71,6 +71,59 @@ def _messages() -> rx.Component:
     )
 
 
+def _email_ask() -> rx.Component:
+    """Offline follow-up: nobody answered in time, so ask where replies may also go."""
+    return rx.cond(
+        WidgetState.email_ask,
+        rx.form(
+            rx.vstack(
+                rx.hstack(
+                    rx.icon("mail", size=16, color=rx.color("accent", 10)),
+                    rx.text("Nobody is free to answer right now", weight="bold", size="2"),
+                    rx.spacer(),
+                    rx.icon_button(rx.icon("x", size=14), type="button", variant="ghost", size="1",
+                                   color_scheme="gray", on_click=WidgetState.dismiss_email_ask,
+                                   id="email-ask-dismiss", aria_label="No thanks", title="No thanks"),
+                    align="center",
+                    width="100%",
+                ),
+                rx.text("Leave your email and our reply will also go there, in case you have left by then.",
+                        size="1", color_scheme="gray"),
+                rx.hstack(
+                    rx.input(name="email", placeholder="you@example.com", max_length=320, id="email-ask-input",
+                             flex="1", size="2", custom_attrs={"inputMode": "email", "autoComplete": "email"}),
+                    rx.button("Email me", type="submit", id="email-ask-save", size="2"),
+                    width="100%",
+                ),
+                rx.cond(WidgetState.email_error != "",
+                        rx.text(WidgetState.email_error, color_scheme="red", size="1", id="email-ask-error")),
+                spacing="2",
+                width="100%",
+            ),
+            on_submit=WidgetState.give_email,
+            reset_on_submit=False,
+            id="email-ask",
+            width="100%",
+            padding="10px 12px",
+            background=rx.color("accent", 2),
+            border_top=f"1px solid {rx.color('accent', 5)}",
+        ),
+        rx.cond(
+            WidgetState.followup_email != "",
+            rx.hstack(
+                rx.icon("mail-check", size=14, color=rx.color("green", 10)),
+                rx.text("Replies will also go to ", rx.text.strong(WidgetState.followup_email), size="1",
+                        color_scheme="gray"),
+                id="email-followup-note",
+                align="center",
+                width="100%",
+                padding="6px 12px",
+                border_top=f"1px solid {rx.color('gray', 4)}",
+            ),
+        ),
+    )
+
+
 def _composer() -> rx.Component:
     return rx.vstack(
         rx.cond(
@@ -121,6 +174,7 @@ def widget() -> rx.Component:
         rx.vstack(
             _header(),
             _messages(),
+            _email_ask(),
             _composer(),
             spacing="0",
             height="100vh",

@@ -4,7 +4,7 @@ delivered after commit. States and routes call these and nothing lower."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy.engine import Engine
 
@@ -12,7 +12,7 @@ from chatdash import events
 from chatdash.db import session_scope, write_scope
 from chatdash.events import ConversationSummary, MessageView
 from chatdash.models import CardSource, Conversation, Sender
-from chatdash.services import admission, customers
+from chatdash.services import admission, customers, followup
 from chatdash.services import conversations as convs
 from chatdash.services.conversations import ChatError
 from chatdash.services.ratelimit import limiter
@@ -51,6 +51,7 @@ class WidgetChat:
     conversation_id: int  # 0: no conversation yet (the first message starts one)
     messages: list[MessageView]
     admin_seen_id: int
+    followup: followup.WidgetFollowup = field(default_factory=followup.WidgetFollowup)
 
 
 @dataclass(frozen=True)
@@ -83,7 +84,8 @@ def open_widget(visitor_id: str, customer: Customer | None = None, *, engine: En
         messages = convs.list_messages(session, conv.id, limit=HISTORY_LIMIT)
         if seen:
             convs.mark_seen(session, conv, Sender.SHOPPER)
-        return WidgetChat(shopper.id, conv.id, messages, conv.admin_seen_message_id)
+        return WidgetChat(shopper.id, conv.id, messages, conv.admin_seen_message_id,
+                          followup.widget_view(conv, shopper))
 
 
 def shopper_send(visitor_id: str, shopper_id: int, conversation_id: int, client_id: object, text: object,
@@ -145,11 +147,15 @@ def admin_send(admin_id: int, conversation_id: int, client_id: str, text: str = 
         conv = _continued(session, session.get(Conversation, conversation_id))
         if conv is None:
             raise ChatError("That conversation no longer exists.")
-        return convs.post_message(
+        message, created = convs.post_message(
             session, conv, Sender.ADMIN, client_id, text, product_id=product_id, admin_id=admin_id,
             max_chars=settings.message_max_chars, window_seconds=settings.presence_window_seconds,
             card_source=source,
         )
+        if created:
+            # A shopper who left the site and gave an email gets it by email too.
+            followup.schedule_reply_email(session, conv.id)
+        return message, created
 
 
 def mark_seen(conversation_id: int, side: Sender, up_to_id: int | None = None, *,

@@ -188,13 +188,19 @@ def post_message(
         "last_message_at": created_at,
         "last_message_preview": " ".join(preview.split())[:PREVIEW_CHARS],
     }
+    table = Conversation.__table__
+    sql_changes: dict[str, object] = {}
     if sender == Sender.ADMIN:
         changes["admin_seen_message_id"] = max(conversation.admin_seen_message_id, msg_id)
+        # Answered: the offline follow-up's "nobody replied" clock stops.
+        changes["awaiting_reply_since"] = None
     elif sender == Sender.SHOPPER:
         changes["shopper_seen_message_id"] = max(conversation.shopper_seen_message_id, msg_id)
         changes["last_shopper_message_id"] = msg_id
-    table = Conversation.__table__
-    session.execute(update(table).where(table.c.id == conversation.id).values(**changes))
+        # The first unanswered message starts the clock; later ones keep it (the row decides).
+        changes["awaiting_reply_since"] = conversation.awaiting_reply_since or created_at
+        sql_changes["awaiting_reply_since"] = func.coalesce(table.c.awaiting_reply_since, created_at)
+    session.execute(update(table).where(table.c.id == conversation.id).values(**{**changes, **sql_changes}))
     for name, value in changes.items():  # the loaded object matches the row, with nothing left to flush
         set_committed_value(conversation, name, value)
     view = MessageView(msg_id, conversation.id, str(sender), str(kind), body, client_msg_id, created_at,

@@ -68,6 +68,14 @@ def issue_visitor_token(secret: str) -> str:
     return f"{visitor_id}.{_visitor_sig(secret, visitor_id)}"
 
 
+def visitor_token_for(secret: str, visitor_id: str) -> str:
+    """The token of a visitor id the server already trusts (a follow-up email's
+    link resolved it): the browser that opened the link speaks for that visitor."""
+    if not secret:
+        raise ValueError("A secret is needed to sign visitor tokens.")
+    return f"{visitor_id}.{_visitor_sig(secret, visitor_id)}"
+
+
 def verify_visitor_token(secret: str, token: object) -> str | None:
     """The visitor id of a token we signed, else None. Never raises."""
     if not secret or not isinstance(token, str) or len(token) > MAX_TOKEN_CHARS:

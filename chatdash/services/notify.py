@@ -1,5 +1,7 @@
 """Notifications: email to the store's staff on new conversations (a listener
-on `ConversationStarted`; the in-app bell counts come with the events).
+on `ConversationStarted`) and to an assignee on their conversations' shopper
+messages (`MessagePosted`), as each member chose (services/
+agent_notifications.py); the in-app bell counts come with the events.
 
 Email is sent with smtplib in a worker thread (`send_email_async`), retried on
 temporary failures and never raises: a mail server being down must not break
@@ -257,37 +259,56 @@ async def send_email_async(config: SmtpConfig, message: EmailMessage, **kw: Any)
 _mailer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="chatdash-mail")
 
 
-def email_new_conversations(settings_fn: Any) -> Any:
+def email_new_conversations(settings_fn: Any, engine: Any = None) -> Any:
     """Listen for `ConversationStarted` and email the recipients chosen in
-    Settings, coalesced (see the module's docstring). `settings_fn()` gives
-    the current `chatdash.settings.Settings`. Returns the function that stops listening."""
-    digest = _Digest(settings_fn)
+    Settings, coalesced (see the module's docstring); and for a shopper's
+    `MessagePosted` in an assigned conversation, email the assignee if they
+    chose so (coalesced per member the same way). Who gets what:
+    services/agent_notifications.py. `settings_fn()` gives the current
+    `chatdash.settings.Settings`. Returns the function that stops listening."""
+    digest = _Digest(settings_fn, lambda settings, batch: _email(settings, batch, engine))
+    assigned: dict[int, _Digest] = {}
+    assigned_lock = threading.Lock()  # listeners run in whichever thread committed
+
+    def assignee_digest(agent_id: int) -> _Digest:
+        with assigned_lock:
+            if agent_id not in assigned:
+                assigned[agent_id] = _Digest(
+                    settings_fn, lambda settings, batch: _email_assignee(settings, agent_id, batch, engine))
+            return assigned[agent_id]
 
     def on_events(batch: list[events.DomainEvent]) -> None:
         for event in batch:
             if isinstance(event, events.ConversationStarted):
                 _mailer.submit(digest.add, event)
+            elif (isinstance(event, events.MessagePosted) and event.message.sender == "shopper"
+                  and event.conversation.assignee_id):
+                _mailer.submit(assignee_digest(event.conversation.assignee_id).add, event)
 
     unlisten = events.listen(on_events)
 
     def stop() -> None:
         unlisten()
         digest.cancel()
+        for each in list(assigned.values()):
+            each.cancel()
 
     return stop
 
 
 class _Digest:
-    """Conversations waiting for the next email; runs in the mailer thread."""
+    """Events waiting for the next email; runs in the mailer thread.
+    `send(settings, batch)` emails a batch, False when nothing went (emails off)."""
 
-    def __init__(self, settings_fn: Any) -> None:
+    def __init__(self, settings_fn: Any, send: Any) -> None:
         self._settings_fn = settings_fn
+        self._send = send
         self._lock = threading.Lock()
-        self._pending: list[events.ConversationStarted] = []
+        self._pending: list[events.DomainEvent] = []
         self._last_sent = float("-inf")
         self._timer: threading.Timer | None = None
 
-    def add(self, event: events.ConversationStarted) -> None:
+    def add(self, event: events.DomainEvent) -> None:
         with self._lock:
             self._pending.append(event)
             if self._timer is not None:
@@ -303,7 +324,7 @@ class _Digest:
     def flush(self) -> None:
         with self._lock:
             batch, self._pending, self._timer = self._pending, [], None
-        if batch and _email(self._settings_fn(), batch):
+        if batch and self._send(self._settings_fn(), batch):
             with self._lock:
                 self._last_sent = time.monotonic()
 
@@ -314,14 +335,14 @@ class _Digest:
                 self._timer = None
 
 
-def _email(settings: Any, batch: list[events.ConversationStarted]) -> bool:
+def _email(settings: Any, batch: list[events.ConversationStarted], engine: Any = None) -> bool:
     """Email these new conversations to the recipients; False when emails are off."""
     from chatdash.db import session_scope
-    from chatdash.services import store_settings
+    from chatdash.services import agent_notifications
 
-    with session_scope() as session:
-        prefs = store_settings.get_email_notifications(session)
-    if not prefs.enabled or not prefs.recipients:
+    with session_scope(engine) as session:
+        recipients = agent_notifications.new_conversation_recipients(session)
+    if not recipients:
         return False
     base = settings.public_url.rstrip("/")
     message = new_conversations_email(
@@ -329,7 +350,76 @@ def _email(settings: Any, batch: list[events.ConversationStarted]) -> bool:
         conversations=[NewConversation(e.shopper_label, e.first_message,
                                        f"{base}/admin/conversations?c={e.conversation_id}") for e in batch],
         sender=settings.smtp_from,
-        recipients=prefs.recipients,
+        recipients=recipients,
     )
     send_email(SmtpConfig.from_settings(settings), message)
     return True
+
+
+# A member with the conversation open within this long sees its messages: no email.
+VIEWING_SECONDS = 60
+
+
+def _email_assignee(settings: Any, agent_id: int, batch: list[events.MessagePosted], engine: Any = None) -> bool:
+    """Email a member the shoppers' messages in conversations assigned to them
+    (still theirs, not open on their screen); False when they get none."""
+    from datetime import timedelta
+
+    from sqlmodel import select
+
+    from chatdash.db import session_scope
+    from chatdash.models import Conversation, ConversationViewer, utcnow
+    from chatdash.services import agent_notifications
+
+    with session_scope(engine) as session:
+        recipient = agent_notifications.assigned_message_recipient(session, agent_id)
+        if recipient is None:
+            return False
+        ids = {e.conversation_id for e in batch}
+        still_theirs = set(session.exec(select(Conversation.id).where(
+            Conversation.id.in_(ids), Conversation.assignee_id == agent_id)).all())
+        watching = set(session.exec(select(ConversationViewer.conversation_id).where(
+            ConversationViewer.admin_id == agent_id, ConversationViewer.conversation_id.in_(ids),
+            ConversationViewer.seen_at >= utcnow() - timedelta(seconds=VIEWING_SECONDS))).all())
+    items = [e for e in batch if e.conversation_id in still_theirs - watching]
+    if not items:
+        return False
+    base = settings.public_url.rstrip("/")
+    message = assigned_messages_email(
+        settings.store_name,
+        [NewConversation(e.conversation.label, e.message.body, f"{base}/admin/conversations?c={e.conversation_id}")
+         for e in items],
+        settings.smtp_from, recipient)
+    send_email(SmtpConfig.from_settings(settings), message)
+    return True
+
+
+def assigned_messages_email(store_name: str, items: list[NewConversation], sender: str,
+                            recipient: str) -> EmailMessage:
+    """A member's email about shoppers' messages in their conversations: the
+    digest's layout (escaped the same way), its own subject and wording."""
+    msg = new_conversations_email(store_name, items, sender, [recipient])
+    store = _one_line(store_name, SUBJECT_STORE_CHARS) or "your store"
+    label = _one_line(items[0].shopper_label, SUBJECT_LABEL_CHARS) or "A shopper"
+    del msg["Subject"]
+    msg["Subject"] = (f"{label} wrote in your conversation on {store}" if len(items) == 1
+                      else f"{len(items)} new messages in your conversations on {store}")
+    plain, rows = [], []
+    for c in items:
+        who = _one_line(c.shopper_label, SUBJECT_LABEL_CHARS) or "A shopper"
+        text = _one_line(c.first_message, DIGEST_MESSAGE_CHARS)
+        url = c.conversation_url.strip()
+        plain.append(f"* {who}: {text}\n  Reply: {url}")
+        link = (f'<a href="{html.escape(url, quote=True)}">open</a>'
+                if url.lower().startswith(("https://", "http://")) else html.escape(url))
+        rows.append(f"<li><strong>{html.escape(who)}</strong>: {html.escape(text)} ({link})</li>")
+    msg.get_body(("plain",)).set_content(
+        f"New messages in conversations assigned to you on {store}:\n\n" + "\n\n".join(plain) + "\n")
+    msg.get_body(("html",)).set_content(
+        "<!doctype html>\n"
+        '<html><body style="font-family: system-ui, sans-serif; color: #111">\n'
+        f"<p>New messages in conversations assigned to you on {html.escape(store)}:</p>\n"
+        f"<ul>{''.join(rows)}</ul>\n</body></html>\n",
+        subtype="html",
+    )
+    return msg

@@ -52,9 +52,60 @@ def get_email_notifications(session: Session) -> EmailNotifications:
 
 
 def save_email_notifications(session: Session, value: EmailNotifications) -> None:
-    if value.enabled and not value.recipients:
-        raise SettingsError("Add at least one recipient to turn emails on.")
+    # On with no recipients is fine: the members who chose emails get them
+    # (services/agent_notifications.py has the rule).
     row = session.get(Setting, NOTIFY_KEY) or Setting(key=NOTIFY_KEY)
+    row.value = json.dumps(asdict(value))
+    row.updated_at = utcnow()
+    session.add(row)
+
+
+# ----- offline follow-up
+
+FOLLOWUP_KEY = "offline_followup"
+DEFAULT_ASK_AFTER_SECONDS = 120
+MAX_ASK_AFTER_SECONDS = 24 * 3600
+
+
+@dataclass
+class OfflineFollowup:
+    """When nobody has answered a shopper for `ask_after_seconds` (0: never),
+    their widget asks for an email address for the replies."""
+
+    ask_after_seconds: int = DEFAULT_ASK_AFTER_SECONDS
+
+
+def parse_ask_minutes(text: str) -> int:
+    """Minutes as typed in Settings ("2", "0.5", "0" for off) → whole seconds."""
+    text = str(text).strip().replace(",", ".")
+    if len(text) > 12:
+        raise SettingsError("Enter a number of minutes, such as 2.")
+    try:
+        minutes = float(text)
+    except ValueError:
+        raise SettingsError("Enter a number of minutes, such as 2 (0 turns the question off).") from None
+    if not minutes == minutes or minutes < 0 or minutes * 60 > MAX_ASK_AFTER_SECONDS:  # NaN, negative, huge
+        raise SettingsError("Enter between 0 and 1440 minutes (0 turns the question off).")
+    seconds = round(minutes * 60)
+    if minutes > 0 and seconds == 0:
+        raise SettingsError("Enter at least 0.02 minutes (one second), or 0 to turn the question off.")
+    return seconds
+
+
+def get_offline_followup(session: Session) -> OfflineFollowup:
+    row = session.get(Setting, FOLLOWUP_KEY)
+    if row is None:
+        return OfflineFollowup()
+    data = json.loads(row.value or "{}") or {}
+    seconds = data.get("ask_after_seconds", DEFAULT_ASK_AFTER_SECONDS)
+    return OfflineFollowup(int(seconds) if isinstance(seconds, int) and 0 <= seconds <= MAX_ASK_AFTER_SECONDS
+                           else DEFAULT_ASK_AFTER_SECONDS)
+
+
+def save_offline_followup(session: Session, value: OfflineFollowup) -> None:
+    if not 0 <= value.ask_after_seconds <= MAX_ASK_AFTER_SECONDS:
+        raise SettingsError("Enter between 0 and 1440 minutes.")
+    row = session.get(Setting, FOLLOWUP_KEY) or Setting(key=FOLLOWUP_KEY)
     row.value = json.dumps(asdict(value))
     row.updated_at = utcnow()
     session.add(row)

@@ -18,6 +18,7 @@ from chatdash.events import (
     MessagePosted,
     MessagesSeen,
     PresenceChanged,
+    ShopperEmailChanged,
     ShopperMerged,
 )
 from chatdash.services import search, team, workspace
@@ -198,6 +199,11 @@ class InboxState(AuthState):
     @live.on(PresenceChanged, topic=live.inbox_topic)
     def _on_presence(self, event: PresenceChanged) -> None:
         self._update(lambda r: r.shopper_id == event.shopper_id, on_site=event.on_site)
+
+    @live.on(ShopperEmailChanged, topic=live.inbox_topic)
+    def _on_email(self, event: ShopperEmailChanged) -> None:
+        """A shopper known by nothing else is now known by their email."""
+        self._update(lambda r: r.shopper_id == event.shopper_id, label=event.label)
 
     @live.on(ShopperMerged, topic=live.inbox_topic)
     def _on_merged(self, event: ShopperMerged) -> None:

@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 import reflex as rx
 
 from chatdash import live
-from chatdash.events import PresenceChanged, ShopperActivity, ShopperMerged
+from chatdash.events import PresenceChanged, ShopperActivity, ShopperEmailChanged, ShopperMerged
 from chatdash.models import CardSource
 from chatdash.services import product_picks
 from chatdash.services.shopper_context import ShopperContext, shopper_context
@@ -140,3 +140,9 @@ class ShopperPanelState(AuthState):
         self.shopper_id = event.into_shopper_id
         if context is not None:
             self._show(context)
+
+    @live.on(ShopperEmailChanged, topic=live.by_shopper)
+    def _on_email(self, event: ShopperEmailChanged) -> None:
+        """The shopper left an email in the chat (offline follow-up)."""
+        if event.shopper_id == self.shopper_id:
+            self._set(shopper_email=event.email, shopper_label=event.label)

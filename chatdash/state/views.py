@@ -7,12 +7,7 @@ from datetime import UTC, datetime
 
 from chatdash.events import ConversationSummary, MessageView
 from chatdash.services.attribution import card_click_url
-
-
-def money(cents: int, currency: str = "USD") -> str:
-    symbol = {"USD": "$", "EUR": "€", "GBP": "£"}.get(currency.upper(), "")
-    amount = f"{cents / 100:,.2f}"
-    return f"{symbol}{amount}" if symbol else f"{amount} {currency.upper()}"
+from chatdash.services.money import money  # the one price format (emails use it too)
 
 
 def web_url(url: str) -> str:

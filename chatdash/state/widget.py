@@ -11,9 +11,9 @@ from typing import Any
 import reflex as rx
 
 from chatdash import live
-from chatdash.events import ChatStartedByAgent, MessagePosted, MessagesSeen, Typing
+from chatdash.events import ChatStartedByAgent, EmailAskDue, MessagePosted, MessagesSeen, ShopperEmailChanged, Typing
 from chatdash.models import Sender
-from chatdash.services import chat, identity
+from chatdash.services import chat, followup, identity
 from chatdash.settings import get_settings
 from chatdash.state.client import client_of
 from chatdash.state.views import ChatMessage, with_message
@@ -21,6 +21,7 @@ from chatdash.state.views import ChatMessage, with_message
 MAX_RESEND = 50
 # Not an error: the item stays in the shopper's outbox and goes with the next flush.
 NOT_YET = "not yet"
+LINK_EXPIRED = "This link has expired. Write to us here and we will answer."
 
 
 def outbox_call(expression: str) -> str:
@@ -40,6 +41,11 @@ class WidgetState(rx.State):
     error: str = ""
     ready: bool = False
     admin_typing_seq: int = 0
+    # Offline follow-up: nobody answered in time, so the widget asks for an
+    # email (email_ask); once given, where replies also go (followup_email).
+    email_ask: bool = False
+    followup_email: str = ""
+    email_error: str = ""
 
     _visitor_id: str = ""
     _shopper_id: int = 0
@@ -47,6 +53,7 @@ class WidgetState(rx.State):
     # Loaded collapsed by the embed (a page after the one the chat was open
     # on): nothing is on the shopper's screen, so nothing is marked seen.
     _collapsed: bool = False
+    _link_expired: bool = False
 
     @rx.var
     def store_name(self) -> str:
@@ -59,7 +66,10 @@ class WidgetState(rx.State):
     # ----- loading -------------------------------------------------------
     @rx.event
     async def load(self):
-        candidate = str(self.router.url.query_parameters.get("v", ""))[:128]
+        params = self.router.url.query_parameters
+        if params.get("r"):
+            return await self._resume(str(params.get("r", ""))[:128])
+        candidate = str(params.get("v", ""))[:128]
         if identity.verify_visitor_token(get_settings().secret_key, candidate):
             return await self._start(candidate)
         # No (valid) token from an embed: ask the page for the one it kept.
@@ -72,6 +82,21 @@ class WidgetState(rx.State):
         if not identity.verify_visitor_token(settings.secret_key, candidate):
             candidate = identity.issue_visitor_token(settings.secret_key)
         return await self._start(candidate)
+
+    async def _resume(self, link_token: str):
+        """Opened from a follow-up email's link: this browser speaks for the
+        shopper the link was sent to, in the same conversation."""
+        visitor_id = await asyncio.to_thread(followup.resume, link_token)
+        if visitor_id is None:
+            # Unknown, expired or revoked: this browser chats as itself, told why.
+            self._link_expired = True
+            return rx.call_script(outbox_call("storedVisitor()"), callback=WidgetState.adopt_visitor)
+        started = await self._start(identity.visitor_token_for(get_settings().secret_key, visitor_id))
+        # The link's token leaves the address bar (and any copy of it); this
+        # browser keeps the visitor token (chat.js), so a reload stays here.
+        if started is None:
+            return None
+        return [started, rx.call_script("history.replaceState(null, '', location.pathname)")]
 
     async def _start(self, token: str):
         settings = get_settings()
@@ -97,7 +122,9 @@ class WidgetState(rx.State):
         self._shopper_id = opened.shopper_id
         self.messages = [ChatMessage.from_view(m) for m in opened.messages]
         self.admin_seen_id = opened.admin_seen_id
-        self.error = ""
+        self._show_followup(opened.followup)
+        self.error = LINK_EXPIRED if self._link_expired else ""
+        self._link_expired = False
         self._follow(opened.conversation_id)
         # An agent may start a chat with this shopper while the widget is open
         # (with no conversation yet to follow): it arrives by the shopper's topic.
@@ -187,6 +214,32 @@ class WidgetState(rx.State):
     def dismiss_error(self):
         self.error = ""
 
+    # ----- offline follow-up ------------------------------------------------
+    @rx.event
+    async def give_email(self, form_data: Any):
+        """The email question's form: {"email": "..."} (checked by the use case)."""
+        email = form_data.get("email") if isinstance(form_data, dict) else None
+        if not self._visitor_id or not self._conversation_id:
+            return
+        try:
+            shown = await asyncio.to_thread(followup.give_email, self._visitor_id, email)
+        except followup.FollowupError as exc:
+            self.email_error = str(exc)
+            return
+        self.email_error = ""
+        self._show_followup(shown)
+
+    @rx.event
+    async def dismiss_email_ask(self):
+        if not self.email_ask or not self._visitor_id or not self._conversation_id:
+            return
+        self._show_followup(await asyncio.to_thread(followup.dismiss_ask, self._visitor_id))
+        self.email_error = ""
+
+    def _show_followup(self, shown: followup.WidgetFollowup) -> None:
+        self.email_ask = shown.ask
+        self.followup_email = shown.email
+
     def _append(self, message: ChatMessage) -> None:
         # get_value: the plain list, not Reflex's change-tracking proxy.
         updated = with_message(self.get_value("messages"), message, chat.HISTORY_LIMIT)
@@ -229,3 +282,16 @@ class WidgetState(rx.State):
     def _on_typing(self, event: Typing) -> None:
         if event.side == Sender.ADMIN and event.conversation_id == self._conversation_id:
             self.admin_typing_seq += 1
+
+    @live.on(EmailAskDue, topic=live.by_conversation)
+    def _on_email_ask(self, event: EmailAskDue) -> None:
+        # Pushed only when the shopper has no email (the use case checked it).
+        if event.conversation_id == self._conversation_id and not self.followup_email:
+            self.email_ask = True
+
+    @live.on(ShopperEmailChanged, topic=live.by_conversation)
+    def _on_email_changed(self, event: ShopperEmailChanged) -> None:
+        """Another tab of this shopper gave an email, or they unsubscribed."""
+        if event.conversation_id == self._conversation_id:
+            self.email_ask = False
+            self.followup_email = "" if event.unsubscribed else event.email
