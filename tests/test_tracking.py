@@ -486,6 +486,13 @@ def with_line(**line) -> dict:
     (base(url="data:text/html,<script>alert(1)</script>"), "url", "http"),
     (base(url="/relative/page"), "url", "http"),
     (base(url="https://shop.test/" + "a" * 2000), "url", "at most 2000 characters"),
+    (base(url="https://shop.test/a b"), "url", "without spaces"),
+    (base(url="https://shop.test/a\u3000b"), "url", "without spaces"),  # ideographic space
+    (base(url="https://shop.test/a\x85"), "url", "control characters"),  # C1 control (NEL)
+    (base(url=" https://shop.test/"), "url", "without spaces"),
+    (base(data={"sku": "A\x07-1"}), "data.sku", "control characters"),
+    (base(data={"sku": "A\x9f-1"}), "data.sku", "control characters"),
+    (base(title="Tent \ud800"), "(event)", "not valid Unicode"),
     (base(url=["https://shop.test/"]), "url", "valid string"),
     (base(title="t" * 301), "title", "at most 300 characters"),
     (base(at="yesterday"), "at", "ISO 8601"),
@@ -541,6 +548,16 @@ def test_a_batch_that_is_not_a_list_of_1_to_50_events_is_refused(raw, too_large)
     error = refusal(raw)
     assert error.detail[0]["field"] == "events"
     assert error.too_large is too_large
+
+
+def test_control_characters_in_a_title_become_spaces_and_other_characters_stay():
+    title = "Caf\u00e9\x00\x1f\x7f\x9fMenu\u200b\u00a0\u2028 \U0001f600"
+    (ev,) = tracking.parse_events([base("page_view", title=title)])
+    # Controls (Unicode category Cc: U+0000-001F, U+007F-009F) become spaces, then every run of
+    # white space one space; a zero-width space (a format character) and emoji stay.
+    assert ev.title == "Caf\u00e9 Menu\u200b \U0001f600"
+    (ev,) = tracking.parse_events([base(data={"sku": " A-\u00e91\u200b "})])
+    assert ev.data.sku == "A-\u00e91\u200b"
 
 
 def test_unknown_fields_are_dropped_and_text_is_normalised():

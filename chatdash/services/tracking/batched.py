@@ -23,14 +23,17 @@ other write's.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ARRAY, Integer, String, any_, bindparam, delete, func, insert, select, update
+from sqlalchemy import ARRAY, Integer, String, Text, any_, bindparam, cast, delete, func, insert, select, update
+from sqlalchemy import event as sa_event
 from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.orm import Session as OrmSession
 from sqlmodel import Session, col
 
 from chatdash import events as domain
@@ -76,17 +79,26 @@ _VISIT_COLUMNS = [_VISIT.c[f.name] for f in fields(_VisitRow)]
 
 def _visit_rows(session: Session, where, *order) -> list[_VisitRow]:
     query = select(*_VISIT_COLUMNS).where(where)
-    return [_VisitRow(*r) for r in session.execute(query.order_by(*order) if order else query).all()]
+    return [_VisitRow(*r) for r in session.connection().execute(query.order_by(*order) if order else query).all()]
+
+
+# An array parameter (`= ANY(...)`), not one parameter per value: a flush's
+# lists run to thousands, and expanding them cost more than the query. Sent as
+# one text in PostgreSQL's array syntax, cast by the server: the driver's list
+# adapter dumps element by element in Python, which cost more than the query too.
+_BARE = re.compile(r"[A-Za-z0-9_.:/-]+(?:,[A-Za-z0-9_.:/-]+)*")
 
 
 def _ints(values: list[int]):
-    """One array parameter (`= ANY(...)`), not one parameter per value: a flush's
-    lists run to thousands, and expanding them cost more than the query."""
-    return bindparam(None, values, type_=ARRAY(Integer))
+    return cast(bindparam(None, "{" + ",".join(map(str, map(int, values))) + "}", type_=Text), ARRAY(Integer))
 
 
 def _strs(values: list[str]):
-    return bindparam(None, values, type_=ARRAY(String))
+    joined = ",".join(values)
+    if not (_BARE.fullmatch(joined) and ",NULL," not in f",{joined.upper()},"):
+        # Quoted: commas, quotes, braces, spaces, the empty string or NULL inside.
+        joined = ",".join('"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"' for v in values)
+    return cast(bindparam(None, "{" + joined + "}", type_=Text), ARRAY(String))
 
 
 def _shoppers(session: Session, visitor_ids: list[str]) -> dict[str, int]:
@@ -96,7 +108,7 @@ def _shoppers(session: Session, visitor_ids: list[str]) -> dict[str, int]:
     into = own.alias("into")
 
     def known() -> dict[str, int]:
-        rows = session.execute(
+        rows = session.connection().execute(
             select(own.c.visitor_id, func.coalesce(into.c.id, own.c.id))
             .select_from(own.outerjoin(into, into.c.id == own.c.merged_into_id))
             .where(own.c.visitor_id == any_(_strs(visitor_ids)))
@@ -122,7 +134,7 @@ def _current_visits(session: Session, visitor_ids: list[str]) -> dict[str, _Visi
 
 def _latest_visits(session: Session, shopper_ids: list[int]) -> dict[int, _VisitRow]:
     """Each shopper's latest visit (`latest_visit`)."""
-    rows = session.execute(
+    rows = session.connection().execute(
         select(*_VISIT_COLUMNS)
         .where(_VISIT.c.shopper_id == any_(_ints(shopper_ids)))
         .order_by(_VISIT.c.shopper_id, _VISIT.c.last_seen_at.desc(), _VISIT.c.id.desc())
@@ -150,7 +162,7 @@ def _live_visits(session: Session, shopper_ids: list[int], now: datetime, window
 
 
 def _open_conversations(session: Session, shopper_ids: list[int]) -> dict[int, int]:
-    rows = session.execute(
+    rows = session.connection().execute(
         select(Conversation.shopper_id, Conversation.id)
         .where(col(Conversation.shopper_id) == any_(_ints(shopper_ids)), Conversation.status == "open")
         .order_by(col(Conversation.shopper_id), col(Conversation.id).desc())
@@ -225,7 +237,7 @@ def _store_round(
         uniques.append(unique)
     all_ids = sorted({eid for u in uniques for eid in u})
     stored = set(
-        session.execute(
+        session.connection().execute(
             select(StoreEvent.shopper_id, StoreEvent.event_id).where(
                 col(StoreEvent.shopper_id) == any_(_ints(sids)), col(StoreEvent.event_id) == any_(_strs(all_ids))
             )
@@ -302,7 +314,7 @@ def _store_round(
     # a heartbeat of the same browser takes the same locks in the same order.
     touched_shoppers = sorted({sids[i] for i, _v, _was in touches})
     if touched_shoppers:
-        session.execute(
+        session.connection().execute(
             update(Shopper).where(col(Shopper.id) == any_(_ints(touched_shoppers))).values(last_seen_at=now)
         )
     if touched:
@@ -331,7 +343,7 @@ def _store_round(
     catalog = (
         {
             sku: _CatalogItem(pid, price, currency)
-            for sku, pid, price, currency in session.execute(
+            for sku, pid, price, currency in session.connection().execute(
                 select(Product.sku, Product.id, Product.price_cents, Product.currency).where(
                     col(Product.sku) == any_(_strs(sorted(skus)))
                 )
@@ -401,31 +413,57 @@ _EVENT_COLUMNS = (
 )
 
 
+_TEMP_READY = "chatdash.ingest_event"  # connection.info: this connection has the temporary table
+_TEMP_MADE = "chatdash.ingest_event_made"  # session.info: this transaction made it (the connection's info)
+_TEMP_USED = "chatdash.ingest_event_used"  # session.info: this transaction put rows in it
+
+
+@sa_event.listens_for(OrmSession, "after_commit")
+def _temp_table_committed(session: OrmSession) -> None:
+    info = session.info.pop(_TEMP_MADE, None)
+    if info is not None:
+        info[_TEMP_READY] = True  # a rolled back CREATE made nothing: it is made again next time
+
+
+@sa_event.listens_for(OrmSession, "after_transaction_end")
+def _temp_table_transaction_end(session: OrmSession, transaction) -> None:
+    if transaction.parent is None and not transaction.nested:
+        session.info.pop(_TEMP_MADE, None)
+        session.info.pop(_TEMP_USED, None)
+
+
 def _insert_events(session: Session, rows: list[dict[str, Any]]) -> set[tuple[int, str]]:
     """COPY the rows into a temporary table, then move them over in one
     statement that skips ids already stored; returns (shopper id, event id) of
     the rows inserted. A concurrent retry that stored the same ids first wins:
     they count as duplicates. (A multi-row VALUES insert spent most of the
-    flush compiling thousands of bind parameters.)"""
+    flush compiling thousands of bind parameters.) The table is made once per
+    connection and empties itself at commit; only a flush's second round
+    (rare) has to empty it first."""
     if not rows:
         return set()
     cols = ", ".join(_EVENT_COLUMNS)
-    raw = session.connection().connection.driver_connection
+    connection = session.connection()
+    raw = connection.connection.driver_connection
     with raw.cursor() as cur:
-        cur.execute(
-            f"CREATE TEMP TABLE IF NOT EXISTS ingest_event ON COMMIT DELETE ROWS "
-            f"AS SELECT {cols} FROM storeevent WITH NO DATA"
-        )
+        info = connection.connection.info
+        if not info.get(_TEMP_READY):
+            cur.execute(
+                f"CREATE TEMP TABLE IF NOT EXISTS ingest_event ON COMMIT DELETE ROWS "
+                f"AS SELECT {cols} FROM storeevent WITH NO DATA"
+            )
+            session.info[_TEMP_MADE] = info  # it lasts as long as the connection once this commits
+        if session.info.get(_TEMP_USED):
+            cur.execute("DELETE FROM ingest_event")
+        session.info[_TEMP_USED] = True
         with cur.copy(f"COPY ingest_event ({cols}) FROM STDIN") as copy:
             for row in rows:
-                copy.write_row(tuple(row[c] for c in _EVENT_COLUMNS))
+                copy.write_row([row[c] for c in _EVENT_COLUMNS])
         cur.execute(
             f"INSERT INTO storeevent ({cols}) SELECT {cols} FROM ingest_event "
             "ON CONFLICT ON CONSTRAINT uq_storeevent_shopper_event DO NOTHING RETURNING shopper_id, event_id"
         )
-        inserted = {(sid, eid) for sid, eid in cur.fetchall()}
-        cur.execute("TRUNCATE ingest_event")  # the next flush of this transaction starts empty
-    return inserted
+        return set(cur.fetchall())
 
 
 def _replace_carts(session: Session, changes: list[tuple[int, CartEvent, datetime]], catalog, now: datetime) -> None:
@@ -442,7 +480,7 @@ def _replace_carts(session: Session, changes: list[tuple[int, CartEvent, datetim
     )
     existing = {
         r.shopper_id: r
-        for r in session.execute(
+        for r in session.connection().execute(
             select(Cart.id, Cart.shopper_id, Cart.updated_at)
             .where(col(Cart.shopper_id) == any_(_ints(sids)))
             .order_by(col(Cart.shopper_id))
@@ -471,7 +509,8 @@ def _replace_carts(session: Session, changes: list[tuple[int, CartEvent, datetim
         )
     if not totals:
         return
-    session.execute(delete(CartLine).where(col(CartLine.cart_id) == any_(_ints([t["cid"] for t in totals]))))
+    cart_ids = _ints([t["cid"] for t in totals])
+    session.connection().execute(delete(CartLine).where(col(CartLine.cart_id) == any_(cart_ids)))
     if lines:
         session.connection().execute(insert(CartLine.__table__), lines)
     session.connection().execute(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import unicodedata
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any, Literal
@@ -41,7 +40,14 @@ MAX_DETAIL = 50
 EVENT_ID_RE = re.compile(r"[A-Za-z0-9_-]{8,64}")
 _CURRENCY_RE = re.compile(r"[A-Z]{3}")
 _ACTION_RE = re.compile(r"[a-z_]{0,32}")
+# Unicode's control characters (category Cc) are exactly these 65 code points;
+# `\s` is str.isspace(). One regex scan instead of a unicodedata call per
+# character: per character checks were a fifth of the validation's CPU.
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_SPACE_OR_CONTROL_RE = re.compile(r"[\s\x00-\x1f\x7f-\x9f]")
 _CENT = Decimal("0.01")
+# json.dumps with options builds a new encoder per call; one is enough.
+COMPACT_JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 
 
 class TrackingError(ValueError):
@@ -59,7 +65,7 @@ class TrackingError(ValueError):
 
 
 def _no_controls(value: str) -> str:
-    if any(unicodedata.category(ch) == "Cc" for ch in value):
+    if _CONTROL_RE.search(value):
         raise ValueError("must not contain control characters")
     return value
 
@@ -68,7 +74,7 @@ def _http_url(value: str) -> str:
     """An absolute http(s) address; refuses javascript:, data:, relative URLs."""
     if value == "":
         return value
-    if value != value.strip() or any(ch.isspace() or unicodedata.category(ch) == "Cc" for ch in value):
+    if _SPACE_OR_CONTROL_RE.search(value):
         raise ValueError("must be an http(s) address without spaces or control characters")
     try:
         parts = urlsplit(value)
@@ -89,7 +95,7 @@ def _referrer(value: str) -> str:
 
 
 def _title(value: str) -> str:
-    return " ".join("".join(" " if unicodedata.category(ch) == "Cc" else ch for ch in value).split())
+    return " ".join(_CONTROL_RE.sub(" ", value).split())
 
 
 def _money(value: Any) -> Decimal:
@@ -339,10 +345,16 @@ def parse_events(raw: Any) -> list[PageViewEvent | ProductViewEvent | CartEvent 
         if not isinstance(item, dict):
             detail.append({"event": i, "id": None, "field": "(event)", "message": "must be a JSON object"})
             continue
-        size = len(json.dumps(item, separators=(",", ":"), ensure_ascii=False).encode())
+        event_id = item.get("id") if isinstance(item.get("id"), str) else None
+        try:
+            size = len(COMPACT_JSON.encode(item).encode())
+        except UnicodeEncodeError:
+            # JSON may spell half of a UTF-16 pair ("\ud800") on its own; no database stores that.
+            detail.append({"event": i, "id": None, "field": "(event)",
+                           "message": "contains text that is not valid Unicode (a lone UTF-16 surrogate)"})
+            continue
         if size > MAX_EVENT_BYTES:
-            detail.append({"event": i, "id": item.get("id") if isinstance(item.get("id"), str) else None,
-                           "field": "(event)",
+            detail.append({"event": i, "id": event_id, "field": "(event)",
                            "message": f"is {size:,} bytes; one event may be at most {MAX_EVENT_BYTES:,}"})
             continue
         try:
