@@ -560,6 +560,35 @@ def test_control_characters_in_a_title_become_spaces_and_other_characters_stay()
     assert ev.data.sku == "A-\u00e91\u200b"
 
 
+def test_an_event_nested_too_deeply_to_measure_is_refused_not_a_crash():
+    event = base()
+    inner = event["data"]["extra"] = []
+    for _ in range(5000):  # decodable only from Python, not from a body (read_json stops at 1,000)
+        inner.append([])
+        inner = inner[0]
+    field, message = only_problem(event)
+    assert (field, message) == ("(event)", "is nested too deeply")
+
+
+def test_events_are_measured_and_stored_in_the_json_that_json_dumps_writes():
+    """`compact_json` skips json's per-call setup; its text must not differ."""
+    import random
+
+    rng = random.Random(3)
+
+    def value(depth: int = 0):
+        if depth > 4 or rng.random() < 0.3:
+            return rng.choice([0, -7, 3.5, 12.5, 1e16, 1e-7, 10**30, True, False, None, "", "Caf\u00e9 \u200b",
+                               '"q" \\ /', "\n\t\x01", "\U0001f600", float("inf")])
+        if rng.random() < 0.5:
+            return [value(depth + 1) for _ in range(rng.randint(0, 4))]
+        return {f"k{rng.randint(0, 99)}\u00e9": value(depth + 1) for _ in range(rng.randint(0, 4))}
+
+    for _ in range(2000):
+        v = value()
+        assert tracking.schema.compact_json(v) == json.dumps(v, separators=(",", ":"), ensure_ascii=False)
+
+
 def test_unknown_fields_are_dropped_and_text_is_normalised():
     (ev,) = tracking.parse_events([base("page_view", title="  Summer\n\tsale  ", extra={"a": 1},
                                         referrer="android-app://com.google.android.gm/")])

@@ -28,7 +28,6 @@ from chatdash.services import presence
 from chatdash.services.conversations import get_or_create_shopper, latest_visit, open_conversation_for
 from chatdash.services.customers import identify_customer
 from chatdash.services.tracking.schema import (
-    COMPACT_JSON,
     MAX_QUANTITY,
     CartData,
     CartEvent,
@@ -40,6 +39,7 @@ from chatdash.services.tracking.schema import (
     ServerCart,
     ServerOrder,
     TrackingError,
+    compact_json,
 )
 
 # A client clock may run a little fast; later than this is clamped to now.
@@ -119,7 +119,7 @@ def event_row(event: PageViewEvent | ProductViewEvent | CartEvent | OrderEvent, 
         "title": event.page_title if is_page else event.title,
         "referrer": event.page_referrer if is_page else event.referrer,
         "product_id": _product_id(catalog, event.data.sku) if isinstance(event, ProductViewEvent) else None,
-        "payload": COMPACT_JSON.encode(_payload(event)),
+        "payload": compact_json(_payload(event)),
         "occurred_at": at,
         "received_at": now,
     }
