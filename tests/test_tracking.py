@@ -589,6 +589,26 @@ def test_events_are_measured_and_stored_in_the_json_that_json_dumps_writes():
         assert tracking.schema.compact_json(v) == json.dumps(v, separators=(",", ":"), ensure_ascii=False)
 
 
+def test_an_address_taken_without_urlsplit_is_one_urlsplit_takes():
+    """The plain-address shortcut accepts nothing that the full check refuses."""
+    import random
+    import string
+    from urllib.parse import urlsplit
+
+    rng = random.Random(5)
+    alphabet = string.ascii_letters + string.digits + "._~%!$&'()*+,;=:@-/?#[]\u00e9"
+    shortcut = 0
+    for _ in range(20_000):
+        prefix = rng.choice(["http://", "https://", "HTTP://", "hTTps://", "http:/", "http:", "ftp://", "http:///",
+                             "https://[", "", "//"])
+        url = prefix + "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 12)))
+        if tracking.schema._PLAIN_HTTP_URL_RE.fullmatch(url):
+            shortcut += 1
+            parts = urlsplit(url)
+            assert parts.scheme.lower() in ("http", "https") and parts.netloc, url
+    assert shortcut > 1000
+
+
 def test_unknown_fields_are_dropped_and_text_is_normalised():
     (ev,) = tracking.parse_events([base("page_view", title="  Summer\n\tsale  ", extra={"a": 1},
                                         referrer="android-app://com.google.android.gm/")])
