@@ -30,6 +30,7 @@ from sqlalchemy.engine import Engine
 
 from chatdash.db import get_engine, session_scope
 from chatdash.services import store_activity
+from chatdash.services.devices import device_from_user_agent
 from chatdash.services.tracking.batched import Batch, store_batches
 from chatdash.services.tracking.storage import TrackResult
 from chatdash.settings import get_settings
@@ -72,6 +73,9 @@ class Ingestor:
 
     # ----- the writer thread -------------------------------------------------------
     def _run(self) -> None:
+        # The user-agent parser builds its tables on first use (about a second
+        # of CPU): here, before the first flush, not inside it.
+        device_from_user_agent("")
         held: list[_Item] = []  # a shopper's later batches, for the next flush
         while not (self._closing and not held):
             flush = self._collect(held)
