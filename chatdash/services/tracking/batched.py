@@ -29,7 +29,7 @@ from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ARRAY, Integer, String, Text, any_, bindparam, cast, delete, func, insert, select, update
+from sqlalchemy import any_, bindparam, delete, func, insert, select, update
 from sqlalchemy import event as sa_event
 from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -79,8 +79,11 @@ _VISIT_COLUMNS = [_VISIT.c[f.name] for f in fields(_VisitRow)]
 
 # An array parameter (`= ANY(...)`), not one parameter per value: a flush's
 # lists run to thousands, and expanding them cost more than the query. Sent as
-# one text in PostgreSQL's array syntax, cast by the server: the driver's list
-# adapter dumps element by element in Python, which cost more than the query too.
+# one untyped text in PostgreSQL's array syntax, which the server reads once as
+# an array of the column's type: the driver's list adapter dumps element by
+# element in Python, which cost more than the query too. (Not a CAST in the
+# SQL: in a prepared statement's generic plan PostgreSQL re-parsed a cast
+# array for every row it scanned.)
 _BARE = re.compile(r"[A-Za-z0-9_.:/-]+(?:,[A-Za-z0-9_.:/-]+)*")
 
 
@@ -97,12 +100,13 @@ def _strs(values: list[str]) -> str:
 
 
 def _any_int(name: str):
-    """`= ANY(:name)`, :name an `_ints` text."""
-    return any_(cast(bindparam(name, type_=Text), ARRAY(Integer)))
+    """`= ANY(:name)`, :name an `_ints` text (no type: the server infers the column's array type)."""
+    return any_(bindparam(name))
 
 
 def _any_str(name: str):
-    return any_(cast(bindparam(name, type_=Text), ARRAY(String)))
+    """`= ANY(:name)`, :name a `_strs` text."""
+    return any_(bindparam(name))
 
 
 # The flush's statements, built once: making a statement object (and its cache
@@ -449,7 +453,6 @@ _EVENT_COLUMNS = (
 
 _TEMP_READY = "chatdash.ingest_event"  # connection.info: this connection has the temporary table
 _TEMP_MADE = "chatdash.ingest_event_made"  # session.info: this transaction made it (the connection's info)
-_TEMP_USED = "chatdash.ingest_event_used"  # session.info: this transaction put rows in it
 
 
 @sa_event.listens_for(OrmSession, "after_commit")
@@ -463,7 +466,6 @@ def _temp_table_committed(session: OrmSession) -> None:
 def _temp_table_transaction_end(session: OrmSession, transaction) -> None:
     if transaction.parent is None and not transaction.nested:
         session.info.pop(_TEMP_MADE, None)
-        session.info.pop(_TEMP_USED, None)
 
 
 def _insert_events(session: Session, rows: list[dict[str, Any]]) -> set[tuple[int, str]]:
@@ -472,8 +474,9 @@ def _insert_events(session: Session, rows: list[dict[str, Any]]) -> set[tuple[in
     the rows inserted. A concurrent retry that stored the same ids first wins:
     they count as duplicates. (A multi-row VALUES insert spent most of the
     flush compiling thousands of bind parameters.) The table is made once per
-    connection and empties itself at commit; only a flush's second round
-    (rare) has to empty it first."""
+    connection. It is emptied right after use although ON COMMIT DELETE ROWS
+    would empty it: leaving that to the commit cost PostgreSQL's backend about
+    25 us more CPU per event (one A/B of bench_tracking.py --stages, loaded box)."""
     if not rows:
         return set()
     cols = ", ".join(_EVENT_COLUMNS)
@@ -487,9 +490,6 @@ def _insert_events(session: Session, rows: list[dict[str, Any]]) -> set[tuple[in
                 f"AS SELECT {cols} FROM storeevent WITH NO DATA"
             )
             session.info[_TEMP_MADE] = info  # it lasts as long as the connection once this commits
-        if session.info.get(_TEMP_USED):
-            cur.execute("DELETE FROM ingest_event")
-        session.info[_TEMP_USED] = True
         with cur.copy(f"COPY ingest_event ({cols}) FROM STDIN") as copy:
             for row in rows:
                 copy.write_row([row[c] for c in _EVENT_COLUMNS])
@@ -497,7 +497,9 @@ def _insert_events(session: Session, rows: list[dict[str, Any]]) -> set[tuple[in
             f"INSERT INTO storeevent ({cols}) SELECT {cols} FROM ingest_event "
             "ON CONFLICT ON CONSTRAINT uq_storeevent_shopper_event DO NOTHING RETURNING shopper_id, event_id"
         )
-        return set(cur.fetchall())
+        inserted = set(cur.fetchall())
+        cur.execute("TRUNCATE ingest_event")  # the next round of this flush starts empty too
+    return inserted
 
 
 def _replace_carts(session: Session, changes: list[tuple[int, CartEvent, datetime]], catalog, now: datetime) -> None:
