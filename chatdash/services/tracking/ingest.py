@@ -8,7 +8,12 @@ statements (`batched.store_batches`). A flush holds one batch per browser; a
 second batch of the same browser waits for the next flush (two browsers of one
 customer are stored one after the other inside the flush), so each is stored
 as if alone. A flush that fails is retried batch by batch through the
-one-batch path, so one bad batch fails only its own request.
+one-batch path, so one bad batch fails only its own request. After the
+commit the writer hands every request of the flush its result with one
+wake-up of the event loop (not one per request).
+
+There is one queue per engine (`ingestor(engine)`); `close_all()` stores what
+is queued and stops the writers (tests that switch databases).
 
 On SQLite (one process, one writer at a time) each batch is stored in its own
 transaction in a worker thread, as before.

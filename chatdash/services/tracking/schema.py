@@ -133,9 +133,10 @@ def _money(value: Any) -> Decimal:
         raise ValueError("must not be negative")
     if amount > MAX_PRICE:
         raise ValueError(f"must be at most {MAX_PRICE:,}")
-    if amount != amount.quantize(_CENT):
+    cents = amount.quantize(_CENT)
+    if amount != cents:
         raise ValueError("must have at most two decimals")
-    return amount.quantize(_CENT)
+    return cents
 
 
 def _time(value: Any) -> datetime | None:
