@@ -4,20 +4,28 @@ PostgreSQL, driven over loopback by concurrent httpx clients sending batches of
 browser events from many visitors.
 
 python bench/bench_tracking.py [--database sqlite|postgresql|both] [--workers 1] [--clients 8]
-       [--requests 3000] [--seconds 60] [--batch 20] [--visitors 2000]
+       [--requests 3000] [--seconds 60] [--batch 20] [--visitors 2000] [--retries 0.05]
+python bench/bench_tracking.py --stages [--database ...] [--requests N] [--flush 32]
 
 SQLite stores each batch in its own transaction; PostgreSQL goes through the
 ingestion queue (chatdash/services/tracking/ingest.py), which stores the
 batches that arrive within a few milliseconds together. At the end the stored
-rows are counted: events stored must equal events accepted (0 lost, and the
-unique (shopper, event id) constraint allows no duplicate).
+rows are counted: events stored must equal events accepted (0 lost), no
+(shopper, event id) may be stored twice, and every event of a batch sent again
+after its 200 (`--retries`, as a widget that lost the answer does) must come
+back a duplicate.
 
 Each batch is what the widget sends: 20 events of one visitor (a page view,
 product views, cart changes and now and then an order). Visitors are many, so
 the per-visitor rate limit never bites; each client connects from its own
 loopback address (127.0.0.x) to stay under the per-address limit, as shoppers
-of a real store would. Prints events/s and requests/s sustained, and latency
-percentiles; any non-200 answer is counted and printed.
+of a real store would. Prints events/s and requests/s sustained, latency
+percentiles, and the CPU per event of the server's processes and (PostgreSQL)
+of the database backends serving it - the figures the machine's load inflates
+least. Any non-200 answer is counted and printed.
+
+`--stages` leaves HTTP out and prints, in this process, the CPU per event of
+decoding the JSON, validating the events and storing them.
 """
 
 from __future__ import annotations
@@ -25,6 +33,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import os
 import platform
 import random
@@ -35,6 +44,7 @@ import tempfile
 import time
 import uuid
 from collections import Counter
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -93,16 +103,17 @@ def database(kind: str, tmp: Path):
         admin.dispose()
 
 
-def stored_events(url: str) -> int:
-    from sqlalchemy import func, select
-
-    from chatdash.models import StoreEvent
+def stored_events(url: str) -> tuple[int, int]:
+    """Event rows stored, and distinct (shopper, event id) pairs among them."""
+    from sqlalchemy import text
 
     engine = make_engine(url)
-    with session_scope(engine) as s:
-        count = s.execute(select(func.count()).select_from(StoreEvent)).scalar_one()
+    with engine.connect() as conn:
+        rows, distinct = conn.execute(text(
+            "SELECT count(*), (SELECT count(*) FROM (SELECT DISTINCT shopper_id, event_id FROM storeevent) d) "
+            "FROM storeevent")).one()
     engine.dispose()
-    return count
+    return rows, distinct
 
 
 def server_cpu(pid: int) -> float:
@@ -172,15 +183,24 @@ def make_batch(rng: random.Random, size: int) -> list[dict]:
     return events
 
 
-async def drive(base_url: str, args: argparse.Namespace) -> tuple[list[float], Counter, int, float, int]:
+@dataclass
+class Outcome:
+    latencies: list[float] = field(default_factory=list)
+    statuses: Counter = field(default_factory=Counter)
+    accepted: int = 0  # events the server said it stored
+    duplicates: int = 0  # events the server said it had already
+    retried: int = 0  # events sent again after a 200 (each must come back a duplicate)
+    elapsed: float = 0.0
+    warmed: int = 0  # events stored by the warm-up, before the measured part
+
+
+async def drive(base_url: str, args: argparse.Namespace, measure_from=None) -> Outcome:
     tokens = [identity.issue_visitor_token(SECRET) for _ in range(args.visitors)]
     rng = random.Random(7)
-    # Built ahead so the clients measure the server, not JSON building.
-    bodies = [{"visitor": rng.choice(tokens), "events": make_batch(rng, args.batch)}
+    # Encoded ahead so the clients' CPU goes to sending, not to JSON building.
+    bodies = [json.dumps({"visitor": rng.choice(tokens), "events": make_batch(rng, args.batch)}).encode()
               for _ in range(args.requests)]
-    latencies: list[float] = []
-    statuses: Counter = Counter()
-    accepted = 0
+    out = Outcome()
     next_index = 0
     deadline = 0.0
 
@@ -190,74 +210,187 @@ async def drive(base_url: str, args: argparse.Namespace) -> tuple[list[float], C
     addresses = max(1, -(-args.requests // (args.clients * per_address)))
 
     async def client(n: int) -> None:
-        nonlocal next_index, accepted
+        nonlocal next_index
+        crng = random.Random(n)
         async with contextlib.AsyncExitStack() as stack:
             https = [await stack.enter_async_context(httpx.AsyncClient(
-                base_url=base_url, timeout=30,
+                base_url=base_url, timeout=30, headers={"content-type": "application/json"},
                 transport=httpx.AsyncHTTPTransport(local_address=f"127.0.{n + 1}.{k + 10}")))
                 for k in range(addresses)]
             sent = 0
+            last_ok: bytes | None = None
             while next_index < len(bodies) and time.perf_counter() < deadline:
-                body = bodies[next_index]
-                next_index += 1
+                # Now and then a batch already stored comes again (a widget that
+                # lost the answer): every one of its events must be a duplicate.
+                retry = last_ok is not None and crng.random() < args.retries
+                if retry:
+                    body, last_ok = last_ok, None
+                else:
+                    body = bodies[next_index]
+                    next_index += 1
                 t0 = time.perf_counter()
-                r = await https[sent % addresses].post("/api/track", json=body)
+                r = await https[sent % addresses].post("/api/track", content=body)
                 sent += 1
-                latencies.append(time.perf_counter() - t0)
-                statuses[r.status_code] += 1
+                out.latencies.append(time.perf_counter() - t0)
+                out.statuses[r.status_code] += 1
                 if r.status_code == 200:
-                    accepted += r.json()["accepted"]
-                elif statuses[r.status_code] == 1:
+                    answer = r.json()
+                    out.accepted += answer["accepted"]
+                    out.duplicates += answer["duplicates"]
+                    if retry:
+                        out.retried += args.batch
+                    else:
+                        last_ok = body
+                elif out.statuses[r.status_code] == 1:
                     print(f"  first {r.status_code}: {r.text[:300]}")
 
     # Warm up (imports, connections, SQLite caches), not measured.
-    warmed = 0
     async with httpx.AsyncClient(base_url=base_url, timeout=30) as http:
         warm = identity.issue_visitor_token(SECRET)
         for _ in range(5 * args.workers):
             r = await http.post("/api/track", json={"visitor": warm, "events": make_batch(rng, args.batch)})
-            warmed += r.json()["accepted"]
+            out.warmed += r.json()["accepted"]
+    if measure_from is not None:
+        measure_from()
     start = time.perf_counter()
     deadline = start + args.seconds
     await asyncio.gather(*(client(n) for n in range(args.clients)))
-    return latencies, statuses, accepted, time.perf_counter() - start, warmed
+    out.elapsed = time.perf_counter() - start
+    return out
 
 
 def pct(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[q - 1] if len(values) > 1 else values[0]
 
 
+def database_cpu(app_name: str) -> dict[int, float]:
+    """CPU seconds so far of each PostgreSQL backend serving the bench's server
+    (its connections carry `app_name`); other users of the server are not counted."""
+    import psutil
+    from sqlalchemy import text
+
+    engine = make_engine(PG_URL)
+    with engine.connect() as conn:
+        pids = conn.execute(text("SELECT pid FROM pg_stat_activity WHERE application_name = :n"),
+                            {"n": app_name}).scalars().all()
+    engine.dispose()
+    out = {}
+    for pid in pids:
+        with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
+            out[pid] = sum(psutil.Process(pid).cpu_times()[:2])
+    return out
+
+
 def run(kind: str, args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory() as tmp, database(kind, Path(tmp)) as url:
         prepare_database(url)
+        app_name = f"bench_track_{uuid.uuid4().hex[:8]}"
+        server_url = url if kind == "sqlite" else f"{url}&application_name={app_name}"
         port = free_port()
-        server = start_server(url, port, Path(tmp) / "granian.log", args.workers)
+        server = start_server(server_url, port, Path(tmp) / "granian.log", args.workers)
+        before: dict[str, object] = {}
+
+        def measure_from() -> None:
+            before["server"] = server_cpu(server.pid)
+            before["database"] = database_cpu(app_name) if kind == "postgresql" else {}
+
         try:
-            cpu_before = server_cpu(server.pid)
-            latencies, statuses, accepted, elapsed, warmed = asyncio.run(drive(f"http://127.0.0.1:{port}", args))
-            cpu = server_cpu(server.pid) - cpu_before
+            out = asyncio.run(drive(f"http://127.0.0.1:{port}", args, measure_from))
+            cpu = server_cpu(server.pid) - before["server"]
+            db_after = database_cpu(app_name) if kind == "postgresql" else {}
+            db_cpu = sum(t - before["database"].get(pid, 0.0) for pid, t in db_after.items())
+            load = os.getloadavg()
         finally:
             server.terminate()
             server.wait(timeout=20)
-        stored = stored_events(url) - warmed
+        stored, distinct = stored_events(url)
+        stored -= out.warmed
+        distinct -= out.warmed
         size_mb = sum(p.stat().st_size for p in Path(tmp).glob("bench.db*")) / 1e6
 
-    done = sum(statuses.values())
+    done = sum(out.statuses.values())
+    accepted, elapsed, latencies = out.accepted, out.elapsed, out.latencies
     name = {"sqlite": "SQLite", "postgresql": "PostgreSQL (ingestion queue)"}[kind]
     print(f"POST /api/track, granian {args.workers} worker(s), {name}; {args.clients} clients, batches of "
           f"{args.batch} events from {args.visitors} visitors")
     print(f"  machine      {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
-          f"load average {os.getloadavg()[0]:.1f}")
-    print(f"  requests     {done:,} in {elapsed:.1f} s  ({dict(statuses)})")
-    print(f"  events       {accepted:,} accepted, {stored:,} stored, lost {accepted - stored:,}"
+          f"load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f} at the end")
+    print(f"  requests     {done:,} in {elapsed:.1f} s  ({dict(out.statuses)})")
+    print(f"  events       {accepted:,} accepted, {stored:,} stored, lost {accepted - stored:,}, "
+          f"stored twice {stored - distinct:,}; {out.retried:,} sent again after a 200, "
+          f"{out.duplicates:,} answered as duplicates"
           + (f"  (database {size_mb:.1f} MB)" if kind == "sqlite" else ""))
     print(f"  throughput   {accepted / elapsed:,.0f} events/s   {done / elapsed:,.1f} requests/s")
-    # What the machine's load cannot hide: the server's own CPU per event (the
-    # database server's processes not included).
+    # What the machine's load cannot hide: the server's own CPU per event.
     print(f"  server CPU   {cpu:.1f} s, {cpu / max(accepted, 1) * 1e6:.0f} us per event "
-          f"(= {accepted / max(cpu, 1e-9):,.0f} events/s per busy core)")
+          f"(= {accepted / max(cpu, 1e-9):,.0f} events/s per busy core)"
+          + (f"; PostgreSQL backends {db_cpu:.1f} s, {db_cpu / max(accepted, 1) * 1e6:.0f} us per event"
+             if kind == "postgresql" else ""))
     print(f"  latency      p50 {pct(latencies, 50) * 1000:.1f} ms   p95 {pct(latencies, 95) * 1000:.1f} ms   "
           f"p99 {pct(latencies, 99) * 1000:.1f} ms   max {max(latencies) * 1000:.1f} ms")
+
+
+def stages(args: argparse.Namespace) -> None:
+    """Where a batch's CPU goes, without HTTP: decoding the body, validating the
+    events, storing them (one flush of `--flush` batches on PostgreSQL, one
+    transaction per batch on SQLite). Thread CPU time, so the machine's load
+    inflates it less than wall time; PostgreSQL's own CPU (its backend process)
+    is counted apart."""
+    import psutil
+    from sqlalchemy import text
+    from sqlmodel import Session
+
+    from chatdash.services import store_activity, tracking
+    from chatdash.services.tracking.batched import Batch, store_batches
+
+    rng = random.Random(7)
+    tokens = [uuid.uuid4().hex[:24] for _ in range(args.visitors)]
+    n = args.requests
+    bodies = [json.dumps({"visitor": "x", "events": make_batch(rng, args.batch)}).encode() for _ in range(n)]
+    events = n * args.batch
+    print(f"in process: {n:,} batches of {args.batch} events ({events:,} events), "
+          f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}")
+
+    t0 = time.thread_time()
+    decoded = [json.loads(b) for b in bodies]
+    t1 = time.thread_time()
+    parsed = [tracking.parse_events(d["events"]) for d in decoded]
+    t2 = time.thread_time()
+    print(f"  decode JSON     {(t1 - t0) / events * 1e6:6.1f} us per event")
+    print(f"  validate        {(t2 - t1) / events * 1e6:6.1f} us per event")
+
+    for kind in (["sqlite", "postgresql"] if args.database == "both" else [args.database]):
+        with tempfile.TemporaryDirectory() as tmp, database(kind, Path(tmp)) as url:
+            prepare_database(url)
+            engine = make_engine(url)
+            visitors = [tokens[i % len(tokens)] for i in range(n)]
+            if kind == "sqlite":
+                t0 = time.thread_time()
+                for v, evs in zip(visitors, parsed, strict=True):
+                    store_activity.store_batch(v, evs, "bench", engine=engine)
+                cpu = time.thread_time() - t0
+                print(f"  store SQLite    {cpu / events * 1e6:6.1f} us per event (one transaction per batch)")
+            else:
+                with engine.connect() as conn:
+                    backend = conn.execute(text("SELECT pg_backend_pid()")).scalar_one()
+                    pg = psutil.Process(backend)
+                    pg_before = sum(pg.cpu_times()[:2])
+                    t0 = time.thread_time()
+                    for start in range(0, n, args.flush):
+                        chunk, seen = [], set()
+                        for v, evs in zip(visitors[start:start + args.flush], parsed[start:start + args.flush],
+                                          strict=True):
+                            if v not in seen:
+                                seen.add(v)
+                                chunk.append(Batch(v, evs, "bench"))
+                        with Session(bind=conn) as session:
+                            store_batches(session, chunk, window_seconds=60)
+                            session.commit()
+                    cpu = time.thread_time() - t0
+                    pg_cpu = sum(pg.cpu_times()[:2]) - pg_before
+                print(f"  store PostgreSQL {cpu / events * 1e6:5.1f} us per event in flushes of {args.flush} batches "
+                      f"(+ {pg_cpu / events * 1e6:.1f} us in PostgreSQL's backend)")
+            engine.dispose()
 
 
 def main() -> None:
@@ -269,7 +402,15 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60, help="stop sending after this long")
     parser.add_argument("--batch", type=int, default=20, help="events per batch (the widget sends 20)")
     parser.add_argument("--visitors", type=int, default=2000, help="distinct visitors the batches come from")
+    parser.add_argument("--retries", type=float, default=0.05,
+                        help="share of requests that send a stored batch again (must come back duplicates)")
+    parser.add_argument("--stages", action="store_true",
+                        help="no HTTP: CPU per event of decoding, validating and storing, in this process")
+    parser.add_argument("--flush", type=int, default=32, help="batches per PostgreSQL flush (--stages)")
     args = parser.parse_args()
+    if args.stages:
+        stages(args)
+        return
     for kind in (["sqlite", "postgresql"] if args.database == "both" else [args.database]):
         run(kind, args)
 

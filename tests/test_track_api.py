@@ -185,6 +185,18 @@ def test_a_malformed_event_is_refused_with_422_naming_the_event_and_field(client
     assert events_of(token) == []  # all or nothing
 
 
+def test_an_event_with_half_a_utf16_pair_is_refused_with_422_not_a_server_error(client):
+    # JSON may escape a lone surrogate ("\\ud800"); Python decodes it, but no UTF-8 text holds it.
+    token = visitor_token()
+    body = json.dumps({"visitor": token, "events": [ev(), ev(title="Tent \ud800")]})
+    r = client.post("/api/track", content=body.encode(), headers={"Content-Type": "application/json"})
+    assert r.status_code == 422
+    (problem,) = r.json()["detail"]
+    assert (problem["event"], problem["field"]) == (1, "(event)")
+    assert "not valid Unicode" in problem["message"]
+    assert events_of(token) == []
+
+
 @pytest.mark.parametrize(("events", "status"), [(None, 422), ("x", 422), ([], 422), ([ev()] * 51, 413)])
 def test_events_must_be_a_list_of_1_to_50(client, events, status):
     r = client.post("/api/track", json={"visitor": visitor_token(), "events": events})

@@ -486,6 +486,13 @@ def with_line(**line) -> dict:
     (base(url="data:text/html,<script>alert(1)</script>"), "url", "http"),
     (base(url="/relative/page"), "url", "http"),
     (base(url="https://shop.test/" + "a" * 2000), "url", "at most 2000 characters"),
+    (base(url="https://shop.test/a b"), "url", "without spaces"),
+    (base(url="https://shop.test/a\u3000b"), "url", "without spaces"),  # ideographic space
+    (base(url="https://shop.test/a\x85"), "url", "control characters"),  # C1 control (NEL)
+    (base(url=" https://shop.test/"), "url", "without spaces"),
+    (base(data={"sku": "A\x07-1"}), "data.sku", "control characters"),
+    (base(data={"sku": "A\x9f-1"}), "data.sku", "control characters"),
+    (base(title="Tent \ud800"), "(event)", "not valid Unicode"),
     (base(url=["https://shop.test/"]), "url", "valid string"),
     (base(title="t" * 301), "title", "at most 300 characters"),
     (base(at="yesterday"), "at", "ISO 8601"),
@@ -541,6 +548,65 @@ def test_a_batch_that_is_not_a_list_of_1_to_50_events_is_refused(raw, too_large)
     error = refusal(raw)
     assert error.detail[0]["field"] == "events"
     assert error.too_large is too_large
+
+
+def test_control_characters_in_a_title_become_spaces_and_other_characters_stay():
+    title = "Caf\u00e9\x00\x1f\x7f\x9fMenu\u200b\u00a0\u2028 \U0001f600"
+    (ev,) = tracking.parse_events([base("page_view", title=title)])
+    # Controls (Unicode category Cc: U+0000-001F, U+007F-009F) become spaces, then every run of
+    # white space one space; a zero-width space (a format character) and emoji stay.
+    assert ev.title == "Caf\u00e9 Menu\u200b \U0001f600"
+    (ev,) = tracking.parse_events([base(data={"sku": " A-\u00e91\u200b "})])
+    assert ev.data.sku == "A-\u00e91\u200b"
+
+
+def test_an_event_nested_too_deeply_to_measure_is_refused_not_a_crash():
+    event = base()
+    inner = event["data"]["extra"] = []
+    for _ in range(5000):  # decodable only from Python, not from a body (read_json stops at 1,000)
+        inner.append([])
+        inner = inner[0]
+    field, message = only_problem(event)
+    assert (field, message) == ("(event)", "is nested too deeply")
+
+
+def test_events_are_measured_and_stored_in_the_json_that_json_dumps_writes():
+    """`compact_json` skips json's per-call setup; its text must not differ."""
+    import random
+
+    rng = random.Random(3)
+
+    def value(depth: int = 0):
+        if depth > 4 or rng.random() < 0.3:
+            return rng.choice([0, -7, 3.5, 12.5, 1e16, 1e-7, 10**30, True, False, None, "", "Caf\u00e9 \u200b",
+                               '"q" \\ /', "\n\t\x01", "\U0001f600", float("inf")])
+        if rng.random() < 0.5:
+            return [value(depth + 1) for _ in range(rng.randint(0, 4))]
+        return {f"k{rng.randint(0, 99)}\u00e9": value(depth + 1) for _ in range(rng.randint(0, 4))}
+
+    for _ in range(2000):
+        v = value()
+        assert tracking.schema.compact_json(v) == json.dumps(v, separators=(",", ":"), ensure_ascii=False)
+
+
+def test_an_address_taken_without_urlsplit_is_one_urlsplit_takes():
+    """The plain-address shortcut accepts nothing that the full check refuses."""
+    import random
+    import string
+    from urllib.parse import urlsplit
+
+    rng = random.Random(5)
+    alphabet = string.ascii_letters + string.digits + "._~%!$&'()*+,;=:@-/?#[]\u00e9"
+    shortcut = 0
+    for _ in range(20_000):
+        prefix = rng.choice(["http://", "https://", "HTTP://", "hTTps://", "http:/", "http:", "ftp://", "http:///",
+                             "https://[", "", "//"])
+        url = prefix + "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 12)))
+        if tracking.schema._PLAIN_HTTP_URL_RE.fullmatch(url):
+            shortcut += 1
+            parts = urlsplit(url)
+            assert parts.scheme.lower() in ("http", "https") and parts.netloc, url
+    assert shortcut > 1000
 
 
 def test_unknown_fields_are_dropped_and_text_is_normalised():

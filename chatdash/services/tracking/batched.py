@@ -23,15 +23,18 @@ other write's.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ARRAY, Integer, String, any_, bindparam, delete, func, insert, select, update
+from sqlalchemy import any_, bindparam, delete, func, insert, select, update
+from sqlalchemy import event as sa_event
 from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlmodel import Session, col
+from sqlalchemy.orm import Session as OrmSession
+from sqlmodel import Session
 
 from chatdash import events as domain
 from chatdash.models import Cart, CartLine, Conversation, Product, Shopper, StoreEvent, Visit, utcnow
@@ -74,61 +77,142 @@ _VISIT = Visit.__table__
 _VISIT_COLUMNS = [_VISIT.c[f.name] for f in fields(_VisitRow)]
 
 
-def _visit_rows(session: Session, where, *order) -> list[_VisitRow]:
-    query = select(*_VISIT_COLUMNS).where(where)
-    return [_VisitRow(*r) for r in session.execute(query.order_by(*order) if order else query).all()]
+# An array parameter (`= ANY(...)`), not one parameter per value: a flush's
+# lists run to thousands, and expanding them cost more than the query. Sent as
+# one untyped text in PostgreSQL's array syntax, which the server reads once as
+# an array of the column's type: the driver's list adapter dumps element by
+# element in Python, which cost more than the query too. (Not a CAST in the
+# SQL: in a prepared statement's generic plan PostgreSQL re-parsed a cast
+# array for every row it scanned.)
+_BARE = re.compile(r"[A-Za-z0-9_.:/-]+(?:,[A-Za-z0-9_.:/-]+)*")
 
 
-def _ints(values: list[int]):
-    """One array parameter (`= ANY(...)`), not one parameter per value: a flush's
-    lists run to thousands, and expanding them cost more than the query."""
-    return bindparam(None, values, type_=ARRAY(Integer))
+def _ints(values: list[int]) -> str:
+    return "{" + ",".join(map(str, map(int, values))) + "}"
 
 
-def _strs(values: list[str]):
-    return bindparam(None, values, type_=ARRAY(String))
+def _strs(values: list[str]) -> str:
+    joined = ",".join(values)
+    if not (_BARE.fullmatch(joined) and ",NULL," not in f",{joined.upper()},"):
+        # Quoted: commas, quotes, braces, spaces, the empty string or NULL inside.
+        joined = ",".join('"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"' for v in values)
+    return "{" + joined + "}"
+
+
+def _any_int(name: str):
+    """`= ANY(:name)`, :name an `_ints` text (no type: the server infers the column's array type)."""
+    return any_(bindparam(name))
+
+
+def _any_str(name: str):
+    """`= ANY(:name)`, :name a `_strs` text."""
+    return any_(bindparam(name))
+
+
+# The flush's statements, built once: making a statement object (and its cache
+# key) on every flush cost more CPU than running it.
+_OWN = Shopper.__table__
+_INTO = _OWN.alias("into")
+_KNOWN_SHOPPERS = (
+    select(_OWN.c.visitor_id, func.coalesce(_INTO.c.id, _OWN.c.id))
+    .select_from(_OWN.outerjoin(_INTO, _INTO.c.id == _OWN.c.merged_into_id))
+    .where(_OWN.c.visitor_id == _any_str("visitors"))
+)
+_NEW_SHOPPERS = pg_insert(_OWN).on_conflict_do_nothing(index_elements=["visitor_id"])
+_CURRENT_VISITS = select(*_VISIT_COLUMNS).where(_VISIT.c.open_for == _any_str("visitors"))
+_LATEST_VISITS = (
+    select(*_VISIT_COLUMNS)
+    .where(_VISIT.c.shopper_id == _any_int("sids"))
+    .order_by(_VISIT.c.shopper_id, _VISIT.c.last_seen_at.desc(), _VISIT.c.id.desc())
+    .ext(distinct_on(_VISIT.c.shopper_id))
+)
+_RECENT_CURRENT_VISITS = (
+    select(*_VISIT_COLUMNS)
+    .where(
+        _VISIT.c.shopper_id == _any_int("sids"),
+        _VISIT.c.open_for.is_not(None),
+        _VISIT.c.last_seen_at >= bindparam("since"),
+    )
+    .order_by(_VISIT.c.last_seen_at.asc(), _VISIT.c.id.asc())
+)
+_CONVERSATION = Conversation.__table__
+_OPEN_CONVERSATIONS = (
+    select(_CONVERSATION.c.shopper_id, _CONVERSATION.c.id)
+    .where(_CONVERSATION.c.shopper_id == _any_int("sids"), _CONVERSATION.c.status == "open")
+    .order_by(_CONVERSATION.c.shopper_id, _CONVERSATION.c.id.desc())
+    .ext(distinct_on(_CONVERSATION.c.shopper_id))
+)
+_EVENT = StoreEvent.__table__
+_STORED_IDS = select(_EVENT.c.shopper_id, _EVENT.c.event_id).where(
+    _EVENT.c.shopper_id == _any_int("sids"), _EVENT.c.event_id == _any_str("ids")
+)
+_CLOSE_VISITS = (
+    update(_VISIT)
+    .where(_VISIT.c.id == bindparam("vid"), _VISIT.c.open_for == bindparam("visitor"))
+    .values(open_for=None)
+)
+_SHOPPERS_SEEN = update(_OWN).where(_OWN.c.id == _any_int("sids")).values(last_seen_at=bindparam("now"))
+_TOUCH_VISITS = (
+    update(_VISIT)
+    .where(_VISIT.c.id == bindparam("vid"))
+    .values(
+        last_seen_at=bindparam("seen"), left_at=None, current_url=bindparam("url"), current_title=bindparam("title")
+    )
+)
+_PRODUCT = Product.__table__
+_CATALOG = select(_PRODUCT.c.sku, _PRODUCT.c.id, _PRODUCT.c.price_cents, _PRODUCT.c.currency).where(
+    _PRODUCT.c.sku == _any_str("skus")
+)
+_CART = Cart.__table__
+_NEW_CARTS = pg_insert(_CART).on_conflict_do_nothing(index_elements=["shopper_id"])
+_LOCK_CARTS = (
+    select(_CART.c.id, _CART.c.shopper_id, _CART.c.updated_at)
+    .where(_CART.c.shopper_id == _any_int("sids"))
+    .order_by(_CART.c.shopper_id)
+    .with_for_update()
+)
+_CLEAR_CART_LINES = delete(CartLine.__table__).where(CartLine.__table__.c.cart_id == _any_int("cids"))
+_NEW_CART_LINES = insert(CartLine.__table__)
+_CART_TOTALS = (
+    update(_CART)
+    .where(_CART.c.id == bindparam("cid"))
+    .values(total_cents=bindparam("total"), currency=bindparam("currency"), updated_at=bindparam("at"))
+)
+
+
+def _run(session: Session, statement, params=None):
+    """Core, on the flush's connection: no ORM session work per statement."""
+    return session.connection().execute(statement, params)
+
+
+def _visit_rows(session: Session, statement, **params) -> list[_VisitRow]:
+    return [_VisitRow(*r) for r in _run(session, statement, params).all()]
 
 
 def _shoppers(session: Session, visitor_ids: list[str]) -> dict[str, int]:
     """The shopper each browser speaks for (`get_or_create_shopper`): its own
     row, created when new, or the customer it was merged into."""
-    own = Shopper.__table__
-    into = own.alias("into")
-
     def known() -> dict[str, int]:
-        rows = session.execute(
-            select(own.c.visitor_id, func.coalesce(into.c.id, own.c.id))
-            .select_from(own.outerjoin(into, into.c.id == own.c.merged_into_id))
-            .where(own.c.visitor_id == any_(_strs(visitor_ids)))
-        )
-        return dict(rows.all())
+        return dict(_run(session, _KNOWN_SHOPPERS, {"visitors": _strs(visitor_ids)}).all())
 
     found = known()
     missing = [v for v in visitor_ids if v not in found]
     if missing:
         created = utcnow()  # like a row `get_or_create_shopper` creates
-        session.connection().execute(
-            pg_insert(own).on_conflict_do_nothing(index_elements=["visitor_id"]),
-            [{"visitor_id": v, "created_at": created, "last_seen_at": created} for v in missing],
-        )
+        rows = [{"visitor_id": v, "created_at": created, "last_seen_at": created} for v in missing]
+        _run(session, _NEW_SHOPPERS, rows)
         found = known()
     return found
 
 
 def _current_visits(session: Session, visitor_ids: list[str]) -> dict[str, _VisitRow]:
     """Each browser's current visit (`presence.current_visit`), whoever's it is."""
-    return {v.open_for: v for v in _visit_rows(session, _VISIT.c.open_for == any_(_strs(visitor_ids)))}
+    return {v.open_for: v for v in _visit_rows(session, _CURRENT_VISITS, visitors=_strs(visitor_ids))}
 
 
 def _latest_visits(session: Session, shopper_ids: list[int]) -> dict[int, _VisitRow]:
     """Each shopper's latest visit (`latest_visit`)."""
-    rows = session.execute(
-        select(*_VISIT_COLUMNS)
-        .where(_VISIT.c.shopper_id == any_(_ints(shopper_ids)))
-        .order_by(_VISIT.c.shopper_id, _VISIT.c.last_seen_at.desc(), _VISIT.c.id.desc())
-        .ext(distinct_on(_VISIT.c.shopper_id))
-    ).all()
-    return {r.shopper_id: _VisitRow(*r) for r in rows}
+    return {v.shopper_id: v for v in _visit_rows(session, _LATEST_VISITS, sids=_ints(shopper_ids))}
 
 
 def _live_visits(session: Session, shopper_ids: list[int], now: datetime, window_seconds: int) -> dict[int, _VisitRow]:
@@ -136,12 +220,7 @@ def _live_visits(session: Session, shopper_ids: list[int], now: datetime, window
     current visits that is on site, else the latest visit."""
     live = _latest_visits(session, shopper_ids)
     recent = _visit_rows(
-        session,
-        (_VISIT.c.shopper_id == any_(_ints(shopper_ids)))
-        & _VISIT.c.open_for.is_not(None)
-        & (_VISIT.c.last_seen_at >= now - timedelta(seconds=window_seconds)),
-        _VISIT.c.last_seen_at.asc(),
-        _VISIT.c.id.asc(),
+        session, _RECENT_CURRENT_VISITS, sids=_ints(shopper_ids), since=now - timedelta(seconds=window_seconds)
     )
     for v in recent:  # oldest first: the latest on site is the one left
         if is_on_site(v, now, window_seconds):
@@ -150,13 +229,7 @@ def _live_visits(session: Session, shopper_ids: list[int], now: datetime, window
 
 
 def _open_conversations(session: Session, shopper_ids: list[int]) -> dict[int, int]:
-    rows = session.execute(
-        select(Conversation.shopper_id, Conversation.id)
-        .where(col(Conversation.shopper_id) == any_(_ints(shopper_ids)), Conversation.status == "open")
-        .order_by(col(Conversation.shopper_id), col(Conversation.id).desc())
-        .ext(distinct_on(col(Conversation.shopper_id)))
-    ).all()
-    return dict(rows)
+    return dict(_run(session, _OPEN_CONVERSATIONS, {"sids": _ints(shopper_ids)}).all())
 
 
 def _rounds(batches: Sequence[Batch], shopper_of: dict[str, int], current: dict[str, _VisitRow]) -> list[list[int]]:
@@ -224,13 +297,7 @@ def _store_round(
             unique.setdefault(event.id, event)
         uniques.append(unique)
     all_ids = sorted({eid for u in uniques for eid in u})
-    stored = set(
-        session.execute(
-            select(StoreEvent.shopper_id, StoreEvent.event_id).where(
-                col(StoreEvent.shopper_id) == any_(_ints(sids)), col(StoreEvent.event_id) == any_(_strs(all_ids))
-            )
-        ).all()
-    )
+    stored = set(_run(session, _STORED_IDS, {"sids": _ints(sids), "ids": _strs(all_ids)}).all())
     fresh = [[e for e in u.values() if (sid, e.id) not in stored] for u, sid in zip(uniques, sids, strict=True)]
     times = [{e.id: clamp_time(e.at, now) for e in f} for f in fresh]
 
@@ -269,12 +336,7 @@ def _store_round(
 
     # The browsers' next visits, in place of the stale ones they saw (closed only if still current).
     if closing:
-        session.connection().execute(
-            update(_VISIT)
-            .where(_VISIT.c.id == bindparam("vid"), _VISIT.c.open_for == bindparam("visitor"))
-            .values(open_for=None),
-            closing,
-        )
+        _run(session, _CLOSE_VISITS, closing)
     page_changed: dict[int, bool] = {}
     for i, visit, _was in touches:  # a new visit goes in with its page already
         page = pages[i]
@@ -286,7 +348,7 @@ def _store_round(
         inserted = {open_for: vid for vid, open_for in result.all()}
         lost = [v.open_for for v, _ in new if v.open_for not in inserted]
         # A racing request inserted the browser's visit first: go on with its row.
-        winners = {v.open_for: v for v in _visit_rows(session, _VISIT.c.open_for == any_(_strs(lost)))} if lost else {}
+        winners = {v.open_for: v for v in _visit_rows(session, _CURRENT_VISITS, visitors=_strs(lost))} if lost else {}
         for k, (i, visit, was) in enumerate(touches):
             if visit.id is not None:
                 continue
@@ -302,19 +364,11 @@ def _store_round(
     # a heartbeat of the same browser takes the same locks in the same order.
     touched_shoppers = sorted({sids[i] for i, _v, _was in touches})
     if touched_shoppers:
-        session.execute(
-            update(Shopper).where(col(Shopper.id) == any_(_ints(touched_shoppers))).values(last_seen_at=now)
-        )
+        _run(session, _SHOPPERS_SEEN, {"sids": _ints(touched_shoppers), "now": now})
     if touched:
-        session.connection().execute(
-            update(_VISIT)
-            .where(_VISIT.c.id == bindparam("vid"))
-            .values(
-                last_seen_at=bindparam("seen"),
-                left_at=None,
-                current_url=bindparam("url"),
-                current_title=bindparam("title"),
-            ),
+        _run(
+            session,
+            _TOUCH_VISITS,
             [
                 {"vid": v.id, "seen": v.last_seen_at, "url": v.current_url, "title": v.current_title}
                 for v in sorted(touched, key=lambda v: v.id)
@@ -331,11 +385,7 @@ def _store_round(
     catalog = (
         {
             sku: _CatalogItem(pid, price, currency)
-            for sku, pid, price, currency in session.execute(
-                select(Product.sku, Product.id, Product.price_cents, Product.currency).where(
-                    col(Product.sku) == any_(_strs(sorted(skus)))
-                )
-            ).all()
+            for sku, pid, price, currency in _run(session, _CATALOG, {"skus": _strs(sorted(skus))}).all()
         }
         if skus
         else {}
@@ -401,30 +451,54 @@ _EVENT_COLUMNS = (
 )
 
 
+_TEMP_READY = "chatdash.ingest_event"  # connection.info: this connection has the temporary table
+_TEMP_MADE = "chatdash.ingest_event_made"  # session.info: this transaction made it (the connection's info)
+
+
+@sa_event.listens_for(OrmSession, "after_commit")
+def _temp_table_committed(session: OrmSession) -> None:
+    info = session.info.pop(_TEMP_MADE, None)
+    if info is not None:
+        info[_TEMP_READY] = True  # a rolled back CREATE made nothing: it is made again next time
+
+
+@sa_event.listens_for(OrmSession, "after_transaction_end")
+def _temp_table_transaction_end(session: OrmSession, transaction) -> None:
+    if transaction.parent is None and not transaction.nested:
+        session.info.pop(_TEMP_MADE, None)
+
+
 def _insert_events(session: Session, rows: list[dict[str, Any]]) -> set[tuple[int, str]]:
     """COPY the rows into a temporary table, then move them over in one
     statement that skips ids already stored; returns (shopper id, event id) of
     the rows inserted. A concurrent retry that stored the same ids first wins:
     they count as duplicates. (A multi-row VALUES insert spent most of the
-    flush compiling thousands of bind parameters.)"""
+    flush compiling thousands of bind parameters.) The table is made once per
+    connection. It is emptied right after use although ON COMMIT DELETE ROWS
+    would empty it: leaving that to the commit cost PostgreSQL's backend about
+    25 us more CPU per event (one A/B of bench_tracking.py --stages, loaded box)."""
     if not rows:
         return set()
     cols = ", ".join(_EVENT_COLUMNS)
-    raw = session.connection().connection.driver_connection
+    connection = session.connection()
+    raw = connection.connection.driver_connection
     with raw.cursor() as cur:
-        cur.execute(
-            f"CREATE TEMP TABLE IF NOT EXISTS ingest_event ON COMMIT DELETE ROWS "
-            f"AS SELECT {cols} FROM storeevent WITH NO DATA"
-        )
+        info = connection.connection.info
+        if not info.get(_TEMP_READY):
+            cur.execute(
+                f"CREATE TEMP TABLE IF NOT EXISTS ingest_event ON COMMIT DELETE ROWS "
+                f"AS SELECT {cols} FROM storeevent WITH NO DATA"
+            )
+            session.info[_TEMP_MADE] = info  # it lasts as long as the connection once this commits
         with cur.copy(f"COPY ingest_event ({cols}) FROM STDIN") as copy:
             for row in rows:
-                copy.write_row(tuple(row[c] for c in _EVENT_COLUMNS))
+                copy.write_row([row[c] for c in _EVENT_COLUMNS])
         cur.execute(
             f"INSERT INTO storeevent ({cols}) SELECT {cols} FROM ingest_event "
             "ON CONFLICT ON CONSTRAINT uq_storeevent_shopper_event DO NOTHING RETURNING shopper_id, event_id"
         )
-        inserted = {(sid, eid) for sid, eid in cur.fetchall()}
-        cur.execute("TRUNCATE ingest_event")  # the next flush of this transaction starts empty
+        inserted = set(cur.fetchall())
+        cur.execute("TRUNCATE ingest_event")  # the next round of this flush starts empty too
     return inserted
 
 
@@ -433,8 +507,9 @@ def _replace_carts(session: Session, changes: list[tuple[int, CartEvent, datetim
     if not changes:
         return
     sids = sorted(sid for sid, _, _ in changes)
-    session.connection().execute(
-        pg_insert(Cart.__table__).on_conflict_do_nothing(index_elements=["shopper_id"]),
+    _run(
+        session,
+        _NEW_CARTS,
         [
             {"shopper_id": sid, "currency": cart.data.currency, "total_cents": 0, "updated_at": min(at, now)}
             for sid, cart, at in sorted(changes, key=lambda c: c[0])
@@ -442,12 +517,7 @@ def _replace_carts(session: Session, changes: list[tuple[int, CartEvent, datetim
     )
     existing = {
         r.shopper_id: r
-        for r in session.execute(
-            select(Cart.id, Cart.shopper_id, Cart.updated_at)
-            .where(col(Cart.shopper_id) == any_(_ints(sids)))
-            .order_by(col(Cart.shopper_id))
-            .with_for_update()
-        ).all()
+        for r in _run(session, _LOCK_CARTS, {"sids": _ints(sids)}).all()
     }
     lines, totals = [], []
     for sid, cart, at in changes:
@@ -471,12 +541,7 @@ def _replace_carts(session: Session, changes: list[tuple[int, CartEvent, datetim
         )
     if not totals:
         return
-    session.execute(delete(CartLine).where(col(CartLine.cart_id) == any_(_ints([t["cid"] for t in totals]))))
+    _run(session, _CLEAR_CART_LINES, {"cids": _ints([t["cid"] for t in totals])})
     if lines:
-        session.connection().execute(insert(CartLine.__table__), lines)
-    session.connection().execute(
-        update(Cart.__table__)
-        .where(Cart.__table__.c.id == bindparam("cid"))
-        .values(total_cents=bindparam("total"), currency=bindparam("currency"), updated_at=bindparam("at")),
-        totals,
-    )
+        _run(session, _NEW_CART_LINES, lines)
+    _run(session, _CART_TOTALS, totals)

@@ -8,7 +8,12 @@ statements (`batched.store_batches`). A flush holds one batch per browser; a
 second batch of the same browser waits for the next flush (two browsers of one
 customer are stored one after the other inside the flush), so each is stored
 as if alone. A flush that fails is retried batch by batch through the
-one-batch path, so one bad batch fails only its own request.
+one-batch path, so one bad batch fails only its own request. After the
+commit the writer hands every request of the flush its result with one
+wake-up of the event loop (not one per request).
+
+There is one queue per engine (`ingestor(engine)`); `close_all()` stores what
+is queued and stops the writers (tests that switch databases).
 
 On SQLite (one process, one writer at a time) each batch is stored in its own
 transaction in a worker thread, as before.
@@ -30,6 +35,7 @@ from sqlalchemy.engine import Engine
 
 from chatdash.db import get_engine, session_scope
 from chatdash.services import store_activity
+from chatdash.services.devices import device_from_user_agent
 from chatdash.services.tracking.batched import Batch, store_batches
 from chatdash.services.tracking.storage import TrackResult
 from chatdash.settings import get_settings
@@ -49,13 +55,19 @@ class _Item:
 
 
 class Ingestor:
-    def __init__(self, engine: Engine, *, flush_seconds: float = FLUSH_SECONDS, max_events: int = MAX_EVENTS) -> None:
+    def __init__(self, engine: Engine, *, flush_seconds: float | None = None, max_events: int = MAX_EVENTS) -> None:
         self.engine = engine
-        self.flush_seconds = flush_seconds
+        self.flush_seconds = FLUSH_SECONDS if flush_seconds is None else flush_seconds
         self.max_events = max_events
-        self._queue: queue.SimpleQueue[_Item] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()  # None: stop
+        self._closing = False
         self._thread = threading.Thread(target=self._run, name="tracking-ingest", daemon=True)
         self._thread.start()
+
+    def close(self, timeout: float = 30) -> None:
+        """Store what is queued, then stop the writer."""
+        self._queue.put(None)
+        self._thread.join(timeout)
 
     async def store(self, visitor_id: str, events: Sequence[Any], user_agent: str) -> TrackResult:
         """Queue one batch; returns its result once it is committed."""
@@ -66,8 +78,11 @@ class Ingestor:
 
     # ----- the writer thread -------------------------------------------------------
     def _run(self) -> None:
+        # The user-agent parser builds its tables on first use (about a second
+        # of CPU): here, before the first flush, not inside it.
+        device_from_user_agent("")
         held: list[_Item] = []  # a shopper's later batches, for the next flush
-        while True:
+        while not (self._closing and not held):
             flush = self._collect(held)
             try:
                 self._write(flush)
@@ -77,15 +92,22 @@ class Ingestor:
     def _collect(self, held: list[_Item]) -> list[_Item]:
         waiting = held[:]
         held.clear()
-        if not waiting:
-            waiting.append(self._queue.get())
+
+        def take(item: _Item | None) -> None:
+            if item is None:
+                self._closing = True
+            else:
+                waiting.append(item)
+
+        if not waiting and not self._closing:
+            take(self._queue.get())
         deadline = time.monotonic() + self.flush_seconds
-        while True:
+        while not self._closing:
             left = deadline - time.monotonic()
             if left <= 0:
                 break
             try:
-                waiting.append(self._queue.get(timeout=left))
+                take(self._queue.get(timeout=left))
             except queue.Empty:
                 break
         flush, seen, events = [], set(), 0
@@ -99,6 +121,8 @@ class Ingestor:
         return flush
 
     def _write(self, flush: list[_Item]) -> None:
+        if not flush:
+            return
         window = get_settings().presence_window_seconds
         try:
             with session_scope(self.engine) as session:
@@ -111,37 +135,54 @@ class Ingestor:
                         item.batch.visitor_id, item.batch.events, item.batch.user_agent, engine=self.engine
                     )
                 except Exception as exc:  # noqa: BLE001 - handed to the request that sent it
-                    _settle(item, exc=exc)
+                    _settle([(item, None, exc)])
                 else:
-                    _settle(item, result=result)
+                    _settle([(item, result, None)])
             return
-        for item, result in zip(flush, results, strict=True):
-            _settle(item, result=result)
+        _settle([(item, result, None) for item, result in zip(flush, results, strict=True)])
 
 
-def _settle(item: _Item, *, result: TrackResult | None = None, exc: BaseException | None = None) -> None:
-    def settle() -> None:
-        if item.future.done():
-            return  # the request went away
-        if exc is None:
-            item.future.set_result(result)
-        else:
-            item.future.set_exception(exc)
+def _settle(outcomes: list[tuple[_Item, TrackResult | None, BaseException | None]]) -> None:
+    """Hand each request its result on its own loop: one wake-up per loop, not
+    one per request (each wake-up is a write to the loop's self-pipe)."""
+    by_loop: dict[asyncio.AbstractEventLoop, list] = {}
+    for outcome in outcomes:
+        by_loop.setdefault(outcome[0].loop, []).append(outcome)
 
-    with contextlib.suppress(RuntimeError):  # that loop is closed: nobody waits any more
-        item.loop.call_soon_threadsafe(settle)
+    def settle(mine: list[tuple[_Item, TrackResult | None, BaseException | None]]) -> None:
+        for item, result, exc in mine:
+            if item.future.done():
+                continue  # the request went away
+            if exc is None:
+                item.future.set_result(result)
+            else:
+                item.future.set_exception(exc)
+
+    for loop, mine in by_loop.items():
+        with contextlib.suppress(RuntimeError):  # that loop is closed: nobody waits any more
+            loop.call_soon_threadsafe(settle, mine)
 
 
-_ingestor: Ingestor | None = None
+_ingestors: dict[Engine, Ingestor] = {}
 _lock = threading.Lock()
 
 
 def ingestor(engine: Engine | None = None) -> Ingestor:
-    global _ingestor
+    """The process's queue for this engine's database (the app's: one)."""
+    engine = engine or get_engine()
     with _lock:
-        if _ingestor is None:
-            _ingestor = Ingestor(engine or get_engine())
-        return _ingestor
+        if engine not in _ingestors:
+            _ingestors[engine] = Ingestor(engine)
+        return _ingestors[engine]
+
+
+def close_all() -> None:
+    """Stop every queue's writer once it has stored what it holds (tests switch databases)."""
+    with _lock:
+        closing = list(_ingestors.values())
+        _ingestors.clear()
+    for ing in closing:
+        ing.close()
 
 
 def batched(engine: Engine | None = None) -> bool:

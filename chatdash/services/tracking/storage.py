@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -40,6 +39,7 @@ from chatdash.services.tracking.schema import (
     ServerCart,
     ServerOrder,
     TrackingError,
+    compact_json,
 )
 
 # A client clock may run a little fast; later than this is clamped to now.
@@ -119,7 +119,7 @@ def event_row(event: PageViewEvent | ProductViewEvent | CartEvent | OrderEvent, 
         "title": event.page_title if is_page else event.title,
         "referrer": event.page_referrer if is_page else event.referrer,
         "product_id": _product_id(catalog, event.data.sku) if isinstance(event, ProductViewEvent) else None,
-        "payload": json.dumps(_payload(event), separators=(",", ":"), ensure_ascii=False),
+        "payload": compact_json(_payload(event)),
         "occurred_at": at,
         "received_at": now,
     }
