@@ -40,6 +40,8 @@ class Role(StrEnum):
 class Status(StrEnum):
     OPEN = "open"
     RESOLVED = "resolved"
+    # Out of the open lists until `Conversation.snoozed_until` (or the shopper writes).
+    SNOOZED = "snoozed"
 
 
 class MessageKind(StrEnum):
@@ -169,6 +171,8 @@ class Conversation(SQLModel, table=True):
     __table_args__ = (
         Index("ix_conversation_status_last", "status", "last_message_at"),
         Index("ix_conversation_assignee_status", "assignee_id", "status", "last_message_at"),
+        # The leader's wake-up job: snoozed conversations whose time has come.
+        Index("ix_conversation_status_snoozed", "status", "snoozed_until"),
         # The bell: open conversations with shopper messages no admin has seen.
         Index("ix_conversation_unseen", "status",
               sqlite_where=text("last_shopper_message_id > admin_seen_message_id"),
@@ -191,6 +195,8 @@ class Conversation(SQLModel, table=True):
     last_shopper_message_id: int = 0
     # The agent looking after it (None: unassigned).
     assignee_id: int | None = Field(default=None, foreign_key="adminuser.id", ondelete="SET NULL")
+    # When a snoozed conversation comes back to the open lists (status "snoozed").
+    snoozed_until: datetime | None = None
 
 
 class Message(SQLModel, table=True):
@@ -220,6 +226,9 @@ class AdminUser(SQLModel, table=True):
     role: str = Field(default=Role.AGENT, max_length=16)
     created_at: datetime = Field(default_factory=utcnow)
     last_login_at: datetime | None = None
+    # Last sign of life from their conversations page (renewed while it is open):
+    # "online" for auto-assign (services/auto_assign.py). None: offline.
+    online_at: datetime | None = None
 
 
 class AdminInvite(SQLModel, table=True):
