@@ -64,6 +64,9 @@ def _row_filing(row: ConversationRow) -> rx.Component:
     return rx.hstack(
         rx.cond(row.status == "resolved",
                 rx.badge("Resolved", color_scheme="green", variant="soft", size="1", class_name="conv-resolved")),
+        rx.cond(row.status == "snoozed",
+                rx.badge(rx.icon("alarm-clock", size=12), row.wakes, color_scheme="violet", variant="soft",
+                         size="1", class_name="conv-snoozed")),
         rx.cond(row.assignee_initials != "",
                 rx.tooltip(rx.avatar(fallback=row.assignee_initials, size="1", radius="full",
                                      class_name="conv-assignee"),
@@ -117,6 +120,7 @@ def _filters() -> rx.Component:
         _filter_tab("mine", "Mine", InboxState.mine_total),
         _filter_tab("unassigned", "Unassigned", InboxState.unassigned_total),
         _filter_tab("open", "All open", InboxState.open_total),
+        _filter_tab("snoozed", "Snoozed", InboxState.snoozed_total),
         _filter_tab("resolved", "Resolved", InboxState.resolved_total),
         spacing="1",
         padding="8px 10px",
@@ -307,6 +311,13 @@ WORKSPACE_SCRIPT = r"""
     const beat = document.getElementById("viewing-heartbeat");
     if (beat && document.visibilityState === "visible") beat.click();
   }, 20000);
+  // Online for auto-assign while this page is open, seen or not (a tab in the
+  // background still hears new conversations).
+  (function online() {
+    const beat = document.getElementById("online-heartbeat");
+    if (beat) beat.click();
+    setTimeout(online, Number(beat && beat.dataset.every) || 30000);
+  })();
 
   // Saved replies: "/" and a few letters as the whole reply offers the
   // matching ones (filled in by the server for this shopper); Enter or Tab or a
@@ -362,6 +373,64 @@ WORKSPACE_SCRIPT = r"""
 """
 
 
+def _snooze_menu() -> rx.Component:
+    """Snooze until a time: presets, or a date and time on the store's clock."""
+    return rx.popover.root(
+        rx.popover.trigger(rx.button(rx.icon("alarm-clock", size=14), "Snooze", size="1", variant="soft",
+                                     color_scheme="violet", id="snooze-button")),
+        rx.popover.content(
+            rx.vstack(
+                rx.text("Bring it back…", size="1", weight="bold"),
+                rx.popover.close(rx.button("In 1 hour", size="1", variant="soft", width="100%",
+                                           on_click=ChatState.snooze("1h"), id="snooze-1h")),
+                rx.popover.close(rx.button("Tomorrow 9:00", size="1", variant="soft", width="100%",
+                                           on_click=ChatState.snooze("tomorrow"), id="snooze-tomorrow")),
+                rx.form(
+                    rx.vstack(
+                        rx.text("At (store time, ", InboxState.store_timezone, ")", size="1", color_scheme="gray"),
+                        rx.el.input(type="datetime-local", name="until", step="1", id="snooze-at",
+                                    required=True, style={"width": "100%", "font": "inherit", "padding": "4px"}),
+                        rx.button("Snooze", type="submit", size="1", width="100%", id="snooze-at-send"),
+                        spacing="1",
+                        width="100%",
+                    ),
+                    on_submit=ChatState.snooze_at,
+                    reset_on_submit=False,
+                    width="100%",
+                ),
+                spacing="2",
+                width="210px",
+            ),
+            size="1",
+            id="snooze-menu",
+        ),
+    )
+
+
+def _filing_buttons() -> rx.Component:
+    """Resolve and snooze an open conversation; re-open a resolved one; wake a snoozed one."""
+    return rx.match(
+        ChatState.status,
+        ("resolved", rx.button(rx.icon("rotate-ccw", size=14), "Re-open", size="1", variant="soft",
+                               on_click=ChatState.reopen, id="reopen-button")),
+        ("snoozed", rx.hstack(
+            rx.badge(rx.icon("alarm-clock", size=12), "Snoozed until ", ChatState.wakes_text,
+                     color_scheme="violet", variant="soft", id="snoozed-until"),
+            rx.button(rx.icon("alarm-clock-off", size=14), "Unsnooze", size="1", variant="soft",
+                      on_click=ChatState.unsnooze, id="unsnooze-button"),
+            spacing="2", align="center")),
+        rx.hstack(
+            _snooze_menu(),
+            rx.tooltip(
+                rx.button(rx.icon("check", size=14), "Resolve", size="1", color_scheme="green",
+                          on_click=ChatState.resolve, id="resolve-button"),
+                content="Resolve (e)",
+            ),
+            spacing="2", align="center",
+        ),
+    )
+
+
 def _workspace_controls() -> rx.Component:
     return rx.hstack(
         rx.select.root(
@@ -374,16 +443,7 @@ def _workspace_controls() -> rx.Component:
             on_change=ChatState.assign,
             size="1",
         ),
-        rx.cond(
-            ChatState.status == "resolved",
-            rx.button(rx.icon("rotate-ccw", size=14), "Re-open", size="1", variant="soft",
-                      on_click=ChatState.reopen, id="reopen-button"),
-            rx.tooltip(
-                rx.button(rx.icon("check", size=14), "Resolve", size="1", color_scheme="green",
-                          on_click=ChatState.resolve, id="resolve-button"),
-                content="Resolve (e)",
-            ),
-        ),
+        _filing_buttons(),
         rx.el.button(on_click=ChatState.still_viewing, id="viewing-heartbeat", style={"display": "none"},
                      aria_hidden="true", tab_index=-1),
         spacing="2",
@@ -521,6 +581,8 @@ def _note_form() -> rx.Component:
 def conversations() -> rx.Component:
     return rx.hstack(
         rx.script(WORKSPACE_SCRIPT),
+        rx.el.button(on_click=InboxState.still_here, id="online-heartbeat", style={"display": "none"},
+                     aria_hidden="true", tab_index=-1, custom_attrs={"data-every": InboxState.online_every_ms}),
         _list_panel(),
         _chat_panel(),
         shopper_panel(recommendations_section()),
