@@ -117,7 +117,10 @@ def live_app(tmp_path_factory, smtp_server):
          # and conversations would stop the suite (tests/security test them
          # per socket live, per IP on the services); emails coalesce for 10 s.
          "CHATDASH_NEW_VISITORS_PER_IP": "100000", "CHATDASH_NEW_CONVERSATIONS_PER_IP": "100000",
-         "CHATDASH_EMAIL_COALESCE_MINUTES": str(EMAIL_COALESCE_SECONDS / 60)},
+         "CHATDASH_EMAIL_COALESCE_MINUTES": str(EMAIL_COALESCE_SECONDS / 60),
+         # Agents whose pages closed in an earlier test stop counting as online
+         # (auto-assign) within seconds rather than a minute and a half.
+         "CHATDASH_AGENT_ONLINE_SECONDS": "15"},
     )
     yield app
     app.stop()
