@@ -41,7 +41,7 @@ def _row(row: ConversationRow) -> rx.Component:
         rx.hstack(
             rx.cond(selected, presence_badge(row.on_site, variant="surface"), presence_badge(row.on_site)),
             rx.spacer(),
-            _row_filing(row),
+            _row_filing(row, selected),
             width="100%",
             align="center",
         ),
@@ -59,14 +59,14 @@ def _row(row: ConversationRow) -> rx.Component:
     )
 
 
-def _row_filing(row: ConversationRow) -> rx.Component:
-    """The assignee's initials and a resolved mark, on the row's last line."""
+def _row_filing(row: ConversationRow, selected) -> rx.Component:
+    """The assignee's initials and a resolved or snoozed mark, on the row's last line."""
     return rx.hstack(
         rx.cond(row.status == "resolved",
                 rx.badge("Resolved", color_scheme="green", variant="soft", size="1", class_name="conv-resolved")),
         rx.cond(row.status == "snoozed",
-                rx.badge(rx.icon("alarm-clock", size=12), row.wakes, color_scheme="violet", variant="soft",
-                         size="1", class_name="conv-snoozed")),
+                rx.badge(rx.icon("alarm-clock", size=12), row.wakes, color_scheme="violet",
+                         variant=rx.cond(selected, "surface", "soft"), size="1", class_name="conv-snoozed")),
         rx.cond(row.assignee_initials != "",
                 rx.tooltip(rx.avatar(fallback=row.assignee_initials, size="1", radius="full",
                                      class_name="conv-assignee"),
@@ -131,6 +131,18 @@ def _filters() -> rx.Component:
     )
 
 
+def _empty_text():
+    """What an empty list says: each filter its own (a quiet filter is not an empty inbox)."""
+    return rx.match(
+        InboxState.filter,
+        ("mine", "Nothing assigned to you."),
+        ("unassigned", "Every open conversation has an agent."),
+        ("snoozed", "Nothing snoozed."),
+        ("resolved", "Nothing resolved yet."),
+        "No conversations yet.",
+    )
+
+
 def _list_panel() -> rx.Component:
     return rx.vstack(
         rx.hstack(
@@ -147,7 +159,7 @@ def _list_panel() -> rx.Component:
             rx.center(
                 rx.vstack(
                     rx.icon("inbox", size=32, color=rx.color("gray", 8)),
-                    rx.text("No conversations yet.", color_scheme="gray", size="2"),
+                    rx.text(_empty_text(), color_scheme="gray", size="2", id="conversation-list-empty"),
                     rx.text("They appear here the moment a shopper writes.", color_scheme="gray", size="1"),
                     align="center",
                 ),
@@ -381,15 +393,20 @@ def _snooze_menu() -> rx.Component:
         rx.popover.content(
             rx.vstack(
                 rx.text("Bring it back…", size="1", weight="bold"),
-                rx.popover.close(rx.button("In 1 hour", size="1", variant="soft", width="100%",
-                                           on_click=ChatState.snooze("1h"), id="snooze-1h")),
-                rx.popover.close(rx.button("Tomorrow 9:00", size="1", variant="soft", width="100%",
-                                           on_click=ChatState.snooze("tomorrow"), id="snooze-tomorrow")),
+                rx.popover.close(rx.button("In 1 hour", size="1", variant="soft",
+                                           on_click=ChatState.snooze("1h"), id="snooze-1h",
+                                           style={"width": "100%", "justify-content": "flex-start"})),
+                rx.popover.close(rx.button("Tomorrow 9:00", size="1", variant="soft",
+                                           on_click=ChatState.snooze("tomorrow"), id="snooze-tomorrow",
+                                           style={"width": "100%", "justify-content": "flex-start"})),
                 rx.form(
                     rx.vstack(
                         rx.text("At (store time, ", InboxState.store_timezone, ")", size="1", color_scheme="gray"),
-                        rx.el.input(type="datetime-local", name="until", step="1", id="snooze-at",
-                                    required=True, style={"width": "100%", "font": "inherit", "padding": "4px"}),
+                        rx.el.input(type="datetime-local", name="until", step="1", id="snooze-at", required=True,
+                                    style={"width": "100%", "font": "inherit", "font-size": "13px",
+                                           "padding": "4px 6px", "border": f"1px solid {rx.color('gray', 7)}",
+                                           "border-radius": "var(--radius-2)",
+                                           "background": rx.color("gray", 1), "color": rx.color("gray", 12)}),
                         rx.button("Snooze", type="submit", size="1", width="100%", id="snooze-at-send"),
                         spacing="1",
                         width="100%",

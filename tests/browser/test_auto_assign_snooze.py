@@ -91,6 +91,7 @@ def test_new_conversations_go_round_robin_and_a_snoozed_one_comes_back(live_app,
         expect(switch).to_have_attribute("data-state", "checked")
         wait_until_online_are(owner, "Ann Apple, Ben Bell")
         expect(owner.locator("#auto-assign-enabled")).to_have_attribute("data-state", "checked")  # it was saved
+        owner.locator("#auto-assign-section").scroll_into_view_if_needed()
         shot(owner, "settings-auto-assign")
 
         ann.locator("#filter-mine").click()
@@ -167,6 +168,10 @@ def test_new_conversations_go_round_robin_and_a_snoozed_one_comes_back(live_app,
         expect(ann.locator("#resolve-button")).to_be_visible()
         expect(ann.locator("#filter-snoozed .filter-count")).to_have_text("0")
         shot(ben, "ben-woken")
+        ann.locator("#filter-snoozed").click()  # how an empty filter reads
+        expect(ann.locator(".conv-row")).to_have_count(0)
+        expect(ann.locator("#conversation-list-empty")).to_have_text("Nothing snoozed.")
+        shot(ann, "ann-snoozed-empty")
     finally:
         engine = make_engine(live_app.db_url)
         with Session(engine) as s:
