@@ -15,8 +15,8 @@ switches it on (Settings).
   conversation, in the order they joined the team (id), wrapping around; a
   member who comes or goes changes nobody else's turn. The cursor is a
   `setting` row, and a pick first writes it: on PostgreSQL that locks the row
-  until the transaction ends, on SQLite it takes the writer lock, so two
-  conversations started at once never read the same cursor.
+  until the pick's own short transaction commits, on SQLite it takes the
+  writer lock, so two conversations started at once never read the same cursor.
 - The assignment records the same `ConversationFiled` ("assigned") as an
   agent's, by nobody (0): every list and count follows live.
 """
@@ -29,7 +29,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session, col, select
 
 from chatdash.db import session_scope, write_scope
@@ -69,33 +69,42 @@ def online_names(*, now: datetime | None = None, engine: Engine | None = None) -
 
 # ----- the round robin ---------------------------------------------------------
 
-def _take_cursor(session: Session, now: datetime) -> int:
-    """The last member given a conversation (0: nobody yet), with the cursor
-    row written first so that no other pick can read it until this
-    transaction ends."""
-    insert_for = {"sqlite": sqlite_insert, "postgresql": postgresql_insert}[session.get_bind().dialect.name]
+def _pick(conn: Connection, now: datetime) -> int | None:
+    """Move the cursor to the first member online after it (wrapping) and
+    return them (None: nobody online). The cursor row is written before it is
+    read, so no other pick reads it until this transaction ends."""
+    insert_for = {"sqlite": sqlite_insert, "postgresql": postgresql_insert}[conn.dialect.name]
     table = Setting.__table__
     claim = insert_for(table).values(key=CURSOR_KEY, value="0", updated_at=now)
-    session.execute(claim.on_conflict_do_update(index_elements=["key"],
-                                                set_={"updated_at": claim.excluded.updated_at}))
+    conn.execute(claim.on_conflict_do_update(index_elements=["key"], set_={"updated_at": claim.excluded.updated_at}))
     # A statement of its own: on PostgreSQL it sees what the pick we waited for committed.
-    value = session.execute(select(table.c.value).where(table.c.key == CURSOR_KEY)).scalar_one()
-    last = json.loads(value or "0")
-    return last if isinstance(last, int) else 0
+    last = json.loads(conn.execute(select(table.c.value).where(table.c.key == CURSOR_KEY)).scalar_one() or "0")
+    last = last if isinstance(last, int) else 0
+    online = list(conn.execute(_online_query(now).with_only_columns(col(AdminUser.id))).scalars())
+    if not online:
+        return None
+    pick = next((i for i in online if i > last), online[0])
+    conn.execute(update(table).where(table.c.key == CURSOR_KEY).values(value=json.dumps(pick), updated_at=now))
+    return pick
 
 
 def next_member(session: Session, *, now: datetime | None = None) -> int | None:
     """Whose turn it is among the members online (None: nobody online); the
-    cursor moves to them. Call inside the transaction that assigns."""
+    cursor moves to them.
+
+    On PostgreSQL the pick is a transaction of its own, committed at once: the
+    cursor's row lock is held for three statements, not for the rest of the
+    shopper's write (bench/bench_auto_assign.py: holding it there cut
+    concurrent new conversations to a third). Should that write roll back, the
+    member's turn is skipped, nothing worse. On SQLite the session's own
+    transaction holds the writer lock already; a second connection would wait
+    for it."""
     now = now or utcnow()
-    last = _take_cursor(session, now)
-    online = [a.id for a in session.exec(_online_query(now)).all()]
-    if not online:
-        return None
-    pick = next((i for i in online if i > last), online[0])
-    table = Setting.__table__
-    session.execute(update(table).where(table.c.key == CURSOR_KEY).values(value=json.dumps(pick), updated_at=now))
-    return pick
+    bind = session.get_bind()
+    if bind.dialect.name == "postgresql":
+        with getattr(bind, "engine", bind).begin() as conn:
+            return _pick(conn, now)
+    return _pick(session.connection(), now)
 
 
 def assign_if_due(session: Session, conversation: Conversation, *, came_back: bool,
