@@ -26,7 +26,7 @@ from chatdash.pages import (  # noqa: F401  (register pages)
     widget,
 )
 from chatdash.pages.login import native_login_post
-from chatdash.services import followup, leader, notify, presence
+from chatdash.services import followup, leader, notify, presence, workspace
 from chatdash.settings import get_settings
 from demo_store import pages as demo_store_pages  # noqa: F401  (register the demo store's pages)
 
@@ -37,6 +37,8 @@ log = logging.getLogger("chatdash")
 # that hold the SQLite writer lock short (bench/bench_live.py at 1,000 shoppers).
 sys.setswitchinterval(0.001)
 SWEEP_SECONDS = 2
+# How often the leader looks for snoozed conversations due (an indexed read).
+WAKE_SECONDS = 2
 # The longest the sweeps stop when the leader dies: its lock's expiry, one renewal, one sweep.
 TAKEOVER_GAP = timedelta(seconds=leader.TTL_SECONDS + leader.RENEW_SECONDS + SWEEP_SECONDS)
 
@@ -61,6 +63,17 @@ async def presence_sweeper() -> None:
         except Exception:
             log.exception("presence sweep failed")
         await asyncio.sleep(SWEEP_SECONDS)
+
+
+async def snooze_alarm() -> None:
+    """Snoozed conversations whose time has come go back to open, every screen
+    told (a conversation due while no leader ran wakes at the next tick)."""
+    while True:
+        try:
+            await asyncio.to_thread(workspace.wake_due)
+        except Exception:
+            log.exception("waking snoozed conversations failed")
+        await asyncio.sleep(WAKE_SECONDS)
 
 
 async def recommender_training() -> None:
@@ -107,11 +120,11 @@ async def followup_emails() -> None:
 
 
 async def periodic_jobs() -> None:
-    """The presence sweeper, the retraining schedule and the follow-up jobs:
-    in this process on one box; with REDIS_URL, in whichever worker holds the
-    leader lock (each follow-up step also claims its rows in the database, so
-    a change of leader never sends twice)."""
-    await leader.run_jobs([presence_sweeper, recommender_training, followup_asks, followup_emails],
+    """The presence sweeper, the snooze alarm, the retraining schedule and the
+    follow-up jobs: in this process on one box; with REDIS_URL, in whichever
+    worker holds the leader lock (each follow-up step also claims its rows in
+    the database, so a change of leader never sends twice)."""
+    await leader.run_jobs([presence_sweeper, snooze_alarm, recommender_training, followup_asks, followup_emails],
                           get_settings().redis_url)
 
 

@@ -79,6 +79,7 @@ class ConversationSummary:
     current_url: str = ""
     status: str = "open"
     assignee_id: int | None = None
+    snoozed_until: datetime | None = None  # status "snoozed": when it comes back
 
 
 @dataclass(frozen=True)
@@ -202,6 +203,7 @@ class InboxCounts:
     unassigned: int
     resolved: int
     by_assignee: tuple[tuple[int, int], ...] = ()
+    snoozed: int = 0
 
     def mine(self, admin_id: int) -> int:
         return dict(self.by_assignee).get(admin_id, 0)
@@ -209,13 +211,14 @@ class InboxCounts:
 
 @dataclass(frozen=True)
 class ConversationFiled(DomainEvent):
-    """A conversation was resolved, re-opened, assigned or unassigned: its
-    inbox row and the filters' counts as they now are."""
+    """A conversation was resolved, re-opened, snoozed, woken, assigned or
+    unassigned (by an agent, or by the system: auto-assign, the wake-up job):
+    its inbox row and the filters' counts as they now are."""
 
     conversation: ConversationSummary
     counts: InboxCounts
-    change: str  # "resolved", "reopened", "assigned", "unassigned"
-    by_agent_id: int = 0  # 0: the shopper or the system (a re-open by a new message)
+    change: str  # "resolved", "reopened", "snoozed", "woke", "assigned", "unassigned"
+    by_agent_id: int = 0  # 0: the shopper or the system (a re-open by a new message, auto-assign, a wake-up)
 
     @property
     def conversation_id(self) -> int:

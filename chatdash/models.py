@@ -40,6 +40,8 @@ class Role(StrEnum):
 class Status(StrEnum):
     OPEN = "open"
     RESOLVED = "resolved"
+    # Out of the open lists until `Conversation.snoozed_until` (or the shopper writes).
+    SNOOZED = "snoozed"
 
 
 class MessageKind(StrEnum):
@@ -175,6 +177,8 @@ class Conversation(SQLModel, table=True):
         # Offline follow-up: the sweeps that ask for an email and send replies by email.
         Index("ix_conversation_awaiting_reply", "awaiting_reply_since"),
         Index("ix_conversation_followup_due", "followup_due_at"),
+        # The leader's wake-up job: snoozed conversations whose time has come.
+        Index("ix_conversation_status_snoozed", "status", "snoozed_until"),
         # The bell: open conversations with shopper messages no admin has seen.
         Index("ix_conversation_unseen", "status",
               sqlite_where=text("last_shopper_message_id > admin_seen_message_id"),
@@ -224,6 +228,8 @@ class CardSource(StrEnum):
     BOUGHT_ALSO = "bought_also"  # related: people who bought this also bought
     SAME_ORDER = "same_order"  # related: frequently bought in the same order
     VIEWED_TOGETHER = "viewed_together"  # related: frequently viewed together
+    # When a snoozed conversation comes back to the open lists (status "snoozed").
+    snoozed_until: datetime | None = None
 
 
 class Message(SQLModel, table=True):
@@ -265,6 +271,9 @@ class AdminUser(SQLModel, table=True):
     notify_sound: bool = True
     notify_new_conversation: bool = False
     notify_assigned_message: bool = False
+    # Last sign of life from their conversations page (renewed while it is open):
+    # "online" for auto-assign (services/auto_assign.py). None: offline.
+    online_at: datetime | None = None
 
 
 class AdminInvite(SQLModel, table=True):

@@ -84,6 +84,12 @@ class Settings(BaseSettings):
 
     message_max_chars: int = 4000
     presence_window_seconds: int = 60
+    # The store's clock (an IANA name): "tomorrow 9:00" for a snooze, and the
+    # snooze times the admin reads and types, are in it.
+    store_timezone: str = "UTC"
+    # A team member counts as online (auto-assign) while their conversations
+    # page renewed its mark within this long; the page renews every third of it.
+    agent_online_seconds: int = Field(default=90, ge=6)
 
     smtp_host: str = "localhost"
     smtp_port: int = 25
@@ -91,6 +97,23 @@ class Settings(BaseSettings):
     smtp_password: str | None = None
     smtp_starttls: bool = False
     smtp_from: str = "chatdash@localhost"
+
+    @field_validator("store_timezone")
+    @classmethod
+    def _timezone_exists(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo
+
+        try:
+            ZoneInfo(value)
+        except (ValueError, KeyError) as exc:  # ZoneInfoNotFoundError is a KeyError
+            raise ValueError(f"unknown time zone {value!r} (an IANA name such as Europe/Berlin)") from exc
+        return value
+
+    @property
+    def store_tz(self):
+        from zoneinfo import ZoneInfo
+
+        return ZoneInfo(self.store_timezone)
 
     @field_validator("trusted_proxies")
     @classmethod

@@ -122,7 +122,10 @@ def live_app(tmp_path_factory, smtp_server):
          "CHATDASH_NEW_VISITORS_PER_IP": "100000", "CHATDASH_NEW_CONVERSATIONS_PER_IP": "100000",
          "CHATDASH_EMAIL_COALESCE_MINUTES": str(EMAIL_COALESCE_SECONDS / 60),
          # Settings → Recommendations' Retrain tunes for a few seconds, not two minutes.
-         "CHATDASH_RETRAIN_BUDGET_SECONDS": "4"},
+         "CHATDASH_RETRAIN_BUDGET_SECONDS": "4",
+         # Agents whose pages closed in an earlier test stop counting as online
+         # (auto-assign) within seconds rather than a minute and a half.
+         "CHATDASH_AGENT_ONLINE_SECONDS": "15"},
     )
     # Off unless a test turns it on: the widget's email question would otherwise
     # come up in other tests' conversations left unanswered for two minutes.

@@ -36,6 +36,7 @@ def _try_to_enable_emails(client: RawReflexClient) -> None:
     client.call(SettingsState, "set_recipients_text", {"value": "attacker@evil.test"},
                 path="/admin/settings")
     client.call(SettingsState, "save", path="/admin/settings")
+    client.call(SettingsState, "set_auto_assign", {"value": True}, path="/admin/settings")
 
 
 def _training_runs(engine) -> int:
@@ -56,8 +57,9 @@ def _try_to_retrain(client: RawReflexClient) -> None:
 
 
 def _email_settings(engine):
+    """The store's settings these tests try to change: emails and auto-assign."""
     with Session(engine) as s:
-        return store_settings.get_email_notifications(s)
+        return store_settings.get_email_notifications(s), store_settings.get_auto_assign(s)
 
 
 def _followup_settings(engine):
@@ -103,8 +105,8 @@ def test_the_same_calls_work_with_a_real_admin_session(live_app, live_engine):
     try:
         client.hydrate(path="/admin/settings")
         _try_to_enable_emails(client)
-        saved = _email_settings(live_engine)
-        assert saved.enabled and saved.recipients == ["attacker@evil.test"]
+        saved, auto = _email_settings(live_engine)
+        assert saved.enabled and saved.recipients == ["attacker@evil.test"] and auto
         _shopper_conversation(live_engine, "another unseen message")
         client.call(NotificationState, "refresh", path="/admin/conversations")
         assert client.seen_values(NotificationState)["unseen_count"] >= 1
@@ -112,6 +114,7 @@ def test_the_same_calls_work_with_a_real_admin_session(live_app, live_engine):
         client.close()
         with Session(live_engine) as s:
             store_settings.save_email_notifications(s, store_settings.EmailNotifications())
+            store_settings.save_auto_assign(s, False)
             auth.end_session(s, token)
             s.commit()
 
@@ -180,8 +183,11 @@ def _payload_for(cls: type, name: str, conv_id: int) -> dict:
     import inspect
 
     params = list(inspect.signature(cls.event_handlers[name].fn).parameters)[1:]
-    form = {"reply": "injected reply", "note": "injected reply", "message": "injected reply"}
-    return {p: (form if p == "form_data" else conv_id) for p in params}
+    # Arguments a guarded handler would accept: only the session check stops them.
+    form = {"reply": "injected reply", "note": "injected reply", "message": "injected reply",
+            "until": "2099-01-01T09:00"}
+    given = {"form_data": form, "choice": "1h", "value": True}
+    return {p: given.get(p, conv_id) for p in params}
 
 
 # Handlers only an owner may run: the store's settings and its team. Every
@@ -190,6 +196,7 @@ def _payload_for(cls: type, name: str, conv_id: int) -> dict:
 OWNER_HANDLERS = {
     "SettingsState.load", "SettingsState.save", "SettingsState.set_email_enabled",
     "SettingsState.set_recipients_text", "SettingsState.set_ask_minutes", "SettingsState.save_followup",
+    "SettingsState.set_auto_assign",
     "TeamState.load", "TeamState.invite", "TeamState.remove", "TeamState.reset_password",
     "TeamState.set_invite_email", "TeamState.set_invite_name",
     "RecommendationsState.load", "RecommendationsState.retrain",
@@ -209,6 +216,7 @@ def test_every_admin_handler_checks_the_role():
     assert {k for k, v in roles.items() if v == Role.OWNER} == OWNER_HANDLERS
     # The enumeration really sees the workspace's handlers, as an agent's.
     for name in ("ChatState.resolve", "ChatState.assign", "ChatState.send_note", "ChatState.still_viewing",
+                 "ChatState.snooze", "ChatState.snooze_at", "ChatState.unsnooze", "InboxState.still_here",
                  "InboxState.set_filter", "InboxState.search", "SavedRepliesState.add",
                  "SavedRepliesState.remove", "VisitorsState.open_composer", "VisitorsState.start_chat",
                  "VisitorsState.set_composer_open", "InsightsState.load", "InsightsState.set_period",
@@ -289,9 +297,14 @@ def test_admin_handlers_refuse_a_shopper_client(live_app, live_engine):
                 continue
             client.call(cls, name, _payload_for(cls, name, conv_id), path=f"/admin/conversations?c={conv_id}")
         assert secret not in str(client.deltas)
+        from chatdash.models import Conversation
+
         with Session(live_engine) as s:
             assert not s.exec(select(Message).where(Message.body == "injected reply")).all()
             assert len(s.exec(select(Message).where(Message.conversation_id == conv_id)).all()) == 1
+            conv = s.get(Conversation, conv_id)  # not resolved, snoozed or assigned by a stranger
+            assert (conv.status, conv.snoozed_until, conv.assignee_id) == ("open", None, None)
+            assert store_settings.get_auto_assign(s) is False
     finally:
         client.close()
 

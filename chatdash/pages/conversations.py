@@ -41,7 +41,7 @@ def _row(row: ConversationRow) -> rx.Component:
         rx.hstack(
             rx.cond(selected, presence_badge(row.on_site, variant="surface"), presence_badge(row.on_site)),
             rx.spacer(),
-            _row_filing(row),
+            _row_filing(row, selected),
             width="100%",
             align="center",
         ),
@@ -59,11 +59,14 @@ def _row(row: ConversationRow) -> rx.Component:
     )
 
 
-def _row_filing(row: ConversationRow) -> rx.Component:
-    """The assignee's initials and a resolved mark, on the row's last line."""
+def _row_filing(row: ConversationRow, selected) -> rx.Component:
+    """The assignee's initials and a resolved or snoozed mark, on the row's last line."""
     return rx.hstack(
         rx.cond(row.status == "resolved",
                 rx.badge("Resolved", color_scheme="green", variant="soft", size="1", class_name="conv-resolved")),
+        rx.cond(row.status == "snoozed",
+                rx.badge(rx.icon("alarm-clock", size=12), row.wakes, color_scheme="violet",
+                         variant=rx.cond(selected, "surface", "soft"), size="1", class_name="conv-snoozed")),
         rx.cond(row.assignee_initials != "",
                 rx.tooltip(rx.avatar(fallback=row.assignee_initials, size="1", radius="full",
                                      class_name="conv-assignee"),
@@ -117,6 +120,7 @@ def _filters() -> rx.Component:
         _filter_tab("mine", "Mine", InboxState.mine_total),
         _filter_tab("unassigned", "Unassigned", InboxState.unassigned_total),
         _filter_tab("open", "All open", InboxState.open_total),
+        _filter_tab("snoozed", "Snoozed", InboxState.snoozed_total),
         _filter_tab("resolved", "Resolved", InboxState.resolved_total),
         spacing="1",
         padding="8px 10px",
@@ -124,6 +128,18 @@ def _filters() -> rx.Component:
         width="100%",
         flex_wrap="wrap",
         id="inbox-filters",
+    )
+
+
+def _empty_text():
+    """What an empty list says: each filter its own (a quiet filter is not an empty inbox)."""
+    return rx.match(
+        InboxState.filter,
+        ("mine", "Nothing assigned to you."),
+        ("unassigned", "Every open conversation has an agent."),
+        ("snoozed", "Nothing snoozed."),
+        ("resolved", "Nothing resolved yet."),
+        "No conversations yet.",
     )
 
 
@@ -143,7 +159,7 @@ def _list_panel() -> rx.Component:
             rx.center(
                 rx.vstack(
                     rx.icon("inbox", size=32, color=rx.color("gray", 8)),
-                    rx.text("No conversations yet.", color_scheme="gray", size="2"),
+                    rx.text(_empty_text(), color_scheme="gray", size="2", id="conversation-list-empty"),
                     rx.text("They appear here the moment a shopper writes.", color_scheme="gray", size="1"),
                     align="center",
                 ),
@@ -327,6 +343,13 @@ WORKSPACE_SCRIPT = r"""
     const beat = document.getElementById("viewing-heartbeat");
     if (beat && document.visibilityState === "visible") beat.click();
   }, 20000);
+  // Online for auto-assign while this page is open, seen or not (a tab in the
+  // background still hears new conversations).
+  (function online() {
+    const beat = document.getElementById("online-heartbeat");
+    if (beat) beat.click();
+    setTimeout(online, Number(beat && beat.dataset.every) || 30000);
+  })();
 
   // Saved replies: "/" and a few letters as the whole reply offers the
   // matching ones (filled in by the server for this shopper); Enter or Tab or a
@@ -382,6 +405,69 @@ WORKSPACE_SCRIPT = r"""
 """
 
 
+def _snooze_menu() -> rx.Component:
+    """Snooze until a time: presets, or a date and time on the store's clock."""
+    return rx.popover.root(
+        rx.popover.trigger(rx.button(rx.icon("alarm-clock", size=14), "Snooze", size="1", variant="soft",
+                                     color_scheme="violet", id="snooze-button")),
+        rx.popover.content(
+            rx.vstack(
+                rx.text("Bring it back…", size="1", weight="bold"),
+                rx.popover.close(rx.button("In 1 hour", size="1", variant="soft",
+                                           on_click=ChatState.snooze("1h"), id="snooze-1h",
+                                           style={"width": "100%", "justify-content": "flex-start"})),
+                rx.popover.close(rx.button("Tomorrow 9:00", size="1", variant="soft",
+                                           on_click=ChatState.snooze("tomorrow"), id="snooze-tomorrow",
+                                           style={"width": "100%", "justify-content": "flex-start"})),
+                rx.form(
+                    rx.vstack(
+                        rx.text("At (store time, ", InboxState.store_timezone, ")", size="1", color_scheme="gray"),
+                        rx.el.input(type="datetime-local", name="until", step="1", id="snooze-at", required=True,
+                                    style={"width": "100%", "font": "inherit", "font-size": "13px",
+                                           "padding": "4px 6px", "border": f"1px solid {rx.color('gray', 7)}",
+                                           "border-radius": "var(--radius-2)",
+                                           "background": rx.color("gray", 1), "color": rx.color("gray", 12)}),
+                        rx.button("Snooze", type="submit", size="1", width="100%", id="snooze-at-send"),
+                        spacing="1",
+                        width="100%",
+                    ),
+                    on_submit=ChatState.snooze_at,
+                    reset_on_submit=False,
+                    width="100%",
+                ),
+                spacing="2",
+                width="210px",
+            ),
+            size="1",
+            id="snooze-menu",
+        ),
+    )
+
+
+def _filing_buttons() -> rx.Component:
+    """Resolve and snooze an open conversation; re-open a resolved one; wake a snoozed one."""
+    return rx.match(
+        ChatState.status,
+        ("resolved", rx.button(rx.icon("rotate-ccw", size=14), "Re-open", size="1", variant="soft",
+                               on_click=ChatState.reopen, id="reopen-button")),
+        ("snoozed", rx.hstack(
+            rx.badge(rx.icon("alarm-clock", size=12), "Snoozed until ", ChatState.wakes_text,
+                     color_scheme="violet", variant="soft", id="snoozed-until"),
+            rx.button(rx.icon("alarm-clock-off", size=14), "Unsnooze", size="1", variant="soft",
+                      on_click=ChatState.unsnooze, id="unsnooze-button"),
+            spacing="2", align="center")),
+        rx.hstack(
+            _snooze_menu(),
+            rx.tooltip(
+                rx.button(rx.icon("check", size=14), "Resolve", size="1", color_scheme="green",
+                          on_click=ChatState.resolve, id="resolve-button"),
+                content="Resolve (e)",
+            ),
+            spacing="2", align="center",
+        ),
+    )
+
+
 def _workspace_controls() -> rx.Component:
     return rx.hstack(
         rx.select.root(
@@ -394,16 +480,7 @@ def _workspace_controls() -> rx.Component:
             on_change=ChatState.assign,
             size="1",
         ),
-        rx.cond(
-            ChatState.status == "resolved",
-            rx.button(rx.icon("rotate-ccw", size=14), "Re-open", size="1", variant="soft",
-                      on_click=ChatState.reopen, id="reopen-button"),
-            rx.tooltip(
-                rx.button(rx.icon("check", size=14), "Resolve", size="1", color_scheme="green",
-                          on_click=ChatState.resolve, id="resolve-button"),
-                content="Resolve (e)",
-            ),
-        ),
+        _filing_buttons(),
         rx.el.button(on_click=ChatState.still_viewing, id="viewing-heartbeat", style={"display": "none"},
                      aria_hidden="true", tab_index=-1),
         spacing="2",
@@ -541,6 +618,8 @@ def _note_form() -> rx.Component:
 def conversations() -> rx.Component:
     return rx.hstack(
         rx.script(WORKSPACE_SCRIPT),
+        rx.el.button(on_click=InboxState.still_here, id="online-heartbeat", style={"display": "none"},
+                     aria_hidden="true", tab_index=-1, custom_attrs={"data-every": InboxState.online_every_ms}),
         _list_panel(),
         _chat_panel(),
         shopper_panel(recommendations_section()),

@@ -129,6 +129,30 @@ def saved_replies_section() -> rx.Component:
     )
 
 
+def auto_assign_section() -> rx.Component:
+    """Settings → Auto-assign (owner): new conversations round robin to the team online."""
+    return rx.card(
+        rx.vstack(
+            rx.heading("Auto-assign", size="4"),
+            rx.text("Give each new conversation to the next team member online, in turn. A conversation the "
+                    "shopper re-opens with nobody on it is given out the same way. Online means their "
+                    "conversations page is open.", color_scheme="gray", size="2"),
+            rx.hstack(
+                rx.switch(checked=SettingsState.auto_assign, on_change=SettingsState.set_auto_assign,
+                          id="auto-assign-enabled"),
+                rx.text("Assign new conversations round robin"),
+                align="center",
+            ),
+            rx.text("Online now: ", rx.text.span(SettingsState.online_text, id="auto-assign-online"),
+                    size="1", color_scheme="gray"),
+            spacing="3",
+            width="100%",
+        ),
+        width="100%",
+        id="auto-assign-section",
+    )
+
+
 def _email_section() -> rx.Component:
     return rx.card(
                 rx.vstack(
@@ -242,7 +266,7 @@ def settings() -> rx.Component:
             rx.heading("Settings", size="6"),
             my_notifications_section(),
             rx.cond(AuthState.is_owner, rx.fragment(_email_section(), _followup_section(), team_section(),
-                                                    recommendations_section())),
+                                                    auto_assign_section(), recommendations_section())),
             saved_replies_section(),
             spacing="4",
             max_width="640px",

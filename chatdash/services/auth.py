@@ -21,9 +21,9 @@ from datetime import timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import delete
+from sqlalchemy import delete, update
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from chatdash.models import AdminSession, AdminUser, Role, utcnow
 from chatdash.services.ratelimit import RateLimiter
@@ -189,8 +189,13 @@ def end_session(session: Session, token: str) -> None:
 
 
 def end_session_hash(session: Session, digest: str) -> None:
+    """Log out: the session ends, and its admin is offline from now (no more
+    auto-assigned conversations until a conversations page of theirs is open)."""
     if digest:
+        admin_id = session.exec(select(AdminSession.admin_id).where(AdminSession.token_hash == digest)).first()
         session.exec(delete(AdminSession).where(AdminSession.token_hash == digest))
+        if admin_id is not None:
+            session.exec(update(AdminUser).where(col(AdminUser.id) == admin_id).values(online_at=None))
 
 
 def count_admins(session: Session) -> int:

@@ -11,8 +11,8 @@ from sqlalchemy.engine import Engine
 from chatdash import events
 from chatdash.db import session_scope, write_scope
 from chatdash.events import ConversationSummary, MessageView
-from chatdash.models import CardSource, Conversation, Sender
-from chatdash.services import admission, customers, followup
+from chatdash.models import CardSource, Conversation, Sender, Status
+from chatdash.services import admission, auto_assign, customers, followup
 from chatdash.services import conversations as convs
 from chatdash.services.conversations import ChatError
 from chatdash.services.ratelimit import limiter
@@ -102,6 +102,7 @@ def shopper_send(visitor_id: str, shopper_id: int, conversation_id: int, client_
         # The browser may have identified as a customer since this widget opened.
         shopper_id = convs.get_or_create_shopper(session, visitor_id).id
         conv = _shoppers_conversation(session, shopper_id, conversation_id)
+        came_back = conv is None or conv.status != Status.OPEN  # new, or re-opened / woken by this message
         if conv is None:
             if not _start_limiter().hit(visitor_id):
                 raise ChatError("Too many new conversations. Try again later.")
@@ -111,6 +112,9 @@ def shopper_send(visitor_id: str, shopper_id: int, conversation_id: int, client_
             session, conv, Sender.SHOPPER, client_id, text, max_chars=settings.message_max_chars,
             window_seconds=settings.presence_window_seconds,
         )
+        if created:
+            auto_assign.assign_if_due(session, conv, came_back=came_back,
+                                      window_seconds=settings.presence_window_seconds)
         # Counted only once stored: a resend of a stored message is no new
         # message. A refusal rolls the insert back with the transaction.
         if created and not _send_limiter().hit(visitor_id):
@@ -122,7 +126,7 @@ def _shoppers_conversation(session, shopper_id: int, conversation_id: int) -> Co
     """The shopper's own open conversation: never one named by the client alone."""
     if conversation_id:
         conv = session.get(Conversation, conversation_id)
-        if conv is not None and conv.shopper_id == shopper_id and conv.status in ("open", "resolved"):
+        if conv is not None and conv.shopper_id == shopper_id and conv.status in convs.CURRENT_STATUSES:
             return conv
     return convs.open_conversation_for(session, shopper_id)
 

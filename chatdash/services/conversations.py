@@ -31,6 +31,8 @@ from chatdash.models import (
 )
 
 CLIENT_ID_RE = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
+# A shopper's conversation in one of these is theirs to write to (a merged one is not).
+CURRENT_STATUSES = (Status.OPEN, Status.RESOLVED, Status.SNOOZED)
 PREVIEW_CHARS = 120
 
 
@@ -116,12 +118,11 @@ def visitor_row(session: Session, visitor_id: str) -> Shopper:
 
 
 def open_conversation_for(session: Session, shopper_id: int) -> Conversation | None:
-    """The shopper's current conversation: open, or resolved (their next
-    message re-opens it, see `reopen_on_shopper_message`)."""
+    """The shopper's current conversation: open, or resolved or snoozed (their
+    next message re-opens it, see `reopen_on_shopper_message`)."""
     return session.exec(
         select(Conversation)
-        .where(Conversation.shopper_id == shopper_id,
-               col(Conversation.status).in_([Status.OPEN, Status.RESOLVED]))
+        .where(Conversation.shopper_id == shopper_id, col(Conversation.status).in_(CURRENT_STATUSES))
         .order_by(col(Conversation.id).desc())
     ).first()
 
@@ -183,7 +184,7 @@ def post_message(
     if msg_id is None:
         return message_by_client_id(session, conversation.id, client_msg_id), False
     first_from_shopper = sender == Sender.SHOPPER and conversation.last_shopper_message_id == 0
-    reopened = sender == Sender.SHOPPER and reopen_on_shopper_message(session, conversation)
+    reopened = reopen_on_shopper_message(session, conversation) if sender == Sender.SHOPPER else ""
     changes: dict[str, object] = {
         "last_message_at": created_at,
         "last_message_preview": " ".join(preview.split())[:PREVIEW_CHARS],
@@ -218,11 +219,12 @@ def post_message(
             unread=row.unread, on_site=is_on_site(row if row.last_seen_at else None, utcnow(), window_seconds),
             current_url=row.current_url or "",
             status=conversation.status, assignee_id=conversation.assignee_id,
+            snoozed_until=conversation.snoozed_until,
         ),
         unseen_conversations=row.unseen,
     ))
     if reopened:
-        record_filed(session, conversation.id, "reopened", 0)
+        record_filed(session, conversation.id, reopened, 0)
     if first_from_shopper:
         events.record(session, events.ConversationStarted(conversation.id, label, body))
     return view, True
@@ -417,7 +419,7 @@ def list_conversations(
         select(Conversation.id, Conversation.shopper_id, Conversation.last_message_preview,
                Conversation.last_message_at, Conversation.admin_seen_message_id,
                Conversation.last_shopper_message_id, Shopper.name, Shopper.email, Shopper.visitor_id,
-               Shopper.customer_id, Conversation.status, Conversation.assignee_id)
+               Shopper.customer_id, Conversation.status, Conversation.assignee_id, Conversation.snoozed_until)
         .join(Shopper, col(Shopper.id) == Conversation.shopper_id)
     )
     if ids is not None:
@@ -458,6 +460,7 @@ def list_conversations(
                 current_url=visit.current_url if visit else "",
                 status=c.status,
                 assignee_id=c.assignee_id,
+                snoozed_until=c.snoozed_until,
             )
         )
     return out
@@ -502,7 +505,7 @@ def _latest_visits(session: Session, shopper_ids: list[int]) -> dict[int, Visit]
 # event here, like post_message; the use cases are in services/workspace.py.
 
 # The inbox's filters, and what each one shows.
-INBOX_FILTERS = ("mine", "unassigned", "open", "resolved")
+INBOX_FILTERS = ("mine", "unassigned", "open", "snoozed", "resolved")
 
 
 def inbox_filter(name: str, admin_id: int) -> list:
@@ -513,6 +516,8 @@ def inbox_filter(name: str, admin_id: int) -> list:
         return [Conversation.status == Status.OPEN, col(Conversation.assignee_id).is_(None)]
     if name == "resolved":
         return [Conversation.status == Status.RESOLVED]
+    if name == "snoozed":
+        return [Conversation.status == Status.SNOOZED]
     return [Conversation.status == Status.OPEN]
 
 
@@ -522,7 +527,7 @@ def inbox_counts(session: Session) -> events.InboxCounts:
         select(Conversation.status, Conversation.assignee_id, func.count())
         .group_by(Conversation.status, Conversation.assignee_id)
     ).all()
-    open_, unassigned, resolved, mine = 0, 0, 0, {}
+    open_, unassigned, resolved, snoozed, mine = 0, 0, 0, 0, {}
     for status, assignee_id, n in rows:
         if status == Status.OPEN:
             open_ += n
@@ -532,7 +537,9 @@ def inbox_counts(session: Session) -> events.InboxCounts:
                 mine[assignee_id] = mine.get(assignee_id, 0) + n
         elif status == Status.RESOLVED:
             resolved += n
-    return events.InboxCounts(open_, unassigned, resolved, tuple(sorted(mine.items())))
+        elif status == Status.SNOOZED:
+            snoozed += n
+    return events.InboxCounts(open_, unassigned, resolved, tuple(sorted(mine.items())), snoozed)
 
 
 def record_filed(session: Session, conversation_id: int, change: str, by_agent_id: int,
@@ -546,24 +553,62 @@ def record_filed(session: Session, conversation_id: int, change: str, by_agent_i
 
 def set_status(session: Session, conversation: Conversation, status: Status, by_agent_id: int,
                window_seconds: int = 60) -> bool:
-    """Resolve or re-open; records `ConversationFiled`. False when it already was."""
+    """Resolve or re-open (a snoozed one too: it wakes); records
+    `ConversationFiled`. False when it already was."""
+    if status == Status.SNOOZED:
+        raise ValueError("snooze() sets a wake-up time")
     if conversation.status == status:
         return False
+    change = "resolved" if status == Status.RESOLVED else (
+        "woke" if conversation.status == Status.SNOOZED else "reopened")
     conversation.status = status
+    conversation.snoozed_until = None
     session.add(conversation)
-    record_filed(session, conversation.id, "resolved" if status == Status.RESOLVED else "reopened",
-                 by_agent_id, window_seconds)
+    record_filed(session, conversation.id, change, by_agent_id, window_seconds)
     return True
 
 
-def reopen_on_shopper_message(session: Session, conversation: Conversation) -> bool:
-    """A resolved conversation re-opens by itself when the shopper writes again."""
-    if conversation.status != Status.RESOLVED:
+def snooze(session: Session, conversation: Conversation, until: datetime, by_agent_id: int,
+           window_seconds: int = 60) -> bool:
+    """Out of the open lists until `until` (or the shopper's next message);
+    records `ConversationFiled`. False when it already sleeps until then."""
+    if conversation.status == Status.SNOOZED and conversation.snoozed_until == until:
         return False
-    table = Conversation.__table__
-    session.execute(update(table).where(table.c.id == conversation.id).values(status=Status.OPEN))
-    set_committed_value(conversation, "status", str(Status.OPEN))
+    conversation.status = Status.SNOOZED
+    conversation.snoozed_until = until
+    session.add(conversation)
+    record_filed(session, conversation.id, "snoozed", by_agent_id, window_seconds)
     return True
+
+
+def _due(now: datetime):
+    return select(Conversation).where(Conversation.status == Status.SNOOZED, col(Conversation.snoozed_until) <= now)
+
+
+def any_due(session: Session, now: datetime) -> bool:
+    return session.exec(_due(now).limit(1)).first() is not None
+
+
+def wake_due(session: Session, now: datetime, limit: int = 500, window_seconds: int = 60) -> list[int]:
+    """Snoozed conversations whose time has come go back to open (oldest
+    due first, at most `limit`); each records `ConversationFiled` ("woke")."""
+    due = session.exec(_due(now).order_by(col(Conversation.snoozed_until)).limit(limit)).all()
+    for conv in due:
+        set_status(session, conv, Status.OPEN, 0, window_seconds)
+    return [c.id for c in due]
+
+
+def reopen_on_shopper_message(session: Session, conversation: Conversation) -> str:
+    """A resolved conversation re-opens, and a snoozed one wakes, when the
+    shopper writes again. Returns the change ("reopened", "woke") or ""."""
+    if conversation.status not in (Status.RESOLVED, Status.SNOOZED):
+        return ""
+    change = "woke" if conversation.status == Status.SNOOZED else "reopened"
+    table = Conversation.__table__
+    session.execute(update(table).where(table.c.id == conversation.id).values(status=Status.OPEN, snoozed_until=None))
+    set_committed_value(conversation, "status", str(Status.OPEN))
+    set_committed_value(conversation, "snoozed_until", None)
+    return change
 
 
 def assign(session: Session, conversation: Conversation, assignee_id: int | None, by_agent_id: int,

@@ -109,3 +109,25 @@ def save_offline_followup(session: Session, value: OfflineFollowup) -> None:
     row.value = json.dumps(asdict(value))
     row.updated_at = utcnow()
     session.add(row)
+
+
+# ----- auto-assign
+
+AUTO_ASSIGN_KEY = "auto_assign"
+
+
+def get_auto_assign(session: Session) -> bool:
+    """Whether new conversations go round robin to the team members online
+    (services/auto_assign.py). Off by default."""
+    row = session.get(Setting, AUTO_ASSIGN_KEY)
+    if row is None:
+        return False
+    data = json.loads(row.value or "{}") or {}
+    return bool(data.get("enabled", False))
+
+
+def save_auto_assign(session: Session, enabled: bool) -> None:
+    row = session.get(Setting, AUTO_ASSIGN_KEY) or Setting(key=AUTO_ASSIGN_KEY)
+    row.value = json.dumps({"enabled": bool(enabled)})
+    row.updated_at = utcnow()
+    session.add(row)

@@ -1,12 +1,13 @@
 """The agent workspace's use cases: file a conversation (resolve, re-open,
-assign), write private notes, and know who else has it open (viewing,
+snooze, assign), write private notes, and know who else has it open (viewing,
 typing). Each opens its own transaction and records its events; the domain
 writes are in services/conversations.py."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, time, timedelta, tzinfo
 
 from sqlalchemy import delete
 from sqlalchemy.engine import Engine
@@ -60,6 +61,8 @@ def matches(filter_name: str, admin_id: int, row: ConversationSummary) -> bool:
     """Whether `row` belongs in the list `filter_name` shows to `admin_id`."""
     if filter_name == "resolved":
         return row.status == Status.RESOLVED
+    if filter_name == "snoozed":
+        return row.status == Status.SNOOZED
     if row.status != Status.OPEN:
         return False
     if filter_name == "mine":
@@ -73,7 +76,7 @@ def matches(filter_name: str, admin_id: int, row: ConversationSummary) -> bool:
 
 def set_status(agent_id: int, conversation_id: object, status: str, *, engine: Engine | None = None) -> bool:
     """Resolve or re-open a conversation (a resolved one also re-opens by itself
-    when the shopper writes again)."""
+    when the shopper writes again); re-opening a snoozed one wakes it now."""
     if status not in (Status.OPEN, Status.RESOLVED):
         raise ChatError("Unknown status.")
     with write_scope(engine) as session:
@@ -98,12 +101,72 @@ def assign(agent_id: int, conversation_id: object, assignee_id: object, *, engin
 class Filing:
     status: str
     assignee_id: int | None
+    snoozed_until: datetime | None = None
 
 
 def filing(conversation_id: int, *, engine: Engine | None = None) -> Filing | None:
     with session_scope(engine) as session:
         conv = session.get(Conversation, conversation_id)
-        return Filing(conv.status, conv.assignee_id) if conv else None
+        return Filing(conv.status, conv.assignee_id, conv.snoozed_until) if conv else None
+
+
+# ----- snooze ----------------------------------------------------------------
+
+SNOOZE_PRESETS = ("1h", "tomorrow")
+MAX_SNOOZE = timedelta(days=366)
+TOMORROW_AT = time(9, 0)
+_LOCAL_TIME_RE = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?")
+
+
+def snooze_time(choice: object, now: datetime, tz: tzinfo) -> datetime:
+    """When a snooze chosen in the chat header ends (UTC): "1h", "tomorrow"
+    (9:00 on the store's clock `tz`), or a time on that clock as the page's
+    datetime input gives it ("2026-12-24T09:30", seconds optional)."""
+    if not isinstance(choice, str) or len(choice) > 32:
+        raise ChatError("Choose when the conversation should come back.")
+    if choice == "1h":
+        return now + timedelta(hours=1)
+    if choice == "tomorrow":
+        day = now.astimezone(tz).date() + timedelta(days=1)
+        return datetime.combine(day, TOMORROW_AT, tz).astimezone(UTC)
+    if not _LOCAL_TIME_RE.fullmatch(choice):
+        raise ChatError("Choose a date and a time.")
+    try:
+        until = datetime.fromisoformat(choice).replace(tzinfo=tz).astimezone(UTC)
+    except ValueError:
+        raise ChatError("That date does not exist.") from None
+    if until <= now:
+        raise ChatError("Choose a time in the future.")
+    if until > now + MAX_SNOOZE:
+        raise ChatError("A conversation can be snoozed for at most a year.")
+    return until
+
+
+def snooze(agent_id: int, conversation_id: object, choice: object, *, now: datetime | None = None,
+           engine: Engine | None = None) -> datetime:
+    """Snooze a conversation (open, or resolved) until the time `choice` names
+    (see `snooze_time`): it leaves the open lists, and comes back by itself
+    then (`wake_due`, the leader's job) or when the shopper writes. Returns
+    the wake-up time."""
+    settings = get_settings()
+    until = snooze_time(choice, now or utcnow(), settings.store_tz)
+    with write_scope(engine) as session:
+        conv = _conversation(session, conversation_id)
+        if conv.status not in convs.CURRENT_STATUSES:
+            raise ChatError("That conversation no longer exists.")
+        convs.snooze(session, conv, until, agent_id, settings.presence_window_seconds)
+        return until
+
+
+def wake_due(*, now: datetime | None = None, engine: Engine | None = None) -> list[int]:
+    """Snoozed conversations whose time has come go back to open, every
+    screen told (the leader's periodic job). Returns their ids."""
+    now = now or utcnow()
+    with session_scope(engine) as session:  # most ticks find nothing: no writer's turn taken for them
+        if not convs.any_due(session, now):
+            return []
+    with write_scope(engine) as session:
+        return convs.wake_due(session, now, window_seconds=get_settings().presence_window_seconds)
 
 
 # ----- private notes ---------------------------------------------------------

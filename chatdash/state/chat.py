@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import uuid
+from datetime import datetime
 from typing import Any
 
 import reflex as rx
@@ -25,7 +26,7 @@ from chatdash.services import attribution, chat, saved_replies, team, workspace
 from chatdash.services.conversations import CLIENT_ID_RE
 from chatdash.settings import get_settings
 from chatdash.state.auth import AuthState, admin_event
-from chatdash.state.views import ChatMessage, money, with_message
+from chatdash.state.views import ChatMessage, money, wake_text, with_message
 
 
 @dataclasses.dataclass
@@ -74,6 +75,7 @@ class ChatState(AuthState):
     # The agent workspace: status, assignee, notes, who else is here.
     status: str = "open"
     assignee: str = "0"  # agent id as text ("0": nobody), the assign menu's value
+    wakes_text: str = ""  # snoozed: when it comes back, on the store's clock
     team_options: list[TeamOption] = []
     note_mode: bool = False
     note_error: str = ""
@@ -218,16 +220,18 @@ class ChatState(AuthState):
         self.saved_replies = [SavedReplyOption(r.shortcut, r.body) for r in library]
         self.team_options = [TeamOption(str(m.id), f"{m.name} (me)" if m.id == me.id else m.name)
                              for m in members if not m.pending]
-        self._show_filing(filing.status if filing else Status.OPEN, filing.assignee_id if filing else None)
+        self._show_filing(filing.status if filing else Status.OPEN, filing.assignee_id if filing else None,
+                          filing.snoozed_until if filing else None)
         self._show_viewers(viewers)
         self.agent_typing_seq, self.agent_typing_text = 0, ""
         self.note_error = self.workspace_error = ""
 
     _viewing: int = 0
 
-    def _show_filing(self, status: str, assignee_id: int | None) -> None:
+    def _show_filing(self, status: str, assignee_id: int | None, snoozed_until: datetime | None = None) -> None:
         self.status = status
         self.assignee = str(assignee_id or 0)
+        self.wakes_text = wake_text(snoozed_until, get_settings().store_tz) if status == Status.SNOOZED else ""
 
     def _show_viewers(self, viewers) -> None:
         me = self._checked_admin.id if self._checked_admin else 0
@@ -245,6 +249,26 @@ class ChatState(AuthState):
 
     @admin_event
     async def reopen(self):
+        await self._file(workspace.set_status, Status.OPEN)
+
+    @admin_event
+    async def snooze(self, choice: Any):
+        """From the snooze menu: "1h" or "tomorrow" (9:00 store time)."""
+        await self._snooze(choice)
+
+    @admin_event
+    async def snooze_at(self, form_data: Any):
+        """The snooze menu's own time: its datetime input, on the store's clock."""
+        await self._snooze(form_data.get("until", "") if isinstance(form_data, dict) else None)
+
+    async def _snooze(self, choice: Any) -> None:
+        if not isinstance(choice, str) or not choice or len(choice) > 32:
+            self.workspace_error = "Choose when the conversation should come back."
+            return
+        await self._file(workspace.snooze, choice)  # the use case checks the choice itself
+
+    @admin_event
+    async def unsnooze(self):
         await self._file(workspace.set_status, Status.OPEN)
 
     @admin_event
@@ -273,7 +297,7 @@ class ChatState(AuthState):
         # What this tab shows now; the push that follows changes nothing.
         filing = await asyncio.to_thread(workspace.filing, self.conversation_id)
         if filing is not None:
-            self._show_filing(filing.status, filing.assignee_id)
+            self._show_filing(filing.status, filing.assignee_id, filing.snoozed_until)
 
     @admin_event
     def set_note_mode(self, value: Any):
@@ -308,7 +332,8 @@ class ChatState(AuthState):
     @live.on(ConversationFiled, topic=live.by_conversation)
     def _on_filed(self, event: ConversationFiled) -> None:
         if event.conversation_id == self.conversation_id:
-            self._show_filing(event.conversation.status, event.conversation.assignee_id)
+            self._show_filing(event.conversation.status, event.conversation.assignee_id,
+                              event.conversation.snoozed_until)
 
     @live.on(NotePosted, topic=live.by_conversation)
     def _on_note(self, event: NotePosted) -> None:

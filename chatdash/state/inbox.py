@@ -21,7 +21,8 @@ from chatdash.events import (
     ShopperEmailChanged,
     ShopperMerged,
 )
-from chatdash.services import search, team, workspace
+from chatdash.services import auto_assign, search, team, workspace
+from chatdash.settings import get_settings
 from chatdash.state.auth import AuthState, admin_event
 from chatdash.state.views import ConversationRow
 
@@ -42,6 +43,7 @@ class InboxState(AuthState):
     mine_total: int = 0
     unassigned_total: int = 0
     resolved_total: int = 0
+    snoozed_total: int = 0
 
     # A search (by name, email, customer id or message text) replaces the
     # filter's rows while it has text.
@@ -57,12 +59,23 @@ class InboxState(AuthState):
         """How many conversations the current filter holds (for "Show more")."""
         if self.query.strip():
             return 0  # search results come in one page
-        return {"mine": self.mine_total, "unassigned": self.unassigned_total,
+        return {"mine": self.mine_total, "unassigned": self.unassigned_total, "snoozed": self.snoozed_total,
                 "resolved": self.resolved_total}.get(self.filter, self.open_total)
+
+    @rx.var
+    def store_timezone(self) -> str:
+        """The store's clock, for the snooze menu's own time."""
+        return get_settings().store_timezone
+
+    @rx.var
+    def online_every_ms(self) -> int:
+        """How often this page tells the server its agent is still here (auto-assign)."""
+        return round(auto_assign.renew_every_seconds() * 1000)
 
     @admin_event
     async def load(self):
         live.subscribe(self, live.INBOX)
+        await asyncio.to_thread(auto_assign.still_online, self._checked_admin.id)
         await self._read_team()
         self.query = self.search_error = ""  # a (re)loaded page starts from its filter
         await self._read()
@@ -71,6 +84,12 @@ class InboxState(AuthState):
             await self._open(int(wanted))
         elif self.selected_id:
             await self._open(self.selected_id)
+
+    @admin_event
+    async def still_here(self):
+        """Every `online_every_ms` from the open page: this agent is online
+        (auto-assign gives new conversations only to those who are)."""
+        await asyncio.to_thread(auto_assign.still_online, self._checked_admin.id)
 
     @admin_event
     async def show_more(self):
@@ -118,12 +137,13 @@ class InboxState(AuthState):
         self._team = await asyncio.to_thread(_initials)
 
     def _row(self, summary: ConversationSummary) -> ConversationRow:
-        return ConversationRow.from_summary(summary, self._team)
+        return ConversationRow.from_summary(summary, self._team, get_settings().store_tz)
 
     def _counts(self, counts: InboxCounts) -> None:
         self.open_total = counts.open
         self.unassigned_total = counts.unassigned
         self.resolved_total = counts.resolved
+        self.snoozed_total = counts.snoozed
         self.mine_total = counts.mine(self._me)
 
     def _shows(self, summary: ConversationSummary) -> bool:

@@ -1,5 +1,5 @@
-"""Settings page: the store's email notifications and offline follow-up
-(owner), and each member's own notification choices (everyone)."""
+"""Settings page: the store's email notifications, offline follow-up and
+auto-assign (owner), and each member's own notification choices (everyone)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import Any
 from chatdash.db import session_scope
 from chatdash.models import Role
 from chatdash.services import agent_notifications, store_settings
+from chatdash.services import auto_assign as auto_assign_service
 from chatdash.settings import get_settings
 from chatdash.state.auth import AuthState, admin_event
 
@@ -22,6 +23,9 @@ class SettingsState(AuthState):
     ask_minutes_text: str = ""
     followup_error: str = ""
     followup_saved: bool = False
+    # Auto-assign (owner): the switch, and who would get the next conversations.
+    auto_assign: bool = False
+    online_text: str = ""
 
     # Filled by the admin-checked `load`: a computed var would reach every
     # client, logged in or not, with the initial state.
@@ -34,6 +38,7 @@ class SettingsState(AuthState):
         with session_scope() as session:
             current = store_settings.get_email_notifications(session)
             followup = store_settings.get_offline_followup(session)
+            self.auto_assign = store_settings.get_auto_assign(session)
         self.email_enabled = current.enabled
         self.recipients_text = ", ".join(current.recipients)
         self.settings_error = ""
@@ -41,6 +46,22 @@ class SettingsState(AuthState):
         self.ask_minutes_text = _minutes(followup.ask_after_seconds)
         self.followup_error = ""
         self.followup_saved = False
+        self._show_online()
+
+    def _show_online(self) -> None:
+        names = auto_assign_service.online_names()
+        self.online_text = ", ".join(names) if names else "nobody has the conversations page open"
+
+    @admin_event(role=Role.OWNER)
+    def set_auto_assign(self, value: Any):
+        """The switch saves at once: new conversations go round robin to the
+        team members online (off: they wait under Unassigned)."""
+        if not isinstance(value, bool):
+            return
+        with session_scope() as session:
+            store_settings.save_auto_assign(session, value)
+        self.auto_assign = value
+        self._show_online()
 
     @admin_event(role=Role.OWNER)
     def set_email_enabled(self, value: bool):

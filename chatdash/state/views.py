@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 
 from chatdash.events import ConversationSummary, MessageView
 from chatdash.services.attribution import card_click_url
@@ -29,6 +29,23 @@ def when(ts: datetime, now: datetime | None = None) -> str:
     if ts.date() == now.date():
         return ts.strftime("%H:%M")
     return ts.strftime("%d %b")
+
+
+def wake_text(until: datetime | None, tz: tzinfo, now: datetime | None = None) -> str:
+    """When a snoozed conversation comes back, on the store's clock: "14:30",
+    "tomorrow 09:00", "Fri 09:00" (this week) or "24 Dec 09:00"."""
+    if until is None:
+        return ""
+    local, today = until.astimezone(tz), (now or datetime.now(UTC)).astimezone(tz).date()
+    clock_text = local.strftime("%H:%M")
+    days = (local.date() - today).days
+    if days <= 0:
+        return clock_text
+    if days == 1:
+        return f"tomorrow {clock_text}"
+    if days < 7:
+        return f"{local.strftime('%a')} {clock_text}"
+    return f"{local.day} {local.strftime('%b')} {clock_text}"
 
 
 @dataclasses.dataclass
@@ -95,13 +112,15 @@ class ConversationRow:
     assignee_id: int = 0
     assignee_initials: str = ""
     stamp: float = 0.0
+    wakes: str = ""  # a snoozed one: when it comes back ("tomorrow 09:00")
 
     @classmethod
-    def from_summary(cls, s: ConversationSummary, team: dict[int, str] | None = None) -> ConversationRow:
+    def from_summary(cls, s: ConversationSummary, team: dict[int, str] | None = None,
+                     tz: tzinfo = UTC) -> ConversationRow:
         assignee = s.assignee_id or 0
         return cls(s.id, s.shopper_id, s.label, s.preview, when(s.last_message_at), s.unread, s.on_site,
                    s.status, assignee, (team or {}).get(assignee, "?") if assignee else "",
-                   s.last_message_at.timestamp())
+                   s.last_message_at.timestamp(), wake_text(s.snoozed_until, tz) if s.status == "snoozed" else "")
 
 
 @dataclasses.dataclass

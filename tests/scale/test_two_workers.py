@@ -160,6 +160,46 @@ def test_retrain_pressed_on_both_workers_trains_once_and_both_cards_follow_it(cl
         engine.dispose()
 
 
+def test_the_leaders_snooze_alarm_wakes_a_conversation_on_the_other_workers_screens(cluster):
+    """Only the leader runs the snooze alarm: an admin whose socket is on the
+    worker that does not lead sees the conversation come back by itself."""
+    from datetime import timedelta
+
+    from chatdash.models import Conversation, utcnow
+
+    pid = int(cluster.redis().get("chatdash:leader").decode().split(":")[1])
+
+    def tree(w) -> set[int]:
+        return {w.process.pid, *(p.pid for p in psutil.Process(w.process.pid).children(recursive=True))}
+
+    follower = next(w for w in cluster.workers if pid not in tree(w))
+    admin = admin_client(cluster, follower.url)
+    shopper = shopper_client(follower.url)
+    try:
+        question = f"Call me back later {uuid.uuid4().hex[:6]}"
+        shopper.call(WidgetState, "send", {"item": {"id": uuid.uuid4().hex, "text": question}}, path="/widget")
+        inbox = wait_for(admin, InboxState, lambda v: any(r["preview"] == question for r in v.get("rows", [])))
+        conv_id = next(r["id"] for r in inbox["rows"] if r["preview"] == question)
+        admin.call(InboxState, "select", {"conversation_id": conv_id}, path=CONVERSATIONS)
+        wait_for(admin, ChatState, lambda v: bodies(v)[-1:] == [question])
+
+        until = (utcnow() + timedelta(seconds=4)).strftime("%Y-%m-%dT%H:%M:%S")  # the store's clock: UTC
+        admin.call(ChatState, "snooze_at", {"form_data": {"until": until}}, path=CONVERSATIONS)
+        wait_for(admin, ChatState, lambda v: v.get("status") == "snoozed")
+        mark = len(admin.deltas)
+        woke = wait_for(admin, InboxState, lambda v: v.get("snoozed_total") == 0 and any(
+            r["id"] == conv_id for r in v.get("rows", [])), since=mark)
+        assert next(r for r in woke["rows"] if r["id"] == conv_id)["status"] == "open"
+        wait_for(admin, ChatState, lambda v: v.get("status") == "open", since=mark)
+        engine = make_engine(cluster.db_url)
+        with Session(engine) as s:
+            assert s.get(Conversation, conv_id).status == "open"
+        engine.dispose()
+    finally:
+        shopper.close()
+        admin.close()
+
+
 def acked(client: RawReflexClient, item_id: str) -> bool:
     """The widget was told this message is stored (chatdashOutbox.ack)."""
     return any(f"chatdashOutbox.ack({item_id!r})" in str(e) for e in client.events)
