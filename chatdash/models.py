@@ -218,6 +218,8 @@ class Conversation(SQLModel, table=True):
     # store page has already opened it for (each opens it once).
     proactive_message_id: int = 0
     proactive_shown_id: int = 0
+    # When a snoozed conversation comes back to the open lists (status "snoozed").
+    snoozed_until: datetime | None = None
 
 
 class CardSource(StrEnum):
@@ -228,8 +230,6 @@ class CardSource(StrEnum):
     BOUGHT_ALSO = "bought_also"  # related: people who bought this also bought
     SAME_ORDER = "same_order"  # related: frequently bought in the same order
     VIEWED_TOGETHER = "viewed_together"  # related: frequently viewed together
-    # When a snoozed conversation comes back to the open lists (status "snoozed").
-    snoozed_until: datetime | None = None
 
 
 class Message(SQLModel, table=True):

@@ -174,3 +174,20 @@ def test_a_beacon_from_the_previous_page_arriving_after_the_next_pages_beat_leav
     r = client.post("/api/presence", json={"visitor": t, "state": "left", "page": "pageB0000002"})
     assert "ignored" not in r.json()
     assert not _on_site(t)
+
+
+@pytest.mark.parametrize("path", ["/api/presence", "/api/identify", "/api/visitor", "/api/store/orders",
+                                  "/api/store/carts"])
+def test_text_that_is_not_unicode_gets_a_400_with_the_reason_not_a_server_error(client, path):
+    """A lone UTF-16 surrogate escape ("\\ud800") parses as JSON but cannot be
+    stored or sent on; every route says so instead of failing with a 500."""
+    body = ('{"visitor": "' + token() + '", "state": "alive", "url": "https://shop.test/a", '
+            '"title": "\\ud800 sale", "customer_id": "C-\\udfff", "hmac": "x", "order_id": "o-\\ud800", '
+            '"items": []}')
+    headers = {"Content-Type": "text/plain", "Authorization": f"Bearer {get_settings().store_secret}"}
+    r = client.post(path, content=body, headers=headers)
+    assert r.status_code == 400, r.text
+    assert "not valid Unicode" in r.json()["error"]
+    # The same body with real text is taken (or refused for another reason, never a 500).
+    assert client.post(path, content=body.replace("\\ud800", "x").replace("\\udfff", "y"),
+                       headers=headers).status_code < 500

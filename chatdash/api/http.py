@@ -61,8 +61,30 @@ def shopper_cors(response: JSONResponse) -> JSONResponse:
     return response
 
 
-async def read_json(request: Request, max_bytes: int) -> Any:
-    """The body as JSON: 415 for another content type, 413 when too large, 400 when not JSON."""
+def _has_lone_surrogate(value: Any) -> bool:
+    """A string in it that JSON's \\uD800-style escapes made invalid Unicode: it
+    could be neither stored nor sent on (UTF-8 cannot encode it)."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
+
+
+async def read_json(request: Request, max_bytes: int, *, lone_surrogates: bool = False) -> Any:
+    """The body as JSON: 415 for another content type, 413 when too large, 400 when not
+    JSON or when a string in it is not valid Unicode (a lone UTF-16 surrogate escape),
+    unless the caller checks that itself (`lone_surrogates=True`: tracking refuses
+    just the event holding it)."""
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type not in JSON_TYPES:
         raise ApiError(415, f"content type must be application/json or text/plain, not {content_type[:100]}")
@@ -81,7 +103,7 @@ async def read_json(request: Request, max_bytes: int) -> Any:
     if not body.strip():
         raise ApiError(400, "body is empty; expected a JSON object")
     try:
-        return json.loads(body)
+        data = json.loads(body)
     except RecursionError as exc:
         raise ApiError(400, "body is nested too deeply") from exc
     except UnicodeDecodeError as exc:
@@ -92,3 +114,6 @@ async def read_json(request: Request, max_bytes: int) -> Any:
         # Python refuses to convert integers of more than 4,300 digits (CVE-2020-10735).
         raise ApiError(400, "body is not valid JSON: a number has too many digits",
                        [{"field": "(body)", "message": str(exc)[:200]}]) from exc
+    if not lone_surrogates and b"\\u" in body and _has_lone_surrogate(data):
+        raise ApiError(400, "body contains text that is not valid Unicode (a lone UTF-16 surrogate escape)")
+    return data

@@ -78,7 +78,7 @@ async def _guarded(handler, request: Request) -> JSONResponse:
 async def _track(request: Request) -> JSONResponse:
     check_origin(request)
     await _hit(limiter("track-ip", *IP_LIMIT), client_address(request), "address")
-    data = _object(await read_json(request, tracking.MAX_BATCH_BYTES))
+    data = _object(await read_json(request, tracking.MAX_BATCH_BYTES, lone_surrogates=True))  # per event: 422
     visitor_id = identity.verify_visitor_token(get_settings().secret_key, data.get("visitor"))
     if visitor_id is None:
         raise ApiError(401, "unknown visitor: get a token from POST /api/visitor",
