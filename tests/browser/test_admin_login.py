@@ -27,7 +27,7 @@ def test_admin_logs_in_and_reaches_conversations_page(live_app, context):
     # The shared frame's menu reaches the settings page and back.
     page.click("#menu-settings")
     expect(page).to_have_url(re.compile(r"/admin/settings/?$"))
-    expect(page.get_by_text("Email notifications")).to_be_visible()
+    expect(page.get_by_role("heading", name="Email notifications")).to_be_visible()
     page.click("#menu-chat")
     page.click("#menu-conversations")
     expect(page).to_have_url(re.compile(r"/admin/conversations/?$"))
