@@ -75,10 +75,17 @@ def _track(kind: str, payload: dict[str, Any], title: str = "") -> rx.event.Even
     without it (chat not installed) nothing happens. With `title`, it also waits
     (as long) for the page to show that title, which the event carries."""
     args = f"{json.dumps(kind)},{json.dumps(payload, separators=(',', ':'))},{json.dumps(title)}"
+    # The title is watched, not only polled: a shopper who moves on a moment after
+    # the page shows its title still has the event reported under that title.
     return rx.call_script(
-        "(function(k,d,t,n){var f=function(){var c=window.chatdash;"
-        "if(c&&typeof c.track==='function'&&(!t||document.title===t||n<=0)){c.track(k,d)}"
-        "else if(n-->0){setTimeout(f,250)}};f()})"
+        "(function(k,d,t,n){var sent=false,o=null;"
+        "var live=function(){var c=window.chatdash;return !!(c&&typeof c.track==='function')};"
+        "var send=function(){if(sent)return;sent=true;if(o)o.disconnect();window.chatdash.track(k,d)};"
+        "var ready=function(){return live()&&(!t||document.title===t)};"
+        "var f=function(){if(sent)return;if(ready()||(n<=0&&live())){send()}else if(n-->0){setTimeout(f,250)}};"
+        "if(t&&window.MutationObserver){o=new MutationObserver(function(){if(!sent&&ready())send()});"
+        "o.observe(document.head,{subtree:true,childList:true,characterData:true})}"
+        "f()})"
         f"({args},40)"
     )
 
