@@ -63,6 +63,23 @@ def pg_engine() -> Iterator[Engine]:
     admin.dispose()
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def any_engine(request) -> Engine:
+    """The same test on a SQLite file (`engine`) and on the real PostgreSQL (`pg_engine`)."""
+    return request.getfixturevalue("engine" if request.param == "sqlite" else "pg_engine")
+
+
+@pytest.fixture
+def heard():
+    """The domain events committed during the test, in order (chatdash.events)."""
+    from chatdash import events
+
+    got: list = []
+    stop = events.listen(got.extend)
+    yield got
+    stop()
+
+
 class _Inbox:
     """aiosmtpd handler keeping every delivered message."""
 

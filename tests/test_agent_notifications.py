@@ -17,11 +17,6 @@ from chatdash.services import agent_notifications, auth, chat, notify, store_set
 from chatdash.settings import Settings
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def any_engine(request) -> Engine:
-    return request.getfixturevalue("engine" if request.param == "sqlite" else "pg_engine")
-
-
 def member(engine: Engine, name: str, role: str = Role.AGENT, **choices: bool) -> AdminUser:
     with session_scope(engine) as s:
         info = auth.create_admin(s, f"{name.lower()}-{uuid.uuid4().hex[:6]}@store.test", "member-password-1",

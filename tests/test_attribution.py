@@ -25,17 +25,9 @@ from chatdash.services import conversations as convs
 UA = "Mozilla/5.0 (X11; Linux x86_64) Chrome/120.0 Safari/537.36"
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db(request) -> Engine:
-    return request.getfixturevalue("engine" if request.param == "sqlite" else "pg_engine")
-
-
 @pytest.fixture
-def heard():
-    got: list = []
-    stop = events.listen(got.extend)
-    yield got
-    stop()
+def db(any_engine) -> Engine:
+    return any_engine
 
 
 @pytest.fixture

@@ -11,11 +11,6 @@ from chatdash.models import AdminSession, AdminUser
 from chatdash.services import auth
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def any_engine(request):
-    return request.getfixturevalue("engine" if request.param == "sqlite" else "pg_engine")
-
-
 def test_password_is_stored_hashed_and_verifies(any_engine):
     with Session(any_engine) as s:
         auth.create_admin(s, "Owner@Store.com", "correct horse battery")

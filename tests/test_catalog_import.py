@@ -39,10 +39,9 @@ A-101,cust-2,TS-1,1,19.99,2024-05-02T00:00:00,USD
 """
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db(request):
-    """The same test on a SQLite file (conftest `engine`) and on PostgreSQL (`pg_engine`)."""
-    return request.getfixturevalue("engine" if request.param == "sqlite" else "pg_engine")
+@pytest.fixture
+def db(any_engine):
+    return any_engine
 
 
 def write(tmp_path: Path, name: str, content: str | bytes) -> Path:

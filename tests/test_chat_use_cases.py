@@ -17,19 +17,6 @@ from chatdash.services import chat
 from chatdash.services import conversations as convs
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def any_engine(request) -> Engine:
-    return request.getfixturevalue("engine" if request.param == "sqlite" else "pg_engine")
-
-
-@pytest.fixture
-def heard():
-    got: list = []
-    stop = events.listen(got.extend)
-    yield got
-    stop()
-
-
 def new_shopper(engine: Engine, *, on_page: str | None = None, name: str = "") -> tuple[str, int]:
     visitor_id = uuid.uuid4().hex
     with session_scope(engine) as s:

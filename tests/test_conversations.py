@@ -22,12 +22,6 @@ from chatdash.services.conversations import ChatError, unseen_conversation_count
 WINDOW = 60
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def any_engine(request) -> Engine:
-    """The same test on a SQLite file (conftest `engine`) and on PostgreSQL (`pg_engine`)."""
-    return request.getfixturevalue("engine" if request.param == "sqlite" else "pg_engine")
-
-
 def cid() -> str:
     """A fresh client message id, as the widget's outbox makes them."""
     return uuid.uuid4().hex

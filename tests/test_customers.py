@@ -25,25 +25,12 @@ IPHONE = ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_2 like Mac OS X) AppleWebKit/60
 FIREFOX_WINDOWS = "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:121.0) Gecko/20100101 Firefox/121.0"
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def any_engine(request) -> Engine:
-    return request.getfixturevalue("engine" if request.param == "sqlite" else "pg_engine")
-
-
 @pytest.fixture
 def shop(any_engine) -> Engine:
     with session_scope(any_engine) as s:
         for sku, name, cents in (("TENT-1", "Summit Tent", 18_790), ("BAG-1", "Sleeping Bag", 12_950)):
             s.add(Product(sku=sku, name=name, category="Camping", price_cents=cents, url=f"{STORE}/p/{sku}"))
     return any_engine
-
-
-@pytest.fixture
-def heard():
-    got: list = []
-    stop = events.listen(got.extend)
-    yield got
-    stop()
 
 
 def visitor() -> str:

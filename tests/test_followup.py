@@ -30,19 +30,6 @@ from chatdash.settings import Settings
 WINDOW = timedelta(seconds=followup.window_seconds())
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def any_engine(request) -> Engine:
-    return request.getfixturevalue("engine" if request.param == "sqlite" else "pg_engine")
-
-
-@pytest.fixture
-def heard():
-    got: list = []
-    stop = events.listen(got.extend)
-    yield got
-    stop()
-
-
 def of(heard: list, kind: type) -> list:
     return [e for e in heard if isinstance(e, kind)]
 

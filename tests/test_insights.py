@@ -9,7 +9,6 @@ from datetime import UTC, datetime, timedelta
 
 import pandas as pd
 import pytest
-from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from chatdash.db import session_scope
@@ -25,12 +24,6 @@ ORPHAN_PAST = T0 - timedelta(days=15)  # a product view reported without a visit
 PAGE = EventKind.PAGE_VIEW.value
 VIEW = EventKind.PRODUCT_VIEW.value
 CART = EventKind.CART.value
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def any_engine(request) -> Engine:
-    """The same test on a SQLite file (conftest `engine`) and on PostgreSQL (`pg_engine`)."""
-    return request.getfixturevalue("engine" if request.param == "sqlite" else "pg_engine")
 
 
 def m(minutes: float) -> timedelta:

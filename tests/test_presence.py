@@ -6,7 +6,6 @@ from __future__ import annotations
 import uuid
 from datetime import timedelta
 
-import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
@@ -23,12 +22,6 @@ IPHONE = ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_2 like Mac OS X) AppleWebKit/60
           "Version/17.2 Mobile/15E148 Safari/604.1")
 WINDOWS_CHROME = ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
                   "Chrome/120.0.0.0 Safari/537.36")
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def any_engine(request) -> Engine:
-    """The same test on a SQLite file (conftest `engine`) and on PostgreSQL (`pg_engine`)."""
-    return request.getfixturevalue("engine" if request.param == "sqlite" else "pg_engine")
 
 
 def at(seconds: float):

@@ -22,25 +22,12 @@ from chatdash.services.ratelimit import clear_limiters
 STORE = "https://shop.test"
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def any_engine(request) -> Engine:
-    return request.getfixturevalue("engine" if request.param == "sqlite" else "pg_engine")
-
-
 @pytest.fixture(autouse=True)
 def fresh_limits():
     """Agent and shopper ids restart at 1 in every test database: so do the limits."""
     clear_limiters()
     yield
     clear_limiters()
-
-
-@pytest.fixture
-def heard():
-    got: list = []
-    stop = events.listen(got.extend)
-    yield got
-    stop()
 
 
 def agent(engine: Engine, name: str) -> auth.AdminInfo:

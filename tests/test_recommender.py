@@ -411,7 +411,6 @@ def test_training_on_an_empty_store_says_why(engine: Engine, tmp_path: Path) -> 
     assert rec.load_latest(tmp_path) is None
 
 
-
 def test_a_worker_without_the_trainers_disk_serves_and_reloads_the_model_from_the_database(
     db: Engine, two_tastes, tmp_path: Path
 ) -> None:

@@ -13,11 +13,6 @@ from chatdash.models import Role, Shopper
 from chatdash.services import auth, chat, search, workspace
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def any_engine(request) -> Engine:
-    return request.getfixturevalue("engine" if request.param == "sqlite" else "pg_engine")
-
-
 def conversation(engine: Engine, first: str, *, name: str = "", email: str = "", customer_id: str = "") -> int:
     visitor = uuid.uuid4().hex
     customer = None

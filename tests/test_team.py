@@ -20,11 +20,6 @@ from chatdash.services import conversations as convs
 from chatdash.services.auth import AuthError
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def any_engine(request) -> Engine:
-    return request.getfixturevalue("engine" if request.param == "sqlite" else "pg_engine")
-
-
 def owner(engine: Engine) -> auth.AdminInfo:
     with session_scope(engine) as s:
         return auth.create_admin(s, f"owner-{uuid.uuid4().hex[:6]}@store.test", "owner-password-1", "Olga Owner")

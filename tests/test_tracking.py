@@ -23,12 +23,6 @@ STORE = "https://shop.test"
 WINDOW = 60
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def any_engine(request) -> Engine:
-    """The same test on a SQLite file (conftest `engine`) and on PostgreSQL (`pg_engine`)."""
-    return request.getfixturevalue("engine" if request.param == "sqlite" else "pg_engine")
-
-
 def eid() -> str:
     return uuid.uuid4().hex
 

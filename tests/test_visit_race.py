@@ -30,11 +30,6 @@ RACERS = 16
 PAGES = 4
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def any_engine(request) -> Engine:
-    return request.getfixturevalue("engine" if request.param == "sqlite" else "pg_engine")
-
-
 def visits_of(engine: Engine, visitor_id: str) -> list[Visit]:
     with Session(engine) as s:
         shopper = s.exec(select(Shopper).where(Shopper.visitor_id == visitor_id)).one()

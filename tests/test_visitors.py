@@ -6,7 +6,6 @@ from __future__ import annotations
 import uuid
 from datetime import timedelta
 
-import pytest
 from sqlmodel import select
 
 from chatdash.db import session_scope
@@ -17,11 +16,6 @@ from chatdash.services.tracking.schema import parse_events
 
 STORE = "https://shop.test"
 IPHONE = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 Version/17.0 Mobile Safari/604.1"
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def any_engine(request):
-    return request.getfixturevalue("engine" if request.param == "sqlite" else "pg_engine")
 
 
 def _browse(engine, pages: list[str], cart_quantity: int = 0) -> tuple[str, int]:

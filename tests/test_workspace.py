@@ -20,19 +20,6 @@ from chatdash.services import auth, chat, workspace
 from chatdash.services import conversations as convs
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def any_engine(request) -> Engine:
-    return request.getfixturevalue("engine" if request.param == "sqlite" else "pg_engine")
-
-
-@pytest.fixture
-def heard():
-    got: list = []
-    stop = events.listen(got.extend)
-    yield got
-    stop()
-
-
 def agent(engine: Engine, name: str) -> auth.AdminInfo:
     with session_scope(engine) as s:
         email = f"{name.split()[0].lower()}-{uuid.uuid4().hex[:6]}@store.test"
