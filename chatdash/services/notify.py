@@ -159,8 +159,15 @@ def new_conversations_email(
     store = _one_line(store_name, SUBJECT_STORE_CHARS) or "your store"
     del msg["Subject"]
     msg["Subject"] = f"{len(conversations)} new conversations on {store}"
+    _set_list_body(msg, f"{len(conversations)} conversations started on", store, conversations)
+    return msg
+
+
+def _set_list_body(msg: EmailMessage, heading: str, store: str, items: list[NewConversation]) -> None:
+    """The email's text and HTML bodies: `heading` and the store's name, then one
+    line per conversation (shopper, message, link), every value escaped."""
     plain, rows = [], []
-    for c in conversations:
+    for c in items:
         label = _one_line(c.shopper_label, SUBJECT_LABEL_CHARS) or "A shopper"
         text = _one_line(c.first_message, DIGEST_MESSAGE_CHARS)
         url = c.conversation_url.strip()
@@ -168,16 +175,14 @@ def new_conversations_email(
         link = (f'<a href="{html.escape(url, quote=True)}">open</a>'
                 if url.lower().startswith(("https://", "http://")) else html.escape(url))
         rows.append(f"<li><strong>{html.escape(label)}</strong>: {html.escape(text)} ({link})</li>")
-    msg.get_body(("plain",)).set_content(
-        f"{len(conversations)} conversations started on {store}:\n\n" + "\n\n".join(plain) + "\n")
+    msg.get_body(("plain",)).set_content(f"{heading} {store}:\n\n" + "\n\n".join(plain) + "\n")
     msg.get_body(("html",)).set_content(
         "<!doctype html>\n"
         '<html><body style="font-family: system-ui, sans-serif; color: #111">\n'
-        f"<p>{len(conversations)} conversations started on {html.escape(store)}:</p>\n"
+        f"<p>{html.escape(heading)} {html.escape(store)}:</p>\n"
         f"<ul>{''.join(rows)}</ul>\n</body></html>\n",
         subtype="html",
     )
-    return msg
 
 
 def _deliver(config: SmtpConfig, message: EmailMessage, timeout: float) -> dict:
@@ -404,22 +409,5 @@ def assigned_messages_email(store_name: str, items: list[NewConversation], sende
     del msg["Subject"]
     msg["Subject"] = (f"{label} wrote in your conversation on {store}" if len(items) == 1
                       else f"{len(items)} new messages in your conversations on {store}")
-    plain, rows = [], []
-    for c in items:
-        who = _one_line(c.shopper_label, SUBJECT_LABEL_CHARS) or "A shopper"
-        text = _one_line(c.first_message, DIGEST_MESSAGE_CHARS)
-        url = c.conversation_url.strip()
-        plain.append(f"* {who}: {text}\n  Reply: {url}")
-        link = (f'<a href="{html.escape(url, quote=True)}">open</a>'
-                if url.lower().startswith(("https://", "http://")) else html.escape(url))
-        rows.append(f"<li><strong>{html.escape(who)}</strong>: {html.escape(text)} ({link})</li>")
-    msg.get_body(("plain",)).set_content(
-        f"New messages in conversations assigned to you on {store}:\n\n" + "\n\n".join(plain) + "\n")
-    msg.get_body(("html",)).set_content(
-        "<!doctype html>\n"
-        '<html><body style="font-family: system-ui, sans-serif; color: #111">\n'
-        f"<p>New messages in conversations assigned to you on {html.escape(store)}:</p>\n"
-        f"<ul>{''.join(rows)}</ul>\n</body></html>\n",
-        subtype="html",
-    )
+    _set_list_body(msg, "New messages in conversations assigned to you on", store, items)
     return msg
