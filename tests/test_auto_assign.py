@@ -19,7 +19,7 @@ from chatdash.db import session_scope
 from chatdash.models import AdminUser, utcnow
 from chatdash.services import auth, auto_assign, store_settings, workspace
 from chatdash.settings import get_settings
-from tests.test_workspace import agent, any_engine, heard, of, shopper_writes  # noqa: F401
+from tests.test_workspace import agent, of, shopper_writes
 
 
 def switch(engine: Engine, on: bool) -> None:
@@ -36,7 +36,7 @@ def assignee(engine: Engine, conv_id: int) -> int | None:
     return workspace.filing(conv_id, engine=engine).assignee_id
 
 
-def test_off_by_default_a_new_conversation_waits_unassigned(engine, heard):  # noqa: F811
+def test_off_by_default_a_new_conversation_waits_unassigned(engine, heard):
     dana = agent(engine, "Dana")
     online(engine, dana)
     with session_scope(engine) as s:
@@ -46,7 +46,7 @@ def test_off_by_default_a_new_conversation_waits_unassigned(engine, heard):  # n
     assert not of(heard, events.ConversationFiled)
 
 
-def test_new_conversations_go_round_robin_to_the_members_online(any_engine, heard):  # noqa: F811
+def test_new_conversations_go_round_robin_to_the_members_online(any_engine, heard):
     ann, ben, cat = agent(any_engine, "Ann Apple"), agent(any_engine, "Ben Bell"), agent(any_engine, "Cat Cole")
     online(any_engine, ann, cat)  # Ben has no conversations page open
     switch(any_engine, True)
@@ -68,7 +68,7 @@ def test_new_conversations_go_round_robin_to_the_members_online(any_engine, hear
     assert auto_assign.online_names(engine=any_engine) == ["Ann Apple", "Ben Bell", "Cat Cole"]
 
 
-def test_only_members_seen_lately_are_online_and_logging_out_ends_it(any_engine):  # noqa: F811
+def test_only_members_seen_lately_are_online_and_logging_out_ends_it(any_engine):
     ann, ben = agent(any_engine, "Ann Apple"), agent(any_engine, "Ben Bell")
     online(any_engine, ann, ben)
     switch(any_engine, True)
@@ -88,7 +88,7 @@ def test_only_members_seen_lately_are_online_and_logging_out_ends_it(any_engine)
     assert assignee(any_engine, shopper_writes(any_engine, "anyone there?")[2]) is None
 
 
-def test_a_conversation_the_shopper_brings_back_is_assigned_only_when_nobody_has_it(any_engine, heard):  # noqa: F811
+def test_a_conversation_the_shopper_brings_back_is_assigned_only_when_nobody_has_it(any_engine, heard):
     ann, ben = agent(any_engine, "Ann Apple"), agent(any_engine, "Ben Bell")
     kept_visitor, _s, kept = shopper_writes(any_engine, "first")  # before the switch: unassigned
     loose_visitor, _s, loose = shopper_writes(any_engine, "second")

@@ -16,7 +16,7 @@ from chatdash.models import Conversation, Status, utcnow
 from chatdash.services import workspace
 from chatdash.services.conversations import ChatError
 from chatdash.state.views import wake_text
-from tests.test_workspace import agent, any_engine, heard, of, shopper_writes  # noqa: F401
+from tests.test_workspace import agent, of, shopper_writes
 
 BERLIN = ZoneInfo("Europe/Berlin")
 
@@ -55,7 +55,7 @@ def test_a_snooze_time_that_cannot_be_is_refused_with_a_reason(choice, message):
         workspace.snooze_time(choice, now, BERLIN)
 
 
-def test_a_snoozed_conversation_leaves_the_open_lists_and_wakes_when_due(any_engine, heard):  # noqa: F811
+def test_a_snoozed_conversation_leaves_the_open_lists_and_wakes_when_due(any_engine, heard):
     dana = agent(any_engine, "Dana")
     _v, _s, conv_id = shopper_writes(any_engine, "Call me back tomorrow")
     workspace.assign(dana.id, conv_id, dana.id, engine=any_engine)
@@ -86,7 +86,7 @@ def test_a_snoozed_conversation_leaves_the_open_lists_and_wakes_when_due(any_eng
     assert workspace.wake_due(now=until + timedelta(hours=1), engine=any_engine) == []
 
 
-def test_the_shoppers_message_wakes_a_snoozed_conversation_at_once(any_engine, heard):  # noqa: F811
+def test_the_shoppers_message_wakes_a_snoozed_conversation_at_once(any_engine, heard):
     dana = agent(any_engine, "Dana")
     visitor, _s, conv_id = shopper_writes(any_engine, "Is it in stock?")
     workspace.snooze(dana.id, conv_id, "tomorrow", engine=any_engine)
@@ -102,7 +102,7 @@ def test_the_shoppers_message_wakes_a_snoozed_conversation_at_once(any_engine, h
     assert conv_id in ids(workspace.inbox_page("open", dana.id, 50, engine=any_engine))
 
 
-def test_an_agent_wakes_a_snoozed_conversation_by_hand(any_engine, heard):  # noqa: F811
+def test_an_agent_wakes_a_snoozed_conversation_by_hand(any_engine, heard):
     dana = agent(any_engine, "Dana")
     _v, _s, conv_id = shopper_writes(any_engine, "No rush")
     workspace.snooze(dana.id, conv_id, "1h", engine=any_engine)
