@@ -54,8 +54,8 @@ from chatdash.models import (
     Status,
     utcnow,
 )
+from chatdash.services import auth, notify, store_settings
 from chatdash.services import conversations as convs
-from chatdash.services import notify, store_settings
 from chatdash.services.auth import EMAIL_RE
 from chatdash.services.money import money
 from chatdash.services.ratelimit import limiter
@@ -284,7 +284,7 @@ def _compose(session: Session, conversation_id: int, now: datetime) -> FollowupE
         rows = rows[:REPLIES_PER_EMAIL]
         _due_again(session, conv.id, now)  # the rest go in the next window's email
     token = secrets.token_urlsafe(32)
-    session.add(FollowupLink(token_hash=_hash(token), shopper_id=shopper.id, conversation_id=conv.id,
+    session.add(FollowupLink(token_hash=auth.token_hash(token), shopper_id=shopper.id, conversation_id=conv.id,
                              created_at=now, expires_at=now + timedelta(days=LINK_DAYS)))
     return FollowupEmail(
         conversation_id=conv.id, to=shopper.email,
@@ -405,17 +405,13 @@ async def send_due_emails(settings_fn: Any = get_settings, *, now: datetime | No
 # --------------------------------------------------------------------------- links
 
 
-def _hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
 def resume(token: object, *, engine: Engine | None = None) -> str | None:
     """The visitor id whose conversation a follow-up email's link opens, or
     None when the link is unknown, expired or revoked. Never raises."""
     if not isinstance(token, str) or not _LINK_TOKEN_RE.fullmatch(token):
         return None
     with session_scope(engine) as session:
-        link = session.exec(select(FollowupLink).where(FollowupLink.token_hash == _hash(token))).first()
+        link = session.exec(select(FollowupLink).where(FollowupLink.token_hash == auth.token_hash(token))).first()
         if link is None or link.expires_at <= utcnow():
             return None
         shopper = session.get(Shopper, link.shopper_id)

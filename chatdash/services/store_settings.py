@@ -40,11 +40,21 @@ def parse_recipients(text: str) -> list[str]:
     return recipients
 
 
+def _read(session: Session, key: str) -> dict:
+    """A setting's stored JSON object ({} when never saved)."""
+    row = session.get(Setting, key)
+    return (json.loads(row.value or "{}") or {}) if row is not None else {}
+
+
+def _write(session: Session, key: str, data: dict) -> None:
+    row = session.get(Setting, key) or Setting(key=key)
+    row.value = json.dumps(data)
+    row.updated_at = utcnow()
+    session.add(row)
+
+
 def get_email_notifications(session: Session) -> EmailNotifications:
-    row = session.get(Setting, NOTIFY_KEY)
-    if row is None:
-        return EmailNotifications()
-    data = json.loads(row.value or "{}") or {}
+    data = _read(session, NOTIFY_KEY)
     return EmailNotifications(
         enabled=bool(data.get("enabled", False)),
         recipients=[str(r) for r in data.get("recipients", [])],
@@ -54,10 +64,7 @@ def get_email_notifications(session: Session) -> EmailNotifications:
 def save_email_notifications(session: Session, value: EmailNotifications) -> None:
     # On with no recipients is fine: the members who chose emails get them
     # (services/agent_notifications.py has the rule).
-    row = session.get(Setting, NOTIFY_KEY) or Setting(key=NOTIFY_KEY)
-    row.value = json.dumps(asdict(value))
-    row.updated_at = utcnow()
-    session.add(row)
+    _write(session, NOTIFY_KEY, asdict(value))
 
 
 # ----- offline follow-up
@@ -93,11 +100,7 @@ def parse_ask_minutes(text: str) -> int:
 
 
 def get_offline_followup(session: Session) -> OfflineFollowup:
-    row = session.get(Setting, FOLLOWUP_KEY)
-    if row is None:
-        return OfflineFollowup()
-    data = json.loads(row.value or "{}") or {}
-    seconds = data.get("ask_after_seconds", DEFAULT_ASK_AFTER_SECONDS)
+    seconds = _read(session, FOLLOWUP_KEY).get("ask_after_seconds", DEFAULT_ASK_AFTER_SECONDS)
     return OfflineFollowup(int(seconds) if isinstance(seconds, int) and 0 <= seconds <= MAX_ASK_AFTER_SECONDS
                            else DEFAULT_ASK_AFTER_SECONDS)
 
@@ -105,10 +108,7 @@ def get_offline_followup(session: Session) -> OfflineFollowup:
 def save_offline_followup(session: Session, value: OfflineFollowup) -> None:
     if not 0 <= value.ask_after_seconds <= MAX_ASK_AFTER_SECONDS:
         raise SettingsError("Enter between 0 and 1440 minutes.")
-    row = session.get(Setting, FOLLOWUP_KEY) or Setting(key=FOLLOWUP_KEY)
-    row.value = json.dumps(asdict(value))
-    row.updated_at = utcnow()
-    session.add(row)
+    _write(session, FOLLOWUP_KEY, asdict(value))
 
 
 # ----- auto-assign
@@ -119,15 +119,8 @@ AUTO_ASSIGN_KEY = "auto_assign"
 def get_auto_assign(session: Session) -> bool:
     """Whether new conversations go round robin to the team members online
     (services/auto_assign.py). Off by default."""
-    row = session.get(Setting, AUTO_ASSIGN_KEY)
-    if row is None:
-        return False
-    data = json.loads(row.value or "{}") or {}
-    return bool(data.get("enabled", False))
+    return bool(_read(session, AUTO_ASSIGN_KEY).get("enabled", False))
 
 
 def save_auto_assign(session: Session, enabled: bool) -> None:
-    row = session.get(Setting, AUTO_ASSIGN_KEY) or Setting(key=AUTO_ASSIGN_KEY)
-    row.value = json.dumps({"enabled": bool(enabled)})
-    row.updated_at = utcnow()
-    session.add(row)
+    _write(session, AUTO_ASSIGN_KEY, {"enabled": bool(enabled)})
