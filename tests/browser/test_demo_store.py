@@ -5,7 +5,6 @@ chatdash's, where it arrives through chatdash's public store API."""
 from __future__ import annotations
 
 import re
-import time
 from pathlib import Path
 
 import pytest
@@ -20,6 +19,7 @@ from demo_store import db as store_db
 from demo_store.models import Cart, CartLine, Order, OrderLine, Product
 from demo_store.state import CartState, StoreState, money
 from tests.reflex_client import RawReflexClient
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.browser
 
@@ -41,11 +41,7 @@ def chatdash_engine(live_app):
 
 def wait_for(check, timeout: float = 15.0):
     """The value of check() once it is truthy (reports to chatdash run in the background)."""
-    deadline = time.monotonic() + timeout
-    while not (value := check()):
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.2)
-    return value
+    return wait_until(check, timeout=timeout, what=getattr(check, "__name__", "the check"), every=0.2)
 
 
 def test_shopper_browses_fills_cart_and_places_an_order(live_app, context, live_engine, chatdash_engine):

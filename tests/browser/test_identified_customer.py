@@ -26,6 +26,7 @@ from chatdash.services.identity import customer_hmac, customer_identity_hmac
 from chatdash.settings import get_settings
 from chatdash.state.views import money
 from tests.browser.test_live_chat import admin_page, open_widget
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.browser
 SHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "shots"
@@ -120,17 +121,12 @@ def earlier_order(live_app, customer_id: str, product: Product) -> None:
 
 def wait_for_visit(db, customer_id: str, title: str) -> None:
     """The admin's data has the visit (polled where the app reads it)."""
-    import time
-
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
+    def found():
         with Session(db) as s:
-            found = s.exec(select(Visit).join(Shopper, Shopper.id == Visit.shopper_id)
-                           .where(Shopper.customer_id == customer_id, Visit.current_title == title)).first()
-        if found is not None:
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"no visit on {title!r} for {customer_id}")
+            return s.exec(select(Visit).join(Shopper, Shopper.id == Visit.shopper_id)
+                          .where(Shopper.customer_id == customer_id, Visit.current_title == title)).first()
+
+    wait_until(found, timeout=20, what=f"a visit on {title!r} for {customer_id}", every=0.2)
 
 
 def test_an_identified_customer_shows_on_site_with_their_live_visit(live_app, browser, third_party_store, db):

@@ -13,7 +13,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +23,7 @@ from sqlalchemy import text
 
 from chatdash.db import make_engine
 from tests.live_app import ADMIN_EMAIL, ADMIN_PASSWORD, ROOT, free_port
+from tests.waiting import wait_until
 
 PG_URL = os.environ.get("CHATDASH_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 # A Redis database of their own: the workers' stream, leader lock and client
@@ -101,17 +101,16 @@ class Cluster:
         return worker
 
     def wait_up(self, worker: Worker, timeout: float = 180) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        def healthy() -> bool:
             if not worker.alive():
                 raise RuntimeError(f"worker exited:\n{worker.log_path.read_text()[-4000:]}")
             try:
-                if httpx.get(f"{worker.url}/api/health", timeout=2).status_code == 200:
-                    return
+                return httpx.get(f"{worker.url}/api/health", timeout=2).status_code == 200
             except httpx.HTTPError:
-                pass
-            time.sleep(0.3)
-        raise RuntimeError(f"worker did not come up:\n{worker.log_path.read_text()[-4000:]}")
+                return False
+
+        wait_until(healthy, timeout=timeout, every=0.3,
+                   what=lambda: f"worker up:\n{worker.log_path.read_text()[-4000:]}")
 
     def redis(self) -> redis.Redis:
         return redis.Redis.from_url(REDIS_URL)

@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 import redis
 
+from tests.waiting import wait_until
+
 ROOT = Path(__file__).resolve().parents[2]
 REDIS_URL = os.environ.get("CHATDASH_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 TTL, RENEW = 2.0, 0.4
@@ -38,11 +40,11 @@ def start_workers(key: str, n: int) -> list[subprocess.Popen]:
         for _ in range(n)
     ]
     r = redis.Redis.from_url(REDIS_URL)
-    deadline = time.monotonic() + 60
-    while r.llen(f"{key}:started") < n:
-        assert time.monotonic() < deadline, "workers did not start"
+    def started() -> bool:
         assert all(p.poll() is None for p in procs), "a worker exited"
-        time.sleep(0.05)
+        return r.llen(f"{key}:started") >= n
+
+    wait_until(started, timeout=60, what=f"{n} workers started")
     return procs
 
 
@@ -52,11 +54,13 @@ def ticks(key: str, since: int = 0) -> list[tuple[int, float]]:
 
 
 def wait_ticks(key: str, test, timeout: float) -> list[tuple[int, float]]:
-    deadline = time.monotonic() + timeout
-    while not test(found := ticks(key)):
-        assert time.monotonic() < deadline, f"not within {timeout} s: {found[-5:]}"
-        time.sleep(0.05)
-    return found
+    seen: list = []
+
+    def passed() -> list[tuple[int, float]] | None:
+        seen[:] = ticks(key)
+        return list(seen) if test(seen) else None
+
+    return wait_until(passed, timeout=timeout, what=lambda: f"ticks passing the test; last {seen[-5:]}")
 
 
 def test_one_worker_runs_the_jobs_and_a_killed_leader_is_replaced_in_bounded_time(key):

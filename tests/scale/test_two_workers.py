@@ -18,6 +18,7 @@ from chatdash.state.widget import WidgetState
 from tests.live_app import ADMIN_EMAIL, ADMIN_PASSWORD
 from tests.reflex_client import RawReflexClient
 from tests.scale.cluster import start_cluster
+from tests.waiting import wait_until
 
 CONVERSATIONS = "/admin/conversations"
 SETTINGS = "/admin/settings"
@@ -210,7 +211,6 @@ def test_a_worker_killed_mid_chat_loses_no_acknowledged_message_and_shows_none_t
     widget was told is stored is in the database once and on the admin's
     screen (served by the other worker) once, in order."""
     import threading
-    import time
 
     from sqlmodel import select
 
@@ -249,10 +249,8 @@ def test_a_worker_killed_mid_chat_loses_no_acknowledged_message_and_shows_none_t
     threads += [threading.Thread(target=stream, args=(c, f"busy{i}", others[i])) for i, c in enumerate(busy)]
     for t in threads:
         t.start()
-    deadline = time.monotonic() + 60
-    while sum(acked(shopper, i) for i, _ in sent) < 15:
-        assert time.monotonic() < deadline, "the shopper's messages were not acknowledged"
-        time.sleep(0.05)
+    wait_until(lambda: sum(acked(shopper, i) for i, _ in sent) >= 15, timeout=60,
+               what="15 of the shopper's messages acknowledged")
     victim.kill()  # SIGKILL, mid-stream
     stop.set()
     for t in threads:
@@ -291,7 +289,6 @@ def test_a_worker_process_killed_behind_one_port_is_replaced_and_the_port_serves
     server (Reflex alone stops every worker then); a shopper and an admin chat
     through the same port afterwards."""
     import signal
-    import time
 
     server = cluster.start_worker(processes=2)
     cluster.wait_up(server)
@@ -300,17 +297,20 @@ def test_a_worker_process_killed_behind_one_port_is_replaced_and_the_port_serves
     def workers() -> set[int]:
         return {p.pid for p in supervisor.children() if p.is_running() and p.status() != psutil.STATUS_ZOMBIE}
 
-    deadline = time.monotonic() + 60
-    while len(before := workers()) < 2:
-        assert time.monotonic() < deadline, f"two worker processes did not start: {before}"
-        time.sleep(0.1)
+    def started() -> set[int] | None:
+        now = workers()
+        return now if len(now) >= 2 else None
+
+    before = wait_until(started, timeout=60, what="two worker processes started")
     victim = min(before)
     psutil.Process(victim).send_signal(signal.SIGKILL)
-    deadline = time.monotonic() + 60
-    while not (len(after := workers()) == 2 and victim not in after):
+
+    def replaced() -> set[int] | None:
         assert server.alive(), f"the server stopped with its worker:\n{server.log_path.read_text()[-3000:]}"
-        assert time.monotonic() < deadline, f"no worker replaced {victim}: {after}"
-        time.sleep(0.1)
+        now = workers()
+        return now if len(now) == 2 and victim not in now else None
+
+    after = wait_until(replaced, timeout=60, what=f"a worker in place of {victim}")
     assert after - before, "a new worker process took the dead one's place"
     cluster.wait_up(server)
 

@@ -6,20 +6,18 @@ from __future__ import annotations
 
 import json
 import re
-import time
 
 from chatdash.state.widget import WidgetState
 from tests.reflex_client import RawReflexClient
+from tests.waiting import wait_until
 
 
 def _wait_for_log(live_app, pattern: str, timeout: float = 30.0) -> str:
-    deadline = time.monotonic() + timeout
-    while True:
+    def logged() -> str | None:
         text = live_app.log_path.read_text(errors="replace")
-        if re.search(pattern, text):
-            return text
-        assert time.monotonic() < deadline, f"{pattern!r} not logged within {timeout} s"
-        time.sleep(0.2)
+        return text if re.search(pattern, text) else None
+
+    return wait_until(logged, timeout=timeout, what=f"{pattern!r} logged", every=0.2)
 
 
 def test_a_failing_handler_shows_a_generic_error_with_an_id(live_app):
