@@ -78,9 +78,10 @@ def random_batch(rng: random.Random, now, history: list[dict]) -> list[dict]:
         sku = rng.choice(SKUS)
         if roll < 0.3:
             page = rng.choice(["/", "/p/a", "/p/b", "/cart"])
-            events.append(
-                {**base, "kind": "page_view", "url": f"{STORE}{page}", "title": page, "data": {"referrer": f"{STORE}/"}}
-            )
+            # Titles and addresses with what PostgreSQL's array syntax must quote (the flush sends them as arrays).
+            title = rng.choice([page, 'Say "hi", {all}', "back\\slash", "NULL", "", "Café ☕ , ok"])
+            url = f"{STORE}{page}" + rng.choice(["", "?q=a,b", "?q=%7Bx%7D", '?q="quoted"'])
+            events.append({**base, "kind": "page_view", "url": url, "title": title, "data": {"referrer": f"{STORE}/"}})
         elif roll < 0.6:
             events.append(
                 {**base, "kind": "product_view", "url": f"{STORE}/p/{sku}", "title": sku, "data": {"sku": sku}}

@@ -29,7 +29,7 @@ from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import any_, bindparam, delete, func, insert, select, update
+from sqlalchemy import any_, bindparam, delete, select, text, update
 from sqlalchemy import event as sa_event
 from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -99,6 +99,20 @@ def _strs(values: list[str]) -> str:
     return "{" + joined + "}"
 
 
+def _times(values: list[datetime]) -> str:
+    return _strs([v.isoformat() for v in values])
+
+
+def _unnest(**columns: str) -> str:
+    """`unnest(CAST(:a AS t1[]), ...) AS t(a, ...)` for a FROM clause: each
+    array parameter read once, a row per position (parallel `_ints`/`_strs`
+    texts). One statement for a whole flush where `executemany` ran one
+    statement per row, each paying the driver's and the server's per-statement
+    cost."""
+    casts = ", ".join(f"CAST(:{name} AS {kind}[])" for name, kind in columns.items())
+    return f"unnest({casts}) AS t({', '.join(columns)})"
+
+
 def _any_int(name: str):
     """`= ANY(:name)`, :name an `_ints` text (no type: the server infers the column's array type)."""
     return any_(bindparam(name))
@@ -112,11 +126,10 @@ def _any_str(name: str):
 # The flush's statements, built once: making a statement object (and its cache
 # key) on every flush cost more CPU than running it.
 _OWN = Shopper.__table__
-_INTO = _OWN.alias("into")
-_KNOWN_SHOPPERS = (
-    select(_OWN.c.visitor_id, func.coalesce(_INTO.c.id, _OWN.c.id))
-    .select_from(_OWN.outerjoin(_INTO, _INTO.c.id == _OWN.c.merged_into_id))
-    .where(_OWN.c.visitor_id == _any_str("visitors"))
+_KNOWN_SHOPPERS = text(
+    f"SELECT own.visitor_id, coalesce(into_.id, own.id) FROM {_unnest(visitors='varchar')} "
+    f"JOIN {_OWN.name} AS own ON own.visitor_id = t.visitors "
+    f"LEFT OUTER JOIN {_OWN.name} AS into_ ON into_.id = own.merged_into_id"
 )
 _NEW_SHOPPERS = pg_insert(_OWN).on_conflict_do_nothing(index_elements=["visitor_id"])
 _CURRENT_VISITS = select(*_VISIT_COLUMNS).where(_VISIT.c.open_for == _any_str("visitors"))
@@ -143,8 +156,15 @@ _OPEN_CONVERSATIONS = (
     .ext(distinct_on(_CONVERSATION.c.shopper_id))
 )
 _EVENT = StoreEvent.__table__
-_STORED_IDS = select(_EVENT.c.shopper_id, _EVENT.c.event_id).where(
-    _EVENT.c.shopper_id == _any_int("sids"), _EVENT.c.event_id == _any_str("ids")
+# The (shopper, event id) pairs already stored: one probe of the unique index
+# per pair (LATERAL ... LIMIT 1 keeps it a probe: as a join, PostgreSQL hashed
+# the pairs and scanned the whole event table). `shopper_id = ANY(...) AND
+# event_id = ANY(...)` scanned every stored event of the flush's shoppers
+# against the whole id list: 7 ms a flush once shoppers had a hundred events.
+_STORED_IDS = text(
+    f"SELECT t.sid, t.eid FROM {_unnest(sid='integer', eid='varchar')} "
+    f"CROSS JOIN LATERAL (SELECT 1 FROM {_EVENT.name} AS e "
+    "WHERE e.shopper_id = t.sid AND e.event_id = t.eid LIMIT 1) AS stored"
 )
 _CLOSE_VISITS = (
     update(_VISIT)
@@ -152,19 +172,22 @@ _CLOSE_VISITS = (
     .values(open_for=None)
 )
 _SHOPPERS_SEEN = update(_OWN).where(_OWN.c.id == _any_int("sids")).values(last_seen_at=bindparam("now"))
-_TOUCH_VISITS = (
-    update(_VISIT)
-    .where(_VISIT.c.id == bindparam("vid"))
-    .values(
-        last_seen_at=bindparam("seen"), left_at=None, current_url=bindparam("url"), current_title=bindparam("title")
-    )
+_TOUCH_VISITS = text(
+    f"UPDATE {_VISIT.name} AS v SET last_seen_at = t.seen, left_at = NULL, current_url = t.url, "
+    f"current_title = t.title FROM {_unnest(vid='integer', seen='timestamptz', url='varchar', title='varchar')} "
+    "WHERE v.id = t.vid"
 )
 _PRODUCT = Product.__table__
-_CATALOG = select(_PRODUCT.c.sku, _PRODUCT.c.id, _PRODUCT.c.price_cents, _PRODUCT.c.currency).where(
-    _PRODUCT.c.sku == _any_str("skus")
+_CATALOG = text(
+    f"SELECT p.sku, p.id, p.price_cents, p.currency FROM {_unnest(skus='varchar')} "
+    f"JOIN {_PRODUCT.name} AS p ON p.sku = t.skus"
 )
 _CART = Cart.__table__
-_NEW_CARTS = pg_insert(_CART).on_conflict_do_nothing(index_elements=["shopper_id"])
+_NEW_CARTS = text(
+    f"INSERT INTO {_CART.name} (shopper_id, currency, total_cents, updated_at) "
+    f"SELECT sid, currency, 0, at FROM {_unnest(sid='integer', currency='varchar', at='timestamptz')} "
+    "ORDER BY sid ON CONFLICT (shopper_id) DO NOTHING"
+)
 _LOCK_CARTS = (
     select(_CART.c.id, _CART.c.shopper_id, _CART.c.updated_at)
     .where(_CART.c.shopper_id == _any_int("sids"))
@@ -172,11 +195,13 @@ _LOCK_CARTS = (
     .with_for_update()
 )
 _CLEAR_CART_LINES = delete(CartLine.__table__).where(CartLine.__table__.c.cart_id == _any_int("cids"))
-_NEW_CART_LINES = insert(CartLine.__table__)
-_CART_TOTALS = (
-    update(_CART)
-    .where(_CART.c.id == bindparam("cid"))
-    .values(total_cents=bindparam("total"), currency=bindparam("currency"), updated_at=bindparam("at"))
+_NEW_CART_LINES = text(
+    f"INSERT INTO {CartLine.__table__.name} (cart_id, product_id, quantity, unit_price_cents) "
+    f"SELECT * FROM {_unnest(cid='integer', pid='integer', qty='integer', price='integer')}"
+)
+_CART_TOTALS = text(
+    f"UPDATE {_CART.name} AS c SET total_cents = t.total, currency = t.currency, updated_at = t.at "
+    f"FROM {_unnest(cid='integer', total='integer', currency='varchar', at='timestamptz')} WHERE c.id = t.cid"
 )
 
 
@@ -296,8 +321,9 @@ def _store_round(
         for event in b.events:
             unique.setdefault(event.id, event)
         uniques.append(unique)
-    all_ids = sorted({eid for u in uniques for eid in u})
-    stored = set(_run(session, _STORED_IDS, {"sids": _ints(sids), "ids": _strs(all_ids)}).all())
+    pair_sids = [sid for u, sid in zip(uniques, sids, strict=True) for _ in u]
+    pair_ids = [eid for u in uniques for eid in u]
+    stored = set(_run(session, _STORED_IDS, {"sid": _ints(pair_sids), "eid": _strs(pair_ids)}).all())
     fresh = [[e for e in u.values() if (sid, e.id) not in stored] for u, sid in zip(uniques, sids, strict=True)]
     times = [{e.id: clamp_time(e.at, now) for e in f} for f in fresh]
 
@@ -366,13 +392,16 @@ def _store_round(
     if touched_shoppers:
         _run(session, _SHOPPERS_SEEN, {"sids": _ints(touched_shoppers), "now": now})
     if touched:
+        touched.sort(key=lambda v: v.id)
         _run(
             session,
             _TOUCH_VISITS,
-            [
-                {"vid": v.id, "seen": v.last_seen_at, "url": v.current_url, "title": v.current_title}
-                for v in sorted(touched, key=lambda v: v.id)
-            ],
+            {
+                "vid": _ints([v.id for v in touched]),
+                "seen": _times([v.last_seen_at for v in touched]),
+                "url": _strs([v.current_url for v in touched]),
+                "title": _strs([v.current_title for v in touched]),
+            },
         )
 
     # One catalog look-up for the round: viewed products and the latest carts' lines.
@@ -510,10 +539,11 @@ def _replace_carts(session: Session, changes: list[tuple[int, CartEvent, datetim
     _run(
         session,
         _NEW_CARTS,
-        [
-            {"shopper_id": sid, "currency": cart.data.currency, "total_cents": 0, "updated_at": min(at, now)}
-            for sid, cart, at in sorted(changes, key=lambda c: c[0])
-        ],
+        {
+            "sid": _ints([sid for sid, _, _ in changes]),
+            "currency": _strs([cart.data.currency for _, cart, _ in changes]),
+            "at": _times([min(at, now) for _, _, at in changes]),
+        },
     )
     existing = {
         r.shopper_id: r
@@ -527,21 +557,15 @@ def _replace_carts(session: Session, changes: list[tuple[int, CartEvent, datetim
         merged, _ignored = _merge_lines(
             session, cart.data.items, cart.data.currency, trust_prices=False, catalog=catalog
         )
-        lines.extend(
-            {"cart_id": row.id, "product_id": pid, "quantity": qty, "unit_price_cents": price}
-            for pid, (qty, price) in merged.items()
-        )
-        totals.append(
-            {
-                "cid": row.id,
-                "total": sum(q * p for q, p in merged.values()),
-                "currency": cart.data.currency,
-                "at": min(at, now),
-            }
-        )
+        lines.extend((row.id, pid, qty, price) for pid, (qty, price) in merged.items())
+        totals.append((row.id, sum(q * p for q, p in merged.values()), cart.data.currency, min(at, now)))
     if not totals:
         return
-    _run(session, _CLEAR_CART_LINES, {"cids": _ints([t["cid"] for t in totals])})
+    cids, sums, currencies, ats = zip(*totals, strict=True)
+    _run(session, _CLEAR_CART_LINES, {"cids": _ints(cids)})
     if lines:
-        _run(session, _NEW_CART_LINES, lines)
-    _run(session, _CART_TOTALS, totals)
+        lcids, pids, qtys, prices = zip(*lines, strict=True)
+        _run(session, _NEW_CART_LINES,
+             {"cid": _ints(lcids), "pid": _ints(pids), "qty": _ints(qtys), "price": _ints(prices)})
+    _run(session, _CART_TOTALS,
+         {"cid": _ints(cids), "total": _ints(sums), "currency": _strs(currencies), "at": _times(ats)})

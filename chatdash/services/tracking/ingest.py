@@ -2,8 +2,8 @@
 and gets its result once the transaction that stored it has committed.
 
 On PostgreSQL one writer thread per worker drains the queue: it waits for the
-first batch, takes whatever else arrives within `FLUSH_SECONDS` (up to
-`MAX_EVENTS`), and stores them all in one transaction with set-based
+first batch, takes whatever else arrives while batches keep coming (gaps under
+`FLUSH_SECONDS`, at most `FLUSH_MAX_SECONDS` in all, up to `MAX_EVENTS`), and stores them all in one transaction with set-based
 statements (`batched.store_batches`). A flush holds one batch per browser; a
 second batch of the same browser waits for the next flush (two browsers of one
 customer are stored one after the other inside the flush), so each is stored
@@ -42,7 +42,13 @@ from chatdash.settings import get_settings
 
 log = logging.getLogger("chatdash.ingest")
 
+# A flush waits for more batches while they keep coming: until none has come
+# for FLUSH_SECONDS, and at most FLUSH_MAX_SECONDS after the first. A lone
+# batch is stored within a few milliseconds; under load flushes grow, and the
+# cost per event falls with their size (the statements are per flush, not per
+# batch: bench/bench_tracking.py --stages).
 FLUSH_SECONDS = 0.005
+FLUSH_MAX_SECONDS = 0.025
 # PostgreSQL takes at most 65,535 parameters per statement; an event row has 11.
 MAX_EVENTS = 4000
 
@@ -55,9 +61,19 @@ class _Item:
 
 
 class Ingestor:
-    def __init__(self, engine: Engine, *, flush_seconds: float | None = None, max_events: int = MAX_EVENTS) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        flush_seconds: float | None = None,
+        max_flush_seconds: float | None = None,
+        max_events: int = MAX_EVENTS,
+    ) -> None:
         self.engine = engine
         self.flush_seconds = FLUSH_SECONDS if flush_seconds is None else flush_seconds
+        self.max_flush_seconds = max(
+            self.flush_seconds, FLUSH_MAX_SECONDS if max_flush_seconds is None else max_flush_seconds
+        )
         self.max_events = max_events
         self._queue: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()  # None: stop
         self._closing = False
@@ -101,13 +117,13 @@ class Ingestor:
 
         if not waiting and not self._closing:
             take(self._queue.get())
-        deadline = time.monotonic() + self.flush_seconds
+        deadline = time.monotonic() + self.max_flush_seconds
         while not self._closing:
             left = deadline - time.monotonic()
             if left <= 0:
                 break
-            try:
-                take(self._queue.get(timeout=left))
+            try:  # the next batch, if it comes soon enough
+                take(self._queue.get(timeout=min(left, self.flush_seconds)))
             except queue.Empty:
                 break
         flush, seen, events = [], set(), 0
