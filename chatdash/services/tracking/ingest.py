@@ -3,9 +3,10 @@ and gets its result once the transaction that stored it has committed.
 
 On PostgreSQL one writer thread per worker drains the queue: it waits for the
 first batch, takes whatever else arrives while batches keep coming (gaps under
-`FLUSH_SECONDS`, at most `FLUSH_MAX_SECONDS` in all, up to `MAX_EVENTS`), and stores them all in one transaction with set-based
-statements (`batched.store_batches`). A flush holds one batch per browser; a
-second batch of the same browser waits for the next flush (two browsers of one
+`FLUSH_SECONDS`, at most `FLUSH_MAX_SECONDS` in all, up to `MAX_EVENTS`), and
+stores them all in one transaction with set-based statements
+(`batched.store_batches`). A flush holds one batch per browser; a second
+batch of the same browser waits for the next flush (two browsers of one
 customer are stored one after the other inside the flush), so each is stored
 as if alone. A flush that fails is retried batch by batch through the
 one-batch path, so one bad batch fails only its own request. After the
