@@ -181,6 +181,9 @@ def start_app(app_dir: Path, web_dir: Path, workdir: Path):
         "CHATDASH_FRONTEND_PORT": str(port),
         "CHATDASH_BACKEND_PORT": str(port),
         "CHATDASH_MODEL_DIR": str(workdir / "models"),
+        # The demo store's own database and catalog, here too: in the checkout's data/
+        # they kept this run's port in every product's address after it ended.
+        "DEMO_STORE_DATA_DIR": str(workdir / "demo_store"),
         "CHATDASH_RETRAIN_HOURS": "0",
         "REFLEX_WEB_WORKDIR": str(web_dir),
         "REFLEX_STATES_WORKDIR": str(workdir / "states"),

@@ -373,7 +373,7 @@ def run(kind: str, args: argparse.Namespace) -> None:
           f"(= {accepted / max(cpu, 1e-9):,.0f} events/s per busy core)"
           + (f"; PostgreSQL backends {db_cpu:.1f} s, {db_cpu / max(accepted, 1) * 1e6:.0f} us per event"
              if kind == "postgresql" else ""))
-    print(f"  client CPU   {out.client_cpu:.1f} s ({out.client_cpu / elapsed:.0%} of a core: the load generator's share)"
+    print(f"  client CPU   {out.client_cpu:.1f} s ({out.client_cpu / elapsed:.0%} of a core: the load generator)"
           + (f"; {commits:,} transactions committed in the database, "
              f"{done / max(commits, 1):.1f} requests per transaction" if kind == "postgresql" else ""))
     if failed_flushes:

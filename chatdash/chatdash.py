@@ -26,9 +26,10 @@ from chatdash.pages import (  # noqa: F401  (register pages)
     widget,
 )
 from chatdash.pages.login import native_login_post
+from chatdash.pages.registry import add_pages
 from chatdash.services import followup, leader, notify, presence, workspace
 from chatdash.settings import get_settings
-from demo_store import pages as demo_store_pages  # noqa: F401  (register the demo store's pages)
+from demo_store import pages as demo_store_pages
 
 log = logging.getLogger("chatdash")
 # Database work runs in threads beside the event loop. With Python's default
@@ -154,6 +155,8 @@ app = rx.App(api_transformer=[api, AdminSessionHeader],
 # A quiet "Reconnecting…" in place of Reflex's connection toast, whose developer
 # text (websocket URL, error) would reach shoppers on store pages and in the widget.
 # (A wrap gets the page as children: the fragment holds both, the notice beside the page.)
+add_pages(app)  # chatdash's pages (imported above: they register as they load)
+demo_store_pages.add_pages(app)
 app.app_wraps[(5, "Overlay")] = lambda stateful: rx.fragment(connection_notice()) if stateful else None
 app.register_lifespan_task(prepare_database)
 app.register_lifespan_task(live.lifespan)

@@ -12,5 +12,5 @@ settings, database, catalog, carts and orders, and imports nothing from
 Modules: ``settings``, ``models``/``db`` (its own tables and database),
 ``catalog`` (loading and browsing), ``cart`` (cart and checkout),
 ``chatdash_api`` (reports to chatdash), ``routes``, ``state``, ``components``
-and ``pages`` (importing ``demo_store.pages`` registers the pages).
+and ``pages`` (``demo_store.pages.add_pages(app)`` adds the pages).
 """

@@ -1,5 +1,6 @@
-"""The demo store's pages: catalog, product page, cart and checkout.
-Importing this module registers them with the Reflex app."""
+"""The demo store's pages: catalog, product page, cart and checkout, added to
+the Reflex app by `add_pages` (not `@rx.page`: Reflex 0.10 applies decorated
+pages twice and warns about each)."""
 
 from __future__ import annotations
 
@@ -156,7 +157,6 @@ def catalog_results() -> rx.Component:
     )
 
 
-@rx.page(route=routes.STORE, title=STORE_NAME, on_load=CatalogState.load)
 def store_catalog() -> rx.Component:
     return store_frame(
         rx.cond(
@@ -295,7 +295,6 @@ def not_found(title: str, text: str, id_: str = "not-found", icon: str = "packag
     )
 
 
-@rx.page(route=routes.PRODUCT, title=ProductState.tab_title, on_load=ProductState.load)
 def store_product() -> rx.Component:
     return store_frame(
         rx.cond(
@@ -450,7 +449,6 @@ def cart_contents() -> rx.Component:
     )
 
 
-@rx.page(route=routes.CART, title=CartState.tab_title, on_load=CartState.load)
 def store_cart() -> rx.Component:
     return store_frame(
         rx.cond(
@@ -459,3 +457,9 @@ def store_cart() -> rx.Component:
             loading(),
         ),
     )
+
+
+def add_pages(app: rx.App) -> None:
+    app.add_page(store_catalog, route=routes.STORE, title=STORE_NAME, on_load=CatalogState.load)
+    app.add_page(store_product, route=routes.PRODUCT, title=ProductState.tab_title, on_load=ProductState.load)
+    app.add_page(store_cart, route=routes.CART, title=CartState.tab_title, on_load=CartState.load)

@@ -8,6 +8,7 @@ from collections.abc import Callable
 import reflex as rx
 
 from chatdash import routes
+from chatdash.pages.registry import page
 from chatdash.settings import get_settings
 from chatdash.state.auth import AuthState
 from chatdash.state.notifications import NotificationState
@@ -137,16 +138,16 @@ def admin_frame(content: rx.Component) -> rx.Component:
 def admin_page(route: str, title: str, on_load: list | None = None) -> Callable:
     """Register an admin page: login required, shared frame, notification count loaded."""
 
-    def decorator(page: Callable[[], rx.Component]) -> Callable[[], rx.Component]:
-        @rx.page(
+    def decorator(render: Callable[[], rx.Component]) -> Callable[[], rx.Component]:
+        @page(
             route=route,
             title=f"{title} · chatdash",
             on_load=[AuthState.check_login, NotificationState.refresh, *(on_load or [])],
         )
         def wrapped() -> rx.Component:
-            return admin_frame(page())
+            return admin_frame(render())
 
-        wrapped.__name__ = page.__name__
+        wrapped.__name__ = render.__name__
         return wrapped
 
     return decorator

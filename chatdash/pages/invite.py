@@ -4,11 +4,12 @@ password through the one-time link and lands in the conversations."""
 import reflex as rx
 
 from chatdash import routes
+from chatdash.pages.registry import page
 from chatdash.state.auth import AuthState
 from chatdash.state.team import InviteState
 
 
-@rx.page(route=routes.INVITE, title="Join the team · chatdash", on_load=InviteState.load)
+@page(route=routes.INVITE, title="Join the team · chatdash", on_load=InviteState.load)
 def invite() -> rx.Component:
     return rx.center(
         rx.card(

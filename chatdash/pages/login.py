@@ -3,6 +3,7 @@
 import reflex as rx
 
 from chatdash import routes
+from chatdash.pages.registry import page
 from chatdash.state.auth import AuthState
 
 # Reflex's forms always cancel the browser's own submit (and eval-based
@@ -20,7 +21,7 @@ def native_login_post() -> rx.Component:
     return rx.script(NATIVE_LOGIN_POST)
 
 
-@rx.page(route=routes.LOGIN, title="Log in · chatdash", on_load=AuthState.redirect_if_logged_in)
+@page(route=routes.LOGIN, title="Log in · chatdash", on_load=AuthState.redirect_if_logged_in)
 def login() -> rx.Component:
     return rx.center(
         rx.card(
@@ -61,6 +62,6 @@ def login() -> rx.Component:
     )
 
 
-@rx.page(route=routes.ADMIN, on_load=AuthState.check_login)
+@page(route=routes.ADMIN, on_load=AuthState.check_login)
 def admin_home() -> rx.Component:
     return rx.center(rx.spinner(), rx.script(f"window.location.replace('{routes.CONVERSATIONS}')"), height="100vh")

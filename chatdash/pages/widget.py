@@ -4,6 +4,7 @@ import reflex as rx
 
 from chatdash import routes
 from chatdash.components.chat import length_counter, message_bubble, typing_indicator
+from chatdash.pages.registry import page
 from chatdash.state.widget import WidgetState, outbox_call
 
 
@@ -164,7 +165,7 @@ def _composer() -> rx.Component:
     )
 
 
-@rx.page(route=routes.WIDGET, title="Chat", on_load=WidgetState.load)
+@page(route=routes.WIDGET, title="Chat", on_load=WidgetState.load)
 def widget() -> rx.Component:
     return rx.fragment(
         rx.el.link(rel="stylesheet", href="/chat.css"),
