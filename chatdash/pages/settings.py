@@ -193,6 +193,7 @@ def _email_section() -> rx.Component:
                     width="100%",
                 ),
                 width="100%",
+                id="email-section",
             )
 
 
@@ -257,19 +258,56 @@ def my_notifications_section() -> rx.Component:
     )
 
 
+def _section_link(label: str, section_id: str) -> rx.Component:
+    return rx.link(label, href=f"#{section_id}", size="2", color_scheme="gray", underline="hover")
+
+
+def _index() -> rx.Component:
+    """The page's sections, beside them on wide screens: the page is long for an owner."""
+    return rx.vstack(
+        rx.text("On this page", size="1", weight="bold", color_scheme="gray", text_transform="uppercase"),
+        _section_link("My notifications", "my-notifications"),
+        rx.cond(
+            AuthState.is_owner,
+            rx.fragment(
+                _section_link("Email notifications", "email-section"),
+                _section_link("Offline follow-up", "followup-section"),
+                _section_link("Team", "team-section"),
+                _section_link("Auto-assign", "auto-assign-section"),
+                _section_link("Recommendations", "recommendations-section"),
+            ),
+        ),
+        _section_link("Saved replies", "saved-replies-section"),
+        spacing="2",
+        position="sticky",
+        top="0",
+        min_width="180px",
+        padding_top="3.2rem",
+        display=["none", "none", "flex"],
+        id="settings-index",
+    )
+
+
 @admin_page(route=routes.SETTINGS, title="Settings",
             on_load=[SettingsState.load, TeamState.load, SavedRepliesState.load, MyNotificationsState.load,
                      RecommendationsState.load])
 def settings() -> rx.Component:
     return rx.box(
-        rx.vstack(
-            rx.heading("Settings", size="6"),
-            my_notifications_section(),
-            rx.cond(AuthState.is_owner, rx.fragment(_email_section(), _followup_section(), team_section(),
-                                                    auto_assign_section(), recommendations_section())),
-            saved_replies_section(),
-            spacing="4",
-            max_width="640px",
+        rx.hstack(
+            _index(),
+            rx.vstack(
+                rx.heading("Settings", size="6"),
+                my_notifications_section(),
+                rx.cond(AuthState.is_owner, rx.fragment(_email_section(), _followup_section(), team_section(),
+                                                        auto_assign_section(), recommendations_section())),
+                saved_replies_section(),
+                spacing="4",
+                max_width="680px",
+                width="100%",
+            ),
+            spacing="7",
+            align="start",
+            justify="center",
             width="100%",
         ),
         padding="2rem",

@@ -22,7 +22,7 @@ def _visitor(v: VisitorView) -> rx.Component:
             rx.text(v.device, size="1", color_scheme="gray"),
         ),
         rx.table.cell(
-            rx.text(v.page_title, size="2", trim="end", max_width="320px", overflow="hidden",
+            rx.text(v.page_title, size="2", max_width="320px", overflow="hidden",
                     text_overflow="ellipsis", white_space="nowrap"),
             rx.text(v.page_path, size="1", color_scheme="gray", max_width="320px", overflow="hidden",
                     text_overflow="ellipsis", white_space="nowrap"),

@@ -1,5 +1,6 @@
-"""Settings → Recommendations in real Chromium: the owner sees the card of the
-model the app really trained (figures from its version in the database),
+"""Settings → Recommendations in real Chromium: the owner finds it from the
+page's index and sees the card of the model the app really trained (figures
+from its version in the database),
 presses Retrain, watches the progress arrive, and the card turns to the new
 version when it is live; an agent's Settings have no such section."""
 
@@ -8,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -66,8 +68,11 @@ def test_the_owner_retrains_from_the_model_card_and_watches_it_go_live(live_app,
         owner.locator("#menu-settings").click()
         card = owner.locator("#recommendations-section")
         expect(card).to_be_visible()
+        # The long page's index takes the owner to the card (below the fold at first).
+        expect(card).not_to_be_in_viewport()
+        owner.locator("#settings-index").get_by_role("link", name="Recommendations").click()
+        expect(card).to_be_in_viewport()
         _expect_card_of(owner, trained)
-        old_trained_at = owner.locator("#model-trained-at").inner_text()
         # The chart: two metrics, a bar for the model and one for popularity in each.
         expect(card.locator("#model-chart .recharts-bar-rectangle")).to_have_count(4)
         legend = card.locator("#model-chart .recharts-legend-item")
@@ -89,7 +94,10 @@ def test_the_owner_retrains_from_the_model_card_and_watches_it_go_live(live_app,
         assert retrained["version"] != trained["version"]
         expect(done).to_contain_text(f"version {retrained['version']} is live")
         _expect_card_of(owner, retrained)  # the card turned to the new version by itself
-        expect(owner.locator("#model-trained-at")).not_to_have_text(old_trained_at)
+        # The new version's time (to the minute, so it may equal the old one's: the
+        # version above is what proves the card turned).
+        trained_at = datetime.fromisoformat(retrained["created_at"]).astimezone(UTC)
+        expect(owner.locator("#model-trained-at")).to_have_text(trained_at.strftime("%-d %b %Y, %H:%M UTC"))
         expect(progress_line).to_have_count(0)
         expect(owner.locator("#retrain")).to_be_enabled()
         progress = owner.evaluate("window.__progress")
@@ -111,6 +119,9 @@ def test_the_owner_retrains_from_the_model_card_and_watches_it_go_live(live_app,
         agent.goto(f"{live_app.frontend}/admin/settings")
         expect(agent.locator("#saved-replies-section")).to_be_visible()  # the page is there
         expect(agent.locator("#recommendations-section")).to_have_count(0)
+        index = agent.locator("#settings-index")
+        expect(index.get_by_role("link", name="Saved replies")).to_be_visible()
+        expect(index.get_by_role("link", name="Recommendations")).to_have_count(0)
         expect(agent.locator("#retrain")).to_have_count(0)
     finally:
         owner_ctx.close()
