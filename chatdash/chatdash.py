@@ -120,13 +120,25 @@ async def followup_emails() -> None:
         await asyncio.sleep(FOLLOWUP_SECONDS)
 
 
+async def staff_emails() -> None:
+    """Staff emails held for the end of their window (what came in after an
+    email, through any worker) and any a dead worker left unsent. The first of
+    a window goes at once from the worker that stored it (email_notifications)."""
+    while True:
+        try:
+            await notify.send_held_emails(get_settings)
+        except Exception:
+            log.exception("sending held staff emails failed")
+        await asyncio.sleep(FOLLOWUP_SECONDS)
+
+
 async def periodic_jobs() -> None:
-    """The presence sweeper, the snooze alarm, the retraining schedule and the
-    follow-up jobs: in this process on one box; with REDIS_URL, in whichever
-    worker holds the leader lock (each follow-up step also claims its rows in
-    the database, so a change of leader never sends twice)."""
-    await leader.run_jobs([presence_sweeper, snooze_alarm, recommender_training, followup_asks, followup_emails],
-                          get_settings().redis_url)
+    """The presence sweeper, the snooze alarm, the retraining schedule, the
+    follow-up jobs and the held staff emails: in this process on one box; with
+    REDIS_URL, in whichever worker holds the leader lock (each email job also
+    claims its rows in the database, so a change of leader never sends twice)."""
+    await leader.run_jobs([presence_sweeper, snooze_alarm, recommender_training, followup_asks, followup_emails,
+                           staff_emails], get_settings().redis_url)
 
 
 @contextlib.asynccontextmanager
@@ -138,6 +150,7 @@ async def prepare_database(_app=None):
 
 @contextlib.asynccontextmanager
 async def email_notifications():
+    """The staff emails this worker's own writes call for, sent at once when due."""
     stop = notify.email_new_conversations(get_settings)
     try:
         yield

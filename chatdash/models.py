@@ -386,3 +386,31 @@ class FollowupLink(SQLModel, table=True):
     conversation_id: int = Field(foreign_key="conversation.id", ondelete="CASCADE")
     created_at: datetime = Field(default_factory=utcnow)
     expires_at: datetime
+
+
+class StaffEmailItem(SQLModel, table=True):
+    """A shopper's message waiting for a staff email (services/staff_emails.py):
+    the first of a new conversation (channel "new") or one in a conversation
+    assigned to a member who chose those emails ("assigned:<admin id>").
+    Written in the transaction that stored the message, so a worker dying
+    after that commit loses nothing; deleted once an email listed it."""
+
+    __tablename__ = "staff_email_item"
+
+    id: int | None = Field(default=None, primary_key=True)
+    channel: str = Field(max_length=32, index=True)
+    message_id: int = Field(foreign_key="message.id", ondelete="CASCADE")
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class StaffEmailWindow(SQLModel, table=True):
+    """One channel's coalescing window: when its last email went, and which
+    sender holds the next (`claim`, until `claimed_until`: a sender that died
+    mid-send is replaced once that passes)."""
+
+    __tablename__ = "staff_email_window"
+
+    channel: str = Field(primary_key=True, max_length=32)
+    last_sent_at: datetime | None = None
+    claim: str | None = Field(default=None, max_length=32)
+    claimed_until: datetime | None = None

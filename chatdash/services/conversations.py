@@ -29,6 +29,7 @@ from chatdash.models import (
     Visit,
     utcnow,
 )
+from chatdash.services import staff_emails
 
 CLIENT_ID_RE = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 # A shopper's conversation in one of these is theirs to write to (a merged one is not).
@@ -152,7 +153,8 @@ def post_message(
     card_source: str | None = None,
 ) -> tuple[MessageView, bool]:
     """Store a message once and record `MessagePosted` (and `ConversationStarted`
-    for a shopper's first message) for delivery after commit. A retry with the
+    for a shopper's first message) for delivery after commit, with the staff
+    emails a shopper's message calls for queued in the same transaction. A retry with the
     same client id returns the stored message and created=False. A product
     card keeps `card_source` (a CardSource: where the admin found it).
 
@@ -227,6 +229,9 @@ def post_message(
         record_filed(session, conversation.id, reopened, 0)
     if first_from_shopper:
         events.record(session, events.ConversationStarted(conversation.id, label, body))
+        staff_emails.queue_new_conversation(session, msg_id)
+    if sender == Sender.SHOPPER and conversation.assignee_id:
+        staff_emails.queue_assigned_message(session, conversation.assignee_id, msg_id)
     return view, True
 
 

@@ -1,16 +1,17 @@
-"""Notifications: email to the store's staff on new conversations (a listener
-on `ConversationStarted`) and to an assignee on their conversations' shopper
-messages (`MessagePosted`), as each member chose (services/
-agent_notifications.py); the in-app bell counts come with the events.
+"""Notifications: email to the store's staff on new conversations and to an
+assignee on their conversations' shopper messages, as each member chose
+(services/agent_notifications.py); the in-app bell counts come with the events.
 
 Email is sent with smtplib in a worker thread (`send_email_async`), retried on
 temporary failures and never raises: a mail server being down must not break
 the chat.
 
-New-conversation emails are coalesced: the first goes out at once, and what
-starts within `email_coalesce_minutes` of an email is listed in one email at
-the end of that time — a flood of conversations cannot flood the staff's
-inboxes (each worker process coalesces on its own).
+Staff emails are coalesced: the first goes out at once, and what comes within
+`email_coalesce_minutes` of an email is listed in one email at the end of
+that time — a flood of conversations cannot flood the staff's inboxes. The
+coalescing lives in the database (services/staff_emails.py), so however many
+workers there are, each channel (the new-conversation recipients, each
+assignee) gets one email per window listing what reached every worker.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from email.utils import formatdate, make_msgid, parseaddr
 from typing import Any
 
 from chatdash import events
+from chatdash.services import staff_emails
 
 log = logging.getLogger("chatdash.notify")
 
@@ -258,116 +260,116 @@ async def send_email_async(config: SmtpConfig, message: EmailMessage, **kw: Any)
     return await asyncio.to_thread(send_email, config, message, **kw)
 
 
-# --- the listener --------------------------------------------------------------
+# --- the staff emails ------------------------------------------------------------
 
-# One sender thread: emails go out in order and SMTP never holds up a writer.
+# One sender thread per process for the emails its own writes call for: they go
+# out in order and SMTP never holds up a writer.
 _mailer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="chatdash-mail")
 
 
 def email_new_conversations(settings_fn: Any, engine: Any = None) -> Any:
-    """Listen for `ConversationStarted` and email the recipients chosen in
-    Settings, coalesced (see the module's docstring); and for a shopper's
-    `MessagePosted` in an assigned conversation, email the assignee if they
-    chose so (coalesced per member the same way). Who gets what:
-    services/agent_notifications.py. `settings_fn()` gives the current
-    `chatdash.settings.Settings`. Returns the function that stops listening."""
-    digest = _Digest(settings_fn, lambda settings, batch: _email(settings, batch, engine))
-    assigned: dict[int, _Digest] = {}
-    assigned_lock = threading.Lock()  # listeners run in whichever thread committed
+    """Send the staff emails this worker's writes call for, at once when their
+    channel's window is over: a `ConversationStarted` (the new-conversation
+    email to the recipients chosen in Settings) and a shopper's `MessagePosted`
+    in an assigned conversation (the assignee's email, if they chose it; who
+    gets what: services/agent_notifications.py). What the writes queued waits
+    in the database (services/staff_emails.py); what must wait for the end of
+    a window goes with `send_held_emails`, the leader's job. `settings_fn()`
+    gives the current `chatdash.settings.Settings`. Returns the function that
+    stops listening."""
+    waiting: set[str] = set()  # channels already on their way to the mailer
+    waiting_lock = threading.Lock()  # listeners run in whichever thread committed
 
-    def assignee_digest(agent_id: int) -> _Digest:
-        with assigned_lock:
-            if agent_id not in assigned:
-                assigned[agent_id] = _Digest(
-                    settings_fn, lambda settings, batch: _email_assignee(settings, agent_id, batch, engine))
-            return assigned[agent_id]
+    def send(channel: str) -> None:
+        with waiting_lock:
+            waiting.discard(channel)
+        try:
+            send_due(settings_fn(), channel=channel, engine=engine)
+        except Exception:
+            log.exception("staff email for %s failed; the leader's job sends it", channel)
 
     def on_events(batch: list[events.DomainEvent]) -> None:
         for event in batch:
             if isinstance(event, events.ConversationStarted):
-                _mailer.submit(digest.add, event)
+                channel = staff_emails.NEW
             elif (isinstance(event, events.MessagePosted) and event.message.sender == "shopper"
                   and event.conversation.assignee_id):
-                _mailer.submit(assignee_digest(event.conversation.assignee_id).add, event)
+                channel = staff_emails.assigned(event.conversation.assignee_id)
+            else:
+                continue
+            with waiting_lock:
+                if channel in waiting:
+                    continue
+                waiting.add(channel)
+            _mailer.submit(send, channel)
 
-    unlisten = events.listen(on_events)
-
-    def stop() -> None:
-        unlisten()
-        digest.cancel()
-        for each in list(assigned.values()):
-            each.cancel()
-
-    return stop
-
-
-class _Digest:
-    """Events waiting for the next email; runs in the mailer thread.
-    `send(settings, batch)` emails a batch, False when nothing went (emails off)."""
-
-    def __init__(self, settings_fn: Any, send: Any) -> None:
-        self._settings_fn = settings_fn
-        self._send = send
-        self._lock = threading.Lock()
-        self._pending: list[events.DomainEvent] = []
-        self._last_sent = float("-inf")
-        self._timer: threading.Timer | None = None
-
-    def add(self, event: events.DomainEvent) -> None:
-        with self._lock:
-            self._pending.append(event)
-            if self._timer is not None:
-                return  # listed in the email already due
-            wait = self._last_sent + self._settings_fn().email_coalesce_minutes * 60 - time.monotonic()
-            if wait > 0:
-                self._timer = threading.Timer(wait, lambda: _mailer.submit(self.flush))
-                self._timer.daemon = True
-                self._timer.start()
-                return
-        self.flush()
-
-    def flush(self) -> None:
-        with self._lock:
-            batch, self._pending, self._timer = self._pending, [], None
-        if batch and self._send(self._settings_fn(), batch):
-            with self._lock:
-                self._last_sent = time.monotonic()
-
-    def cancel(self) -> None:
-        with self._lock:
-            if self._timer is not None:
-                self._timer.cancel()
-                self._timer = None
+    return events.listen(on_events)
 
 
-def _email(settings: Any, batch: list[events.ConversationStarted], engine: Any = None) -> bool:
-    """Email these new conversations to the recipients; False when emails are off."""
+def send_due(settings: Any, *, channel: str | None = None, now: Any = None, engine: Any = None) -> int:
+    """Send every staff email that is due (or only `channel`'s): each channel
+    claimed in the database, so whichever workers run this at the same time,
+    one email goes per channel per window. Returns how many went."""
+    window = settings.email_coalesce_minutes * 60
+    sent = 0
+    for each in staff_emails.due_channels(window, channel=channel, now=now, engine=engine):
+        claimed = staff_emails.claim(each, window, now=now, engine=engine)
+        if claimed is None:
+            continue  # another worker has it, or took it first
+        agent_id = staff_emails.assignee_of(each)
+        try:
+            if agent_id is None:
+                ok = _email(settings, list(claimed.items), engine)
+            else:
+                ok = _email_assignee(settings, agent_id, list(claimed.items), engine)
+        except Exception:
+            # (The database away, a bug): like a failed send, its items wait a window.
+            log.exception("staff email for %s failed; trying again in one window", each)
+            ok = False
+        staff_emails.finish(claimed, sent=ok, now=now, engine=engine)
+        sent += bool(ok)
+    return sent
+
+
+async def send_held_emails(settings_fn: Any, *, now: Any = None, engine: Any = None) -> int:
+    """One round of the leader's job: the staff emails whose window ended
+    (what came in after an email, from any worker) and any a dead worker
+    left, sent from a worker thread (the event loop never waits on SMTP)."""
+    return await asyncio.to_thread(send_due, settings_fn(), now=now, engine=engine)
+
+
+def _link(settings: Any, conversation_id: int) -> str:
+    return f"{settings.public_url.rstrip('/')}/admin/conversations?c={conversation_id}"
+
+
+def _email(settings: Any, items: list[staff_emails.Item], engine: Any = None) -> bool | None:
+    """Email these new conversations to the recipients: whether the mail
+    server took it, None when emails are off (or nobody is to get them)."""
     from chatdash.db import session_scope
     from chatdash.services import agent_notifications
 
     with session_scope(engine) as session:
         recipients = agent_notifications.new_conversation_recipients(session)
     if not recipients:
-        return False
-    base = settings.public_url.rstrip("/")
+        return None
     message = new_conversations_email(
         store_name=settings.store_name,
-        conversations=[NewConversation(e.shopper_label, e.first_message,
-                                       f"{base}/admin/conversations?c={e.conversation_id}") for e in batch],
+        conversations=[NewConversation(i.shopper_label, i.text, _link(settings, i.conversation_id)) for i in items],
         sender=settings.smtp_from,
         recipients=recipients,
     )
-    send_email(SmtpConfig.from_settings(settings), message)
-    return True
+    return send_email(SmtpConfig.from_settings(settings), message)
 
 
 # A member with the conversation open within this long sees its messages: no email.
 VIEWING_SECONDS = 60
 
 
-def _email_assignee(settings: Any, agent_id: int, batch: list[events.MessagePosted], engine: Any = None) -> bool:
+def _email_assignee(settings: Any, agent_id: int, items: list[staff_emails.Item],
+                    engine: Any = None) -> bool | None:
     """Email a member the shoppers' messages in conversations assigned to them
-    (still theirs, not open on their screen); False when they get none."""
+    (still theirs, not open on their screen): whether the mail server took
+    it, None when they get none."""
     from datetime import timedelta
 
     from sqlmodel import select
@@ -379,24 +381,21 @@ def _email_assignee(settings: Any, agent_id: int, batch: list[events.MessagePost
     with session_scope(engine) as session:
         recipient = agent_notifications.assigned_message_recipient(session, agent_id)
         if recipient is None:
-            return False
-        ids = {e.conversation_id for e in batch}
+            return None
+        ids = {i.conversation_id for i in items}
         still_theirs = set(session.exec(select(Conversation.id).where(
             Conversation.id.in_(ids), Conversation.assignee_id == agent_id)).all())
         watching = set(session.exec(select(ConversationViewer.conversation_id).where(
             ConversationViewer.admin_id == agent_id, ConversationViewer.conversation_id.in_(ids),
             ConversationViewer.seen_at >= utcnow() - timedelta(seconds=VIEWING_SECONDS))).all())
-    items = [e for e in batch if e.conversation_id in still_theirs - watching]
+    items = [i for i in items if i.conversation_id in still_theirs - watching]
     if not items:
-        return False
-    base = settings.public_url.rstrip("/")
+        return None
     message = assigned_messages_email(
         settings.store_name,
-        [NewConversation(e.conversation.label, e.message.body, f"{base}/admin/conversations?c={e.conversation_id}")
-         for e in items],
+        [NewConversation(i.shopper_label, i.text, _link(settings, i.conversation_id)) for i in items],
         settings.smtp_from, recipient)
-    send_email(SmtpConfig.from_settings(settings), message)
-    return True
+    return send_email(SmtpConfig.from_settings(settings), message)
 
 
 def assigned_messages_email(store_name: str, items: list[NewConversation], sender: str,

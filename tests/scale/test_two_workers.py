@@ -24,9 +24,17 @@ CONVERSATIONS = "/admin/conversations"
 SETTINGS = "/admin/settings"
 
 
+# Staff emails coalesce this long in the cluster: long enough that two
+# conversations started right after an email surely fall in its window.
+EMAIL_WINDOW_SECONDS = 15.0
+
+
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
-    c = start_cluster(tmp_path_factory.mktemp("cluster"), workers=2)
+def cluster(tmp_path_factory, smtp_server):
+    c = start_cluster(tmp_path_factory.mktemp("cluster"), workers=2, extra_env={
+        "CHATDASH_SMTP_HOST": "127.0.0.1", "CHATDASH_SMTP_PORT": str(smtp_server.port),
+        "CHATDASH_SMTP_FROM": "chat@demo-store.test",
+        "CHATDASH_EMAIL_COALESCE_MINUTES": str(EMAIL_WINDOW_SECONDS / 60)})
     yield c
     c.stop()
 
@@ -199,6 +207,48 @@ def test_the_leaders_snooze_alarm_wakes_a_conversation_on_the_other_workers_scre
     finally:
         shopper.close()
         admin.close()
+
+
+def test_new_conversations_through_both_workers_arrive_in_one_email(cluster, smtp_server):
+    """Each worker hears only its own shoppers' conversations; the staff still
+    get one email per window listing both (the window is held in the database)."""
+    from chatdash.services import store_settings
+
+    def start_conversation(url: str, text: str) -> None:
+        client = shopper_client(url)
+        try:
+            client.call(WidgetState, "send", {"item": {"id": uuid.uuid4().hex, "text": text}}, path="/widget")
+        finally:
+            client.close()
+
+    def plain(msg) -> str:
+        return msg.get_body(("plain",)).get_content()
+
+    one, other = cluster.workers
+    tag = uuid.uuid4().hex[:6]
+    owner = f"owner-{tag}@demo-store.test"
+    engine = make_engine(cluster.db_url)
+    with Session(engine) as s:
+        store_settings.save_email_notifications(s, store_settings.EmailNotifications(True, [owner]))
+        s.commit()
+    try:
+        opener = f"opening the window {tag}"
+        start_conversation(one.url, opener)
+        smtp_server.wait_for(lambda m: owner in m[0] and opener in plain(m[1]))
+        # Inside the window that email opened: one conversation through each worker.
+        via_one, via_other = f"via the first worker {tag}", f"via the second worker {tag}"
+        start_conversation(one.url, via_one)
+        start_conversation(other.url, via_other)
+        _r, digest = smtp_server.wait_for(lambda m: owner in m[0] and via_other in plain(m[1]),
+                                          timeout=EMAIL_WINDOW_SECONDS + 30)
+        assert digest["Subject"].startswith("2 new conversations on")
+        assert via_one in plain(digest)
+        assert [opener in plain(m) for r, m in smtp_server.messages if owner in r] == [True, False]
+    finally:
+        with Session(engine) as s:
+            store_settings.save_email_notifications(s, store_settings.EmailNotifications())
+            s.commit()
+        engine.dispose()
 
 
 def acked(client: RawReflexClient, item_id: str) -> bool:
