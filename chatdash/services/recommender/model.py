@@ -102,6 +102,8 @@ class Params:
     softmax_windows: int = 5
     softmax_window_share: float = 0.1
     softmax_target_power: float = 1.0
+    #: Share of a history's products left out at each training step (denoising; 0: none).
+    softmax_dropout: float = 0.0
     #: The softmax model's input row (log-scaled weights, as EASE's) is divided by its L2
     #: norm to this power: 1 gives every shopper a unit-length row, 0 leaves it as is.
     softmax_norm: float = 1.0
@@ -634,7 +636,8 @@ def softmax_config(params: Params) -> SoftmaxConfig:
     return SoftmaxConfig(
         factors=params.softmax_factors, l2=params.softmax_l2, learning_rate=params.softmax_lr,
         epochs=params.softmax_epochs, windows=params.softmax_windows, window_share=params.softmax_window_share,
-        target_power=params.softmax_target_power, random_state=params.random_state,
+        target_power=params.softmax_target_power, dropout=params.softmax_dropout,
+        random_state=params.random_state,
     )
 
 

@@ -62,6 +62,8 @@ class SoftmaxConfig:
     #: Each context's weight in the loss is (its number of targets) ** this: 1 sums the
     #: log-likelihood of every target (Mult-DAE), 0 gives every shopper-and-window the same say.
     target_power: float = 1.0
+    #: Share of a history's products left out of each training step (Mult-DAE's denoising), 0: none.
+    dropout: float = 0.0
     random_state: int = 42
 
 
@@ -208,7 +210,10 @@ def fit_softmax(
         order = rng.permutation(len(train_rows))
         for start in range(0, len(order), batch):
             idx = np.sort(order[start:start + batch])
-            _loss, grads = loss_and_gradients(params, x[idx], mask[idx], y[idx], weight[idx], config.l2)
+            xb = x[idx]
+            if config.dropout > 0:
+                xb.data = xb.data * (rng.random(xb.nnz) >= config.dropout) / (1.0 - config.dropout)
+            _loss, grads = loss_and_gradients(params, xb, mask[idx], y[idx], weight[idx], config.l2)
             adam.step(grads)
         if len(held) == 0:
             best = (0.0, epochs_run, params)
