@@ -97,6 +97,7 @@ VARIANTS: dict[str, rec.Params] = {
     "softmax input norm 0.5": replace(SOFTMAX, softmax_norm=0.5),
     "softmax alpha 1": replace(SOFTMAX, alpha=1.0),
     **{f"softmax dropout {v}": replace(SOFTMAX, softmax_dropout=v) for v in (0.2, 0.5)},
+    "softmax 8 windows, decay 0.8": replace(SOFTMAX, softmax_windows=8, softmax_window_decay=0.8),
     "softmax 3 windows": replace(SOFTMAX, softmax_windows=3),
     "softmax 8 windows": replace(SOFTMAX, softmax_windows=8),
     "softmax 10 windows of 5%": replace(SOFTMAX, softmax_windows=10, softmax_window_share=0.05),

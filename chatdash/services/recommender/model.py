@@ -104,6 +104,8 @@ class Params:
     softmax_target_power: float = 1.0
     #: Share of a history's products left out at each training step (denoising; 0: none).
     softmax_dropout: float = 0.0
+    #: Each window back from the latest weighs this much less than the next (1: all alike).
+    softmax_window_decay: float = 1.0
     #: The softmax model's input row (log-scaled weights, as EASE's) is divided by its L2
     #: norm to this power: 1 gives every shopper a unit-length row, 0 leaves it as is.
     softmax_norm: float = 1.0
@@ -637,6 +639,7 @@ def softmax_config(params: Params) -> SoftmaxConfig:
         factors=params.softmax_factors, l2=params.softmax_l2, learning_rate=params.softmax_lr,
         epochs=params.softmax_epochs, windows=params.softmax_windows, window_share=params.softmax_window_share,
         target_power=params.softmax_target_power, dropout=params.softmax_dropout,
+        window_decay=params.softmax_window_decay,
         random_state=params.random_state,
     )
 

@@ -64,6 +64,8 @@ class SoftmaxConfig:
     target_power: float = 1.0
     #: Share of a history's products left out of each training step (Mult-DAE's denoising), 0: none.
     dropout: float = 0.0
+    #: A window's contexts weigh this to the power of how many windows back it lies (1: all alike).
+    window_decay: float = 1.0
     random_state: int = 42
 
 
@@ -186,7 +188,7 @@ def fit_softmax(
     train_rows = np.setdiff1d(np.arange(ctx.x.shape[0]), held)
     x, mask, y = ctx.x[train_rows], ctx.bought[train_rows], ctx.y[train_rows]
     n_targets = np.asarray(y.sum(axis=1)).ravel()
-    weight = n_targets ** config.target_power
+    weight = n_targets ** config.target_power * config.window_decay ** ctx.window[train_rows]
     weight = (weight / max(float(weight.mean()), 1e-12)).astype(np.float32)
 
     counts = np.asarray(y.sum(axis=0)).ravel()
