@@ -55,9 +55,11 @@ class SoftmaxConfig:
     factors: int = 32
     l2: float = 1e-4
     learning_rate: float = 0.01
+    #: Adam's step size for the biases: larger, so that they settle before the embeddings grow.
+    bias_learning_rate: float = 0.1
     epochs: int = 40
     patience: int = 3
-    windows: int = 5
+    windows: int = 10
     window_share: float = 0.1
     #: Each context's weight in the loss is (its number of targets) ** this: 1 sums the
     #: log-likelihood of every target (Mult-DAE), 0 gives every shopper-and-window the same say.
@@ -66,6 +68,10 @@ class SoftmaxConfig:
     dropout: float = 0.0
     #: A window's contexts weigh this to the power of how many windows back it lies (1: all alike).
     window_decay: float = 1.0
+    #: One embedding per product for both roles (what having it says = what draws one to it).
+    tied: bool = False
+    #: With features: the products' own embeddings learn at this share of the step size (0: features only).
+    own_rate: float = 1.0
     random_state: int = 42
 
 
@@ -104,41 +110,46 @@ def window_cutoffs(data: Interactions, windows: int, share: float) -> list[float
     out: list[float] = []
     for k in range(1, windows + 1):
         q = 1.0 - k * share
-        if q <= 0:
+        if q < -1e-9:
             break
-        t = float(times[int(len(times) * q)])
+        t = float(times[max(int(len(times) * q + 1e-9), 0)])
         if not out or t < out[-1]:
             out.append(t)
     return out
 
 
 def first_purchase_contexts(
-    data: Interactions, products: np.ndarray, cutoffs: list[float], weigh: Weigh, to_input: ToInput
+    data: Interactions, products: np.ndarray, cutoffs: list[float], weigh: Weigh, to_input: ToInput,
+    *, cold: bool = False,
 ) -> Contexts:
-    """One context per shopper and window who had a history before the window's cutoff and
-    bought something new in it. `products` are the model's (sorted ids)."""
+    """One context per shopper and window who bought something new in the window, and had a
+    history before its cutoff (or, with `cold`, had none: those teach the biases alone).
+    `products` are the model's (sorted ids)."""
+    assert data.buy_time is not None
     n = len(products)
     xs, masks, ys, windows, shoppers = [], [], [], [], []
     ends = [np.inf, *cutoffs]
     for w, cutoff in enumerate(cutoffs):
         before = interactions_before(data, cutoff)
         s_ids, p_ids, weights = weigh(before)
-        if weights.nnz == 0:
-            continue
+        in_window = (data.buy_time >= cutoff) & (data.buy_time < ends[w]) & _known(products, data.buy_product)
+        if cold:  # every shopper who bought in the window, with or without a history
+            rows_of = np.union1d(s_ids, data.buy_shopper[in_window])
+        else:
+            rows_of = s_ids
+            in_window &= _known(s_ids, data.buy_shopper)
         cols = np.searchsorted(products, p_ids)
         weights = sp.csr_matrix((weights.data, cols[weights.indices], weights.indptr), shape=(len(s_ids), n))
-        weights.sort_indices()
-        known_b = _known(products, before.buy_product) & _known(s_ids, before.buy_shopper)
-        bought = _pairs(np.searchsorted(s_ids, before.buy_shopper[known_b]),
-                        np.searchsorted(products, before.buy_product[known_b]), len(s_ids), n)
-        assert data.buy_time is not None
-        in_window = (data.buy_time >= cutoff) & (data.buy_time < ends[w])
-        in_window &= _known(products, data.buy_product) & _known(s_ids, data.buy_shopper)
-        later = _pairs(np.searchsorted(s_ids, data.buy_shopper[in_window]),
-                       np.searchsorted(products, data.buy_product[in_window]), len(s_ids), n)
+        weights = _place_rows(weights, np.searchsorted(rows_of, s_ids), len(rows_of))
+        known_b = _known(products, before.buy_product)
+        bought = _pairs(np.searchsorted(rows_of, before.buy_shopper[known_b]),
+                        np.searchsorted(products, before.buy_product[known_b]), len(rows_of), n)
+        later = _pairs(np.searchsorted(rows_of, data.buy_shopper[in_window]),
+                       np.searchsorted(products, data.buy_product[in_window]), len(rows_of), n)
         first = (later - later.multiply(bought)).tocsr()
         first.eliminate_zeros()
         rows = np.flatnonzero(np.diff(first.indptr) > 0)
+        s_ids = rows_of
         if len(rows) == 0:
             continue
         xs.append(to_input(weights[rows]))
@@ -158,6 +169,14 @@ def first_purchase_contexts(
     )
 
 
+def _place_rows(m: sp.csr_matrix, at: np.ndarray, n_rows: int) -> sp.csr_matrix:
+    """`m`'s rows moved to rows `at` of an otherwise empty n_rows-row matrix."""
+    coo = m.tocoo()
+    out = sp.csr_matrix((coo.data, (at[coo.row], coo.col)), shape=(n_rows, m.shape[1]))
+    out.sort_indices()
+    return out
+
+
 def _known(sorted_ids: np.ndarray, values: np.ndarray) -> np.ndarray:
     if len(sorted_ids) == 0:
         return np.zeros(len(values), dtype=bool)
@@ -173,10 +192,13 @@ def _pairs(rows: np.ndarray, cols: np.ndarray, n_rows: int, n_cols: int) -> sp.c
 
 
 def fit_softmax(
-    ctx: Contexts, n_items: int, config: SoftmaxConfig, progress: ProgressFn | None = None
+    ctx: Contexts, n_items: int, config: SoftmaxConfig, progress: ProgressFn | None = None,
+    features: sp.csr_matrix | np.ndarray | None = None, fixed_context: np.ndarray | None = None,
 ) -> tuple[SoftmaxWeights, dict[str, float]]:
     """Fit the model on `ctx`; returns the weights of the best epoch and what the fit did
-    (epochs run, the best epoch, its held-out ndcg@10)."""
+    (epochs run, the best epoch, its held-out ndcg@10). `features` (products x f: e.g. one-hot
+    categories, or ALS's item factors): their learnt linear map is added to each product's own
+    embeddings. `fixed_context`: history embeddings given, not learnt."""
     report = progress or (lambda _step, _done, _total: None)
     rng = np.random.default_rng(config.random_state)
     d = config.factors
@@ -194,17 +216,53 @@ def fit_softmax(
     counts = np.asarray(y.sum(axis=0)).ravel()
     bias = np.log(counts + 1.0).astype(np.float32)
     bias -= bias.mean()
-    context = rng.normal(0.0, 0.1, (n_items, d)).astype(np.float32)
-    target = rng.normal(0.0, 0.1, (n_items, d)).astype(np.float32)
-    params = [bias, context, target]
-    adam = _Adam(params, config.learning_rate)
+    # Each product's embeddings are its own plus its category's (shared by many products, so
+    # learnt from far more purchases; the product's own part only adds what its data supports).
+    n_groups = 0 if features is None else features.shape[1]
+    # Target embeddings start at zero: the model starts as its biases alone (a popularity of
+    # first purchases) and grows tastes only as far as the held-out shoppers confirm them.
+    own = config.own_rate if n_groups else 1.0
+    context = rng.normal(0.0, 0.1 if own else 0.0, (n_items, d)).astype(np.float32)
+    if fixed_context is not None:  # e.g. ALS's item factors: only the targets and biases are learnt
+        context = np.array(fixed_context, np.float32)
+        d = context.shape[1]
+    target = context if config.tied else np.zeros((n_items, d), np.float32)
+    group_context = rng.normal(0.0, 0.1 if not own else 0.0, (n_groups, d)).astype(np.float32)
+    group_target = group_context if config.tied else np.zeros((n_groups, d), np.float32)
+    raw = [bias, context, group_context] if config.tied else [bias, context, target, group_context, group_target]
+    own_lr = 0.0 if fixed_context is not None else config.learning_rate * own
+    if config.tied:
+        lr = [config.bias_learning_rate, own_lr, config.learning_rate]
+    else:
+        lr = [config.bias_learning_rate, own_lr, config.learning_rate * own, config.learning_rate,
+              config.learning_rate]
+    adam = _Adam(raw, lr)
+
+    def effective() -> list[np.ndarray]:
+        if n_groups == 0:
+            return [bias, context, target]
+        assert features is not None
+        c = context + np.asarray(features @ group_context, np.float32)
+        return [bias, c, c if config.tied else target + np.asarray(features @ group_target, np.float32)]
+
+    def raw_gradients(g: list[np.ndarray]) -> list[np.ndarray]:
+        l2 = config.l2
+
+        def of_groups(grad: np.ndarray, own: np.ndarray) -> np.ndarray:
+            return np.asarray(features.T @ grad, np.float32) + l2 * own if n_groups else own
+
+        if config.tied:
+            both = g[1] + g[2]
+            return [g[0], both + l2 * context, of_groups(both, group_context)]
+        return [g[0], g[1] + l2 * context, g[2] + l2 * target,
+                of_groups(g[1], group_context), of_groups(g[2], group_target)]
 
     batch = int(np.clip(len(train_rows) // 16, *BATCH))
     held_x, held_mask, held_y = ctx.x[held], ctx.bought[held], ctx.y[held]
     held_weight = np.asarray(held_y.sum(axis=1)).ravel() ** config.target_power
     held_weight = held_weight / max(float(held_weight.mean()), 1e-12) if len(held) else held_weight
     # Early stopping on the held-out cross-entropy (smoother than their ndcg, and what is fitted).
-    best = (np.inf, 0, [p.copy() for p in params])
+    best = (np.inf, 0, [p.copy() for p in effective()])
     epochs_run = 0
     report("model", 0, config.epochs)
     for epoch in range(config.epochs):
@@ -215,20 +273,21 @@ def fit_softmax(
             xb = x[idx]
             if config.dropout > 0:
                 xb.data = xb.data * (rng.random(xb.nnz) >= config.dropout) / (1.0 - config.dropout)
-            _loss, grads = loss_and_gradients(params, xb, mask[idx], y[idx], weight[idx], config.l2)
-            adam.step(grads)
+            _loss, grads = loss_and_gradients(effective(), xb, mask[idx], y[idx], weight[idx], 0.0)
+            adam.step(raw_gradients(grads))
         if len(held) == 0:
-            best = (0.0, epochs_run, params)
+            best = (0.0, epochs_run, effective())
         else:
-            loss = loss_and_gradients(params, held_x, held_mask, held_y, held_weight, 0.0, gradients=False)[0]
+            now = effective()
+            loss = loss_and_gradients(now, held_x, held_mask, held_y, held_weight, 0.0, gradients=False)[0]
+            log.debug("softmax epoch %d: held-out loss %.4f", epochs_run, loss)
             if loss < best[0]:
-                best = (loss, epochs_run, [q.copy() for q in params])
+                best = (loss, epochs_run, [q.copy() for q in now])
             elif epochs_run - best[1] >= config.patience:
                 report("model", config.epochs, config.epochs)
                 break
         report("model", epochs_run, config.epochs)
-    bias, context, target = best[2]
-    weights = SoftmaxWeights(bias, context, target)
+    weights = SoftmaxWeights(*best[2])
     ndcg = _ndcg(weights, ctx, held) if len(held) else 0.0
     info = {"contexts": float(len(train_rows)), "held_out": float(len(held)), "epochs": float(epochs_run),
             "best_epoch": float(best[1]), "held_out_ndcg": round(ndcg, 5)}
@@ -292,7 +351,7 @@ def _ndcg(weights: SoftmaxWeights, ctx: Contexts, rows: np.ndarray, k: int = 10)
 class _Adam:
     """Adam (Kingma & Ba) over a few numpy arrays, updated in place."""
 
-    def __init__(self, params: list[np.ndarray], lr: float, b1: float = 0.9, b2: float = 0.999,
+    def __init__(self, params: list[np.ndarray], lr: list[float], b1: float = 0.9, b2: float = 0.999,
                  eps: float = 1e-8) -> None:
         self.params, self.lr, self.b1, self.b2, self.eps = params, lr, b1, b2, eps
         self.m = [np.zeros_like(p) for p in params]
@@ -301,8 +360,9 @@ class _Adam:
 
     def step(self, grads: list[np.ndarray]) -> None:
         self.t += 1
-        scale = self.lr * np.sqrt(1 - self.b2 ** self.t) / (1 - self.b1 ** self.t)
-        for p, g, m, v in zip(self.params, grads, self.m, self.v, strict=True):
+        correction = np.sqrt(1 - self.b2 ** self.t) / (1 - self.b1 ** self.t)
+        for p, g, m, v, lr in zip(self.params, grads, self.m, self.v, self.lr, strict=True):
+            scale = lr * correction
             g = np.asarray(g, np.float32)
             m *= self.b1
             m += (1 - self.b1) * g
