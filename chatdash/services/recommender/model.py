@@ -92,9 +92,10 @@ class Params:
     ease_binary: bool = False
     #: EASE weights kept per product (the largest in size); 0 keeps them all.
     ease_keep: int = 200
-    #: The softmax model: embedding size, L2 on the embeddings, Adam's step size, most epochs
-    #: (early stopping on held-out shoppers decides), training windows and each one's share
-    #: of the orders, and a window's weight as (its first purchases) ** target_power.
+    #: The softmax model: embedding size, L2 on the embeddings, Adam's step size (and the
+    #: biases'), most epochs (early stopping on held-out shoppers decides), training windows
+    #: and each one's share of the orders (10 x 10%: the whole history), and a window's
+    #: weight as (its first purchases) ** target_power.
     softmax_factors: int = 32
     softmax_l2: float = 1e-4
     softmax_lr: float = 0.01
@@ -105,20 +106,7 @@ class Params:
     #: Also learn from shoppers without a history before a window (their first orders): the
     #: biases alone see those, and they are many more first purchases than the later ones.
     softmax_cold: bool = True
-    #: One embedding per product for its history and its target roles.
-    softmax_tied: bool = False
-    #: Product features whose learnt linear map adds to each product's embeddings: "" (none),
-    #: "categories" (one-hot) or "als" (ALS's item factors); the products' own embeddings
-    #: then learn at `softmax_own_rate` of the step size (0: the features alone).
-    softmax_features: str = ""
-    softmax_own_rate: float = 1.0
-    #: The products' history embeddings: learnt ("own") or ALS's item factors, fixed ("als").
-    softmax_context: str = "own"
     softmax_target_power: float = 1.0
-    #: Share of a history's products left out at each training step (denoising; 0: none).
-    softmax_dropout: float = 0.0
-    #: Each window back from the latest weighs this much less than the next (1: all alike).
-    softmax_window_decay: float = 1.0
     #: The softmax model's input row (log-scaled weights, as EASE's) is divided by its L2
     #: norm to this power: 1 gives every shopper a unit-length row, 0 leaves it as is.
     softmax_norm: float = 1.0
@@ -580,20 +568,8 @@ def fit(
     fit_counts: dict[str, int] = {}
     user_factors: np.ndarray | None = None
     if contexts is not None:
-        fixed = features = None
-        if params.softmax_features == "categories":
-            features = sp.csr_matrix((np.ones(len(products), np.float32), (np.arange(len(products)), item_category)),
-                                     shape=(len(products), len(categories)))
-        if "als" in (params.softmax_context, params.softmax_features):
-            als_params = replace(params, model="als")
-            als = _als(als_params, params.regularization * weights.nnz / len(products), params.num_threads)
-            with threadpool_limits(1, "blas"):
-                als.fit(model_input(weights, als_params, idf, mean_length), show_progress=False)
-            fixed = als.item_factors if params.softmax_context == "als" else None
-            features = als.item_factors if params.softmax_features == "als" else features
         with threadpool_limits(params.num_threads, "blas"):
-            softmax, info = fit_softmax(contexts, len(products), softmax_config(params), report,
-                                        features=features, fixed_context=fixed)
+            softmax, info = fit_softmax(contexts, len(products), softmax_config(params), report)
         regularization = params.softmax_l2
         item_factors = np.zeros((len(products), 0), np.float32)
         fit_counts = {"softmax_contexts": int(info["contexts"]), "softmax_epochs": int(info["best_epoch"])}
@@ -664,9 +640,7 @@ def softmax_config(params: Params) -> SoftmaxConfig:
         factors=params.softmax_factors, l2=params.softmax_l2, learning_rate=params.softmax_lr,
         bias_learning_rate=params.softmax_bias_lr,
         epochs=params.softmax_epochs, windows=params.softmax_windows, window_share=params.softmax_window_share,
-        target_power=params.softmax_target_power, dropout=params.softmax_dropout,
-        window_decay=params.softmax_window_decay, tied=params.softmax_tied, own_rate=params.softmax_own_rate,
-        random_state=params.random_state,
+        target_power=params.softmax_target_power, random_state=params.random_state,
     )
 
 

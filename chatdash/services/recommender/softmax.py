@@ -64,14 +64,6 @@ class SoftmaxConfig:
     #: Each context's weight in the loss is (its number of targets) ** this: 1 sums the
     #: log-likelihood of every target (Mult-DAE), 0 gives every shopper-and-window the same say.
     target_power: float = 1.0
-    #: Share of a history's products left out of each training step (Mult-DAE's denoising), 0: none.
-    dropout: float = 0.0
-    #: A window's contexts weigh this to the power of how many windows back it lies (1: all alike).
-    window_decay: float = 1.0
-    #: One embedding per product for both roles (what having it says = what draws one to it).
-    tied: bool = False
-    #: With features: the products' own embeddings learn at this share of the step size (0: features only).
-    own_rate: float = 1.0
     random_state: int = 42
 
 
@@ -192,16 +184,12 @@ def _pairs(rows: np.ndarray, cols: np.ndarray, n_rows: int, n_cols: int) -> sp.c
 
 
 def fit_softmax(
-    ctx: Contexts, n_items: int, config: SoftmaxConfig, progress: ProgressFn | None = None,
-    features: sp.csr_matrix | np.ndarray | None = None, fixed_context: np.ndarray | None = None,
+    ctx: Contexts, n_items: int, config: SoftmaxConfig, progress: ProgressFn | None = None
 ) -> tuple[SoftmaxWeights, dict[str, float]]:
     """Fit the model on `ctx`; returns the weights of the best epoch and what the fit did
-    (epochs run, the best epoch, its held-out ndcg@10). `features` (products x f: e.g. one-hot
-    categories, or ALS's item factors): their learnt linear map is added to each product's own
-    embeddings. `fixed_context`: history embeddings given, not learnt."""
+    (contexts, epochs run, the best epoch, the held-out contexts' ndcg@10)."""
     report = progress or (lambda _step, _done, _total: None)
     rng = np.random.default_rng(config.random_state)
-    d = config.factors
     # Held out for early stopping: the latest window of a fifth of its shoppers.
     latest = np.flatnonzero(ctx.window == 0)
     held = latest[rng.random(len(latest)) < 0.2] if len(latest) else latest
@@ -209,60 +197,23 @@ def fit_softmax(
         held = np.zeros(0, np.int64)
     train_rows = np.setdiff1d(np.arange(ctx.x.shape[0]), held)
     x, mask, y = ctx.x[train_rows], ctx.bought[train_rows], ctx.y[train_rows]
-    n_targets = np.asarray(y.sum(axis=1)).ravel()
-    weight = n_targets ** config.target_power * config.window_decay ** ctx.window[train_rows]
-    weight = (weight / max(float(weight.mean()), 1e-12)).astype(np.float32)
+    weight = _context_weights(y, config.target_power)
 
     counts = np.asarray(y.sum(axis=0)).ravel()
     bias = np.log(counts + 1.0).astype(np.float32)
     bias -= bias.mean()
-    # Each product's embeddings are its own plus its category's (shared by many products, so
-    # learnt from far more purchases; the product's own part only adds what its data supports).
-    n_groups = 0 if features is None else features.shape[1]
     # Target embeddings start at zero: the model starts as its biases alone (a popularity of
     # first purchases) and grows tastes only as far as the held-out shoppers confirm them.
-    own = config.own_rate if n_groups else 1.0
-    context = rng.normal(0.0, 0.1 if own else 0.0, (n_items, d)).astype(np.float32)
-    if fixed_context is not None:  # e.g. ALS's item factors: only the targets and biases are learnt
-        context = np.array(fixed_context, np.float32)
-        d = context.shape[1]
-    target = context if config.tied else np.zeros((n_items, d), np.float32)
-    group_context = rng.normal(0.0, 0.1 if not own else 0.0, (n_groups, d)).astype(np.float32)
-    group_target = group_context if config.tied else np.zeros((n_groups, d), np.float32)
-    raw = [bias, context, group_context] if config.tied else [bias, context, target, group_context, group_target]
-    own_lr = 0.0 if fixed_context is not None else config.learning_rate * own
-    if config.tied:
-        lr = [config.bias_learning_rate, own_lr, config.learning_rate]
-    else:
-        lr = [config.bias_learning_rate, own_lr, config.learning_rate * own, config.learning_rate,
-              config.learning_rate]
-    adam = _Adam(raw, lr)
-
-    def effective() -> list[np.ndarray]:
-        if n_groups == 0:
-            return [bias, context, target]
-        assert features is not None
-        c = context + np.asarray(features @ group_context, np.float32)
-        return [bias, c, c if config.tied else target + np.asarray(features @ group_target, np.float32)]
-
-    def raw_gradients(g: list[np.ndarray]) -> list[np.ndarray]:
-        l2 = config.l2
-
-        def of_groups(grad: np.ndarray, own: np.ndarray) -> np.ndarray:
-            return np.asarray(features.T @ grad, np.float32) + l2 * own if n_groups else own
-
-        if config.tied:
-            both = g[1] + g[2]
-            return [g[0], both + l2 * context, of_groups(both, group_context)]
-        return [g[0], g[1] + l2 * context, g[2] + l2 * target,
-                of_groups(g[1], group_context), of_groups(g[2], group_target)]
+    context = rng.normal(0.0, 0.1, (n_items, config.factors)).astype(np.float32)
+    target = np.zeros((n_items, config.factors), np.float32)
+    params = [bias, context, target]
+    adam = _Adam(params, [config.bias_learning_rate, config.learning_rate, config.learning_rate])
 
     batch = int(np.clip(len(train_rows) // 16, *BATCH))
     held_x, held_mask, held_y = ctx.x[held], ctx.bought[held], ctx.y[held]
-    held_weight = np.asarray(held_y.sum(axis=1)).ravel() ** config.target_power
-    held_weight = held_weight / max(float(held_weight.mean()), 1e-12) if len(held) else held_weight
+    held_weight = _context_weights(held_y, config.target_power)
     # Early stopping on the held-out cross-entropy (smoother than their ndcg, and what is fitted).
-    best = (np.inf, 0, [p.copy() for p in effective()])
+    best = (np.inf, 0, [p.copy() for p in params])
     epochs_run = 0
     report("model", 0, config.epochs)
     for epoch in range(config.epochs):
@@ -270,19 +221,15 @@ def fit_softmax(
         order = rng.permutation(len(train_rows))
         for start in range(0, len(order), batch):
             idx = np.sort(order[start:start + batch])
-            xb = x[idx]
-            if config.dropout > 0:
-                xb.data = xb.data * (rng.random(xb.nnz) >= config.dropout) / (1.0 - config.dropout)
-            _loss, grads = loss_and_gradients(effective(), xb, mask[idx], y[idx], weight[idx], 0.0)
-            adam.step(raw_gradients(grads))
+            _loss, grads = loss_and_gradients(params, x[idx], mask[idx], y[idx], weight[idx], config.l2)
+            adam.step(grads)
         if len(held) == 0:
-            best = (0.0, epochs_run, effective())
+            best = (0.0, epochs_run, params)
         else:
-            now = effective()
-            loss = loss_and_gradients(now, held_x, held_mask, held_y, held_weight, 0.0, gradients=False)[0]
+            loss = loss_and_gradients(params, held_x, held_mask, held_y, held_weight, 0.0, gradients=False)[0]
             log.debug("softmax epoch %d: held-out loss %.4f", epochs_run, loss)
             if loss < best[0]:
-                best = (loss, epochs_run, [q.copy() for q in now])
+                best = (loss, epochs_run, [p.copy() for p in params])
             elif epochs_run - best[1] >= config.patience:
                 report("model", config.epochs, config.epochs)
                 break
@@ -294,6 +241,12 @@ def fit_softmax(
     log.info("softmax: %d contexts, best epoch %d of %d, held-out ndcg@10 %.4f",
              len(train_rows), best[1], epochs_run, ndcg)
     return weights, info
+
+
+def _context_weights(y: sp.csr_matrix, power: float) -> np.ndarray:
+    """Each context's weight in the loss, (its targets) ** power, scaled to a mean of 1."""
+    weight = np.asarray(y.sum(axis=1)).ravel() ** power
+    return (weight / max(float(weight.mean()), 1e-12)).astype(np.float32) if len(weight) else weight
 
 
 def loss_and_gradients(
