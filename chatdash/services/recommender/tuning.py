@@ -241,6 +241,13 @@ def tune(
         tried.add(params)
         t = time.perf_counter()
         model = fit(split.train, params, relations=best_model.relations)  # same data: same tables
+        cost = time.perf_counter() - t
+        if model.params != params:  # fit fell back (e.g. softmax without dated first purchases: ALS)
+            if model.params in tried:
+                report("tune", done, total)
+                continue
+            params = model.params
+            tried.add(params)
         quality = evaluate(model)
         cost = time.perf_counter() - t
         record(_changes(start, params), quality, cost)
