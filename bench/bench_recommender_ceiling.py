@@ -39,6 +39,7 @@ def main() -> None:
     args = parser.parse_args()
 
     preference: dict[int, np.ndarray] = {}
+    taste_only: dict[int, np.ndarray] = {}  # without the personal noise: what a model of tastes could know
     generate_shopper = demo_grocery._shopper
 
     def replaying(rng, catalog, sid, counts, orders, lines):  # the generator's own signature
@@ -51,7 +52,8 @@ def main() -> None:
         taste = np.zeros(len(demo_grocery.THEMES))
         k = r.choice((1, 2, 3), p=(0.3, 0.45, 0.25))
         taste[r.choice(len(demo_grocery.THEMES), size=k, replace=False)] = r.uniform(0.8, 1.6, k)
-        preference[sid] = catalog.log_pop + catalog.loadings @ taste + r.normal(0.0, 0.5, len(catalog.aisle))
+        taste_only[sid] = catalog.log_pop + catalog.loadings @ taste
+        preference[sid] = taste_only[sid] + r.normal(0.0, 0.5, len(catalog.aisle))
         return generate_shopper(rng, catalog, sid, counts, orders, lines)
 
     demo_grocery._shopper = replaying
@@ -60,15 +62,21 @@ def main() -> None:
         about, _cutoff, truth, data = store_split("grocery", args.seed, args.shoppers, 0.2, Path(tmp) / "g.db")
     print(about)
     model = rec.fit(data, rec.Params())
+    softmax = rec.fit(data, rec.Params(model="softmax"), relations=model.relations)
     hist = histories(data)
 
-    def ceiling(shopper: int, h: rec.ShopperHistory) -> list[int]:
-        best = np.argsort(-preference[shopper]) + 1  # product ids are catalog positions + 1
-        return [p for p in best[: 10 + len(h.bought)].tolist() if p not in h.bought][:10]
+    def by(scores: dict[int, np.ndarray]):
+        def rank(shopper: int, h: rec.ShopperHistory) -> list[int]:
+            best = np.argsort(-scores[shopper]) + 1  # product ids are catalog positions + 1
+            return [p for p in best[: 10 + len(h.bought)].tolist() if p not in h.bought][:10]
+
+        return rank
 
     pop = evaluate(popularity_ranker(model), truth, hist)["ndcg@10 all"]
     for name, rank in (("popularity", popularity_ranker(model)), ("ALS, default parameters", als_ranker(model)),
-                       ("the generator's own preference", ceiling)):
+                       ("softmax, default parameters", als_ranker(softmax)),
+                       ("the generator's own preference", by(preference)),
+                       ("the same without personal noise", by(taste_only))):
         m = evaluate(rank, truth, hist)
         print(f"{name:<32} p@10 {m['p@10 all']:.4f}  ndcg@10 {m['ndcg@10 all']:.4f}  {m['ndcg@10 all'] / pop:.2f}x")
     print("load average (1, 5, 15 min): {:.1f} {:.1f} {:.1f}".format(*os.getloadavg()))

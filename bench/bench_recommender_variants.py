@@ -33,6 +33,7 @@ from threadpoolctl import threadpool_limits
 
 BASE = rec.Params()
 EASE25 = replace(BASE, model="ease", ease_lambda=25.0)
+SOFTMAX = replace(BASE, model="softmax")
 VARIANTS: dict[str, rec.Params] = {
     "defaults": BASE,
     "repeat purchases count once": replace(BASE, purchase_once=True),
@@ -84,6 +85,19 @@ VARIANTS: dict[str, rec.Params] = {
        for w in (0.3, 0.6, 1.0)},
     **{f"EASE 25 + all-time first purchases +{w}": replace(EASE25, popularity_weight=w, trend_days=10_000.0)
        for w in (0.3, 1.0)},
+    # The softmax model of first purchases (issue 13, softmax.py); figures for the options
+    # measured and removed (tied embeddings, category or ALS features, dropout, ...) in BENCHMARKS.md.
+    "softmax": SOFTMAX,
+    **{f"softmax l2 {v:g}": replace(SOFTMAX, softmax_l2=v) for v in (3e-5, 3e-4)},
+    **{f"softmax {v} factors": replace(SOFTMAX, softmax_factors=v) for v in (16, 64)},
+    "softmax lr 0.003": replace(SOFTMAX, softmax_lr=0.003),
+    "softmax once": replace(SOFTMAX, purchase_once=True),
+    "softmax target power 0.5": replace(SOFTMAX, softmax_target_power=0.5),
+    "softmax 5 windows, no cold shoppers": replace(SOFTMAX, softmax_windows=5, softmax_cold=False),
+    "softmax no cold shoppers": replace(SOFTMAX, softmax_cold=False),
+    "softmax 20 windows of 5%": replace(SOFTMAX, softmax_windows=20, softmax_window_share=0.05),
+    "softmax + item-item 0.3": replace(SOFTMAX, related_weight=0.3),
+    "softmax + trend -0.1": replace(SOFTMAX, popularity_weight=-0.1),
 }
 
 #: Two fitted variants whose top-100 lists are fused by reciprocal rank, 1 / (10 + rank), the
@@ -91,6 +105,8 @@ VARIANTS: dict[str, rec.Params] = {
 BLENDS: dict[str, tuple[str, str, float]] = {
     "blend EASE + ALS ranks (1:1)": ("EASE lambda 25.0", "defaults", 1.0),
     "blend EASE + ALS ranks (1:2)": ("EASE lambda 25.0", "defaults", 2.0),
+    "blend softmax + ALS ranks (1:1)": ("softmax", "defaults", 1.0),
+    "blend softmax + ALS ranks (2:1)": ("softmax", "defaults", 0.5),
 }
 
 

@@ -91,6 +91,8 @@ def _demo_module():
 
 
 SMALL_DEMO = {"products": 240, "shoppers": 300, "orders": 700}
+#: How `train` names each personal model.
+MODEL_NAMES = {"als": "ALS", "ease": "EASE^R", "softmax": "softmax (first purchases)"}
 
 
 def _generate_demo(engine, seed: int = 7, sizes: dict[str, int] | None = None) -> None:
@@ -278,7 +280,7 @@ def train(
     console.print(
         f"[green]Recommender trained[/] in {info.seconds:.1f} s: {info.interactions:,} interactions, "
         f"{info.shoppers:,} shoppers, {info.products:,} products; model "
-        f"{'EASE^R' if info.params.get('model') == 'ease' else 'ALS'}.\nArtifacts: {info.path} (now the latest)."
+        f"{MODEL_NAMES.get(info.params.get('model'), 'ALS')}.\nArtifacts: {info.path} (now the latest)."
     )
     if info.tuning is not None:
         holdout = info.tuning["holdout"]

@@ -145,7 +145,7 @@ def test_the_tuner_picks_ease_where_item_pairs_predict_the_next_purchase() -> No
 
     assert tuning is not None
     tried = {c["changes"].get("model", "als") for c in tuning.candidates}
-    assert tried == {"als", "ease"}
+    assert {"als", "ease"} <= tried  # (and the softmax model)
     assert tuning.params.model == "ease"
     best_als = max(c["ndcg@10"] for c in tuning.candidates if c["changes"].get("model", "als") == "als")
     assert tuning.model.ndcg > best_als + 0.2

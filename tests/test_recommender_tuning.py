@@ -202,6 +202,8 @@ def test_the_train_command_tunes_and_says_how_the_model_compares_with_popularity
     import subprocess
     import sys
 
+    from chatdash.cli import MODEL_NAMES
+
     env = {
         **os.environ,
         "DATABASE_URL": str(grocery.url),
@@ -224,7 +226,7 @@ def test_the_train_command_tunes_and_says_how_the_model_compares_with_popularity
     holdout = manifest["tuning"]["holdout"]
     assert f"ndcg@10 {holdout['model']['ndcg@10']:.4f} vs popularity {holdout['popularity']['ndcg@10']:.4f}" in out
     assert f"{holdout['shoppers']:,} shoppers' first purchases" in out
-    assert f"model {'EASE^R' if manifest['params']['model'] == 'ease' else 'ALS'}." in out  # what tuning chose
+    assert f"model {MODEL_NAMES[manifest['params']['model']]}." in out  # what tuning chose
 
     untuned = subprocess.run(
         [sys.executable, "-m", "chatdash.cli", "train", "--no-tune"],

@@ -25,6 +25,7 @@ STEP_LABELS = {
     "save": "Publishing the new version",
 }
 PARAM_LABELS = {
+    "model": "Model (als, ease or softmax)",
     "factors": "Factors",
     "iterations": "Iterations",
     "regularization": "Regularization (× shoppers per product)",

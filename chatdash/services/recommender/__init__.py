@@ -3,7 +3,9 @@
 Training (`training.train`) reads every shopper's interactions from the database
 (`interactions`) — product views, cart adds, purchases — fits an `implicit` ALS
 model on them (`model.fit`; or EASE^R, a closed-form item-item model, with
-`Params(model="ease")`, for stores up to `EASE_MAX_ITEMS` products) and three
+`Params(model="ease")`, for stores up to `EASE_MAX_ITEMS` products; or, with
+`Params(model="softmax")`, a multinomial model of each shopper's next first
+purchases, `softmax.py`, fitted on the store's own later first purchases) and three
 co-occurrence tables ("bought also",
 "same order", "viewed together"; `relations`), and writes a versioned artifact
 directory, switching `latest.json` atomically (`artifacts.save`). With
@@ -16,7 +18,8 @@ Serving (`artifacts.RecommenderStore.get()` -> `model.Recommender`) keeps the
 artifacts in memory and picks up a newer training without a restart.
 `Recommender.recommend` reads the shopper's full current history with a few
 indexed queries (`interactions.load_history`) and recalculates the shopper's
-factors from it (EASE: multiplies their row by the saved item-item weights), so
+factors from it (EASE: multiplies their row by the saved item-item weights;
+softmax: sums the embeddings of their products), so
 views made a second ago count without retraining.
 `Recommender.related` is a pure in-memory lookup. `serving.recommend_for` /
 `serving.related_for` are the entry points for the UI: they use the

@@ -33,6 +33,7 @@ from chatdash.models import ModelArtifact
 from chatdash.services.recommender.interactions import CART_WEIGHT, PURCHASE_WEIGHT, VIEW_WEIGHT
 from chatdash.services.recommender.model import Params, Recommender, RecommenderError
 from chatdash.services.recommender.relations import RELATIONS, RelationTable
+from chatdash.services.recommender.softmax import SoftmaxWeights
 from chatdash.settings import DATA_DIR, get_settings
 
 log = logging.getLogger(__name__)
@@ -41,6 +42,9 @@ ARTIFACT_FORMAT = 1
 #: EASE versions: a code base from before EASE would read one as an ALS model without
 #: factors, so they carry a format it refuses (and it keeps serving its current version).
 EASE_ARTIFACT_FORMAT = 2
+#: Softmax versions, likewise: code from before the softmax model refuses them.
+SOFTMAX_ARTIFACT_FORMAT = 3
+FORMATS = (ARTIFACT_FORMAT, EASE_ARTIFACT_FORMAT, SOFTMAX_ARTIFACT_FORMAT)
 LATEST = "latest.json"
 KEEP_VERSIONS = 3
 
@@ -86,11 +90,14 @@ def save(
         if recommender.ease is not None:  # EASE's item-item weights (ALS versions have none)
             b = recommender.ease
             np.savez(tmp / "ease.npz", indptr=b.indptr, indices=b.indices, data=b.data, shape=np.array(b.shape))
+        if recommender.softmax is not None:  # the softmax model's bias and embeddings
+            w = recommender.softmax
+            np.savez(tmp / "softmax.npz", bias=w.bias, context=w.context, target=w.target)
         for name, table in recommender.relations.items():
             np.savez(tmp / f"{name}.npz", indptr=table.indptr, indices=table.indices, scores=table.scores,
                      counts=table.counts)
         manifest = {
-            "format": ARTIFACT_FORMAT if recommender.ease is None else EASE_ARTIFACT_FORMAT,
+            "format": _format(recommender),
             "version": version,
             "created_at": created.isoformat(),
             "seconds": round(seconds, 3),
@@ -114,6 +121,12 @@ def save(
     c = recommender.counts
     return ArtifactInfo(version, final, created, c.get("interactions", 0), c.get("shoppers", 0), c.get("products", 0),
                         seconds, asdict(recommender.params), tuning)
+
+
+def _format(recommender: Recommender) -> int:
+    if recommender.softmax is not None:
+        return SOFTMAX_ARTIFACT_FORMAT
+    return ARTIFACT_FORMAT if recommender.ease is None else EASE_ARTIFACT_FORMAT
 
 
 def _write_atomic(path: Path, text: str) -> None:
@@ -146,9 +159,8 @@ def _prune(out_dir: Path, keep: int, current: str) -> None:
 def load_version(path: Path) -> Recommender:
     """Load one version directory into memory."""
     manifest = json.loads((path / "manifest.json").read_text())
-    if manifest.get("format") not in (ARTIFACT_FORMAT, EASE_ARTIFACT_FORMAT):
-        raise RecommenderError(f"{path} has artifact format {manifest.get('format')}, expected {ARTIFACT_FORMAT} "
-                               f"or {EASE_ARTIFACT_FORMAT}")
+    if manifest.get("format") not in FORMATS:
+        raise RecommenderError(f"{path} has artifact format {manifest.get('format')}, expected one of {FORMATS}")
     known = Params.__dataclass_fields__
     params = Params(**{k: v for k, v in manifest["params"].items() if k in known})
     with np.load(path / "items.npz") as items:
@@ -160,6 +172,12 @@ def load_version(path: Path) -> Recommender:
     if (path / "ease.npz").exists():
         with np.load(path / "ease.npz") as b:
             ease = sp.csr_matrix((b["data"], b["indices"], b["indptr"]), shape=tuple(b["shape"]))
+    softmax = None
+    if params.model == "softmax":
+        if not (path / "softmax.npz").exists():
+            raise RecommenderError(f"{path} is a softmax version without its weights (softmax.npz)")
+        with np.load(path / "softmax.npz") as w:
+            softmax = SoftmaxWeights(w["bias"], w["context"], w["target"])
     relations = {}
     for name in RELATIONS:
         with np.load(path / f"{name}.npz") as t:
@@ -169,7 +187,7 @@ def load_version(path: Path) -> Recommender:
         product_ids=product_ids, categories=manifest["categories"],
         item_category=category, popularity=popularity, item_factors=np.load(path / "item_factors.npy"),
         relations=relations, counts=manifest.get("counts"), idf=idf, trend=trend,
-        mean_length=manifest.get("mean_length", 1.0), ease=ease,
+        mean_length=manifest.get("mean_length", 1.0), ease=ease, softmax=softmax,
     )
 
 

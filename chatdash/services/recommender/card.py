@@ -16,7 +16,7 @@ from chatdash.services.recommender.artifacts import published_manifests
 
 #: The parameters the card lists, in this order (the ones tuning moves, and the model's size).
 SHOWN_PARAMS: tuple[str, ...] = (
-    "factors", "iterations", "regularization", "alpha", "bm25_b", "purchase_once", "popularity_weight",
+    "model", "factors", "iterations", "regularization", "alpha", "bm25_b", "purchase_once", "popularity_weight",
     "related_weight",
 )
 

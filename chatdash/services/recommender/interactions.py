@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -58,6 +58,28 @@ class Interactions:
     def count(self) -> int:
         """Interactions as the store saw them: every view, cart pair and order line."""
         return int(self.view_count.sum()) + len(self.cart_shopper) + len(self.buy_shopper)
+
+
+def interactions_before(data: Interactions, cutoff: float) -> Interactions:
+    """`data` without what happened at or after `cutoff` (epoch seconds); needs the times."""
+    if data.buy_time is None or data.view_time is None or data.cart_time is None:
+        raise ValueError("interactions without times cannot be cut at a time")
+    view, cart, buy = data.view_time < cutoff, data.cart_time < cutoff, data.buy_time < cutoff
+    return replace(
+        data,
+        view_shopper=data.view_shopper[view],
+        view_product=data.view_product[view],
+        view_session=data.view_session[view],
+        view_count=data.view_count[view],
+        view_time=data.view_time[view],
+        cart_shopper=data.cart_shopper[cart],
+        cart_product=data.cart_product[cart],
+        cart_time=data.cart_time[cart],
+        buy_shopper=data.buy_shopper[buy],
+        buy_product=data.buy_product[buy],
+        buy_order=data.buy_order[buy],
+        buy_time=data.buy_time[buy],
+    )
 
 
 def _ints(values: Iterable[Any]) -> np.ndarray:

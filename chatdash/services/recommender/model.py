@@ -25,6 +25,14 @@ from chatdash.services.recommender.interactions import (
     load_history,
 )
 from chatdash.services.recommender.relations import RELATIONS, Related, RelatedItem, RelationTable, cooccurrence
+from chatdash.services.recommender.softmax import (
+    SOFTMAX_MAX_ITEMS,
+    SoftmaxConfig,
+    SoftmaxWeights,
+    first_purchase_contexts,
+    fit_softmax,
+    window_cutoffs,
+)
 
 log = logging.getLogger(__name__)
 
@@ -37,8 +45,10 @@ class RecommenderError(RuntimeError):
 class Params:
     """Everything that shapes a trained model; chosen with bench/bench_recommender_quality.py."""
 
-    #: The personal model: "als" (implicit ALS, factors) or "ease" (EASE^R, Steck 2019: a
-    #: closed-form item-item regression; up to EASE_MAX_ITEMS products, else ALS).
+    #: The personal model: "als" (implicit ALS, factors), "ease" (EASE^R, Steck 2019: a
+    #: closed-form item-item regression; up to EASE_MAX_ITEMS products, else ALS) or
+    #: "softmax" (a multinomial model of first purchases, `softmax.py`; up to
+    #: SOFTMAX_MAX_ITEMS products and with dated orders, else ALS).
     model: str = "als"
     factors: int = 16
     #: Per interaction: ALS gets this times the mean number of shoppers per product, so
@@ -82,6 +92,24 @@ class Params:
     ease_binary: bool = False
     #: EASE weights kept per product (the largest in size); 0 keeps them all.
     ease_keep: int = 200
+    #: The softmax model: embedding size, L2 on the embeddings, Adam's step size (and the
+    #: biases'), most epochs (early stopping on held-out shoppers decides), training windows
+    #: and each one's share of the orders (10 x 10%: the whole history), and a window's
+    #: weight as (its first purchases) ** target_power.
+    softmax_factors: int = 32
+    softmax_l2: float = 1e-4
+    softmax_lr: float = 0.01
+    softmax_bias_lr: float = 0.1
+    softmax_epochs: int = 40
+    softmax_windows: int = 10
+    softmax_window_share: float = 0.1
+    #: Also learn from shoppers without a history before a window (their first orders): the
+    #: biases alone see those, and they are many more first purchases than the later ones.
+    softmax_cold: bool = True
+    softmax_target_power: float = 1.0
+    #: The softmax model's input row (log-scaled weights, as EASE's) is divided by its L2
+    #: norm to this power: 1 gives every shopper a unit-length row, 0 leaves it as is.
+    softmax_norm: float = 1.0
 
 
 #: EASE inverts a products x products matrix: more products than this train ALS instead
@@ -106,18 +134,25 @@ def model_input(weights: sp.csr_matrix, params: Params, idf: np.ndarray, mean_le
     """What the personal model learns from (and serving feeds it), per shopper and product.
     ALS: the confidence of the weights, after BM25 when `bm25_b` is set. EASE: the log-scaled
     weights, 0 where nothing happened (`alpha * log1p(weight / eps)`), after BM25 when set;
-    or with `ease_binary` 1 per product touched, after BM25 with k1 = 1 when set."""
+    or with `ease_binary` 1 per product touched, after BM25 with k1 = 1 when set. Softmax:
+    EASE's log-scaled weights, each row divided by its L2 norm ** `softmax_norm`."""
     ease = params.model == "ease"
+    binary = ease and params.ease_binary
     out = weights.tocsr(copy=True)
-    if ease and params.ease_binary:
+    if binary:
         out.data = (out.data > 0).astype(np.float64)
     if params.bm25_b > 0:
-        k1 = 1.0 if ease and params.ease_binary else PURCHASE_WEIGHT
+        k1 = 1.0 if binary else PURCHASE_WEIGHT
         out = bm25(out, idf, mean_length, params.bm25_b, k1=k1)
-    if not ease:
+    if params.model == "als":
         out.data = confidence(out.data, params)
-    elif not params.ease_binary:
-        out.data = (params.alpha * np.log1p(out.data / params.eps)).astype(np.float32)
+    elif not binary:
+        out.data = params.alpha * np.log1p(out.data / params.eps)
+    if params.model == "softmax" and params.softmax_norm and out.nnz:
+        norms = np.sqrt(np.bincount(np.repeat(np.arange(out.shape[0]), np.diff(out.indptr)),
+                                    weights=out.data ** 2, minlength=out.shape[0]))
+        scale = np.maximum(norms, 1e-12) ** -params.softmax_norm
+        out.data = out.data * np.repeat(scale, np.diff(out.indptr))
     out.data = out.data.astype(np.float32)
     return out
 
@@ -217,6 +252,7 @@ class Recommender:
         mean_length: float = 1.0,
         trend: np.ndarray | None = None,
         ease: sp.csr_matrix | None = None,
+        softmax: SoftmaxWeights | None = None,
     ) -> None:
         self.version = version
         self.params = params
@@ -244,8 +280,10 @@ class Recommender:
         self._popular_in = [self._popular[self.item_category[self._popular] == c] for c in range(len(categories))]
         #: EASE's item-item weights (row i: what product i adds to every other's score), or None for ALS.
         self.ease = None if ease is None else sp.csr_matrix(ease, dtype=np.float32)
+        #: The softmax model's bias and embeddings, or None for ALS and EASE.
+        self.softmax = softmax
         self._model: Any = None
-        if self.ease is None:
+        if self.ease is None and self.softmax is None:
             # One thread per request: a web server serves many shoppers at once.
             self._model = _als(params, regularization, num_threads=1)
             self._model.item_factors = self.item_factors
@@ -285,8 +323,15 @@ class Recommender:
 
     def raw_scores(self, weights: Mapping[int, float]) -> np.ndarray | None:
         """The model's score of every product for this history: ALS, the recalculated factors
-        times every product's; EASE, the shopper's row times the item-item weights. None when
-        the model knows none of the products, or learnt nothing about them."""
+        times every product's; EASE, the shopper's row times the item-item weights; softmax,
+        each product's chance to be the next first purchase, relative to the likeliest's (so
+        the best is 1). None when the model knows none of the products, or learnt nothing about them."""
+        if self.softmax is not None:
+            row = self._shopper_row(weights)
+            if row is None:
+                return None
+            logits = self.softmax.logits(row)
+            return np.exp(logits - logits.max()).astype(np.float32)
         if self.ease is not None:
             row = self._shopper_row(weights)
             if row is None:
@@ -498,12 +543,37 @@ def fit(
         log.warning("EASE handles up to %d products, the store has %d: training ALS instead",
                     EASE_MAX_ITEMS, len(products))
         params = replace(params, model="als")
+    if params.model == "softmax" and len(products) > SOFTMAX_MAX_ITEMS:
+        log.warning("the softmax model handles up to %d products, the store has %d: training ALS instead",
+                    SOFTMAX_MAX_ITEMS, len(products))
+        params = replace(params, model="als")
     mean_length = input_length(weights, params)
+    contexts = None
+    if params.model == "softmax":
+        dated = data.buy_time is not None and data.view_time is not None and data.cart_time is not None
+        cutoffs = window_cutoffs(data, params.softmax_windows, params.softmax_window_share) if dated else []
+        frozen = params
+        contexts = first_purchase_contexts(
+            data, products, cutoffs, lambda d: weighted_interactions(d, products, frozen),
+            lambda w: model_input(w, frozen, idf, mean_length), cold=params.softmax_cold,
+        )
+        if not np.any(np.diff(contexts.x.indptr)):  # nobody bought anything new after a history
+            log.warning("the softmax model needs dated orders, and shoppers buying something new after "
+                        "earlier orders: training ALS instead")
+            params, contexts = replace(params, model="als"), None
     user_items = model_input(weights, params, idf, mean_length)
 
     ease = None
+    softmax: SoftmaxWeights | None = None
+    fit_counts: dict[str, int] = {}
     user_factors: np.ndarray | None = None
-    if params.model == "ease":
+    if contexts is not None:
+        with threadpool_limits(params.num_threads, "blas"):
+            softmax, info = fit_softmax(contexts, len(products), softmax_config(params), report)
+        regularization = params.softmax_l2
+        item_factors = np.zeros((len(products), 0), np.float32)
+        fit_counts = {"softmax_contexts": int(info["contexts"]), "softmax_epochs": int(info["best_epoch"])}
+    elif params.model == "ease":
         report("model", 0, 1)
         ease, regularization = fit_ease(user_items, params, num_threads=params.num_threads)
         item_factors = np.zeros((len(products), 0), np.float32)
@@ -521,7 +591,7 @@ def fit(
                         "recommendations fall back to popularity", regularization, params.alpha)
         item_factors, user_factors = model.item_factors, model.user_factors
     else:
-        raise RecommenderError(f"unknown model {params.model!r}: expected 'als' or 'ease'")
+        raise RecommenderError(f"unknown model {params.model!r}: expected 'als', 'ease' or 'softmax'")
 
     # Popularity: how many shoppers bought the product, then how many showed any interest.
     buyer_pairs = np.unique(np.searchsorted(shoppers, data.buy_shopper[bm]) * len(products) + bi)
@@ -553,6 +623,7 @@ def fit(
         "products": len(products),
         "nonzeros": int(weights.nnz),
         **({"ease_weights": int(ease.nnz)} if ease is not None else {}),
+        **fit_counts,
         **{f"{name}_pairs": relations[name].pairs for name in RELATIONS},
     }
     return Recommender(
@@ -560,6 +631,16 @@ def fit(
         categories=categories, item_category=item_category,
         popularity=popularity, item_factors=item_factors, relations=relations, shopper_ids=shoppers,
         user_factors=user_factors, counts=counts, idf=idf, mean_length=mean_length, trend=trend, ease=ease,
+        softmax=softmax,
+    )
+
+
+def softmax_config(params: Params) -> SoftmaxConfig:
+    return SoftmaxConfig(
+        factors=params.softmax_factors, l2=params.softmax_l2, learning_rate=params.softmax_lr,
+        bias_learning_rate=params.softmax_bias_lr,
+        epochs=params.softmax_epochs, windows=params.softmax_windows, window_share=params.softmax_window_share,
+        target_power=params.softmax_target_power, random_state=params.random_state,
     )
 
 

@@ -20,8 +20,9 @@ from typing import Any
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from chatdash.services.recommender.interactions import Interactions, ProgressFn, ShopperHistory
+from chatdash.services.recommender.interactions import Interactions, ProgressFn, ShopperHistory, interactions_before
 from chatdash.services.recommender.model import EASE_MAX_ITEMS, Params, Recommender, fit, weighted_interactions
+from chatdash.services.recommender.softmax import SOFTMAX_MAX_ITEMS
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +32,9 @@ Ranking = Callable[[ShopperHistory], list[int]]
 #: Changes from the starting parameters, tried in this order (most promising first,
 #: from bench/bench_recommender_variants.py) while the time budget lasts. Each needs a fit.
 FIT_CANDIDATES: tuple[dict[str, Any], ...] = (
+    # The softmax model of first purchases (softmax.py): fitted on the store's own later first
+    # purchases given the history before them, with a bias per product.
+    {"model": "softmax"},
     {"purchase_once": True, "bm25_b": 1.0},
     {"purchase_once": True},
     {"purchase_once": True, "bm25_b": 1.0, "alpha": 1.0},
@@ -107,22 +111,7 @@ def time_split(data: Interactions, test_share: float = 0.2, min_orders: int = 20
     times = np.sort(data.buy_time[first])
     cutoff = float(times[int(len(times) * (1 - test_share))])
     before_buy = data.buy_time < cutoff
-    before_view, before_cart = data.view_time < cutoff, data.cart_time < cutoff
-    train = replace(
-        data,
-        view_shopper=data.view_shopper[before_view],
-        view_product=data.view_product[before_view],
-        view_session=data.view_session[before_view],
-        view_count=data.view_count[before_view],
-        view_time=data.view_time[before_view],
-        cart_shopper=data.cart_shopper[before_cart],
-        cart_product=data.cart_product[before_cart],
-        cart_time=data.cart_time[before_cart],
-        buy_shopper=data.buy_shopper[before_buy],
-        buy_product=data.buy_product[before_buy],
-        buy_order=data.buy_order[before_buy],
-        buy_time=data.buy_time[before_buy],
-    )
+    train = interactions_before(data, cutoff)
     bought_before = set(zip(train.buy_shopper.tolist(), train.buy_product.tolist(), strict=True))
     truth: dict[int, set[int]] = defaultdict(set)
     for shopper, product in zip(
@@ -244,13 +233,21 @@ def tune(
     for candidate in fits:
         done += 1
         params = candidate()
-        too_big = params.model == "ease" and best_model.n_items > EASE_MAX_ITEMS  # fit would train ALS
+        too_big = (params.model == "ease" and best_model.n_items > EASE_MAX_ITEMS) or (
+            params.model == "softmax" and best_model.n_items > SOFTMAX_MAX_ITEMS)  # fit would train ALS
         if params in tried or too_big or time.perf_counter() - began + cost > budget:
             report("tune", done, total)
             continue
         tried.add(params)
         t = time.perf_counter()
         model = fit(split.train, params, relations=best_model.relations)  # same data: same tables
+        cost = time.perf_counter() - t
+        if model.params != params:  # fit fell back (e.g. softmax without dated first purchases: ALS)
+            if model.params in tried:
+                report("tune", done, total)
+                continue
+            params = model.params
+            tried.add(params)
         quality = evaluate(model)
         cost = time.perf_counter() - t
         record(_changes(start, params), quality, cost)
@@ -279,6 +276,8 @@ def _regularized(params: Params, step: float) -> Params:
     """`params` with its model's regularization scaled by `step` (ALS's, or EASE's lambda)."""
     if params.model == "ease":
         return replace(params, ease_lambda=params.ease_lambda * step)
+    if params.model == "softmax":
+        return replace(params, softmax_l2=params.softmax_l2 * step)
     return replace(params, regularization=params.regularization * step)
 
 
