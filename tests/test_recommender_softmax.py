@@ -18,25 +18,9 @@ from chatdash.services import recommender as rec
 from chatdash.services.recommender import model as rec_model
 from chatdash.services.recommender import softmax as rec_softmax
 from tests.test_recommender import PARAMS, T0, StoreBuilder, ids, recommend
+from tests.test_recommender_ease import DAY, _buys
 
 SOFTMAX = replace(PARAMS, model="softmax", softmax_factors=8)
-DAY = 86400.0
-
-
-def _buys(buys: list[tuple[int, int, int, float]], products: int) -> rec.Interactions:
-    """(shopper, product, order, day) purchases, nothing else, over a catalog of products 1..products."""
-    t0 = T0.timestamp()
-    empty = np.zeros(0, np.int64)
-    return rec.Interactions(
-        view_shopper=empty, view_product=empty, view_session=empty, view_count=empty, view_time=np.zeros(0),
-        cart_shopper=empty, cart_product=empty, cart_time=np.zeros(0),
-        buy_shopper=np.array([b[0] for b in buys], np.int64),
-        buy_product=np.array([b[1] for b in buys], np.int64),
-        buy_order=np.array([b[2] for b in buys], np.int64),
-        buy_time=np.array([t0 + b[3] * DAY for b in buys]),
-        catalog_ids=np.arange(1, products + 1, dtype=np.int64),
-        catalog_categories=["Cat"] * products,
-    )
 
 
 def test_training_pairs_are_the_history_before_a_cutoff_and_the_first_purchases_after_it() -> None:

@@ -239,7 +239,7 @@ def window_of(engine: Engine, channel: str) -> StaffEmailWindow | None:
 
 
 CHILD = """
-import os, sys, time, uuid
+import os, signal, sys, uuid
 from chatdash.db import make_engine
 from chatdash.services import chat, notify
 from chatdash.settings import Settings
@@ -257,7 +257,7 @@ conv_id, _m, _c = chat.shopper_send(visitor, opened.shopper_id, opened.conversat
 print(conv_id, flush=True)
 if mode == "commit":
     os._exit(0)  # gone right after the commit: no email from here
-time.sleep(600)  # until killed, mid-send
+signal.pause()  # until killed, mid-send
 """
 
 
