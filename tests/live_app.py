@@ -9,11 +9,12 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+
+from tests.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 ADMIN_EMAIL = "admin@example.com"
@@ -91,16 +92,19 @@ def start_live_app(workdir: Path, extra_env: dict[str, str] | None = None) -> Li
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )
     app = LiveApp(f"http://localhost:{fport}", f"http://localhost:{bport}", db_url, env, proc, log_path, lock)
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
+    def serving() -> bool:
         if proc.poll() is not None:
             raise RuntimeError(f"reflex exited early:\n{log_path.read_text()[-4000:]}")
         try:
-            if (httpx.get(f"{app.backend}/api/health", timeout=2).status_code == 200
-                    and httpx.get(f"{app.frontend}/login", timeout=5, follow_redirects=True).status_code == 200):
-                return app
+            return (httpx.get(f"{app.backend}/api/health", timeout=2).status_code == 200
+                    and httpx.get(f"{app.frontend}/login", timeout=5, follow_redirects=True).status_code == 200)
         except httpx.HTTPError:
-            pass
-        time.sleep(1)
-    app.stop()
-    raise RuntimeError(f"app did not come up in time:\n{log_path.read_text()[-4000:]}")
+            return False
+
+    try:
+        wait_until(serving, timeout=300, every=1,
+                   what=lambda: f"the app serving its pages:\n{log_path.read_text()[-4000:]}")
+    except BaseException:
+        app.stop()
+        raise
+    return app

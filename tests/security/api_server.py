@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,6 +15,7 @@ from pathlib import Path
 import httpx
 
 from tests.live_app import ROOT, free_port
+from tests.waiting import wait_until
 
 
 @contextmanager
@@ -32,15 +32,15 @@ def serve_api(workdir: Path, env: dict[str, str] | None = None) -> Iterator[tupl
             cwd=ROOT, env=full_env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
     try:
-        deadline = time.monotonic() + 60
-        while True:
+        def serving() -> bool:
             assert proc.poll() is None, f"granian exited:\n{log_path.read_text()[-3000:]}"
-            assert time.monotonic() < deadline, f"granian did not come up:\n{log_path.read_text()[-3000:]}"
             try:
-                if httpx.get(f"http://127.0.0.1:{port}/api/health", timeout=2).status_code in (200, 503):
-                    break
+                return httpx.get(f"http://127.0.0.1:{port}/api/health", timeout=2).status_code in (200, 503)
             except httpx.HTTPError:
-                time.sleep(0.1)
+                return False
+
+        wait_until(serving, timeout=60, every=0.1,
+                   what=lambda: f"granian serving /api/health:\n{log_path.read_text()[-3000:]}")
         yield "127.0.0.1", port
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
