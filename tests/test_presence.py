@@ -321,6 +321,44 @@ def test_a_repeat_heartbeat_from_the_same_page_is_not_written_again(engine):
     assert _last_seen(engine, visitor)[2] is None  # the visit is open again
 
 
+def _shopper_seen(engine: Engine, visitor_id: str):
+    with Session(engine) as s:
+        return s.exec(select(Shopper).where(Shopper.visitor_id == visitor_id)).one().last_seen_at
+
+
+def test_a_still_here_heartbeat_on_another_worker_is_written_without_news(any_engine):
+    """The same page beats again and reaches a worker that has not seen it beat
+    (so writes it): the visit and the shopper are seen later, the title is the
+    page's latest, and no screen hears of it (nothing changed). A beat whose
+    visit is not plainly on site (closed, another page) still goes the long way."""
+    from chatdash import events
+
+    visitor = uuid.uuid4().hex
+    presence.beat(visitor, True, url="https://shop.test/a", title="A", engine=any_engine)
+    seen, _, _ = _last_seen(any_engine, visitor)
+    heard: list = []
+    stop = events.listen(heard.extend)
+    try:
+        presence._written.clear()  # another worker's memory: it has not seen this page beat
+        again = presence.beat(visitor, True, url="https://shop.test/a", title="A (2 in cart)", engine=any_engine)
+        later_seen, url, left = _last_seen(any_engine, visitor)
+        assert (again.on_site, again.was_on_site, again.changed) == (True, True, False)
+        assert later_seen > seen and url == "https://shop.test/a" and left is None
+        assert _shopper_seen(any_engine, visitor) == later_seen
+        with Session(any_engine) as s:
+            assert s.get(Visit, again.visit_id).current_title == "A (2 in cart)"
+        presence.beat(visitor, False, engine=any_engine)
+        presence._written.clear()
+        back = presence.beat(visitor, True, url="https://shop.test/a", title="A", engine=any_engine)
+        assert _last_seen(any_engine, visitor)[2] is None  # the closed visit is open again
+        presence._written.clear()
+        moved = presence.beat(visitor, True, url="https://shop.test/b", title="B", engine=any_engine)
+    finally:
+        stop()
+    assert back.visit_id == again.visit_id and moved.page_changed
+    assert [e.current_url for e in heard if isinstance(e, events.PresenceChanged)] == ["https://shop.test/b"]
+
+
 def test_a_sweeper_taking_over_announces_a_shopper_who_left_while_no_one_swept(any_engine):
     """The leader died; the shopper's page closed before the next leader's first
     sweep. Starting from who was on site a takeover ago, that first sweep

@@ -5,10 +5,14 @@ and on PostgreSQL."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import uuid
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
+from sqlalchemy import text as sql
 from sqlalchemy import update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
@@ -18,6 +22,7 @@ from chatdash.db import session_scope
 from chatdash.models import Conversation, Message, Role, Sender, Shopper, Visit, utcnow
 from chatdash.services import auth, chat, customers, presence, proactive, workspace
 from chatdash.services.ratelimit import clear_limiters
+from tests.waiting import wait_until
 
 STORE = "https://shop.test"
 
@@ -139,6 +144,34 @@ def test_each_new_opening_message_pops_once_and_a_stale_one_not_at_all(any_engin
         s.execute(update(Message).where(Message.id == stale.message_id)
                   .values(created_at=utcnow() - proactive.POPUP_WITHIN - timedelta(minutes=1)))
     assert proactive.claim_popup(other_visitor, engine=any_engine) is None
+
+
+ANOTHER_WORKER = """
+import sys
+from chatdash.db import make_engine
+from chatdash.services import proactive
+url, agent_id, shopper_id, text = sys.argv[1:5]
+print(proactive.start_chat(int(agent_id), int(shopper_id), "other-worker-1", text, engine=make_engine(url)).message_id)
+"""
+
+
+def test_an_opening_message_written_on_another_worker_pops_up_here_once(any_engine):
+    """Each worker reads who has a popup waiting at most once a second: a
+    message another worker stored pops up with one of the next heartbeats here."""
+    dana = agent(any_engine, "Dana")
+    visitor, shopper_id = on_store(any_engine)
+    assert proactive.claim_popup(visitor, engine=any_engine) is None  # this worker has looked: nothing
+    url = any_engine.url.render_as_string(hide_password=False)
+    if any_engine.dialect.name == "postgresql":  # the test's own schema, which the fixture sets per connection
+        with any_engine.connect() as conn:
+            url += "?options=-csearch_path%3D" + conn.execute(sql("SELECT current_schema()")).scalar()
+    done = subprocess.run([sys.executable, "-c", ANOTHER_WORKER, url, str(dana.id), str(shopper_id), "Need a hand?"],
+                          cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    popup = wait_until(lambda: proactive.claim_popup(visitor, engine=any_engine), timeout=30,
+                       what="the other worker's opening message to pop up here")
+    assert (popup.message_id, popup.text) == (int(done.stdout), "Need a hand?")
+    assert proactive.claim_popup(visitor, engine=any_engine) is None
 
 
 def test_a_long_message_pops_up_as_a_one_line_preview(any_engine):

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
 
-from sqlalchemy import update
+from sqlalchemy import func, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
@@ -213,7 +213,11 @@ def everyone_on_site(session: Session, *, window_seconds: int, now: datetime | N
     them all). Reads only the visits seen within the window (indexed by
     last_seen_at)."""
     now = now or utcnow()
-    visits = session.exec(select(Visit).where(Visit.last_seen_at >= now - timedelta(seconds=window_seconds))).all()
+    # Only the columns presence is judged by: the leader runs this every 2 s over
+    # everyone on the site, and whole rows (user agent, URL, title) cost 4x more.
+    visits = session.execute(
+        select(Visit.shopper_id, Visit.last_seen_at, Visit.left_at, Visit.open_for)
+        .where(Visit.last_seen_at >= now - timedelta(seconds=window_seconds))).all()
     return _on_site(visits, now, window_seconds)
 
 
@@ -262,6 +266,32 @@ def _remember(visitor_id: str, url: str | None) -> None:
                 _written.popitem(last=False)
 
 
+def _still_here(session: Session, visitor_id: str, url: str, title: str, window_seconds: int,
+                now: datetime | None = None) -> PresenceChange | None:
+    """Most heartbeats, in two UPDATEs and no reads: the browser's current
+    visit is this shopper's, on site (seen within the window, not closed) and on
+    the same page. Then nothing changes on any screen (on site before and
+    after, same page), so `touch_visit`'s reads and its event are not needed.
+    None when the visit is not in that state: `touch_visit` decides."""
+    now = now or utcnow()
+    visits, shoppers = Visit.__table__, Shopper.__table__
+    # The shopper this browser speaks for (`get_or_create_shopper`: its own row or the customer it merged into).
+    speaks_for = (select(func.coalesce(col(Shopper.merged_into_id), col(Shopper.id)))
+                  .where(Shopper.visitor_id == visitor_id).scalar_subquery())
+    values: dict = {"last_seen_at": now}
+    where = [visits.c.open_for == visitor_id, visits.c.shopper_id == speaks_for, visits.c.left_at.is_(None),
+             visits.c.last_seen_at >= now - timedelta(seconds=window_seconds)]
+    if url:
+        where.append(visits.c.current_url == url[:2000])
+        values["current_title"] = title[:300]
+    row = session.execute(update(visits).where(*where).values(**values)
+                          .returning(visits.c.id, visits.c.shopper_id)).first()
+    if row is None:
+        return None
+    session.execute(update(shoppers).where(shoppers.c.id == row.shopper_id).values(last_seen_at=now))
+    return PresenceChange(row.shopper_id, row.id, True, True, False)
+
+
 def beat(visitor_id: str, alive: bool, *, user_agent: str = "", url: str = "", title: str = "",
          engine=None) -> PresenceChange | None:
     """A heartbeat (alive) or a closing page's beacon from a verified visitor.
@@ -271,11 +301,12 @@ def beat(visitor_id: str, alive: bool, *, user_agent: str = "", url: str = "", t
     if alive and _fresh(visitor_id, url, window):
         return None
     with write_scope(engine) as session:
-        shopper = get_or_create_shopper(session, visitor_id)
         if alive:
-            change = touch_visit(session, shopper, user_agent=user_agent, url=url, title=title,
-                                 window_seconds=window, visitor_id=visitor_id)
+            change = _still_here(session, visitor_id, url, title, window) or touch_visit(
+                session, get_or_create_shopper(session, visitor_id), user_agent=user_agent, url=url, title=title,
+                window_seconds=window, visitor_id=visitor_id)
         else:
-            change = leave(session, shopper, window_seconds=window, visitor_id=visitor_id)
+            change = leave(session, get_or_create_shopper(session, visitor_id), window_seconds=window,
+                           visitor_id=visitor_id)
     _remember(visitor_id, url if alive else None)
     return change

@@ -13,16 +13,18 @@ the message at once through the live path (`ChatStartedByAgent`,
 
 from __future__ import annotations
 
+import threading
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import lru_cache
 
-from sqlalchemy import bindparam, func, update
+from sqlalchemy import bindparam, func, or_, update
 from sqlalchemy.engine import Engine
 from sqlmodel import col, select
 
 from chatdash import events
-from chatdash.db import session_scope, write_scope
+from chatdash.db import get_engine, session_scope, write_scope
 from chatdash.models import Conversation, Message, Sender, Shopper, Status, Visit, utcnow
 from chatdash.services import conversations as convs
 from chatdash.services.conversations import ChatError
@@ -76,6 +78,14 @@ def start_chat(agent_id: int, shopper_id: object, client_id: object, text: objec
     max_chars = min(MAX_CHARS, settings.message_max_chars)
     body = convs.clean_text(text, max_chars)
     window = settings.presence_window_seconds
+    try:
+        return _start_chat(agent_id, shopper_id, client_id, body, window, max_chars, engine)
+    finally:
+        _pending.forget()  # this worker's next heartbeat of theirs looks at once
+
+
+def _start_chat(agent_id: int, shopper_id: int, client_id: str, body: str, window: int, max_chars: int,
+                engine: Engine | None) -> StartedChat:
     with write_scope(engine) as session:
         shopper = _shopper(session, shopper_id)
         if shopper is None or not _seen_lately(session, shopper.id, window):
@@ -162,9 +172,64 @@ def _pending_query():
     )
 
 
+class _PendingVisitors:
+    """The browsers with an opening message waiting (or that might have one),
+    read at most once a second per worker: every heartbeat asks, and at a busy
+    store almost none has one, so the per-visitor read and claim run only for
+    these. Another worker's new message is seen within REFRESH_SECONDS."""
+
+    REFRESH_SECONDS = 1.0
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._read: tuple[Engine, float, frozenset[str]] | None = None
+        self._forgotten = 0  # a read begun before a forget() is used once, not kept
+
+    def forget(self) -> None:
+        with self._lock:
+            self._read = None
+            self._forgotten += 1
+
+    def may_have(self, visitor_id: str, engine: Engine) -> bool:
+        with self._lock:
+            read, generation = self._read, self._forgotten
+        if read is None or read[0] is not engine or time.monotonic() - read[1] >= self.REFRESH_SECONDS:
+            read = (engine, time.monotonic(), _visitors_with_pending(engine))
+            with self._lock:
+                if self._forgotten == generation:
+                    self._read = read
+        return visitor_id in read[2]
+
+
+def _visitors_with_pending(engine: Engine) -> frozenset[str]:
+    """Every visitor id whose shopper (or the customer it joined) has an open
+    conversation with an opening message not yet popped up: open conversations
+    active within POPUP_WITHIN (by their status and last message), then their shoppers."""
+    since = utcnow() - POPUP_WITHIN
+    with session_scope(engine) as session:
+        shopper_ids = session.exec(
+            select(Conversation.shopper_id)
+            .where(Conversation.status == Status.OPEN, Conversation.last_message_at >= since,
+                   col(Conversation.proactive_message_id) > Conversation.proactive_shown_id,
+                   col(Conversation.proactive_message_id) > Conversation.shopper_seen_message_id)
+        ).all()
+        if not shopper_ids:
+            return frozenset()
+        ids = sorted(set(shopper_ids))
+        return frozenset(session.exec(
+            select(Shopper.visitor_id).where(or_(col(Shopper.id).in_(ids), col(Shopper.merged_into_id).in_(ids)))
+        ).all())
+
+
+_pending = _PendingVisitors()
+
+
 def claim_popup(visitor_id: str, *, engine: Engine | None = None) -> Popup | None:
     """Called with a store page's heartbeat: the popup this page is to show, at
     most once per proactive message (the first heartbeat to claim it wins)."""
+    engine = engine or get_engine()
+    if not _pending.may_have(visitor_id, engine):
+        return None
     with session_scope(engine) as session:
         row = session.execute(_pending_query(), {"visitor_id": visitor_id,
                                                  "since": utcnow() - POPUP_WITHIN}).first()
