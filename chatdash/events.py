@@ -90,6 +90,9 @@ class MessagePosted(DomainEvent):
     conversation: ConversationSummary
     # Open conversations holding shopper messages no admin has seen (the bell).
     unseen_conversations: int
+    # The screen (tab) that posted it and shows it already, if it said so: a
+    # route declared with echo=False does not push the message back to it.
+    origin: str = ""
 
     @property
     def conversation_id(self) -> int:

@@ -95,6 +95,7 @@ class _Mark:
     topic: Callable[[Any], str | None]
     load: Callable[[Any], Any] | None
     window: float | None
+    echo: bool
 
 
 @dataclass(frozen=True, eq=False)
@@ -108,18 +109,21 @@ class Route:
     topic: Callable[[Any], str | None]
     load: Callable[[Any], Any] | None
     window: float | None = None
+    echo: bool = True
 
 
 def on(event_type: type[DomainEvent], *, topic: Callable[[Any], str | None],
-       load: Callable[[Any], Any] | None = None, window: float | None = None) -> Callable:
+       load: Callable[[Any], Any] | None = None, window: float | None = None, echo: bool = True) -> Callable:
     """Mark a state method (underscore-named, so no client can call it) as the
     handler of `event_type` for the tabs subscribed to `topic(event)`. With
     `load`, the handler gets `(event, load(event))`; `load` runs in a thread.
     `window` (seconds) makes this route's pushes come at most that often, for
-    screens that summarise many shoppers (the event's own window otherwise)."""
+    screens that summarise many shoppers (the event's own window otherwise).
+    `echo=False`: not to the tab the event names as its `origin` (which shows
+    what it did already)."""
 
     def mark(fn: Callable) -> Callable:
-        fn.__dict__.setdefault("_live_marks", []).append(_Mark(event_type, topic, load, window))
+        fn.__dict__.setdefault("_live_marks", []).append(_Mark(event_type, topic, load, window, echo))
         return fn
 
     return mark
@@ -130,7 +134,8 @@ def routes_of(state_cls: type[rx.State]) -> list[Route]:
     found = []
     for attr in vars(state_cls).values():
         for mark in getattr(attr, "_live_marks", ()):
-            found.append(Route(mark.event_type, state_cls, attr, mark.topic, mark.load, mark.window))
+            found.append(Route(mark.event_type, state_cls, attr, mark.topic, mark.load, mark.window,
+                               mark.echo))
     return found
 
 
@@ -220,7 +225,13 @@ class Adapter:
             self.routes[route.event_type].append(route)
         # Per tab and window: what waits for its next update, keyed so that newer
         # events replace older ones.
-        self._pending: dict[tuple[str, float], dict[Hashable, tuple[Route, DomainEvent]]] = {}
+        self._pending: dict[tuple[str, float], dict[Hashable, tuple[int, Route, DomainEvent]]] = {}
+        # Per tab: the windows whose time has come, and whether an update is
+        # being applied. One update per tab at a time, holding everything due:
+        # the tab's windows (typing, the bell, the list) do not queue on its
+        # state lock behind each other.
+        self._due: dict[str, set[tuple[str, float]]] = {}
+        self._flushing: set[str] = set()
         self._loads: dict[tuple[int, int], asyncio.Future] = {}
         self._tasks: set[asyncio.Task] = set()
         self._seq = 0
@@ -239,8 +250,10 @@ class Adapter:
                 topic = route.topic(event)
                 if topic is None:
                     continue
+                skip = "" if route.echo else getattr(event, "origin", "")
                 for token in reg.members(_key(topic, route.state_cls)):
-                    self._enqueue(token, route, event)
+                    if not skip or token != skip:
+                        self._enqueue(token, route, event)
 
     def _enqueue(self, token: str, route: Route, event: DomainEvent) -> None:
         window = route.window or SLOW_WINDOWS.get(type(event), WINDOW)
@@ -248,14 +261,14 @@ class Adapter:
         if pending is None:
             pending = self._pending[(token, window)] = {}
             self.loop.call_later(window, self._start_flush, (token, window))
+        self._seq += 1
         if event.coalesce_key is None:
-            self._seq += 1
             key: Hashable = (id(route), self._seq)
         else:
             key = (id(route), event.coalesce_key)
             # The newest wins, and takes its place after what came before it.
             pending.pop(key, None)
-        pending[key] = (route, event)
+        pending[key] = (self._seq, route, event)
         if route.load is not None and event.coalesce_key is None:
             # Started now so it is ready by the flush; an event that a newer one
             # may replace is loaded at the flush instead, once.
@@ -275,7 +288,30 @@ class Adapter:
 
     # ----- to the screens ---------------------------------------------------
     def _start_flush(self, bucket: tuple[str, float]) -> None:
-        self.background(self._flush(bucket))
+        token = bucket[0]
+        self._due.setdefault(token, set()).add(bucket)
+        if token not in self._flushing:
+            self._flushing.add(token)
+            self.background(self._flush_tab(token))
+
+    async def _flush_tab(self, token: str) -> None:
+        """Apply what is due for this tab, in the order it happened, until
+        nothing more came due meanwhile."""
+        try:
+            while due := self._due.pop(token, None):
+                items: list[tuple[int, Route, DomainEvent]] = []
+                for bucket in due:
+                    items.extend(self._pending.pop(bucket, {}).values())
+                if not items:
+                    continue
+                items.sort(key=lambda item: item[0])
+                try:
+                    await self._flush(token, [(route, event) for _seq, route, event in items])
+                except Exception:  # the state lock timed out, the tab's state is gone, ...
+                    log.warning("live update of a tab failed; its next update re-sends what changes",
+                                exc_info=True)
+        finally:
+            self._flushing.discard(token)
 
     def background(self, coro: Any) -> asyncio.Task:
         task = self.loop.create_task(coro)
@@ -288,12 +324,7 @@ class Adapter:
         if not task.cancelled() and task.exception() is not None:
             log.warning("live task failed", exc_info=task.exception())
 
-    async def _flush(self, bucket: tuple[str, float]) -> None:
-        pending = self._pending.pop(bucket, None)
-        if not pending:
-            return
-        token = bucket[0]
-        items = list(pending.values())
+    async def _flush(self, token: str, items: list[tuple[Route, DomainEvent]]) -> None:
         loaded: list[Any] = []
         for route, event in items:
             if route.load is None:

@@ -112,6 +112,30 @@ def test_a_shopper_message_reaches_the_admin_as_one_row_and_one_message(live_app
         admin.close()
 
 
+def test_a_message_reaches_the_shoppers_other_tab_and_shows_once_in_the_tab_that_sent_it(live_app):
+    """The sending tab shows its message from its own event (it is not pushed
+    back to it: echo=False); the same browser's other tab gets it pushed."""
+    token = identity.issue_visitor_token(live_app.env["CHATDASH_SECRET_KEY"])
+    sender = _shopper_client(live_app, token)
+    other = None
+    try:
+        texts = [f"first tab {n} {uuid.uuid4().hex[:6]}" for n in range(2)]
+        _send(sender, texts[0])
+        other = _shopper_client(live_app, token)  # a second tab, opened on the conversation
+        _wait_for(other, WidgetState, lambda v: [m["body"] for m in v.get("messages", [])] == texts[:1])
+        _send(sender, texts[1])
+        _wait_for(other, WidgetState, lambda v: [m["body"] for m in v.get("messages", [])] == texts)
+        # The positive marker for the sending tab: the other tab writes, and that is pushed to it.
+        reply = f"second tab {uuid.uuid4().hex[:6]}"
+        _send(other, reply)
+        _, shown = _wait_for(sender, WidgetState, lambda v: any(m["body"] == reply for m in v.get("messages", [])))
+        assert [m["body"] for m in shown["messages"]] == [*texts, reply]
+    finally:
+        sender.close()
+        if other is not None:
+            other.close()
+
+
 def test_the_admin_reading_sends_the_widget_a_seen_mark_not_the_history(live_app, live_engine):
     shopper = _shopper_client(live_app)
     admin = _admin_client(live_app, live_engine)

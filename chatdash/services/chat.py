@@ -90,7 +90,7 @@ def open_widget(visitor_id: str, customer: Customer | None = None, *, engine: En
 
 def shopper_send(visitor_id: str, shopper_id: int, conversation_id: int, client_id: object, text: object,
                  *, engine: Engine | None = None, client: admission.Client | None = None,
-                 ) -> tuple[int, MessageView, bool]:
+                 origin: str = "") -> tuple[int, MessageView, bool]:
     """Store a shopper's message once (by its client id), starting their
     conversation if they have none. Returns (conversation id, message, created)."""
     settings = get_settings()
@@ -110,7 +110,7 @@ def shopper_send(visitor_id: str, shopper_id: int, conversation_id: int, client_
             conv, _created = convs.start_conversation(session, shopper_id)
         message, created = convs.post_message(
             session, conv, Sender.SHOPPER, client_id, text, max_chars=settings.message_max_chars,
-            window_seconds=settings.presence_window_seconds,
+            window_seconds=settings.presence_window_seconds, origin=origin,
         )
         if created:
             auto_assign.assign_if_due(session, conv, came_back=came_back,

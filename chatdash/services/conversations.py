@@ -151,6 +151,7 @@ def post_message(
     admin_id: int | None = None,
     window_seconds: int = 60,
     card_source: str | None = None,
+    origin: str = "",
 ) -> tuple[MessageView, bool]:
     """Store a message once and record `MessagePosted` (and `ConversationStarted`
     for a shopper's first message) for delivery after commit, with the staff
@@ -224,6 +225,7 @@ def post_message(
             snoozed_until=conversation.snoozed_until,
         ),
         unseen_conversations=row.unseen,
+        origin=origin,
     ))
     if reopened:
         record_filed(session, conversation.id, reopened, 0)

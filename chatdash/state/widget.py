@@ -153,7 +153,7 @@ class WidgetState(rx.State):
         try:
             conversation_id, message, _created = await asyncio.to_thread(
                 chat.shopper_send, self._visitor_id, self._shopper_id, self._conversation_id,
-                client_id, item.get("text"), client=client_of(self))
+                client_id, item.get("text"), client=client_of(self), origin=self.router.session.client_token)
         except chat.ChatError as exc:
             return client_id, str(exc)
         if conversation_id != self._conversation_id:
@@ -247,7 +247,9 @@ class WidgetState(rx.State):
             self.messages = updated
 
     # ----- pushed (underscore: not callable as events) -------------------
-    @live.on(MessagePosted, topic=live.by_conversation)
+    # echo=False: the tab that sent a message shows it already (`_store`), so
+    # it is not pushed back there: half the pushes a chatting store makes.
+    @live.on(MessagePosted, topic=live.by_conversation, echo=False)
     def _on_message(self, event: MessagePosted) -> None:
         if event.conversation_id != self._conversation_id:
             return
