@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
 
-from sqlalchemy import func, update
+from sqlalchemy import bindparam, func, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
@@ -274,22 +274,32 @@ def _still_here(session: Session, visitor_id: str, url: str, title: str, window_
     after, same page), so `touch_visit`'s reads and its event are not needed.
     None when the visit is not in that state: `touch_visit` decides."""
     now = now or utcnow()
-    visits, shoppers = Visit.__table__, Shopper.__table__
-    # The shopper this browser speaks for (`get_or_create_shopper`: its own row or the customer it merged into).
-    speaks_for = (select(func.coalesce(col(Shopper.merged_into_id), col(Shopper.id)))
-                  .where(Shopper.visitor_id == visitor_id).scalar_subquery())
-    values: dict = {"last_seen_at": now}
-    where = [visits.c.open_for == visitor_id, visits.c.shopper_id == speaks_for, visits.c.left_at.is_(None),
-             visits.c.last_seen_at >= now - timedelta(seconds=window_seconds)]
-    if url:
-        where.append(visits.c.current_url == url[:2000])
-        values["current_title"] = title[:300]
-    row = session.execute(update(visits).where(*where).values(**values)
-                          .returning(visits.c.id, visits.c.shopper_id)).first()
+    visit_update, shopper_update = _still_here_statements(bool(url))
+    connection = session.connection()  # plain statements: no ORM objects to track
+    row = connection.execute(visit_update, {
+        "visitor": visitor_id, "since": now - timedelta(seconds=window_seconds), "seen_at": now,
+        "page_url": url[:2000], "page_title": title[:300]}).first()
     if row is None:
         return None
-    session.execute(update(shoppers).where(shoppers.c.id == row.shopper_id).values(last_seen_at=now))
+    connection.execute(shopper_update, {"shopper": row.shopper_id, "seen_at": now})
     return PresenceChange(row.shopper_id, row.id, True, True, False)
+
+
+@lru_cache(maxsize=2)
+def _still_here_statements(on_a_page: bool):
+    """`_still_here`'s UPDATEs, built once (a heartbeat is the hottest write there is)."""
+    visits, shoppers = Visit.__table__, Shopper.__table__
+    # The shopper this browser speaks for (`get_or_create_shopper`: its own row or the customer it merged into).
+    speaks_for = (select(func.coalesce(shoppers.c.merged_into_id, shoppers.c.id))
+                  .where(shoppers.c.visitor_id == bindparam("visitor")).scalar_subquery())
+    where = [visits.c.open_for == bindparam("visitor"), visits.c.shopper_id == speaks_for,
+             visits.c.left_at.is_(None), visits.c.last_seen_at >= bindparam("since")]
+    values = {"last_seen_at": bindparam("seen_at")}
+    if on_a_page:
+        where.append(visits.c.current_url == bindparam("page_url"))
+        values["current_title"] = bindparam("page_title")
+    return (update(visits).where(*where).values(values).returning(visits.c.id, visits.c.shopper_id),
+            update(shoppers).where(shoppers.c.id == bindparam("shopper")).values(last_seen_at=bindparam("seen_at")))
 
 
 def beat(visitor_id: str, alive: bool, *, user_agent: str = "", url: str = "", title: str = "",
