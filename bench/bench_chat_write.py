@@ -1,14 +1,18 @@
-"""The chat's hottest write, in one process: what one shopper message and one
-admin reply cost on the server (the use case, its statements and the events it
-records), without sockets or Reflex around it.
+"""The chat's hottest writes, in one process: what one shopper message, one
+admin reply and one written presence heartbeat cost on the server (the use
+case, its statements and the events it records), without sockets or Reflex
+around it.
 
-    .venv/bin/python bench/bench_chat_write.py [--shoppers 1000] [--messages 3000] [--db-url URL]
+    .venv/bin/python bench/bench_chat_write.py [--shoppers 1000] [--messages 3000] [--beats 3000] [--db-url URL]
 
 A fresh SQLite file (WAL) in a temporary folder unless --db-url names another
 database; N shoppers each with a visit; then --messages shopper messages and a
 tenth as many admin replies, round robin, timed one by one. Prints per-call
 p50/p95/p99 and the CPU time per call (this process only): the figure to watch
-when changing `chat.shopper_send` / `conversations.post_message`.
+when changing `chat.shopper_send` / `conversations.post_message`. Then
+--beats heartbeats from the shoppers' pages ("still here, same page"), each
+one written (the process forgets the beats it wrote, as a second worker that
+never saw them would): the figure for `presence.beat`.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ os.environ.setdefault("CHATDASH_SECRET_KEY", "bench-secret")
 from chatdash import events
 from chatdash.db import make_engine, migrate, session_scope
 from chatdash.models import AdminUser, Shopper, Visit, utcnow
-from chatdash.services import chat
+from chatdash.services import chat, presence
 
 
 def pct(values: list[float], q: float) -> float:
@@ -40,6 +44,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--shoppers", type=int, default=1000)
     ap.add_argument("--messages", type=int, default=3000)
+    ap.add_argument("--beats", type=int, default=3000)
     ap.add_argument("--db-url", default="")
     args = ap.parse_args()
 
@@ -92,6 +97,21 @@ def main() -> None:
               f"p99 {pct(values, 0.99):6.2f} ms")
     print(f"  CPU per call {cpu / calls * 1000:.2f} ms ({calls / wall:,.0f} calls/s, one thread); "
           f"events delivered {len(delivered)}")
+
+    for visitor_id, _shopper_id in shoppers:  # each browser's current visit, on its page
+        presence.beat(visitor_id, True, url="https://shop.example/p/1", title="A product", engine=engine)
+    beat_ms: list[float] = []
+    cpu0 = time.process_time()
+    for i in range(args.beats):
+        presence._written.clear()  # as a worker that has not seen this page beat: it writes
+        t = time.perf_counter()
+        presence.beat(shoppers[i % len(shoppers)][0], True, url="https://shop.example/p/1", title="A product",
+                      engine=engine)
+        beat_ms.append((time.perf_counter() - t) * 1000)
+    cpu = time.process_time() - cpu0
+    if beat_ms:
+        print(f"  {'heartbeat':13} p50 {statistics.median(beat_ms):6.2f} ms  p95 {pct(beat_ms, 0.95):6.2f} ms  "
+              f"p99 {pct(beat_ms, 0.99):6.2f} ms  CPU {cpu / len(beat_ms) * 1000:.2f} ms per written beat")
 
 
 if __name__ == "__main__":
