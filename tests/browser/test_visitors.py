@@ -93,6 +93,14 @@ def test_the_visitors_page_follows_the_store_live(live_app, browser):
         expect(row_one.locator(".visitor-chat-status")).to_have_text("resolved")
         expect(row_one.locator(".visitor-start-chat")).to_have_text("Pop up chat")
         admin.screenshot(path=str(SHOTS / "visitors-page-resolved-chat.png"))
+        # The composer says where the message goes (cancelled: nothing is sent).
+        row_one.locator(".visitor-start-chat").click()
+        dialog = admin.locator("#start-chat-dialog")
+        expect(dialog).to_contain_text("Pop up the chat for Visitor")
+        expect(dialog).to_contain_text("goes into their conversation")
+        admin.screenshot(path=str(SHOTS / "visitors-pop-up-composer.png"))
+        dialog.get_by_role("button", name="Cancel").click()
+        expect(dialog).to_have_count(0)
         row_one.locator(".visitor-open-chat").click()
         conv_id = href.rpartition("c=")[2]
         expect(admin).to_have_url(re.compile(rf"/admin/conversations/?\?c={conv_id}$"))
