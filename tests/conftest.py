@@ -159,6 +159,46 @@ def live_app(tmp_path_factory, smtp_server):
     app.stop()
 
 
+@pytest.fixture
+def live_staff_emails(live_app):
+    """The live app's staff emails as a test that counts them needs them: no
+    coalescing window running, nothing waiting; the store's emails off again
+    afterwards. The app serves the whole session and keeps each channel's
+    window in its database (StaffEmailWindow): an email an earlier test caused
+    would hold this test's first one until its window ended, and send it
+    together with the next one."""
+    from sqlalchemy import delete
+    from sqlmodel import Session, col, select
+
+    from chatdash.models import StaffEmailItem, StaffEmailWindow
+    from chatdash.services import store_settings
+    from tests.waiting import wait_until
+
+    eng = make_engine(live_app.db_url)
+
+    def sending() -> list[str]:
+        with Session(eng) as s:
+            return list(s.exec(select(StaffEmailWindow.channel).where(col(StaffEmailWindow.claim).is_not(None))))
+
+    def forget() -> None:
+        # An email on its way finishes first: it must not land in the next test's count.
+        wait_until(lambda: not sending(), timeout=60, what=lambda: f"the app finished sending {sending()}")
+        with Session(eng) as s:
+            s.exec(delete(StaffEmailItem))
+            s.exec(delete(StaffEmailWindow))
+            s.commit()
+
+    forget()
+    try:
+        yield
+    finally:
+        with Session(eng) as s:
+            store_settings.save_email_notifications(s, store_settings.EmailNotifications())
+            s.commit()
+        forget()
+        eng.dispose()
+
+
 @pytest.fixture(scope="module")
 def browser():
     """Chromium for one test module. Not session-wide: Playwright's sync API keeps

@@ -10,8 +10,8 @@ from sqlmodel import select
 
 from chatdash.db import session_scope
 from chatdash.models import Product, utcnow
+from chatdash.services import chat, presence, store_activity, visitors, workspace
 from chatdash.services import conversations as convs
-from chatdash.services import presence, store_activity, visitors
 from chatdash.services.tracking.schema import parse_events
 
 STORE = "https://shop.test"
@@ -45,9 +45,10 @@ def test_everyone_on_the_store_is_listed_with_page_pages_cart_and_conversation(a
     rows = {r.shopper_id: r for r in visitors.visitors_on_site(engine=any_engine)}
     assert set(rows) == {browsing, buying}
     assert (rows[browsing].current_title, rows[browsing].pages, rows[browsing].cart_cents,
-            rows[browsing].conversation_id) == ("Title of /tents/summit", 3, 0, 0)
-    assert (rows[buying].current_url, rows[buying].cart_cents, rows[buying].conversation_id) == (
-        f"{STORE}/cart", 18790, conv_id)
+            rows[browsing].conversation_id, rows[browsing].conversation_status) == (
+        "Title of /tents/summit", 3, 0, 0, "")
+    assert (rows[buying].current_url, rows[buying].cart_cents, rows[buying].conversation_id,
+            rows[buying].conversation_status) == (f"{STORE}/cart", 18790, conv_id, "open")
     assert rows[buying].device.startswith("Mobile") and rows[buying].label.startswith("Visitor ")
 
     by_cart = visitors.visitors_on_site("cart", engine=any_engine)
@@ -78,3 +79,29 @@ def test_a_shopper_with_two_visits_on_site_is_one_row_at_their_latest_page(any_e
                              now=utcnow() + timedelta(seconds=1))
     rows = visitors.visitors_on_site(engine=any_engine, now=utcnow() + timedelta(seconds=2))
     assert [(r.shopper_id, r.current_title) for r in rows] == [(shopper, "Second")]
+
+
+def test_a_shopper_whose_chat_is_snoozed_or_resolved_still_has_it_and_its_status(any_engine):
+    """Any conversation counts, not only an open one: the row links to the
+    shopper's conversation and says whether it sleeps or was resolved."""
+    snoozed_visitor, snoozed = _browse(any_engine, ["/"])
+    _, resolved = _browse(any_engine, ["/boots"])
+    conv_of: dict[int, int] = {}
+    for shopper in (snoozed, resolved):
+        with session_scope(any_engine) as s:
+            conv_of[shopper] = convs.start_conversation(s, shopper)[0].id
+    nobody = 0  # (a workspace change records who made it)
+    workspace.snooze(nobody, conv_of[snoozed], "1h", engine=any_engine)
+    workspace.set_status(nobody, conv_of[resolved], "resolved", engine=any_engine)
+
+    rows = {r.shopper_id: r for r in visitors.visitors_on_site(engine=any_engine)}
+    assert (rows[snoozed].conversation_id, rows[snoozed].conversation_status) == (conv_of[snoozed], "snoozed")
+    assert (rows[resolved].conversation_id, rows[resolved].conversation_status) == (conv_of[resolved], "resolved")
+    assert visitors.visitor(resolved, engine=any_engine) == rows[resolved]
+
+    # The shopper writes again: the same conversation, awake.
+    opened = chat.open_widget(snoozed_visitor, engine=any_engine)
+    chat.shopper_send(snoozed_visitor, opened.shopper_id, opened.conversation_id, uuid.uuid4().hex, "Still there?",
+                      engine=any_engine)
+    row = visitors.visitor(snoozed, engine=any_engine)
+    assert (row.conversation_id, row.conversation_status) == (conv_of[snoozed], "open")

@@ -33,13 +33,29 @@ def _visitor(v: VisitorView) -> rx.Component:
         rx.table.cell(rx.text(v.since, size="2", color_scheme="gray")),
         rx.table.cell(
             rx.hstack(
-                rx.button(rx.icon("send", size=14), "Start chat", size="1", variant="solid",
-                          on_click=VisitorsState.open_composer(v.shopper_id), class_name="visitor-start-chat"),
+                rx.cond(
+                    v.conversation_id > 0,
+                    # With a conversation, the message goes into it and pops the chat open on their page.
+                    rx.tooltip(
+                        rx.button(rx.icon("message-square-share", size=14), "Pop up chat", size="1",
+                                  variant="solid", on_click=VisitorsState.open_composer(v.shopper_id),
+                                  class_name="visitor-start-chat"),
+                        content="Write in their conversation: the chat opens on their screen",
+                    ),
+                    rx.button(rx.icon("send", size=14), "Start chat", size="1", variant="solid",
+                              on_click=VisitorsState.open_composer(v.shopper_id), class_name="visitor-start-chat"),
+                ),
                 rx.cond(
                     v.conversation_id > 0,
                     rx.link(rx.button(rx.icon("message-circle", size=14), "Open chat", size="1", variant="soft"),
                             href=routes.CONVERSATIONS + "?c=" + v.conversation_id.to_string(),
                             class_name="visitor-open-chat"),
+                ),
+                rx.cond(
+                    (v.conversation_id > 0) & (v.conversation_status != "open"),
+                    rx.badge(v.conversation_status, color_scheme=rx.cond(v.conversation_status == "snoozed",
+                                                                         "amber", "gray"),
+                             variant="soft", size="1", class_name="visitor-chat-status"),
                 ),
                 spacing="2",
                 align="center",
@@ -51,13 +67,20 @@ def _visitor(v: VisitorView) -> rx.Component:
 
 
 def _composer() -> rx.Component:
-    """Start chat: the opening message, which opens the chat on the visitor's screen."""
+    """Start chat / Pop up chat: the opening message, which opens the chat on the visitor's screen."""
     return rx.dialog.root(
         rx.dialog.content(
-            rx.dialog.title("Start a chat with " + VisitorsState.composer_label),
+            rx.dialog.title(rx.cond(VisitorsState.composer_has_conversation, "Pop up the chat for ",
+                                    "Start a chat with ") + VisitorsState.composer_label),
             rx.dialog.description(
-                "They are on the store now. Your message opens the chat on their screen "
-                "(within a heartbeat, about 15 seconds), and their answer comes to you in Conversations.",
+                rx.cond(
+                    VisitorsState.composer_has_conversation,
+                    "They are on the store now. Your message goes into their conversation (re-opening it if it "
+                    "was snoozed or resolved) and opens the chat on their screen (within a heartbeat, about "
+                    "15 seconds); their answer comes to you in Conversations.",
+                    "They are on the store now. Your message opens the chat on their screen "
+                    "(within a heartbeat, about 15 seconds), and their answer comes to you in Conversations.",
+                ),
                 size="2", color_scheme="gray", margin_bottom="12px",
             ),
             rx.form(

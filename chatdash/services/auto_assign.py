@@ -18,7 +18,9 @@ switches it on (Settings).
   until the pick's own short transaction commits, on SQLite it takes the
   writer lock, so two conversations started at once never read the same cursor.
 - The assignment records the same `ConversationFiled` ("assigned") as an
-  agent's, by nobody (0): every list and count follows live.
+  agent's, by nobody (0): every list and count follows live. Unlike an
+  agent's, it comes with a shopper's message that is news to the assignee:
+  chat.shopper_send queues it for their email (if they chose such emails).
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ from chatdash import events
 from chatdash.db import session_scope, write_scope
 from chatdash.events import ConversationSummary, MessageView
 from chatdash.models import CardSource, Conversation, Sender, Status
-from chatdash.services import admission, auto_assign, customers, followup
+from chatdash.services import admission, auto_assign, customers, followup, staff_emails
 from chatdash.services import conversations as convs
 from chatdash.services.conversations import ChatError
 from chatdash.services.ratelimit import limiter
@@ -108,13 +108,19 @@ def shopper_send(visitor_id: str, shopper_id: int, conversation_id: int, client_
                 raise ChatError("Too many new conversations. Try again later.")
             admission.admit_new_conversation(client)
             conv, _created = convs.start_conversation(session, shopper_id)
+        first_message = conv.last_shopper_message_id == 0
         message, created = convs.post_message(
             session, conv, Sender.SHOPPER, client_id, text, max_chars=settings.message_max_chars,
             window_seconds=settings.presence_window_seconds, origin=origin,
         )
         if created:
-            auto_assign.assign_if_due(session, conv, came_back=came_back,
-                                      window_seconds=settings.presence_window_seconds)
+            assignee_id = auto_assign.assign_if_due(session, conv, came_back=came_back,
+                                                    window_seconds=settings.presence_window_seconds)
+            if assignee_id is not None:
+                # post_message queued the staff emails while nobody had the
+                # conversation: the message that brought it is news to its new
+                # assignee too (in this transaction: committed with it or not at all).
+                staff_emails.queue_assigned_message(session, assignee_id, message.id, first_message=first_message)
         # Counted only once stored: a resend of a stored message is no new
         # message. A refusal rolls the insert back with the transaction.
         if created and not _send_limiter().hit(visitor_id):

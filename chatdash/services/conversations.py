@@ -233,7 +233,8 @@ def post_message(
         events.record(session, events.ConversationStarted(conversation.id, label, body))
         staff_emails.queue_new_conversation(session, msg_id)
     if sender == Sender.SHOPPER and conversation.assignee_id:
-        staff_emails.queue_assigned_message(session, conversation.assignee_id, msg_id)
+        staff_emails.queue_assigned_message(session, conversation.assignee_id, msg_id,
+                                            first_message=first_from_shopper)
     return view, True
 
 

@@ -271,8 +271,9 @@ def email_new_conversations(settings_fn: Any, engine: Any = None) -> Any:
     """Send the staff emails this worker's writes call for, at once when their
     channel's window is over: a `ConversationStarted` (the new-conversation
     email to the recipients chosen in Settings) and a shopper's `MessagePosted`
-    in an assigned conversation (the assignee's email, if they chose it; who
-    gets what: services/agent_notifications.py). What the writes queued waits
+    in an assigned conversation or an auto-assignment's `ConversationFiled`
+    (the assignee's email, if they chose it; who gets what:
+    services/agent_notifications.py). What the writes queued waits
     in the database (services/staff_emails.py); what must wait for the end of
     a window goes with `send_held_emails`, the leader's job. `settings_fn()`
     gives the current `chatdash.settings.Settings`. Returns the function that
@@ -294,6 +295,11 @@ def email_new_conversations(settings_fn: Any, engine: Any = None) -> Any:
                 channel = staff_emails.NEW
             elif (isinstance(event, events.MessagePosted) and event.message.sender == "shopper"
                   and event.conversation.assignee_id):
+                channel = staff_emails.assigned(event.conversation.assignee_id)
+            elif (isinstance(event, events.ConversationFiled) and event.change == "assigned"
+                  and event.by_agent_id == 0 and event.conversation.assignee_id):
+                # Auto-assign, after the shopper's message was announced with
+                # nobody on it: that message may wait for its new assignee.
                 channel = staff_emails.assigned(event.conversation.assignee_id)
             else:
                 continue

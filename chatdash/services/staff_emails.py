@@ -6,8 +6,10 @@ send one email per channel per window between them.
   recipients chosen in Settings) or "assigned:<admin id>" (shoppers' messages
   in the conversations assigned to a member who chose those emails).
 - `queue_*` runs inside the transaction that stores the shopper's message
-  (conversations.post_message): a `StaffEmailItem` commits with the message or
-  not at all, so a worker that dies after that commit loses nothing.
+  (conversations.post_message; and chat.shopper_send once auto-assign has given
+  the conversation to someone, since that message is news to them): a
+  `StaffEmailItem` commits with the message or not at all, so a worker that
+  dies after that commit loses nothing.
 - A sender (the worker that committed, at once; the leader's periodic job for
   what waits for the end of a window or was left by a dead worker) takes the
   channel with one conditional UPDATE of its `StaffEmailWindow` row — the
@@ -64,11 +66,19 @@ def queue_new_conversation(session: Session, message_id: int) -> None:
         _queue(session, NEW, message_id)
 
 
-def queue_assigned_message(session: Session, assignee_id: int, message_id: int) -> None:
-    """A shopper wrote in a conversation assigned to `assignee_id`: list it in
-    their next email, if they chose such emails (and the store's are on)."""
-    if agent_notifications.assigned_message_recipient(session, assignee_id) is not None:
-        _queue(session, assigned(assignee_id), message_id)
+def queue_assigned_message(session: Session, assignee_id: int, message_id: int, *,
+                           first_message: bool = False) -> None:
+    """A shopper wrote in a conversation assigned to `assignee_id` (or their
+    message just brought it to them: auto-assign): list it in their next
+    email, if they chose such emails (and the store's are on). The shopper's
+    `first_message` is in the new-conversation email already: a member who
+    gets that one is not sent it twice."""
+    recipient = agent_notifications.assigned_message_recipient(session, assignee_id)
+    if recipient is None:
+        return
+    if first_message and recipient.strip().lower() in agent_notifications.new_conversation_recipients(session):
+        return
+    _queue(session, assigned(assignee_id), message_id)
 
 
 def _queue(session: Session, channel: str, message_id: int) -> None:

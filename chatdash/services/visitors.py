@@ -13,7 +13,7 @@ from sqlmodel import Session, col, select
 
 from chatdash.db import session_scope
 from chatdash.models import Cart, Conversation, Shopper, StoreEvent, Visit, utcnow
-from chatdash.services.conversations import is_on_site, shopper_label
+from chatdash.services.conversations import CURRENT_STATUSES, is_on_site, shopper_label
 from chatdash.services.devices import device_from_user_agent
 from chatdash.services.insights import PAGE_KINDS
 from chatdash.settings import get_settings
@@ -34,7 +34,8 @@ class VisitorRow:
     pages: int  # pages looked at this visit
     cart_cents: int
     currency: str
-    conversation_id: int  # the open conversation, 0 when none
+    conversation_id: int  # their latest conversation (open, snoozed or resolved), 0 when none
+    conversation_status: str  # its status ("open", "snoozed", "resolved"), "" when none
     started_at: datetime
     last_seen_at: datetime
 
@@ -73,6 +74,14 @@ def visitor(shopper_id: int, *, engine: Engine | None = None, now: datetime | No
     return rows[0] if rows else None
 
 
+def visitor_with_conversation(conversation_id: int, *, engine: Engine | None = None,
+                              now: datetime | None = None) -> VisitorRow | None:
+    """The row of the shopper whose conversation this is, or None when they are not on the store now."""
+    with session_scope(engine) as session:
+        shopper_id = session.exec(select(Conversation.shopper_id).where(Conversation.id == conversation_id)).first()
+    return None if shopper_id is None else visitor(shopper_id, engine=engine, now=now)
+
+
 def _rows(session: Session, visits: list[Visit]) -> list[VisitorRow]:
     """Rows for these current visits (in their order), four queries for any number."""
     if not visits:
@@ -85,13 +94,20 @@ def _rows(session: Session, visits: list[Visit]) -> list[VisitorRow]:
             select(Cart.shopper_id, Cart.total_cents, Cart.currency).where(col(Cart.shopper_id).in_(shopper_ids))
         ).all()
     }
-    conversations = dict(
-        session.exec(
-            select(Conversation.shopper_id, func.max(Conversation.id))
-            .where(col(Conversation.shopper_id).in_(shopper_ids), Conversation.status == "open")
-            .group_by(col(Conversation.shopper_id))
-        ).all()
+    # Each shopper's latest conversation whatever its status: a snoozed or
+    # resolved chat is still theirs (their next message re-opens it).
+    latest = (
+        select(func.max(Conversation.id))
+        .where(col(Conversation.shopper_id).in_(shopper_ids), col(Conversation.status).in_(CURRENT_STATUSES))
+        .group_by(col(Conversation.shopper_id))
     )
+    conversations = {
+        shopper_id: (conv_id, str(status))
+        for shopper_id, conv_id, status in session.exec(
+            select(Conversation.shopper_id, Conversation.id, Conversation.status)
+            .where(col(Conversation.id).in_(latest))
+        ).all()
+    }
     pages = dict(
         session.exec(
             select(StoreEvent.visit_id, func.count())
@@ -105,6 +121,7 @@ def _rows(session: Session, visits: list[Visit]) -> list[VisitorRow]:
             continue
         shopper = shoppers[v.shopper_id]
         total, currency = carts.get(v.shopper_id, (0, "USD"))
+        conversation_id, status = conversations.get(v.shopper_id, (0, ""))
         rows.append(VisitorRow(
             shopper_id=v.shopper_id,
             label=shopper_label(shopper),
@@ -115,7 +132,8 @@ def _rows(session: Session, visits: list[Visit]) -> list[VisitorRow]:
             pages=int(pages.get(v.id, 0)),
             cart_cents=int(total),
             currency=currency,
-            conversation_id=int(conversations.get(v.shopper_id) or 0),
+            conversation_id=int(conversation_id),
+            conversation_status=status,
             started_at=v.started_at,
             last_seen_at=v.last_seen_at,
         ))

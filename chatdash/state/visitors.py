@@ -12,7 +12,13 @@ from urllib.parse import urlsplit
 import reflex as rx
 
 from chatdash import live, routes
-from chatdash.events import ChatStartedByAgent, PresenceChanged, ShopperActivity
+from chatdash.events import (
+    ChatStartedByAgent,
+    ConversationFiled,
+    ConversationStarted,
+    PresenceChanged,
+    ShopperActivity,
+)
 from chatdash.services import proactive, visitors
 from chatdash.settings import get_settings
 from chatdash.state.auth import AuthState, admin_event
@@ -35,6 +41,7 @@ class VisitorView:
     cart: str = ""
     cart_cents: int = 0
     conversation_id: int = 0
+    conversation_status: str = ""  # "open", "snoozed", "resolved"; "" with no conversation
     since: str = ""
     last_seen: float = 0.0
 
@@ -52,6 +59,7 @@ class VisitorView:
             cart=money(r.cart_cents, r.currency) if r.cart_cents else "",
             cart_cents=r.cart_cents,
             conversation_id=r.conversation_id,
+            conversation_status=r.conversation_status,
             since=clock(r.started_at),
             last_seen=r.last_seen_at.timestamp(),
         )
@@ -61,14 +69,28 @@ def _load_visitor(event: Any) -> visitors.VisitorRow | None:
     return visitors.visitor(event.shopper_id)
 
 
+# What a Visitors row shows of a conversation: that there is one, and its status.
+_ROW_CHANGES = frozenset({"resolved", "reopened", "snoozed", "woke"})
+
+
+def _load_filed_visitor(event: ConversationFiled) -> visitors.VisitorRow | None:
+    return visitors.visitor(event.conversation.shopper_id) if event.change in _ROW_CHANGES else None
+
+
+def _load_chatting_visitor(event: ConversationStarted) -> visitors.VisitorRow | None:
+    return visitors.visitor_with_conversation(event.conversation_id)
+
+
 class VisitorsState(AuthState):
     visitors: list[VisitorView] = []
     sort_by: str = "recent"
 
-    # "Start chat": the composer for one visitor's opening message.
+    # "Start chat" ("Pop up chat" for a visitor with a conversation): the
+    # composer for one visitor's opening message.
     composer_open: bool = False
     composer_shopper_id: int = 0
     composer_label: str = ""
+    composer_has_conversation: bool = False  # the message goes into it (re-opened if need be)
     composer_error: str = ""
     # One id per opened composer: a double click or a re-sent form stores one message.
     _composer_client_id: str = ""
@@ -92,7 +114,7 @@ class VisitorsState(AuthState):
     # ----- start a chat -------------------------------------------------
     @admin_event
     def open_composer(self, shopper_id: Any):
-        """The row's "Start chat": only a visitor this page lists (on the store now)."""
+        """The row's "Start chat" / "Pop up chat": only a visitor this page lists (on the store now)."""
         if not isinstance(shopper_id, int) or isinstance(shopper_id, bool):
             return
         row = next((v for v in self.get_value("visitors") if v.shopper_id == shopper_id), None)
@@ -100,6 +122,7 @@ class VisitorsState(AuthState):
             return
         self.composer_shopper_id = shopper_id
         self.composer_label = row.label
+        self.composer_has_conversation = row.conversation_id > 0
         self.composer_error = ""
         self._composer_client_id = uuid.uuid4().hex
         self.composer_open = True
@@ -153,9 +176,24 @@ class VisitorsState(AuthState):
         """The visitor has a conversation now (their row links to it)."""
         self._replace(event.shopper_id, row)
 
+    @live.on(ConversationStarted, topic=live.visitors_topic, load=_load_chatting_visitor, window=VISITORS_WINDOW)
+    def _on_conversation_started(self, _event: ConversationStarted, row: visitors.VisitorRow | None) -> None:
+        """The visitor wrote first: their row links to the conversation now."""
+        if row is not None:
+            self._replace(row.shopper_id, row)
+
+    @live.on(ConversationFiled, topic=live.visitors_topic, load=_load_filed_visitor, window=VISITORS_WINDOW)
+    def _on_filed(self, event: ConversationFiled, row: visitors.VisitorRow | None) -> None:
+        """Resolved, snoozed, woken or re-opened: the row's status follows."""
+        if event.change in _ROW_CHANGES:
+            self._replace(event.conversation.shopper_id, row)
+
     def _replace(self, shopper_id: int, row: visitors.VisitorRow | None) -> None:
         """The visitor's row as it is now: updated, added, or gone (left the store)."""
-        rows = [v for v in self.get_value("visitors") if v.shopper_id != shopper_id]
+        listed = self.get_value("visitors")
+        rows = [v for v in listed if v.shopper_id != shopper_id]
+        if row is None and len(rows) == len(listed):
+            return  # not listed, nor to be (e.g. a conversation of a shopper who is not here): nothing to push
         if row is not None:
             rows.append(VisitorView.from_row(row))
         self.visitors = self._sorted(rows)[:visitors.MAX_VISITORS]

@@ -8,10 +8,7 @@ import uuid
 
 import pytest
 from playwright.sync_api import expect
-from sqlmodel import Session
 
-from chatdash.db import make_engine
-from chatdash.services import store_settings
 from tests.conftest import login
 from tests.reflex_client import RawReflexClient
 
@@ -35,7 +32,7 @@ def _start_conversation(live_app, text: str) -> None:
         client.close()
 
 
-def test_admin_turns_on_email_and_a_new_conversation_sends_one(live_app, browser, smtp_server):
+def test_admin_turns_on_email_and_a_new_conversation_sends_one(live_app, live_staff_emails, browser, smtp_server):
     admin_ctx = browser.new_context()
     shop_ctx = browser.new_context()
     try:
@@ -93,9 +90,3 @@ def test_admin_turns_on_email_and_a_new_conversation_sends_one(live_app, browser
     finally:
         admin_ctx.close()
         shop_ctx.close()
-        # Leave the shared app as found: emails off.
-        eng = make_engine(live_app.db_url)
-        with Session(eng) as s:
-            store_settings.save_email_notifications(s, store_settings.EmailNotifications())
-            s.commit()
-        eng.dispose()

@@ -127,31 +127,26 @@ def _plain(msg) -> str:
     return msg.get_body(("plain",)).get_content()
 
 
-def test_new_conversation_emails_are_coalesced(live_app, live_engine, smtp_server):
+def test_new_conversation_emails_are_coalesced(live_app, live_engine, live_staff_emails, smtp_server):
     recipients = ["owner@demo-store.test", "help@demo-store.test"]
     with Session(live_engine) as s:
         store_settings.save_email_notifications(s, store_settings.EmailNotifications(True, recipients))
         s.commit()
-    try:
-        tag = uuid.uuid4().hex[:6]
-        first = f"first {tag}"
-        _start_conversation(live_app, first)
-        smtp_server.wait_for(lambda m: first in _plain(m[1]))
-        after_first = len(smtp_server.messages)
-        # Three more right after an email: held, then sent together in one email.
-        flood = [f"flood {tag} {i}" for i in range(3)]
-        for text in flood:
-            _start_conversation(live_app, text)
-        rcpts, digest = smtp_server.wait_for(lambda m: flood[-1] in _plain(m[1]),
-                                             timeout=EMAIL_COALESCE_SECONDS + 30)
-        later = smtp_server.messages[after_first:]
-        assert len(later) == 1, [m[1]["Subject"] for m in later]
-        assert sorted(rcpts) == sorted(recipients)
-        assert digest["Subject"] == "3 new conversations on Demo Store"
-        body = _plain(digest)
-        assert all(text in body for text in flood)
-        assert body.count("/admin/conversations?c=") == 3
-    finally:
-        with Session(live_engine) as s:
-            store_settings.save_email_notifications(s, store_settings.EmailNotifications())
-            s.commit()
+    tag = uuid.uuid4().hex[:6]
+    first = f"first {tag}"
+    _start_conversation(live_app, first)
+    smtp_server.wait_for(lambda m: first in _plain(m[1]))
+    after_first = len(smtp_server.messages)
+    # Three more right after an email: held, then sent together in one email.
+    flood = [f"flood {tag} {i}" for i in range(3)]
+    for text in flood:
+        _start_conversation(live_app, text)
+    rcpts, digest = smtp_server.wait_for(lambda m: flood[-1] in _plain(m[1]),
+                                         timeout=EMAIL_COALESCE_SECONDS + 30)
+    later = smtp_server.messages[after_first:]
+    assert len(later) == 1, [m[1]["Subject"] for m in later]
+    assert sorted(rcpts) == sorted(recipients)
+    assert digest["Subject"] == "3 new conversations on Demo Store"
+    body = _plain(digest)
+    assert all(text in body for text in flood)
+    assert body.count("/admin/conversations?c=") == 3
