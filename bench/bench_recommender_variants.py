@@ -115,6 +115,15 @@ VARIANTS: dict[str, rec.Params] = {
     "softmax launch mask": replace(SOFTMAX, softmax_launch=True),
     "fused rank 0.5, softmax launch mask": replace(FUSED, softmax_launch=True),
     "softmax 3 bags": replace(SOFTMAX, softmax_bags=3),
+    "fused rank 0.5, BM25 B 0.3": replace(FUSED, bm25_b=0.3),
+    "fused rank 0.5, BM25 B 1.0": replace(FUSED, bm25_b=1.0),
+    "fused rank 0.5, ALS 32 factors": replace(FUSED, factors=32),
+    "fused rank 0.5, ALS 8 factors": replace(FUSED, factors=8),
+    "fused rank 0.5, ALS alpha 1": replace(FUSED, alpha=1.0),
+    "fused rank 0.5, ALS regularization 0.5": replace(FUSED, regularization=0.5),
+    "fused rank 0.5, softmax 16 factors": replace(FUSED, softmax_factors=16),
+    "fused rank 0.5, softmax 64 factors": replace(FUSED, softmax_factors=64),
+    "fused rank 0.5, softmax l2 2e-4": replace(FUSED, softmax_l2=2e-4),
     "fused rank 0.5, softmax 3 bags": replace(FUSED, softmax_bags=3),
 }
 

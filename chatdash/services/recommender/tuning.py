@@ -63,7 +63,7 @@ RANK_CANDIDATES: tuple[dict[str, Any], ...] = (
     {"popularity_weight": -0.1},
 )
 #: When the best model is fused, the softmax model's share of it tried first (ranking only).
-FUSION_WEIGHTS: tuple[float, ...] = ()
+FUSION_WEIGHTS: tuple[float, ...] = (0.67, 0.35)
 
 
 @dataclass(frozen=True)
@@ -254,13 +254,23 @@ def tune(
             fitted.append(parts.get(key) or parts[part_params(params, "als")])  # softmax fell back: ALS
         return fuse_models(fitted[0], fitted[1], params)
 
+    def needs_fit(params: Params) -> bool:
+        return params.model != "fused" or any(part_params(params, kind) not in parts for kind in FUSED_PARTS)
+
+    def timed_evaluate(model: Recommender) -> tuple[Quality, float]:
+        t = time.perf_counter()
+        return evaluate(model), time.perf_counter() - t
+
+    # What the next candidate is expected to cost: the last fit (the first one also builds the
+    # relation tables and the held-out histories, so it overestimates) and the last scoring.
     t = time.perf_counter()
     best_model = fit(split.train, start)
     keep_part(best_model)
-    best = evaluate(best_model)
+    fit_seconds = time.perf_counter() - t
+    best, eval_seconds = timed_evaluate(best_model)
+    best_eval = eval_seconds
     popularity = score(popularity_ranking(best_model), split.truth, history_for(start))
     record({}, best, time.perf_counter() - t)
-    cost = time.perf_counter() - t
     done = 1
     report("tune", done, total)
     fits = [lambda changes=changes: replace(start, **changes) for changes in FIT_CANDIDATES]
@@ -271,27 +281,26 @@ def tune(
         params = candidate()
         too_big = (params.model == "ease" and best_model.n_items > EASE_MAX_ITEMS) or (
             params.model in ("softmax", "fused") and best_model.n_items > SOFTMAX_MAX_ITEMS)  # fit would train ALS
-        if params in tried or too_big or time.perf_counter() - began + cost > budget:
+        refit = needs_fit(params)  # a fused model from parts fitted already costs only its scoring
+        expected = (fit_seconds if refit else 0.0) + eval_seconds
+        if params in tried or too_big or time.perf_counter() - began + expected > budget:
             report("tune", done, total)
             continue
         tried.add(params)
         t = time.perf_counter()
-        fits_before = len(parts)
         model = fit_candidate(params, best_model.relations)  # same data: same tables
-        refitted = params.model != "fused" or len(parts) > fits_before
+        if refit:
+            fit_seconds = time.perf_counter() - t
         if model.params != params:  # fit fell back (e.g. softmax without dated first purchases: ALS)
             if model.params in tried:
                 report("tune", done, total)
                 continue
             params = model.params
             tried.add(params)
-        quality = evaluate(model)
-        seconds = time.perf_counter() - t
-        record(_changes(start, params), quality, seconds)
-        if refitted:  # what the next fit is expected to cost (a fused model from cached parts: none)
-            cost = seconds
+        quality, eval_seconds = timed_evaluate(model)
+        record(_changes(start, params), quality, time.perf_counter() - t)
         if quality.ndcg > best.ndcg:
-            best, best_model = quality, model
+            best, best_model, best_eval = quality, model, eval_seconds
         report("tune", done, total)
     ranking = list(RANK_CANDIDATES)
     if best_model.fused:
@@ -299,14 +308,13 @@ def tune(
     total += len(ranking) - len(RANK_CANDIDATES)
     for changes in ranking:
         done += 1
-        t = time.perf_counter()
-        if time.perf_counter() - began + cost / 2 > budget:
+        if time.perf_counter() - began + best_eval > budget:
             report("tune", done, total)
             continue
         model = copy.copy(best_model)  # shares the factors; only the ranking parameters differ
         model.params = replace(best_model.params, **changes)
-        quality = evaluate(model)
-        record({**_changes(start, best_model.params), **changes}, quality, time.perf_counter() - t)
+        quality, seconds = timed_evaluate(model)
+        record({**_changes(start, best_model.params), **changes}, quality, seconds)
         if quality.ndcg > best.ndcg:
             best, best_model = quality, model
         report("tune", done, total)
