@@ -711,6 +711,7 @@ def fit(
                                     keep=params.keep_related, heavy_basket=params.heavy_basket,
                                     max_basket=params.max_basket)
         report("relations", done, len(RELATIONS))
+    report("relations", len(RELATIONS), len(RELATIONS))  # also when every table was reused (a fused fit's 2nd part)
     relations = tables
 
     counts = {
