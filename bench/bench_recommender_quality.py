@@ -238,6 +238,9 @@ def main() -> None:
     start = time.perf_counter()
     softmax = rec.fit(data, replace(params, model="softmax"), relations=model.relations)
     softmax_seconds = time.perf_counter() - start
+    start = time.perf_counter()
+    fused = rec.fit(data, replace(params, model="fused"), relations=model.relations)
+    fused_seconds = time.perf_counter() - start
     with threadpool_limits(1, "blas"):
         rankers = {
             "popularity (baseline)": popularity_ranker(model),
@@ -246,6 +249,7 @@ def main() -> None:
             "ALS recommender": als_ranker(model),
             "EASE^R (defaults)": als_ranker(ease),
             "softmax (defaults)": als_ranker(softmax),
+            "fused ALS + softmax": als_ranker(fused),
         }
         results = {name: evaluate(rank, truth, hist) for name, rank in rankers.items()}
         results["tuned recommender (train)"] = evaluate(als_ranker(tuned), truth, histories(data, tuned_params))
@@ -254,7 +258,7 @@ def main() -> None:
     print(f"ALS: factors={p.factors} regularization={p.regularization} alpha={p.alpha} eps={p.eps} "
           f"iterations={p.iterations}; fit {fit_seconds:.1f} s; softmax fit {softmax_seconds:.1f} s "
           f"({softmax.counts.get('softmax_contexts', 0):,} contexts, best epoch "
-          f"{softmax.counts.get('softmax_epochs', 0)})")
+          f"{softmax.counts.get('softmax_epochs', 0)}); fused fit {fused_seconds:.1f} s")
     n_all, n_warm = results["ALS recommender"]["n all"], results["ALS recommender"]["n warm"]
     print(f"\n{'method':<30} {'p@10':>7} {'ndcg@10':>8}   {'p@10':>7} {'ndcg@10':>8}")
     print(f"{'':<30} {f'all {n_all} shoppers':>17}   {f'with history {n_warm}':>17}")
@@ -269,7 +273,8 @@ def main() -> None:
               f"({candidate['seconds']:.1f} s)")
     print("load average (1, 5, 15 min): {:.1f} {:.1f} {:.1f}".format(*os.getloadavg()))
     pop = results["popularity (baseline)"]
-    for name in ("ALS recommender", "EASE^R (defaults)", "softmax (defaults)", "tuned recommender (train)"):
+    for name in ("ALS recommender", "EASE^R (defaults)", "softmax (defaults)", "fused ALS + softmax",
+                 "tuned recommender (train)"):
         print(f"{name} vs popularity, ndcg@10: {results[name]['ndcg@10 all'] / pop['ndcg@10 all']:.2f}x")
     als = results["ALS recommender"]
     for metric in ("p@10 all", "ndcg@10 all"):

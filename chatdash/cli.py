@@ -92,7 +92,8 @@ def _demo_module():
 
 SMALL_DEMO = {"products": 240, "shoppers": 300, "orders": 700}
 #: How `train` names each personal model.
-MODEL_NAMES = {"als": "ALS", "ease": "EASE^R", "softmax": "softmax (first purchases)"}
+MODEL_NAMES = {"als": "ALS", "ease": "EASE^R", "softmax": "softmax (first purchases)",
+               "fused": "ALS + softmax (fused)"}
 
 
 def _generate_demo(engine, seed: int = 7, sizes: dict[str, int] | None = None) -> None:

@@ -196,7 +196,10 @@ def test_the_card_shows_what_the_newest_version_was_trained_on_and_with(grocery:
     assert (shown.version, shown.shoppers, shown.products, shown.interactions) == (
         info.version, info.shoppers, info.products, info.interactions)
     assert shown.next_retrain is None  # the schedule is off
-    assert dict(shown.params) == {k: info.params[k] for k in card.SHOWN_PARAMS}
+    model = info.params["model"]
+    assert dict(shown.params) == {k: info.params[k] for k in card.SHOWN_PARAMS
+                                  if model in card.MODEL_PARAMS.get(k, (model,))}
+    assert shown.params[0] == ("model", model)
     h = info.tuning["holdout"]
     assert shown.holdout.version == info.version and shown.holdout.shoppers == h["shoppers"]
     assert (shown.holdout.model.ndcg, shown.holdout.model.precision) == (h["model"]["ndcg@10"],

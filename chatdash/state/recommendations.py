@@ -25,7 +25,7 @@ STEP_LABELS = {
     "save": "Publishing the new version",
 }
 PARAM_LABELS = {
-    "model": "Model (als, ease or softmax)",
+    "model": "Model (als, ease, softmax, or fused: ALS + softmax)",
     "factors": "Factors",
     "iterations": "Iterations",
     "regularization": "Regularization (× shoppers per product)",
@@ -34,6 +34,9 @@ PARAM_LABELS = {
     "purchase_once": "Repeat purchases count once",
     "popularity_weight": "Recent popularity weight",
     "related_weight": "Related-products weight",
+    "softmax_l2": "Softmax L2 penalty",
+    "fusion": "Fusion (rank or score)",
+    "fusion_weight": "Softmax share of the fused ranking",
 }
 MODEL, POPULARITY, ITEM_ITEM = "This model", "Popularity", "Item-item"
 

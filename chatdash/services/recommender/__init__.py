@@ -5,8 +5,9 @@ Training (`training.train`) reads every shopper's interactions from the database
 model on them (`model.fit`; or EASE^R, a closed-form item-item model, with
 `Params(model="ease")`, for stores up to `EASE_MAX_ITEMS` products; or, with
 `Params(model="softmax")`, a multinomial model of each shopper's next first
-purchases, `softmax.py`, fitted on the store's own later first purchases) and three
-co-occurrence tables ("bought also",
+purchases, `softmax.py`, fitted on the store's own later first purchases; or, with
+`Params(model="fused")`, both ALS and the softmax model in one version, their rankings
+combined per request by `model.fuse`) and three co-occurrence tables ("bought also",
 "same order", "viewed together"; `relations`), and writes a versioned artifact
 directory, switching `latest.json` atomically (`artifacts.save`). With
 `tune=True` (the `train` command's default) it first picks the parameters on a
@@ -19,7 +20,7 @@ artifacts in memory and picks up a newer training without a restart.
 `Recommender.recommend` reads the shopper's full current history with a few
 indexed queries (`interactions.load_history`) and recalculates the shopper's
 factors from it (EASE: multiplies their row by the saved item-item weights;
-softmax: sums the embeddings of their products), so
+softmax: sums the embeddings of their products; fused: both), so
 views made a second ago count without retraining.
 `Recommender.related` is a pure in-memory lookup. `serving.recommend_for` /
 `serving.related_for` are the entry points for the UI: they use the

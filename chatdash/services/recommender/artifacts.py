@@ -44,7 +44,10 @@ ARTIFACT_FORMAT = 1
 EASE_ARTIFACT_FORMAT = 2
 #: Softmax versions, likewise: code from before the softmax model refuses them.
 SOFTMAX_ARTIFACT_FORMAT = 3
-FORMATS = (ARTIFACT_FORMAT, EASE_ARTIFACT_FORMAT, SOFTMAX_ARTIFACT_FORMAT)
+#: Fused versions (ALS factors and softmax weights): code from before them would serve the
+#: ALS part alone as if it were the whole model, so they carry a format it refuses.
+FUSED_ARTIFACT_FORMAT = 4
+FORMATS = (ARTIFACT_FORMAT, EASE_ARTIFACT_FORMAT, SOFTMAX_ARTIFACT_FORMAT, FUSED_ARTIFACT_FORMAT)
 LATEST = "latest.json"
 KEEP_VERSIONS = 3
 
@@ -124,6 +127,8 @@ def save(
 
 
 def _format(recommender: Recommender) -> int:
+    if recommender.fused:
+        return FUSED_ARTIFACT_FORMAT
     if recommender.softmax is not None:
         return SOFTMAX_ARTIFACT_FORMAT
     return ARTIFACT_FORMAT if recommender.ease is None else EASE_ARTIFACT_FORMAT
@@ -173,9 +178,9 @@ def load_version(path: Path) -> Recommender:
         with np.load(path / "ease.npz") as b:
             ease = sp.csr_matrix((b["data"], b["indices"], b["indptr"]), shape=tuple(b["shape"]))
     softmax = None
-    if params.model == "softmax":
+    if params.model in ("softmax", "fused"):
         if not (path / "softmax.npz").exists():
-            raise RecommenderError(f"{path} is a softmax version without its weights (softmax.npz)")
+            raise RecommenderError(f"{path} is a {params.model} version without its weights (softmax.npz)")
         with np.load(path / "softmax.npz") as w:
             softmax = SoftmaxWeights(w["bias"], w["context"], w["target"])
     relations = {}

@@ -17,8 +17,14 @@ from chatdash.services.recommender.artifacts import published_manifests
 #: The parameters the card lists, in this order (the ones tuning moves, and the model's size).
 SHOWN_PARAMS: tuple[str, ...] = (
     "model", "factors", "iterations", "regularization", "alpha", "bm25_b", "purchase_once", "popularity_weight",
-    "related_weight",
+    "related_weight", "softmax_l2", "fusion", "fusion_weight",
 )
+#: Shown only for the models that use them.
+MODEL_PARAMS: dict[str, tuple[str, ...]] = {
+    "softmax_l2": ("softmax", "fused"),
+    "fusion": ("fused",),
+    "fusion_weight": ("fused",),
+}
 
 
 @dataclass(frozen=True)
@@ -74,10 +80,16 @@ def model_card(retrain_hours: float, *, engine: Engine | None = None) -> ModelCa
         shoppers=int(counts.get("shoppers", 0)),
         products=int(counts.get("products", 0)),
         interactions=int(counts.get("interactions", 0)),
-        params=tuple((k, params[k]) for k in SHOWN_PARAMS if k in params),
+        params=shown_params(params),
         holdout=_holdout(tuned) if tuned is not None else None,
         next_retrain=trained_at + timedelta(hours=retrain_hours) if retrain_hours > 0 else None,
     )
+
+
+def shown_params(params: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
+    """The card's parameters of a version: SHOWN_PARAMS that it has and its model uses."""
+    model = params.get("model", "als")
+    return tuple((k, params[k]) for k in SHOWN_PARAMS if k in params and model in MODEL_PARAMS.get(k, (model,)))
 
 
 def _score(d: dict[str, Any] | None) -> Score | None:

@@ -48,7 +48,8 @@ class Params:
     #: The personal model: "als" (implicit ALS, factors), "ease" (EASE^R, Steck 2019: a
     #: closed-form item-item regression; up to EASE_MAX_ITEMS products, else ALS) or
     #: "softmax" (a multinomial model of first purchases, `softmax.py`; up to
-    #: SOFTMAX_MAX_ITEMS products and with dated orders, else ALS).
+    #: SOFTMAX_MAX_ITEMS products and with dated orders, else ALS), or "fused": ALS and the
+    #: softmax model in one version, their rankings combined (`fusion`, `fusion_weight`).
     model: str = "als"
     factors: int = 16
     #: Per interaction: ALS gets this times the mean number of shoppers per product, so
@@ -110,6 +111,41 @@ class Params:
     #: The softmax model's input row (log-scaled weights, as EASE's) is divided by its L2
     #: norm to this power: 1 gives every shopper a unit-length row, 0 leaves it as is.
     softmax_norm: float = 1.0
+    #: Leave a product out of a training window's softmax until someone has bought it (a
+    #: product launched during the history is not held against in the windows before).
+    softmax_launch: bool = False
+    #: Fits of the softmax model (seeds random_state, +1, ...) whose logits are averaged.
+    softmax_bags: int = 1
+    #: The fused model (ranking only, no refit): the softmax model's share (0-1; ALS has the
+    #: rest) and how the two are combined: "rank" (reciprocal-rank fusion, each product
+    #: scores share / (fusion_k + its rank) in each model's ranking of the products the
+    #: shopper may be shown) or "score" (each model's scores standardised over those products).
+    fusion_weight: float = 0.5
+    fusion: str = "rank"
+    fusion_k: float = 10.0
+
+
+#: Params that change only how a fitted model ranks: tuning tries them without refitting.
+RANKING_FIELDS = ("popularity_weight", "trend_days", "related_weight", "fusion_weight", "fusion", "fusion_k")
+#: The fused model's parts are fitted as these models, each with the fused Params otherwise.
+FUSED_PARTS = ("als", "softmax")
+
+
+#: What the softmax model's training pairs depend on (besides the data).
+CONTEXT_FIELDS = ("purchase_once", "bm25_b", "alpha", "eps", "softmax_norm", "softmax_windows",
+                  "softmax_window_share", "softmax_cold", "softmax_launch")
+#: What only ALS's fit reads, and what only the softmax model's fit reads.
+ALS_FIELDS = ("factors", "regularization", "iterations")
+SOFTMAX_FIELDS = tuple(f for f in Params.__dataclass_fields__ if f.startswith("softmax_"))
+
+
+def part_params(params: Params, model: str) -> Params:
+    """One part of a fused model: `params` as that model, with what the part's fit does not
+    read (the ranking-only fields, the other part's) at the defaults, so that equal parts
+    compare equal and a tuner can reuse one fit across fused candidates."""
+    defaults = Params()
+    unused = RANKING_FIELDS + (SOFTMAX_FIELDS if model == "als" else ALS_FIELDS)
+    return replace(params, model=model, **{k: getattr(defaults, k) for k in unused})
 
 
 #: EASE inverts a products x products matrix: more products than this train ALS instead
@@ -282,8 +318,13 @@ class Recommender:
         self.ease = None if ease is None else sp.csr_matrix(ease, dtype=np.float32)
         #: The softmax model's bias and embeddings, or None for ALS and EASE.
         self.softmax = softmax
+        #: ALS's factors and the softmax model's weights, both scoring every request.
+        self.fused = softmax is not None and params.model == "fused"
+        # The input rows each part reads (ALS: confidence; softmax: normalised log weights).
+        self._als_params = replace(params, model="als") if self.fused else params
+        self._softmax_params = replace(params, model="softmax") if self.fused else params
         self._model: Any = None
-        if self.ease is None and self.softmax is None:
+        if self.ease is None and (self.softmax is None or self.fused):
             # One thread per request: a web server serves many shoppers at once.
             self._model = _als(params, regularization, num_threads=1)
             self._model.item_factors = self.item_factors
@@ -304,7 +345,7 @@ class Recommender:
 
     # ------------------------------------------------------------------ scoring
 
-    def _shopper_row(self, weights: Mapping[int, float]) -> sp.csr_matrix | None:
+    def _shopper_row(self, weights: Mapping[int, float], params: Params | None = None) -> sp.csr_matrix | None:
         """The shopper's known products as one row of the model's input, weighed exactly as
         training weighed every shopper's (BM25, then confidence or EASE's input); None if none is known."""
         known = self.item_index(weights)
@@ -314,23 +355,41 @@ class Recommender:
         w = np.array([weights[p] for p in known], dtype=np.float64)
         order = np.argsort(idx)
         row = sp.csr_matrix((w[order], idx[order], np.array([0, len(idx)])), shape=(1, self.n_items))
-        return model_input(row, self.params, self.idf, self.mean_length)
+        return model_input(row, params or self.params, self.idf, self.mean_length)
 
     def user_factor(self, weights: Mapping[int, float]) -> np.ndarray | None:
         """ALS: the shopper's factors recalculated from their weighted interactions (None if none is known)."""
-        row = self._shopper_row(weights) if self._model is not None else None
+        row = self._shopper_row(weights, self._als_params) if self._model is not None else None
         return None if row is None else self._model.recalculate_user(0, row)
 
-    def raw_scores(self, weights: Mapping[int, float]) -> np.ndarray | None:
+    def _softmax_logits(self, weights: Mapping[int, float]) -> np.ndarray | None:
+        row = self._shopper_row(weights, self._softmax_params)
+        return None if row is None else self.softmax.logits(row)
+
+    def _als_scores(self, weights: Mapping[int, float]) -> np.ndarray | None:
+        u = self.user_factor(weights)
+        if u is None or not np.any(u):  # all zeros: the model learnt nothing about these products
+            return None
+        # einsum, not BLAS: a multi-threaded BLAS matvec per request gave p95 spikes of
+        # 5-20 ms on a busy 2-core box; einsum's own loop stays near 0.3 ms for 50k products.
+        return np.einsum("ij,j->i", self.item_factors, u)
+
+    def raw_scores(self, weights: Mapping[int, float], banned: np.ndarray | None = None) -> np.ndarray | None:
         """The model's score of every product for this history: ALS, the recalculated factors
         times every product's; EASE, the shopper's row times the item-item weights; softmax,
         each product's chance to be the next first purchase, relative to the likeliest's (so
-        the best is 1). None when the model knows none of the products, or learnt nothing about them."""
+        the best is 1); fused, both combined over the products not `banned` (see `fuse`).
+        None when the model knows none of the products, or learnt nothing about them."""
+        if self.fused:
+            logits, als = self._softmax_logits(weights), self._als_scores(weights)
+            if logits is None or als is None:  # one part alone (ALS learnt nothing about these)
+                return als if logits is None else np.exp(logits - logits.max()).astype(np.float32)
+            p = self.params
+            return fuse(logits, als, p.fusion_weight, p.fusion, p.fusion_k, banned)
         if self.softmax is not None:
-            row = self._shopper_row(weights)
-            if row is None:
+            logits = self._softmax_logits(weights)
+            if logits is None:
                 return None
-            logits = self.softmax.logits(row)
             return np.exp(logits - logits.max()).astype(np.float32)
         if self.ease is not None:
             row = self._shopper_row(weights)
@@ -338,12 +397,7 @@ class Recommender:
                 return None
             scores = np.asarray((row @ self.ease).todense(), dtype=np.float32).ravel()
             return scores if np.any(scores) else None
-        u = self.user_factor(weights)
-        if u is None or not np.any(u):  # all zeros: the model learnt nothing about these products
-            return None
-        # einsum, not BLAS: a multi-threaded BLAS matvec per request gave p95 spikes of
-        # 5-20 ms on a busy 2-core box; einsum's own loop stays near 0.3 ms for 50k products.
-        return np.einsum("ij,j->i", self.item_factors, u)
+        return self._als_scores(weights)
 
     def _personal_scores(self, scores: np.ndarray, weights: Mapping[int, float]) -> np.ndarray:
         """The model's scores (the best scaled to 1), blended with popularity and with the
@@ -381,7 +435,7 @@ class Recommender:
         banned[list(self.item_index([*history.carted, *history.bought, *exclude]).values())] = True
         out: list[Recommendation] = []
 
-        raw = self.raw_scores(history.weights)
+        raw = self.raw_scores(history.weights, banned)
         if raw is not None:
             scores = self._personal_scores(raw, history.weights)
             scores[banned] = -np.inf
@@ -462,6 +516,35 @@ class Recommender:
         return Related(**{k: v[:n] for k, v in lists.items()})
 
 
+def fuse(softmax: np.ndarray, als: np.ndarray, weight: float, how: str = "rank", k: float = 10.0,
+         banned: np.ndarray | None = None) -> np.ndarray:
+    """The fused model's scores (the best is 1) from the softmax model's logits and ALS's
+    scores, the softmax model having `weight` of the say, over the products not `banned`
+    (those score 0). "rank": reciprocal-rank fusion, sum of share / (k + rank), ranks from 0
+    among the allowed products (what each model would show this shopper); "score": the sum of
+    each model's scores standardised over the allowed products, shifted so the worst is 0."""
+    allowed = np.ones(len(als), dtype=bool) if banned is None else ~banned
+    n = int(allowed.sum())
+    out = np.zeros(len(als), np.float32)
+    if n == 0:
+        return out
+    parts = ((np.asarray(softmax, np.float64)[allowed], weight), (np.asarray(als, np.float64)[allowed], 1.0 - weight))
+    fused = np.zeros(n)
+    if how == "rank":
+        for scores, share in parts:
+            ranks = np.empty(n)
+            ranks[np.argsort(-scores, kind="stable")] = np.arange(n)
+            fused += share / (k + ranks)
+    elif how == "score":
+        for scores, share in parts:
+            fused += share * (scores - scores.mean()) / max(float(scores.std()), 1e-12)
+        fused -= fused.min()
+    else:
+        raise RecommenderError(f"unknown fusion {how!r}: expected 'rank' or 'score'")
+    out[allowed] = fused / max(float(fused.max()), 1e-12)
+    return out
+
+
 def _available(session: Session, product_ids: list[int]) -> set[int]:
     if not product_ids:
         return set()
@@ -516,12 +599,17 @@ def bm25(weights: sp.csr_matrix, idf: np.ndarray, mean_length: float, b: float, 
 
 def fit(
     data: Interactions, params: Params | None = None, progress: ProgressFn | None = None,
-    relations: Mapping[str, RelationTable] | None = None,
+    relations: Mapping[str, RelationTable] | None = None, contexts_cache: dict[tuple, Any] | None = None,
 ) -> Recommender:
-    """Fit the personal model (ALS or EASE, as `params.model` says), popularity and the three
-    relation tables on `data` (pure, no database). `relations` reuses the tables of an earlier
-    fit on the same data (tuning refits with other parameters; the tables do not depend on them)."""
+    """Fit the personal model (as `params.model` says), popularity and the three relation
+    tables on `data` (pure, no database). `relations` reuses the tables of an earlier fit on
+    the same data (tuning refits with other parameters; the tables do not depend on them), and
+    `contexts_cache` the softmax model's training pairs (a dict kept across fits of the same data)."""
     params = params or Params()
+    if params.model == "fused":
+        als = fit(data, part_params(params, "als"), progress, relations)
+        softmax = fit(data, part_params(params, "softmax"), progress, als.relations, contexts_cache)
+        return fuse_models(als, softmax, params)
     report = progress or (lambda _step, _done, _total: None)
     order = np.argsort(data.catalog_ids)
     catalog = np.asarray(data.catalog_ids, np.int64)[order]
@@ -553,10 +641,16 @@ def fit(
         dated = data.buy_time is not None and data.view_time is not None and data.cart_time is not None
         cutoffs = window_cutoffs(data, params.softmax_windows, params.softmax_window_share) if dated else []
         frozen = params
-        contexts = first_purchase_contexts(
-            data, products, cutoffs, lambda d: weighted_interactions(d, products, frozen),
-            lambda w: model_input(w, frozen, idf, mean_length), cold=params.softmax_cold,
-        )
+        key = tuple(getattr(params, k) for k in CONTEXT_FIELDS)
+        contexts = (contexts_cache or {}).get(key)
+        if contexts is None:
+            contexts = first_purchase_contexts(
+                data, products, cutoffs, lambda d: weighted_interactions(d, products, frozen),
+                lambda w: model_input(w, frozen, idf, mean_length), cold=params.softmax_cold,
+                launched=params.softmax_launch,
+            )
+            if contexts_cache is not None:
+                contexts_cache[key] = contexts
         if not np.any(np.diff(contexts.x.indptr)):  # nobody bought anything new after a history
             log.warning("the softmax model needs dated orders, and shoppers buying something new after "
                         "earlier orders: training ALS instead")
@@ -569,7 +663,9 @@ def fit(
     user_factors: np.ndarray | None = None
     if contexts is not None:
         with threadpool_limits(params.num_threads, "blas"):
-            softmax, info = fit_softmax(contexts, len(products), softmax_config(params), report)
+            bags = [fit_softmax(contexts, len(products), replace(softmax_config(params), random_state=seed), report)
+                    for seed in range(params.random_state, params.random_state + max(params.softmax_bags, 1))]
+        softmax, info = bags[0] if len(bags) == 1 else (average_softmax([w for w, _i in bags]), bags[0][1])
         regularization = params.softmax_l2
         item_factors = np.zeros((len(products), 0), np.float32)
         fit_counts = {"softmax_contexts": int(info["contexts"]), "softmax_epochs": int(info["best_epoch"])}
@@ -591,7 +687,7 @@ def fit(
                         "recommendations fall back to popularity", regularization, params.alpha)
         item_factors, user_factors = model.item_factors, model.user_factors
     else:
-        raise RecommenderError(f"unknown model {params.model!r}: expected 'als', 'ease' or 'softmax'")
+        raise RecommenderError(f"unknown model {params.model!r}: expected 'als', 'ease', 'softmax' or 'fused'")
 
     # Popularity: how many shoppers bought the product, then how many showed any interest.
     buyer_pairs = np.unique(np.searchsorted(shoppers, data.buy_shopper[bm]) * len(products) + bi)
@@ -615,6 +711,7 @@ def fit(
                                     keep=params.keep_related, heavy_basket=params.heavy_basket,
                                     max_basket=params.max_basket)
         report("relations", done, len(RELATIONS))
+    report("relations", len(RELATIONS), len(RELATIONS))  # also when every table was reused (a fused fit's 2nd part)
     relations = tables
 
     counts = {
@@ -632,6 +729,39 @@ def fit(
         popularity=popularity, item_factors=item_factors, relations=relations, shopper_ids=shoppers,
         user_factors=user_factors, counts=counts, idf=idf, mean_length=mean_length, trend=trend, ease=ease,
         softmax=softmax,
+    )
+
+
+def fuse_models(als: Recommender, softmax: Recommender, params: Params) -> Recommender:
+    """One fused model (`params.model` "fused") from an ALS model and a softmax model fitted on
+    the same data with the same input weighing. When the softmax part could not be fitted (it
+    trained ALS instead: no dated first purchases, too many products), the ALS part alone."""
+    if softmax.softmax is None:
+        log.warning("the fused model needs the softmax model, which could not be fitted: ALS alone")
+        return als
+    if als.params.model != "als" or not np.array_equal(als.product_ids, softmax.product_ids):
+        raise RecommenderError("a fused model needs an ALS model and a softmax model of the same products")
+    for name in ("purchase_once", "bm25_b", "eps"):  # both parts must read a history alike
+        if getattr(als.params, name) != getattr(softmax.params, name):
+            raise RecommenderError(f"the fused model's parts differ in {name}")
+    return Recommender(
+        version="unsaved", params=replace(params, model="fused"), regularization=als.regularization,
+        product_ids=als.product_ids, categories=als.categories, item_category=als.item_category,
+        popularity=als.popularity, item_factors=als.item_factors, relations=als.relations,
+        shopper_ids=als.shopper_ids, user_factors=als.user_factors,
+        counts={**softmax.counts, **als.counts}, idf=als.idf, mean_length=als.mean_length, trend=als.trend,
+        softmax=softmax.softmax,
+    )
+
+
+def average_softmax(fits: list[SoftmaxWeights]) -> SoftmaxWeights:
+    """One model whose logits are the mean of the given models' logits: their embeddings side
+    by side, the targets divided by their number (so serving and artifacts are unchanged)."""
+    k = len(fits)
+    return SoftmaxWeights(
+        np.mean([w.bias for w in fits], axis=0).astype(np.float32),
+        np.concatenate([w.context for w in fits], axis=1),
+        (np.concatenate([w.target for w in fits], axis=1) / k).astype(np.float32),
     )
 
 

@@ -112,15 +112,20 @@ def window_cutoffs(data: Interactions, windows: int, share: float) -> list[float
 
 def first_purchase_contexts(
     data: Interactions, products: np.ndarray, cutoffs: list[float], weigh: Weigh, to_input: ToInput,
-    *, cold: bool = False,
+    *, cold: bool = False, launched: bool = False,
 ) -> Contexts:
     """One context per shopper and window who bought something new in the window, and had a
     history before its cutoff (or, with `cold`, had none: those teach the biases alone).
-    `products` are the model's (sorted ids)."""
+    `products` are the model's (sorted ids). With `launched`, a product nobody had bought by
+    the end of a window (not on sale yet: launched later) is masked out of that window's
+    softmax like the shopper's own purchases, so that its absence does not lower its bias."""
     assert data.buy_time is not None
     n = len(products)
     xs, masks, ys, windows, shoppers = [], [], [], [], []
     ends = [np.inf, *cutoffs]
+    first_sale = np.full(n, np.inf)
+    sold = _known(products, data.buy_product)
+    np.minimum.at(first_sale, np.searchsorted(products, data.buy_product[sold]), data.buy_time[sold])
     for w, cutoff in enumerate(cutoffs):
         before = interactions_before(data, cutoff)
         s_ids, p_ids, weights = weigh(before)
@@ -145,7 +150,16 @@ def first_purchase_contexts(
         if len(rows) == 0:
             continue
         xs.append(to_input(weights[rows]))
-        masks.append(bought[rows])
+        mask = bought[rows]
+        if launched:
+            unsold_ids = np.flatnonzero(first_sale >= ends[w])
+            if len(unsold_ids):
+                k = len(unsold_ids)
+                unsold = sp.csr_matrix((np.ones(len(rows) * k, np.float32), np.tile(unsold_ids, len(rows)),
+                                        np.arange(len(rows) + 1) * k), shape=(len(rows), n))
+                mask = mask + unsold
+                mask.data[:] = 1.0
+        masks.append(mask)
         ys.append(first[rows])
         windows.append(np.full(len(rows), w, np.int32))
         shoppers.append(s_ids[rows])

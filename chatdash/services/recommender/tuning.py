@@ -21,7 +21,16 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from chatdash.services.recommender.interactions import Interactions, ProgressFn, ShopperHistory, interactions_before
-from chatdash.services.recommender.model import EASE_MAX_ITEMS, Params, Recommender, fit, weighted_interactions
+from chatdash.services.recommender.model import (
+    EASE_MAX_ITEMS,
+    FUSED_PARTS,
+    Params,
+    Recommender,
+    fit,
+    fuse_models,
+    part_params,
+    weighted_interactions,
+)
 from chatdash.services.recommender.softmax import SOFTMAX_MAX_ITEMS
 
 log = logging.getLogger(__name__)
@@ -35,6 +44,8 @@ FIT_CANDIDATES: tuple[dict[str, Any], ...] = (
     # The softmax model of first purchases (softmax.py): fitted on the store's own later first
     # purchases given the history before them, with a bias per product.
     {"model": "softmax"},
+    # ALS and the softmax model fused: built from the two fits above (no fit of its own).
+    {"model": "fused"},
     {"purchase_once": True, "bm25_b": 1.0},
     {"purchase_once": True},
     {"purchase_once": True, "bm25_b": 1.0, "alpha": 1.0},
@@ -51,6 +62,8 @@ RANK_CANDIDATES: tuple[dict[str, Any], ...] = (
     {"popularity_weight": 0.2},
     {"popularity_weight": -0.1},
 )
+#: When the best model is fused, the softmax model's share of it tried first (ranking only).
+FUSION_WEIGHTS: tuple[float, ...] = (0.67, 0.35)
 
 
 @dataclass(frozen=True)
@@ -219,12 +232,45 @@ def tune(
             }
         )
 
+    # Fitted ALS and softmax models by their part's parameters (`part_params`): a fused
+    # candidate is built from them, fitting only a part not fitted yet.
+    parts: dict[Params, Recommender] = {}
+    contexts: dict[tuple, Any] = {}  # the softmax model's training pairs, shared by its fits
+
+    def keep_part(model: Recommender) -> None:
+        if model.params.model in FUSED_PARTS:
+            parts.setdefault(part_params(model.params, model.params.model), model)
+
+    def fit_candidate(params: Params, relations: Any) -> Recommender:
+        if params.model != "fused":
+            model = fit(split.train, params, relations=relations, contexts_cache=contexts)
+            keep_part(model)
+            return model
+        fitted = []
+        for kind in FUSED_PARTS:
+            key = part_params(params, kind)
+            if key not in parts:
+                keep_part(fit(split.train, key, relations=relations, contexts_cache=contexts))
+            fitted.append(parts.get(key) or parts[part_params(params, "als")])  # softmax fell back: ALS
+        return fuse_models(fitted[0], fitted[1], params)
+
+    def needs_fit(params: Params) -> bool:
+        return params.model != "fused" or any(part_params(params, kind) not in parts for kind in FUSED_PARTS)
+
+    def timed_evaluate(model: Recommender) -> tuple[Quality, float]:
+        t = time.perf_counter()
+        return evaluate(model), time.perf_counter() - t
+
+    # What the next candidate is expected to cost: the last fit (the first one also builds the
+    # relation tables and the held-out histories, so it overestimates) and the last scoring.
     t = time.perf_counter()
     best_model = fit(split.train, start)
-    best = evaluate(best_model)
+    keep_part(best_model)
+    fit_seconds = time.perf_counter() - t
+    best, eval_seconds = timed_evaluate(best_model)
+    best_eval = eval_seconds
     popularity = score(popularity_ranking(best_model), split.truth, history_for(start))
     record({}, best, time.perf_counter() - t)
-    cost = time.perf_counter() - t
     done = 1
     report("tune", done, total)
     fits = [lambda changes=changes: replace(start, **changes) for changes in FIT_CANDIDATES]
@@ -234,36 +280,41 @@ def tune(
         done += 1
         params = candidate()
         too_big = (params.model == "ease" and best_model.n_items > EASE_MAX_ITEMS) or (
-            params.model == "softmax" and best_model.n_items > SOFTMAX_MAX_ITEMS)  # fit would train ALS
-        if params in tried or too_big or time.perf_counter() - began + cost > budget:
+            params.model in ("softmax", "fused") and best_model.n_items > SOFTMAX_MAX_ITEMS)  # fit would train ALS
+        refit = needs_fit(params)  # a fused model from parts fitted already costs only its scoring
+        expected = (fit_seconds if refit else 0.0) + eval_seconds
+        if params in tried or too_big or time.perf_counter() - began + expected > budget:
             report("tune", done, total)
             continue
         tried.add(params)
         t = time.perf_counter()
-        model = fit(split.train, params, relations=best_model.relations)  # same data: same tables
-        cost = time.perf_counter() - t
+        model = fit_candidate(params, best_model.relations)  # same data: same tables
+        if refit:
+            fit_seconds = time.perf_counter() - t
         if model.params != params:  # fit fell back (e.g. softmax without dated first purchases: ALS)
             if model.params in tried:
                 report("tune", done, total)
                 continue
             params = model.params
             tried.add(params)
-        quality = evaluate(model)
-        cost = time.perf_counter() - t
-        record(_changes(start, params), quality, cost)
+        quality, eval_seconds = timed_evaluate(model)
+        record(_changes(start, params), quality, time.perf_counter() - t)
         if quality.ndcg > best.ndcg:
-            best, best_model = quality, model
+            best, best_model, best_eval = quality, model, eval_seconds
         report("tune", done, total)
-    for changes in RANK_CANDIDATES:
+    ranking = list(RANK_CANDIDATES)
+    if best_model.fused:
+        ranking = [{"fusion_weight": w} for w in FUSION_WEIGHTS if w != best_model.params.fusion_weight] + ranking
+    total += len(ranking) - len(RANK_CANDIDATES)
+    for changes in ranking:
         done += 1
-        t = time.perf_counter()
-        if time.perf_counter() - began + cost / 2 > budget:
+        if time.perf_counter() - began + best_eval > budget:
             report("tune", done, total)
             continue
         model = copy.copy(best_model)  # shares the factors; only the ranking parameters differ
         model.params = replace(best_model.params, **changes)
-        quality = evaluate(model)
-        record({**_changes(start, best_model.params), **changes}, quality, time.perf_counter() - t)
+        quality, seconds = timed_evaluate(model)
+        record({**_changes(start, best_model.params), **changes}, quality, seconds)
         if quality.ndcg > best.ndcg:
             best, best_model = quality, model
         report("tune", done, total)
@@ -276,7 +327,7 @@ def _regularized(params: Params, step: float) -> Params:
     """`params` with its model's regularization scaled by `step` (ALS's, or EASE's lambda)."""
     if params.model == "ease":
         return replace(params, ease_lambda=params.ease_lambda * step)
-    if params.model == "softmax":
+    if params.model in ("softmax", "fused"):  # fused: the softmax part refitted, ALS's reused
         return replace(params, softmax_l2=params.softmax_l2 * step)
     return replace(params, regularization=params.regularization * step)
 

@@ -1,0 +1,174 @@
+"""The fused model (ALS and the softmax model of first purchases in one version): its ranking,
+its fit, its artifact served and hot-reloaded by a worker, and the tuner building it from the
+two parts' fits without refitting them."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, replace
+from datetime import timedelta
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from chatdash.services import recommender as rec
+from chatdash.services.recommender import artifacts as rec_artifacts
+from chatdash.services.recommender import model as rec_model
+from chatdash.services.recommender import tuning as rec_tuning
+from chatdash.services.recommender.softmax import SoftmaxWeights
+from tests.test_recommender import PARAMS, T0, StoreBuilder, ids, recommend
+from tests.test_recommender_softmax import _taste_store
+
+FUSED = replace(PARAMS, model="fused", softmax_factors=8)
+
+# A hand-made model of 7 products: the shopper bought H. ALS ranks B first, then R; the softmax
+# model ranks A first, then R; each ranks the other's favourite among the last. Fused, R leads.
+H, R, B, F1, F2, F3, A = range(1, 8)
+
+
+def _hand_made(params: rec.Params) -> rec.Recommender:
+    n = 7
+    item_factors = np.zeros((n, 2), np.float32)
+    item_factors[[H - 1, R - 1, B - 1], 0] = [1.0, 0.9, 1.0]
+    bias = np.zeros(n, np.float32)
+    bias[[A - 1, R - 1, B - 1]] = [3.0, 2.0, -5.0]
+    softmax = SoftmaxWeights(bias, np.zeros((n, 2), np.float32), np.zeros((n, 2), np.float32))
+    return rec.Recommender(
+        version="hand-made", params=replace(params, factors=2), regularization=0.1,
+        product_ids=np.arange(1, n + 1), categories=["Cat"], item_category=np.zeros(n, np.int32),
+        popularity=np.arange(n, 0, -1).astype(np.float32), item_factors=item_factors, relations={},
+        softmax=None if params.model == "als" else softmax,
+    )
+
+
+HISTORY = rec.ShopperHistory(weights={H: rec.PURCHASE_WEIGHT}, bought={H})
+
+
+@pytest.mark.parametrize("fusion", ["rank", "score"])
+def test_the_fused_ranking_puts_first_what_both_parts_rank_high_where_each_alone_is_wrong(fusion: str) -> None:
+    als = _hand_made(PARAMS).rank(HISTORY, 3)
+    softmax = _hand_made(replace(PARAMS, model="softmax")).rank(HISTORY, 3)
+    fused = _hand_made(replace(PARAMS, model="fused", fusion=fusion)).rank(HISTORY, 3)
+
+    assert ids(als)[:2] == [B, R] and ids(softmax)[:2] == [A, R]
+    assert ids(fused)[0] == R and fused[0].score == pytest.approx(1.0) and fused[0].reason == "personal"
+    # The weight moves the ranking towards one part: all softmax is the softmax model's ranking.
+    all_softmax = _hand_made(replace(PARAMS, model="fused", fusion=fusion, fusion_weight=1.0)).rank(HISTORY, 3)
+    assert ids(all_softmax)[0] == A
+
+
+def test_rank_fusion_ranks_only_the_products_the_shopper_may_be_shown() -> None:
+    softmax = np.array([5.0, 4.0, 3.0, 2.0, 1.0])
+    als = np.array([5.0, 1.0, 2.0, 3.0, 4.0])
+    # Product 0, first in both, is banned (bought): the others' ranks start at 0, and it scores 0.
+    banned = np.array([True, False, False, False, False])
+    fused = rec_model.fuse(softmax, als, 0.5, "rank", 10.0, banned)
+    expected = [0.0, 0.5 / 10 + 0.5 / 13, 0.5 / 11 + 0.5 / 12, 0.5 / 12 + 0.5 / 11, 0.5 / 13 + 0.5 / 10]
+    assert np.allclose(fused, np.array(expected) / max(expected))
+    with pytest.raises(rec.RecommenderError):
+        rec_model.fuse(softmax, als, 0.5, "average")
+
+
+def test_a_fused_fit_is_the_two_parts_fitted_alone() -> None:
+    data = _taste_store(shoppers=120)
+    fused = rec.fit(data, FUSED)
+    als = rec.fit(data, rec_model.part_params(FUSED, "als"))
+    softmax = rec.fit(data, rec_model.part_params(FUSED, "softmax"))
+
+    assert fused.fused and fused.params == FUSED and fused.counts["softmax_contexts"] > 50
+    assert np.array_equal(fused.item_factors, als.item_factors) and fused.item_factors.shape[1] == PARAMS.factors
+    assert np.array_equal(fused.softmax.target, softmax.softmax.target)
+    history = rec.ShopperHistory(weights={2: rec.PURCHASE_WEIGHT, 6: rec.PURCHASE_WEIGHT}, bought={2, 6})
+    ranked = fused.rank(history, 10)
+    assert ids(ranked) != ids(als.rank(history, 10)) and ids(ranked) != ids(softmax.rank(history, 10))
+    assert set(ids(ranked)) <= set(ids(als.rank(history, 20))) | set(ids(softmax.rank(history, 20)))
+
+
+def test_without_dated_first_purchases_a_fused_fit_trains_als() -> None:
+    from tests.test_recommender_ease import _buys
+
+    one_order_each = _buys([(s, 1 + (s + k) % 6, s, float(s)) for s in range(1, 30) for k in range(2)], 6)
+    model = rec.fit(one_order_each, FUSED)
+    assert model.params.model == "als" and model.softmax is None and not model.fused
+
+
+def _two_taste_store(engine: Engine) -> tuple[list[int], int]:
+    b = StoreBuilder(engine)
+    with b.batch():
+        p = [b.product(f"p{i}", "Cat A" if i < 6 else "Cat B") for i in range(12)]
+        for k in range(30):  # two tastes: products 0-5 and 6-11; each shopper orders three times
+            s = b.shopper()
+            taste = p[:6] if k % 2 else p[6:]
+            for n in range(3):
+                b.order(s, [taste[(k + n) % 6], taste[(k + n + 2) % 6]], T0 + timedelta(days=k + 10 * n))
+        shopper = b.shopper()
+        b.order(shopper, [p[0], p[1]], T0 + timedelta(days=40))
+    return p, shopper
+
+
+def test_fused_versions_are_saved_published_hot_reloaded_and_served(engine: Engine, tmp_path: Path) -> None:
+    p, shopper = _two_taste_store(engine)
+    trainer_dir, worker_dir = tmp_path / "trainer", tmp_path / "worker"
+    worker = rec.RecommenderStore(worker_dir, check_every=0, engine=engine)
+    first = rec.train(engine, trainer_dir, params=PARAMS)
+    assert worker.get().version == first.version and not worker.get().fused  # an ALS version (format 1)
+
+    info = rec.train(engine, trainer_dir, params=FUSED)
+    manifest = json.loads((info.path / "manifest.json").read_text())
+    assert manifest["format"] == rec_artifacts.FUSED_ARTIFACT_FORMAT == 4  # code before it refuses
+    assert manifest["params"]["model"] == "fused" and (info.path / "softmax.npz").exists()
+
+    # The worker, without the trainer's disk, picks the new version up from the database.
+    served = worker.get()
+    fitted = rec.fit(rec.load_interactions(engine), FUSED)
+    assert served.version == info.version and served.fused and served.params == FUSED
+    assert np.array_equal(served.item_factors, fitted.item_factors)
+    assert np.array_equal(served.softmax.context, fitted.softmax.context)
+    got = recommend(engine, served, shopper)
+    assert got == recommend(engine, fitted, shopper)
+    assert got[0].reason == "personal" and got[0].product_id in p[2:6]  # the shopper's taste, not bought yet
+    with Session(engine) as session:
+        scores = served.scores_for(session, shopper, [p[3], p[9]])
+    assert scores[p[3]] > scores[p[9]]
+
+    # The older formats still load beside it.
+    assert rec_artifacts.load_version(first.path).params == PARAMS
+
+
+def test_a_version_claiming_to_be_fused_without_its_softmax_weights_is_refused(engine: Engine, tmp_path: Path):
+    _two_taste_store(engine)
+    info = rec.train(engine, tmp_path, params=FUSED)
+    (info.path / "softmax.npz").unlink()
+    with pytest.raises(rec.RecommenderError, match=r"softmax\.npz"):
+        rec_artifacts.load_version(info.path)
+
+
+def test_the_tuner_builds_the_fused_candidate_from_the_two_fits_and_records_it(monkeypatch: pytest.MonkeyPatch):
+    fitted: list[str] = []
+    real_fit = rec_tuning.fit
+
+    def counting_fit(data, params=None, *args, **kwargs):
+        fitted.append(params.model)
+        return real_fit(data, params, *args, **kwargs)
+
+    monkeypatch.setattr(rec_tuning, "fit", counting_fit)
+    tuning = rec.tune(_taste_store(), PARAMS, budget=120)
+
+    changes = [c["changes"] for c in tuning.candidates]
+    assert changes[:3] == [{}, {"model": "softmax"}, {"model": "fused"}]
+    assert fitted[:2] == ["als", "softmax"] and "fused" not in fitted  # built from those two, not refitted
+    fused = tuning.candidates[2]
+    assert 0 < fused["ndcg@10"] <= 1 and fused["seconds"] < tuning.candidates[1]["seconds"]
+
+
+def test_the_model_card_names_the_fused_model_and_its_fusion() -> None:
+    from chatdash.services.recommender import card
+
+    fused = dict(card.shown_params(asdict(replace(FUSED, fusion_weight=0.6))))
+    assert fused["model"] == "fused" and fused["fusion_weight"] == 0.6 and fused["fusion"] == "rank"
+    assert fused["softmax_l2"] == FUSED.softmax_l2 and fused["factors"] == FUSED.factors
+    als = dict(card.shown_params(asdict(PARAMS)))
+    assert als["model"] == "als" and not {"fusion_weight", "fusion", "softmax_l2"} & set(als)
