@@ -6,21 +6,19 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, replace
-from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
 import pytest
 from sqlalchemy.engine import Engine
-from sqlmodel import Session
 
 from chatdash.services import recommender as rec
 from chatdash.services.recommender import artifacts as rec_artifacts
 from chatdash.services.recommender import model as rec_model
 from chatdash.services.recommender import tuning as rec_tuning
 from chatdash.services.recommender.softmax import SoftmaxWeights
-from tests.test_recommender import PARAMS, T0, StoreBuilder, ids, recommend
-from tests.test_recommender_softmax import _taste_store
+from tests.test_recommender import PARAMS, ids
+from tests.test_recommender_softmax import _taste_store, assert_serves_like, two_taste_store
 
 FUSED = replace(PARAMS, model="fused", softmax_factors=8)
 
@@ -95,22 +93,8 @@ def test_without_dated_first_purchases_a_fused_fit_trains_als() -> None:
     assert model.params.model == "als" and model.softmax is None and not model.fused
 
 
-def _two_taste_store(engine: Engine) -> tuple[list[int], int]:
-    b = StoreBuilder(engine)
-    with b.batch():
-        p = [b.product(f"p{i}", "Cat A" if i < 6 else "Cat B") for i in range(12)]
-        for k in range(30):  # two tastes: products 0-5 and 6-11; each shopper orders three times
-            s = b.shopper()
-            taste = p[:6] if k % 2 else p[6:]
-            for n in range(3):
-                b.order(s, [taste[(k + n) % 6], taste[(k + n + 2) % 6]], T0 + timedelta(days=k + 10 * n))
-        shopper = b.shopper()
-        b.order(shopper, [p[0], p[1]], T0 + timedelta(days=40))
-    return p, shopper
-
-
 def test_fused_versions_are_saved_published_hot_reloaded_and_served(engine: Engine, tmp_path: Path) -> None:
-    p, shopper = _two_taste_store(engine)
+    p, shopper = two_taste_store(engine, views=False)
     trainer_dir, worker_dir = tmp_path / "trainer", tmp_path / "worker"
     worker = rec.RecommenderStore(worker_dir, check_every=0, engine=engine)
     first = rec.train(engine, trainer_dir, params=PARAMS)
@@ -127,19 +111,14 @@ def test_fused_versions_are_saved_published_hot_reloaded_and_served(engine: Engi
     assert served.version == info.version and served.fused and served.params == FUSED
     assert np.array_equal(served.item_factors, fitted.item_factors)
     assert np.array_equal(served.softmax.context, fitted.softmax.context)
-    got = recommend(engine, served, shopper)
-    assert got == recommend(engine, fitted, shopper)
-    assert got[0].reason == "personal" and got[0].product_id in p[2:6]  # the shopper's taste, not bought yet
-    with Session(engine) as session:
-        scores = served.scores_for(session, shopper, [p[3], p[9]])
-    assert scores[p[3]] > scores[p[9]]
+    assert_serves_like(engine, served, fitted, p, shopper)
 
     # The older formats still load beside it.
     assert rec_artifacts.load_version(first.path).params == PARAMS
 
 
 def test_a_version_claiming_to_be_fused_without_its_softmax_weights_is_refused(engine: Engine, tmp_path: Path):
-    _two_taste_store(engine)
+    two_taste_store(engine, views=False)
     info = rec.train(engine, tmp_path, params=FUSED)
     (info.path / "softmax.npz").unlink()
     with pytest.raises(rec.RecommenderError, match=r"softmax\.npz"):

@@ -130,7 +130,10 @@ def test_without_dated_first_purchases_or_over_the_size_cap_it_trains_als(monkey
     assert model.params.model == "als" and model.softmax is None and model.item_factors.shape[1] == PARAMS.factors
 
 
-def test_softmax_versions_are_saved_published_and_served_from_the_artifact(engine: Engine, tmp_path: Path) -> None:
+def two_taste_store(engine: Engine, *, views: bool = True) -> tuple[list[int], int]:
+    """12 products in two tastes (0-5, 6-11), 30 shoppers ordering three times
+    each (and viewing one more product), and a shopper who bought p0 and p1:
+    (the products, that shopper)."""
     b = StoreBuilder(engine)
     with b.batch():
         p = [b.product(f"p{i}", "Cat A" if i < 6 else "Cat B") for i in range(12)]
@@ -139,9 +142,26 @@ def test_softmax_versions_are_saved_published_and_served_from_the_artifact(engin
             taste = p[:6] if k % 2 else p[6:]
             for n in range(3):
                 b.order(s, [taste[(k + n) % 6], taste[(k + n + 2) % 6]], T0 + timedelta(days=k + 10 * n))
-            b.view(s, taste[(k + 4) % 6], at=T0 + timedelta(days=k + 25))
+            if views:
+                b.view(s, taste[(k + 4) % 6], at=T0 + timedelta(days=k + 25))
         shopper = b.shopper()
         b.order(shopper, [p[0], p[1]], T0 + timedelta(days=40))
+    return p, shopper
+
+
+def assert_serves_like(engine: Engine, served, fitted, p: list[int], shopper: int) -> None:
+    """The served version recommends what the fresh fit does: to `two_taste_store`'s
+    shopper, products of their own taste they have not bought."""
+    got = recommend(engine, served, shopper)
+    assert got == recommend(engine, fitted, shopper)
+    assert got[0].reason == "personal" and got[0].product_id in p[2:6]  # the shopper's taste, not bought yet
+    with Session(engine) as session:
+        scores = served.scores_for(session, shopper, [p[3], p[9]])
+    assert scores[p[3]] > scores[p[9]]
+
+
+def test_softmax_versions_are_saved_published_and_served_from_the_artifact(engine: Engine, tmp_path: Path) -> None:
+    p, shopper = two_taste_store(engine)
     trainer_dir, worker_dir = tmp_path / "trainer", tmp_path / "worker"
     info = rec.train(engine, trainer_dir, params=SOFTMAX)
     assert info.params["model"] == "softmax" and (info.path / "softmax.npz").exists()
@@ -156,9 +176,4 @@ def test_softmax_versions_are_saved_published_and_served_from_the_artifact(engin
     for mine, theirs in zip((served.softmax.bias, served.softmax.context, served.softmax.target),
                             (fitted.softmax.bias, fitted.softmax.context, fitted.softmax.target), strict=True):
         assert np.array_equal(mine, theirs)
-    got = recommend(engine, served, shopper)
-    assert got == recommend(engine, fitted, shopper)
-    assert got[0].reason == "personal" and got[0].product_id in p[2:6]  # the shopper's taste, not bought yet
-    with Session(engine) as session:
-        scores = served.scores_for(session, shopper, [p[3], p[9]])
-    assert scores[p[3]] > scores[p[9]]
+    assert_serves_like(engine, served, fitted, p, shopper)
