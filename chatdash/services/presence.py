@@ -272,34 +272,44 @@ def _still_here(session: Session, visitor_id: str, url: str, title: str, window_
     visit is this shopper's, on site (seen within the window, not closed) and on
     the same page. Then nothing changes on any screen (on site before and
     after, same page), so `touch_visit`'s reads and its event are not needed.
-    None when the visit is not in that state: `touch_visit` decides."""
+    None when the visit is not in that state: `touch_visit` decides.
+
+    The shopper row is updated first, then the visit: the order `touch_visit`'s
+    flush takes them in, so racing heartbeats never wait for each other in a
+    circle (the other order deadlocked on PostgreSQL in tests/test_visit_race.py)."""
     now = now or utcnow()
-    visit_update, shopper_update = _still_here_statements(bool(url))
+    shopper_update, visit_update = _still_here_statements(bool(url))
     connection = session.connection()  # plain statements: no ORM objects to track
-    row = connection.execute(visit_update, {
-        "visitor": visitor_id, "since": now - timedelta(seconds=window_seconds), "seen_at": now,
-        "page_url": url[:2000], "page_title": title[:300]}).first()
-    if row is None:
+    params = {"visitor": visitor_id, "since": now - timedelta(seconds=window_seconds), "seen_at": now,
+              "page_url": url[:2000], "page_title": title[:300]}
+    shopper_id = connection.execute(shopper_update, params).scalar()
+    if shopper_id is None:
         return None
-    connection.execute(shopper_update, {"shopper": row.shopper_id, "seen_at": now})
-    return PresenceChange(row.shopper_id, row.id, True, True, False)
+    visit_id = connection.execute(visit_update, params).scalar()
+    if visit_id is None:  # the visit changed in between: touch_visit decides (its shopper is seen now anyway)
+        return None
+    return PresenceChange(shopper_id, visit_id, True, True, False)
 
 
 @lru_cache(maxsize=2)
 def _still_here_statements(on_a_page: bool):
-    """`_still_here`'s UPDATEs, built once (a heartbeat is the hottest write there is)."""
+    """`_still_here`'s UPDATEs (the shopper's, then the visit's), built once: a
+    heartbeat is the hottest write there is."""
     visits, shoppers = Visit.__table__, Shopper.__table__
+    browser = shoppers.alias("browser")
     # The shopper this browser speaks for (`get_or_create_shopper`: its own row or the customer it merged into).
-    speaks_for = (select(func.coalesce(shoppers.c.merged_into_id, shoppers.c.id))
-                  .where(shoppers.c.visitor_id == bindparam("visitor")).scalar_subquery())
+    speaks_for = (select(func.coalesce(browser.c.merged_into_id, browser.c.id))
+                  .where(browser.c.visitor_id == bindparam("visitor")).scalar_subquery())
     where = [visits.c.open_for == bindparam("visitor"), visits.c.shopper_id == speaks_for,
              visits.c.left_at.is_(None), visits.c.last_seen_at >= bindparam("since")]
     values = {"last_seen_at": bindparam("seen_at")}
     if on_a_page:
         where.append(visits.c.current_url == bindparam("page_url"))
         values["current_title"] = bindparam("page_title")
-    return (update(visits).where(*where).values(values).returning(visits.c.id, visits.c.shopper_id),
-            update(shoppers).where(shoppers.c.id == bindparam("shopper")).values(last_seen_at=bindparam("seen_at")))
+    still_here = select(visits.c.shopper_id).where(*where).scalar_subquery()
+    return (update(shoppers).where(shoppers.c.id == still_here).values(last_seen_at=bindparam("seen_at"))
+            .returning(shoppers.c.id),
+            update(visits).where(*where).values(values).returning(visits.c.id))
 
 
 def beat(visitor_id: str, alive: bool, *, user_agent: str = "", url: str = "", title: str = "",
