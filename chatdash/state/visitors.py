@@ -73,8 +73,13 @@ def _load_visitor(event: Any) -> visitors.VisitorRow | None:
 _ROW_CHANGES = frozenset({"resolved", "reopened", "snoozed", "woke"})
 
 
+def _row_changes(event: ConversationFiled) -> str | None:
+    """Only the filings a row shows reach the Visitors pages (an assignment does not)."""
+    return live.VISITORS if event.change in _ROW_CHANGES else None
+
+
 def _load_filed_visitor(event: ConversationFiled) -> visitors.VisitorRow | None:
-    return visitors.visitor(event.conversation.shopper_id) if event.change in _ROW_CHANGES else None
+    return visitors.visitor(event.conversation.shopper_id)
 
 
 def _load_chatting_visitor(event: ConversationStarted) -> visitors.VisitorRow | None:
@@ -182,11 +187,10 @@ class VisitorsState(AuthState):
         if row is not None:
             self._replace(row.shopper_id, row)
 
-    @live.on(ConversationFiled, topic=live.visitors_topic, load=_load_filed_visitor, window=VISITORS_WINDOW)
+    @live.on(ConversationFiled, topic=_row_changes, load=_load_filed_visitor, window=VISITORS_WINDOW)
     def _on_filed(self, event: ConversationFiled, row: visitors.VisitorRow | None) -> None:
         """Resolved, snoozed, woken or re-opened: the row's status follows."""
-        if event.change in _ROW_CHANGES:
-            self._replace(event.conversation.shopper_id, row)
+        self._replace(event.conversation.shopper_id, row)
 
     def _replace(self, shopper_id: int, row: visitors.VisitorRow | None) -> None:
         """The visitor's row as it is now: updated, added, or gone (left the store)."""
