@@ -96,6 +96,12 @@ MODEL_NAMES = {"als": "ALS", "ease": "EASE^R", "softmax": "softmax (first purcha
                "fused": "ALS + softmax (fused)"}
 
 
+def _model_name(params: dict) -> str:
+    if params.get("model") == "fused" and params.get("fusion_ease"):
+        return "ALS + softmax + EASE^R (fused)"
+    return MODEL_NAMES.get(params.get("model"), "ALS")
+
+
 def _generate_demo(engine, seed: int = 7, sizes: dict[str, int] | None = None) -> None:
     demo = _demo_module()
 
@@ -281,7 +287,7 @@ def train(
     console.print(
         f"[green]Recommender trained[/] in {info.seconds:.1f} s: {info.interactions:,} interactions, "
         f"{info.shoppers:,} shoppers, {info.products:,} products; model "
-        f"{MODEL_NAMES.get(info.params.get('model'), 'ALS')}.\nArtifacts: {info.path} (now the latest)."
+        f"{_model_name(info.params)}.\nArtifacts: {info.path} (now the latest)."
     )
     if info.tuning is not None:
         holdout = info.tuning["holdout"]

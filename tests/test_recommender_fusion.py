@@ -1,6 +1,6 @@
-"""The fused model (ALS and the softmax model of first purchases in one version): its ranking,
-its fit, its artifact served and hot-reloaded by a worker, and the tuner building it from the
-two parts' fits without refitting them."""
+"""The fused model (ALS and the softmax model of first purchases in one version, and EASE^R as
+a third part with `fusion_ease`): its ranking, its fit, its artifact served and hot-reloaded by
+a worker, and the tuner building it from the parts' fits without refitting them."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 from sqlalchemy.engine import Engine
 
 from chatdash.services import recommender as rec
@@ -20,14 +21,18 @@ from chatdash.services.recommender.softmax import SoftmaxWeights
 from tests.test_recommender import PARAMS, ids
 from tests.test_recommender_softmax import _taste_store, assert_serves_like, two_taste_store
 
+#: The three-part candidate the tuner tries (tuning.FIT_CANDIDATES).
+WITH_EASE = {"fusion_ease": 0.4, "fusion_weight": 0.67, "bm25_b": 0.5}
+
 FUSED = replace(PARAMS, model="fused", softmax_factors=8)
+FUSED_WITH_EASE = replace(FUSED, fusion_ease=0.4, fusion_weight=0.67, bm25_b=0.5)
 
 # A hand-made model of 7 products: the shopper bought H. ALS ranks B first, then R; the softmax
 # model ranks A first, then R; each ranks the other's favourite among the last. Fused, R leads.
 H, R, B, F1, F2, F3, A = range(1, 8)
 
 
-def _hand_made(params: rec.Params) -> rec.Recommender:
+def _hand_made(params: rec.Params, ease: sp.csr_matrix | None = None) -> rec.Recommender:
     n = 7
     item_factors = np.zeros((n, 2), np.float32)
     item_factors[[H - 1, R - 1, B - 1], 0] = [1.0, 0.9, 1.0]
@@ -38,7 +43,7 @@ def _hand_made(params: rec.Params) -> rec.Recommender:
         version="hand-made", params=replace(params, factors=2), regularization=0.1,
         product_ids=np.arange(1, n + 1), categories=["Cat"], item_category=np.zeros(n, np.int32),
         popularity=np.arange(n, 0, -1).astype(np.float32), item_factors=item_factors, relations={},
-        softmax=None if params.model == "als" else softmax,
+        softmax=None if params.model == "als" else softmax, ease=ease,
     )
 
 
@@ -58,16 +63,38 @@ def test_the_fused_ranking_puts_first_what_both_parts_rank_high_where_each_alone
     assert ids(all_softmax)[0] == A
 
 
+def test_an_ease_part_has_its_share_of_the_fused_ranking() -> None:
+    # EASE: what H's buyers also buy is B, then A (R and the fillers get nothing from H).
+    ease = sp.csr_matrix((np.array([1.0, 0.5], np.float32), ([H - 1, H - 1], [B - 1, A - 1])), shape=(7, 7))
+    params = replace(PARAMS, model="fused", fusion_weight=2 / 3, fusion_ease=0.4)  # softmax .4, ALS .2, EASE .4
+    fused = _hand_made(params, ease)
+    assert fused.fused and fused.ease is not None
+
+    ranked = fused.rank(HISTORY, 6)
+    # Ranks among the 6 products H's shopper may be shown (softmax / ALS / EASE, from 0): A is
+    # 0 / 5 / 1, R 1 / 1 / 2, B 5 / 0 / 0. With ALS and the softmax model alone R led (above);
+    # EASE's 0.4 puts A first, then R, then B.
+    def rrf(softmax: int, als: int, ease_rank: int) -> float:
+        return 0.4 / (10 + softmax) + 0.2 / (10 + als) + 0.4 / (10 + ease_rank)
+
+    assert ids(ranked)[:3] == [A, R, B]
+    assert ranked[1].score == pytest.approx(rrf(1, 1, 2) / rrf(0, 5, 1), rel=1e-5)
+    assert ranked[2].score == pytest.approx(rrf(5, 0, 0) / rrf(0, 5, 1), rel=1e-5)
+    # All of the say to EASE is EASE's own ranking; none is the two other parts' fusion.
+    assert ids(_hand_made(replace(params, fusion_ease=1.0), ease).rank(HISTORY, 2)) == [B, A]
+    assert ids(_hand_made(replace(params, fusion_ease=0.0), ease).rank(HISTORY, 1)) == [R]
+
+
 def test_rank_fusion_ranks_only_the_products_the_shopper_may_be_shown() -> None:
     softmax = np.array([5.0, 4.0, 3.0, 2.0, 1.0])
     als = np.array([5.0, 1.0, 2.0, 3.0, 4.0])
     # Product 0, first in both, is banned (bought): the others' ranks start at 0, and it scores 0.
     banned = np.array([True, False, False, False, False])
-    fused = rec_model.fuse(softmax, als, 0.5, "rank", 10.0, banned)
+    fused = rec_model.fuse([(softmax, 0.5), (als, 0.5)], "rank", 10.0, banned)
     expected = [0.0, 0.5 / 10 + 0.5 / 13, 0.5 / 11 + 0.5 / 12, 0.5 / 12 + 0.5 / 11, 0.5 / 13 + 0.5 / 10]
     assert np.allclose(fused, np.array(expected) / max(expected))
     with pytest.raises(rec.RecommenderError):
-        rec_model.fuse(softmax, als, 0.5, "average")
+        rec_model.fuse([(softmax, 0.5), (als, 0.5)], "average")
 
 
 def test_a_fused_fit_is_the_two_parts_fitted_alone() -> None:
@@ -83,6 +110,28 @@ def test_a_fused_fit_is_the_two_parts_fitted_alone() -> None:
     ranked = fused.rank(history, 10)
     assert ids(ranked) != ids(als.rank(history, 10)) and ids(ranked) != ids(softmax.rank(history, 10))
     assert set(ids(ranked)) <= set(ids(als.rank(history, 20))) | set(ids(softmax.rank(history, 20)))
+
+
+def test_a_fused_fit_with_ease_is_the_three_parts_fitted_alone() -> None:
+    data = _taste_store(shoppers=120)
+    fused = rec.fit(data, FUSED_WITH_EASE)
+    parts = {kind: rec.fit(data, rec_model.part_params(FUSED_WITH_EASE, kind)) for kind in ("als", "softmax", "ease")}
+
+    assert fused.fused and fused.params == FUSED_WITH_EASE and fused.counts["ease_weights"] > 0
+    assert parts["als"].params.bm25_b == parts["ease"].params.bm25_b == 0.5  # every part reads BM25 rows
+    assert np.array_equal(fused.item_factors, parts["als"].item_factors)
+    assert np.array_equal(fused.softmax.target, parts["softmax"].softmax.target)
+    assert (fused.ease != parts["ease"].ease).nnz == 0
+    history = rec.ShopperHistory(weights={2: rec.PURCHASE_WEIGHT, 6: rec.PURCHASE_WEIGHT}, bought={2, 6})
+    two_parts = rec_model.fuse_models(parts["als"], parts["softmax"], FUSED_WITH_EASE)
+    assert two_parts.params.fusion_ease == 0.0 and two_parts.ease is None  # without its EASE part
+    assert ids(fused.rank(history, 10)) != ids(two_parts.rank(history, 10))
+
+
+def test_above_ease_max_items_a_fused_fit_leaves_ease_out(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(rec_model, "EASE_MAX_ITEMS", 10)  # the taste store has 80 products
+    model = rec.fit(_taste_store(shoppers=60), FUSED_WITH_EASE)
+    assert model.fused and model.ease is None and model.params == replace(FUSED_WITH_EASE, fusion_ease=0.0)
 
 
 def test_without_dated_first_purchases_a_fused_fit_trains_als() -> None:
@@ -117,6 +166,26 @@ def test_fused_versions_are_saved_published_hot_reloaded_and_served(engine: Engi
     assert rec_artifacts.load_version(first.path).params == PARAMS
 
 
+def test_fused_versions_with_ease_are_saved_published_and_served(engine: Engine, tmp_path: Path) -> None:
+    p, shopper = two_taste_store(engine, views=False)
+    worker = rec.RecommenderStore(tmp_path / "worker", check_every=0, engine=engine)
+    info = rec.train(engine, tmp_path / "trainer", params=FUSED_WITH_EASE)
+    manifest = json.loads((info.path / "manifest.json").read_text())
+    # Format 5: format-4 code would read the EASE weights as an EASE model and drop ALS.
+    assert manifest["format"] == rec_artifacts.FUSED_EASE_ARTIFACT_FORMAT == 5
+    assert (info.path / "ease.npz").exists() and (info.path / "softmax.npz").exists()
+
+    served = worker.get()
+    fitted = rec.fit(rec.load_interactions(engine), FUSED_WITH_EASE)
+    assert served.version == info.version and served.fused and served.params == FUSED_WITH_EASE
+    assert (served.ease != fitted.ease).nnz == 0 and np.array_equal(served.item_factors, fitted.item_factors)
+    assert_serves_like(engine, served, fitted, p, shopper)
+
+    (info.path / "ease.npz").unlink()
+    with pytest.raises(rec.RecommenderError, match=r"ease\.npz"):
+        rec_artifacts.load_version(info.path)
+
+
 def test_a_version_claiming_to_be_fused_without_its_softmax_weights_is_refused(engine: Engine, tmp_path: Path):
     two_taste_store(engine, views=False)
     info = rec.train(engine, tmp_path, params=FUSED)
@@ -137,17 +206,21 @@ def test_the_tuner_builds_the_fused_candidate_from_the_two_fits_and_records_it(m
     tuning = rec.tune(_taste_store(), PARAMS, budget=120)
 
     changes = [c["changes"] for c in tuning.candidates]
-    assert changes[:3] == [{}, {"model": "softmax"}, {"model": "fused"}]
-    assert fitted[:2] == ["als", "softmax"] and "fused" not in fitted  # built from those two, not refitted
+    assert changes[:4] == [{}, {"model": "softmax"}, {"model": "fused"}, {"model": "fused", **WITH_EASE}]
+    # Built from the parts' fits, never refitted as a whole: the two-part one from the first two
+    # fits, the three-part one from its own three (BM25 rows), the EASE part included.
+    assert fitted[:5] == ["als", "softmax", "als", "softmax", "ease"] and "fused" not in fitted
     fused = tuning.candidates[2]
     assert 0 < fused["ndcg@10"] <= 1 and fused["seconds"] < tuning.candidates[1]["seconds"]
+    assert 0 < tuning.candidates[3]["ndcg@10"] <= 1
 
 
 def test_the_model_card_names_the_fused_model_and_its_fusion() -> None:
     from chatdash.services.recommender import card
 
-    fused = dict(card.shown_params(asdict(replace(FUSED, fusion_weight=0.6))))
+    fused = dict(card.shown_params(asdict(replace(FUSED, fusion_weight=0.6, fusion_ease=0.4))))
     assert fused["model"] == "fused" and fused["fusion_weight"] == 0.6 and fused["fusion"] == "rank"
+    assert fused["fusion_ease"] == 0.4
     assert fused["softmax_l2"] == FUSED.softmax_l2 and fused["factors"] == FUSED.factors
     als = dict(card.shown_params(asdict(PARAMS)))
-    assert als["model"] == "als" and not {"fusion_weight", "fusion", "softmax_l2"} & set(als)
+    assert als["model"] == "als" and not {"fusion_weight", "fusion", "softmax_l2", "fusion_ease"} & set(als)

@@ -25,7 +25,7 @@ STEP_LABELS = {
     "save": "Publishing the new version",
 }
 PARAM_LABELS = {
-    "model": "Model (als, ease, softmax, or fused: ALS + softmax)",
+    "model": "Model (als, ease, softmax, or fused: ALS + softmax, and EASE^R with a share)",
     "factors": "Factors",
     "iterations": "Iterations",
     "regularization": "Regularization (× shoppers per product)",
@@ -36,7 +36,8 @@ PARAM_LABELS = {
     "related_weight": "Related-products weight",
     "softmax_l2": "Softmax L2 penalty",
     "fusion": "Fusion (rank or score)",
-    "fusion_weight": "Softmax share of the fused ranking",
+    "fusion_weight": "Softmax share of the fused ranking (against ALS)",
+    "fusion_ease": "EASE^R share of the fused ranking",
 }
 MODEL, POPULARITY, ITEM_ITEM = "This model", "Popularity", "Item-item"
 

@@ -47,7 +47,11 @@ SOFTMAX_ARTIFACT_FORMAT = 3
 #: Fused versions (ALS factors and softmax weights): code from before them would serve the
 #: ALS part alone as if it were the whole model, so they carry a format it refuses.
 FUSED_ARTIFACT_FORMAT = 4
-FORMATS = (ARTIFACT_FORMAT, EASE_ARTIFACT_FORMAT, SOFTMAX_ARTIFACT_FORMAT, FUSED_ARTIFACT_FORMAT)
+#: Fused versions with an EASE part (`fusion_ease`): code from before it would serve them
+#: without ALS (it reads a version with EASE weights as an EASE model), so it must refuse them.
+FUSED_EASE_ARTIFACT_FORMAT = 5
+FORMATS = (ARTIFACT_FORMAT, EASE_ARTIFACT_FORMAT, SOFTMAX_ARTIFACT_FORMAT, FUSED_ARTIFACT_FORMAT,
+           FUSED_EASE_ARTIFACT_FORMAT)
 LATEST = "latest.json"
 KEEP_VERSIONS = 3
 
@@ -128,7 +132,7 @@ def save(
 
 def _format(recommender: Recommender) -> int:
     if recommender.fused:
-        return FUSED_ARTIFACT_FORMAT
+        return FUSED_ARTIFACT_FORMAT if recommender.ease is None else FUSED_EASE_ARTIFACT_FORMAT
     if recommender.softmax is not None:
         return SOFTMAX_ARTIFACT_FORMAT
     return ARTIFACT_FORMAT if recommender.ease is None else EASE_ARTIFACT_FORMAT
@@ -172,8 +176,9 @@ def load_version(path: Path) -> Recommender:
         product_ids, category, popularity = items["product_ids"], items["category"], items["popularity"]
         idf, trend = items.get("idf"), items.get("trend")  # absent in versions saved before them
     ease = None
-    if params.model == "ease" and not (path / "ease.npz").exists():
-        raise RecommenderError(f"{path} is an EASE version without its weights (ease.npz)")
+    if (params.model == "ease" or (params.model == "fused" and params.fusion_ease > 0)) and not (
+            path / "ease.npz").exists():
+        raise RecommenderError(f"{path} is an {params.model} version without its EASE weights (ease.npz)")
     if (path / "ease.npz").exists():
         with np.load(path / "ease.npz") as b:
             ease = sp.csr_matrix((b["data"], b["indices"], b["indptr"]), shape=tuple(b["shape"]))

@@ -17,13 +17,14 @@ from chatdash.services.recommender.artifacts import published_manifests
 #: The parameters the card lists, in this order (the ones tuning moves, and the model's size).
 SHOWN_PARAMS: tuple[str, ...] = (
     "model", "factors", "iterations", "regularization", "alpha", "bm25_b", "purchase_once", "popularity_weight",
-    "related_weight", "softmax_l2", "fusion", "fusion_weight",
+    "related_weight", "softmax_l2", "fusion", "fusion_weight", "fusion_ease",
 )
 #: Shown only for the models that use them.
 MODEL_PARAMS: dict[str, tuple[str, ...]] = {
     "softmax_l2": ("softmax", "fused"),
     "fusion": ("fused",),
     "fusion_weight": ("fused",),
+    "fusion_ease": ("fused",),
 }
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -49,7 +49,8 @@ class Params:
     #: closed-form item-item regression; up to EASE_MAX_ITEMS products, else ALS) or
     #: "softmax" (a multinomial model of first purchases, `softmax.py`; up to
     #: SOFTMAX_MAX_ITEMS products and with dated orders, else ALS), or "fused": ALS and the
-    #: softmax model in one version, their rankings combined (`fusion`, `fusion_weight`).
+    #: softmax model in one version, their rankings combined (`fusion`, `fusion_weight`),
+    #: and EASE^R as a third part when `fusion_ease` is set.
     model: str = "als"
     factors: int = 16
     #: Per interaction: ALS gets this times the mean number of shoppers per product, so
@@ -123,28 +124,42 @@ class Params:
     fusion_weight: float = 0.5
     fusion: str = "rank"
     fusion_k: float = 10.0
+    #: EASE^R's share of a fused model (0-1): a third part, fitted with the fused model's input
+    #: weighing (`bm25_b` ...), and the softmax model and ALS share the rest as `fusion_weight`
+    #: says. 0: ALS and the softmax model alone. Trying other shares needs no refit when the
+    #: model has an EASE part already (tuning does), but 0 and more than 0 differ in what is fitted.
+    fusion_ease: float = 0.0
 
 
 #: Params that change only how a fitted model ranks: tuning tries them without refitting.
 RANKING_FIELDS = ("popularity_weight", "trend_days", "related_weight", "fusion_weight", "fusion", "fusion_k")
-#: The fused model's parts are fitted as these models, each with the fused Params otherwise.
-FUSED_PARTS = ("als", "softmax")
+#: The fused model's parts are fitted as these models, each with the fused Params otherwise
+#: (EASE only when `fusion_ease` is set: `fused_parts`).
+FUSED_PARTS = ("als", "softmax", "ease")
 
 
 #: What the softmax model's training pairs depend on (besides the data).
 CONTEXT_FIELDS = ("purchase_once", "bm25_b", "alpha", "eps", "softmax_norm", "softmax_windows",
                   "softmax_window_share", "softmax_cold", "softmax_launch")
-#: What only ALS's fit reads, and what only the softmax model's fit reads.
+#: What only each part's fit reads.
 ALS_FIELDS = ("factors", "regularization", "iterations")
 SOFTMAX_FIELDS = tuple(f for f in Params.__dataclass_fields__ if f.startswith("softmax_"))
+EASE_FIELDS = ("ease_lambda", "ease_binary", "ease_keep")
+_PART_FIELDS = {"als": ALS_FIELDS, "softmax": SOFTMAX_FIELDS, "ease": EASE_FIELDS}
+
+
+def fused_parts(params: Params) -> tuple[str, ...]:
+    """The models a fused model with these parameters is made of."""
+    return FUSED_PARTS if params.fusion_ease > 0 else FUSED_PARTS[:2]
 
 
 def part_params(params: Params, model: str) -> Params:
     """One part of a fused model: `params` as that model, with what the part's fit does not
-    read (the ranking-only fields, the other part's) at the defaults, so that equal parts
+    read (the ranking-only fields, the other parts') at the defaults, so that equal parts
     compare equal and a tuner can reuse one fit across fused candidates."""
     defaults = Params()
-    unused = RANKING_FIELDS + (SOFTMAX_FIELDS if model == "als" else ALS_FIELDS)
+    others = [f for kind, fields in _PART_FIELDS.items() if kind != model for f in fields]
+    unused = (*RANKING_FIELDS, "fusion_ease", *others)
     return replace(params, model=model, **{k: getattr(defaults, k) for k in unused})
 
 
@@ -318,13 +333,15 @@ class Recommender:
         self.ease = None if ease is None else sp.csr_matrix(ease, dtype=np.float32)
         #: The softmax model's bias and embeddings, or None for ALS and EASE.
         self.softmax = softmax
-        #: ALS's factors and the softmax model's weights, both scoring every request.
+        #: ALS's factors and the softmax model's weights (and EASE's, with `fusion_ease`), all
+        #: scoring every request.
         self.fused = softmax is not None and params.model == "fused"
-        # The input rows each part reads (ALS: confidence; softmax: normalised log weights).
+        # The input rows each part reads (ALS: confidence; softmax: normalised log weights; EASE: log weights).
         self._als_params = replace(params, model="als") if self.fused else params
         self._softmax_params = replace(params, model="softmax") if self.fused else params
+        self._ease_params = replace(params, model="ease") if self.fused else params
         self._model: Any = None
-        if self.ease is None and (self.softmax is None or self.fused):
+        if self.fused or (self.ease is None and self.softmax is None):
             # One thread per request: a web server serves many shoppers at once.
             self._model = _als(params, regularization, num_threads=1)
             self._model.item_factors = self.item_factors
@@ -374,36 +391,53 @@ class Recommender:
         # 5-20 ms on a busy 2-core box; einsum's own loop stays near 0.3 ms for 50k products.
         return np.einsum("ij,j->i", self.item_factors, u)
 
+    def _ease_scores(self, weights: Mapping[int, float]) -> np.ndarray | None:
+        row = self._shopper_row(weights, self._ease_params)
+        if row is None:
+            return None
+        scores = np.asarray((row @ self.ease).todense(), dtype=np.float32).ravel()
+        return scores if np.any(scores) else None
+
     def raw_scores(self, weights: Mapping[int, float], banned: np.ndarray | None = None) -> np.ndarray | None:
         """The model's score of every product for this history: ALS, the recalculated factors
         times every product's; EASE, the shopper's row times the item-item weights; softmax,
         each product's chance to be the next first purchase, relative to the likeliest's (so
-        the best is 1); fused, both combined over the products not `banned` (see `fuse`).
+        the best is 1); fused, its parts combined over the products not `banned` (see `fuse`).
         None when the model knows none of the products, or learnt nothing about them."""
         if self.fused:
-            logits, als = self._softmax_logits(weights), self._als_scores(weights)
-            if logits is None or als is None:  # one part alone (ALS learnt nothing about these)
-                return als if logits is None else np.exp(logits - logits.max()).astype(np.float32)
-            p = self.params
-            return fuse(logits, als, p.fusion_weight, p.fusion, p.fusion_k, banned)
+            return self._fused_scores(weights, banned)
         if self.softmax is not None:
             logits = self._softmax_logits(weights)
             if logits is None:
                 return None
             return np.exp(logits - logits.max()).astype(np.float32)
         if self.ease is not None:
-            row = self._shopper_row(weights)
-            if row is None:
-                return None
-            scores = np.asarray((row @ self.ease).todense(), dtype=np.float32).ravel()
-            return scores if np.any(scores) else None
+            return self._ease_scores(weights)
         return self._als_scores(weights)
+
+    def _fused_scores(self, weights: Mapping[int, float], banned: np.ndarray | None) -> np.ndarray | None:
+        p = self.params
+        logits, als = self._softmax_logits(weights), self._als_scores(weights)
+        if logits is None:  # the model knows none of the shopper's products
+            return als
+        ease_share = p.fusion_ease if self.ease is not None else 0.0
+        parts = [(logits, p.fusion_weight * (1.0 - ease_share))]
+        if als is not None:  # None: ALS learnt nothing about these products
+            parts.append((als, (1.0 - p.fusion_weight) * (1.0 - ease_share)))
+        if ease_share:
+            ease = self._ease_scores(weights)
+            if ease is not None:
+                # EASE leaves most products at exactly 0: among those the more popular ranks first.
+                parts.append((ease + 1e-6 * float(np.abs(ease).max()) * self._log_popularity, ease_share))
+        if len(parts) == 1:
+            return np.exp(logits - logits.max()).astype(np.float32)
+        return fuse(parts, p.fusion, p.fusion_k, banned)
 
     def _personal_scores(self, scores: np.ndarray, weights: Mapping[int, float]) -> np.ndarray:
         """The model's scores (the best scaled to 1), blended with popularity and with the
         "bought also" neighbours of the shopper's products as the parameters say."""
         p = self.params
-        if self.ease is not None:
+        if self.ease is not None and not self.fused:
             # EASE leaves most products at exactly 0 (no weight from the shopper's products):
             # among those, and any other ties, the more popular product ranks first.
             scores = scores + 1e-6 * max(float(np.abs(scores).max()), 1e-9) * self._log_popularity
@@ -516,19 +550,20 @@ class Recommender:
         return Related(**{k: v[:n] for k, v in lists.items()})
 
 
-def fuse(softmax: np.ndarray, als: np.ndarray, weight: float, how: str = "rank", k: float = 10.0,
+def fuse(parts: Sequence[tuple[np.ndarray, float]], how: str = "rank", k: float = 10.0,
          banned: np.ndarray | None = None) -> np.ndarray:
-    """The fused model's scores (the best is 1) from the softmax model's logits and ALS's
-    scores, the softmax model having `weight` of the say, over the products not `banned`
-    (those score 0). "rank": reciprocal-rank fusion, sum of share / (k + rank), ranks from 0
-    among the allowed products (what each model would show this shopper); "score": the sum of
-    each model's scores standardised over the allowed products, shifted so the worst is 0."""
-    allowed = np.ones(len(als), dtype=bool) if banned is None else ~banned
+    """The fused model's scores (the best is 1) from its parts' scores, each (scores of every
+    product, its share of the say), over the products not `banned` (those score 0). "rank":
+    reciprocal-rank fusion, sum of share / (k + rank), ranks from 0 among the allowed products
+    (what each model would show this shopper); "score": the sum of each model's scores
+    standardised over the allowed products, shifted so the worst is 0."""
+    size = len(parts[0][0])
+    allowed = np.ones(size, dtype=bool) if banned is None else ~banned
     n = int(allowed.sum())
-    out = np.zeros(len(als), np.float32)
+    out = np.zeros(size, np.float32)
     if n == 0:
         return out
-    parts = ((np.asarray(softmax, np.float64)[allowed], weight), (np.asarray(als, np.float64)[allowed], 1.0 - weight))
+    parts = [(np.asarray(scores, np.float64)[allowed], share) for scores, share in parts]
     fused = np.zeros(n)
     if how == "rank":
         for scores, share in parts:
@@ -609,7 +644,14 @@ def fit(
     if params.model == "fused":
         als = fit(data, part_params(params, "als"), progress, relations)
         softmax = fit(data, part_params(params, "softmax"), progress, als.relations, contexts_cache)
-        return fuse_models(als, softmax, params)
+        ease = None
+        if "ease" in fused_parts(params) and softmax.softmax is not None:
+            if als.n_items > EASE_MAX_ITEMS:
+                log.warning("EASE handles up to %d products, the store has %d: the fused model leaves it out",
+                            EASE_MAX_ITEMS, als.n_items)
+            else:
+                ease = fit(data, part_params(params, "ease"), progress, als.relations)
+        return fuse_models(als, softmax, params, ease)
     report = progress or (lambda _step, _done, _total: None)
     order = np.argsort(data.catalog_ids)
     catalog = np.asarray(data.catalog_ids, np.int64)[order]
@@ -732,25 +774,35 @@ def fit(
     )
 
 
-def fuse_models(als: Recommender, softmax: Recommender, params: Params) -> Recommender:
-    """One fused model (`params.model` "fused") from an ALS model and a softmax model fitted on
-    the same data with the same input weighing. When the softmax part could not be fitted (it
-    trained ALS instead: no dated first purchases, too many products), the ALS part alone."""
+def fuse_models(als: Recommender, softmax: Recommender, params: Params, ease: Recommender | None = None) -> Recommender:
+    """One fused model (`params.model` "fused") from an ALS model and a softmax model (and, for
+    `fusion_ease`, an EASE model) fitted on the same data with the same input weighing. When
+    the softmax part could not be fitted (it trained ALS instead: no dated first purchases, too
+    many products), the ALS part alone; without an EASE part, `fusion_ease` is 0."""
     if softmax.softmax is None:
         log.warning("the fused model needs the softmax model, which could not be fitted: ALS alone")
         return als
-    if als.params.model != "als" or not np.array_equal(als.product_ids, softmax.product_ids):
-        raise RecommenderError("a fused model needs an ALS model and a softmax model of the same products")
-    for name in ("purchase_once", "bm25_b", "eps"):  # both parts must read a history alike
-        if getattr(als.params, name) != getattr(softmax.params, name):
-            raise RecommenderError(f"the fused model's parts differ in {name}")
+    if ease is None or ease.ease is None:
+        params = replace(params, fusion_ease=0.0)
+        ease = None
+    for part, kind in ((als, "als"), (softmax, "softmax"), (ease, "ease")):
+        if part is None:
+            continue
+        if part.params.model != kind or not np.array_equal(als.product_ids, part.product_ids):
+            raise RecommenderError("a fused model needs an ALS, a softmax (and an EASE) model of the same products")
+        for name in ("purchase_once", "bm25_b", "eps", "alpha"):  # the parts must read a history alike
+            if getattr(als.params, name) != getattr(part.params, name):
+                raise RecommenderError(f"the fused model's parts differ in {name}")
+    counts = {**softmax.counts, **als.counts}
+    if ease is not None:
+        counts["ease_weights"] = ease.counts.get("ease_weights", int(ease.ease.nnz))
     return Recommender(
         version="unsaved", params=replace(params, model="fused"), regularization=als.regularization,
         product_ids=als.product_ids, categories=als.categories, item_category=als.item_category,
         popularity=als.popularity, item_factors=als.item_factors, relations=als.relations,
         shopper_ids=als.shopper_ids, user_factors=als.user_factors,
-        counts={**softmax.counts, **als.counts}, idf=als.idf, mean_length=als.mean_length, trend=als.trend,
-        softmax=softmax.softmax,
+        counts=counts, idf=als.idf, mean_length=als.mean_length, trend=als.trend,
+        softmax=softmax.softmax, ease=None if ease is None else ease.ease,
     )
 
 
