@@ -24,6 +24,7 @@ from chatdash.services.demo_data import (
     database_is_empty,
     generate_demo_data,
 )
+from chatdash.services.tracking.schema import compact_json
 
 STORE_URL = "http://localhost:3000/store"
 SIZES = {"products": 150, "shoppers": 200, "orders": 400}
@@ -214,6 +215,9 @@ def test_events_are_well_formed(demo):
         by_kind[kind] += 1
         assert url.startswith(STORE_URL) and title
         data = json.loads(payload)
+        # Stored as the tracking path stores it (compact JSON): attribution
+        # finds a product in a cart by the text `"sku":"<sku>"`.
+        assert payload == compact_json(data)
         if kind == EventKind.PRODUCT_VIEW:
             assert url == product_urls[product_id]
         elif kind == EventKind.CART:

@@ -17,7 +17,6 @@ here (the database must be empty), all in one transaction.
 from __future__ import annotations
 
 import csv
-import json
 import random
 from bisect import bisect_left
 from collections.abc import Callable, Sequence
@@ -42,6 +41,7 @@ from chatdash.models import (
     StoreEvent,
     Visit,
 )
+from chatdash.services.tracking.schema import compact_json
 
 ProgressFn = Callable[[str, int, int], None]
 
@@ -770,7 +770,7 @@ class _Generator:
                 description = (
                     f"The {adjective} {noun.name} from {brand}, part of our {cat.name} range. {blurb}"
                 )
-                view_payload = json.dumps({"sku": sku, "price": _money(price), "currency": CURRENCY})
+                view_payload = compact_json({"sku": sku, "price": _money(price), "currency": CURRENCY})
                 product = _Product(
                     pid,
                     sku,
@@ -1092,7 +1092,7 @@ class _Session:
             self.cart[p.id] = [p, quantity]
         items = [{"sku": q.sku, "quantity": n, "price": _money(q.price)} for q, n in self.cart.values()]
         total = sum(q.price * n for q, n in self.cart.values())
-        payload = json.dumps(
+        payload = compact_json(
             {"action": "add", "sku": p.sku, "items": items, "total": _money(total), "currency": CURRENCY}
         )
         self._event(EventKind.CART.value, p.url, p.title, p.id, payload)
@@ -1197,8 +1197,8 @@ class _Session:
             f"{self.store}/order/{external_id}",
             f"Order {external_id} confirmed | {STORE_NAME}",
             None,
-            json.dumps(
-                {"order_id": external_id, "total": _money(total), "currency": CURRENCY, "items": line_items}
+            compact_json(
+                {"order_id": external_id, "items": line_items, "total": _money(total), "currency": CURRENCY}
             ),
         )
         gen.buffers["orders"].append(
