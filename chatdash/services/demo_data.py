@@ -20,7 +20,7 @@ import csv
 import random
 from bisect import bisect_left
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from itertools import accumulate
 from pathlib import Path
@@ -33,7 +33,9 @@ from sqlalchemy.engine import Connection, Engine
 from chatdash.models import (
     Cart,
     CartLine,
+    Conversation,
     EventKind,
+    Message,
     Order,
     OrderLine,
     Product,
@@ -445,6 +447,15 @@ class DemoSummary:
     orders: int
     order_lines: int
     carts: int
+    # The demo conversations (services/demo_chats.py) and their product cards'
+    # funnel, as the Insights page counts it.
+    conversations: int = 0
+    messages: int = 0
+    cards_sent: int = 0
+    cards_clicked: int = 0
+    cards_carted: int = 0
+    cards_ordered: int = 0
+    card_revenue_cents: int = 0
 
 
 def database_is_empty(engine: Engine) -> bool:
@@ -495,6 +506,7 @@ def generate_demo_data(
     products: int = 1200,
     shoppers: int = 3000,
     orders: int = 9000,
+    conversations: int = 30,
     progress: ProgressFn | None = None,
 ) -> DemoSummary:
     """Fill an empty database with a deterministic demo store, in one transaction.
@@ -503,7 +515,9 @@ def generate_demo_data(
     "http://localhost:3000/store"); product pages are `{store_url}/product/{sku}`.
     `progress(step, done, total)` is called with the steps "products" (products
     written), then "shoppers" and "events" (shoppers whose activity is generated,
-    out of all shoppers) and "orders" (orders generated so far, out of `orders`).
+    out of all shoppers), "orders" (orders generated so far, out of `orders`)
+    and "conversations" (about `conversations` chats with the staff in the last
+    weeks, fewer in a store too small to hold them).
     Raises ValueError when the database already has products or shoppers.
     """
     if products < len(CATEGORIES):
@@ -521,9 +535,17 @@ def generate_demo_data(
         gen.make_products(products)
         gen.make_bundles()
         gen.make_shoppers_and_activity(shoppers, orders)
+        # Imported here: the chats are built on this module's generator.
+        from chatdash.services import demo_chats
+
+        chats = demo_chats.make_conversations(gen, seed, conversations)
         if conn.dialect.name == "postgresql":
             _reset_sequences(conn)
-        return gen.summary()
+        return replace(
+            gen.summary(), conversations=chats.conversations, messages=chats.messages, cards_sent=chats.sent,
+            cards_clicked=chats.clicked, cards_carted=chats.carted, cards_ordered=chats.ordered,
+            card_revenue_cents=chats.revenue_cents,
+        )
 
 
 # --------------------------------------------------------------------------- images
@@ -659,7 +681,7 @@ def _is_empty(conn: Connection) -> bool:
 
 def _reset_sequences(conn: Connection) -> None:
     """Ids were given explicitly: move PostgreSQL's sequences past them."""
-    for model in (Product, Shopper, Visit, StoreEvent, Cart, CartLine, Order, OrderLine):
+    for model in (Product, Shopper, Visit, StoreEvent, Cart, CartLine, Order, OrderLine, Conversation, Message):
         name = model.__table__.name
         conn.execute(
             text(f"SELECT setval(pg_get_serial_sequence('{name}', 'id'), (SELECT MAX(id) FROM {name}))")
