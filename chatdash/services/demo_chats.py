@@ -499,8 +499,8 @@ class _Writer:
         source = self._source(0.5)
         self._ask(chat, h, viewed, source)
         first = self._alternative(viewed, set()) or viewed
-        chat.card(self.rng, first, source, click=self.rng.random() < 0.6)
-        if self.rng.random() < 0.6:
+        chat.card(self.rng, first, source, click=self.rng.random() < 0.5)
+        if self.rng.random() < 0.7:
             second = self._alternative(viewed, {first.id})
             if second is not None:
                 chat.staff(self.rng, self.rng.choice(_ALTERNATIVE), quick=True)
@@ -559,9 +559,9 @@ class _Writer:
         # The scarcest kinds first: they need a cart left or an order in the period.
         plan = (
             ("carted", self.carted, [(sid, pid) for sid, pid in carts], 0.15),
-            ("bought", self.bought, [(sid, at) for sid, at in orders], 0.35),
+            ("bought", self.bought, [(sid, at) for sid, at in orders], 0.3),
             ("unanswered", self.question, [(sid, True) for sid in recent], 0.08),
-            ("looked", self.looked, [(sid,) for sid in recent], 0.22),
+            ("looked", self.looked, [(sid,) for sid in recent], 0.3),
             ("question", self.question, [(sid,) for sid in recent], 1.0),  # the rest
         )
         for _kind, maker, pool, share in plan:
