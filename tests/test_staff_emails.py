@@ -148,6 +148,26 @@ def test_store_emails_switched_off_and_on_again_start_afresh(any_engine, smtp_se
     assert len(to(smtp_server, owner)) == 3
 
 
+def test_a_send_on_its_way_as_the_emails_go_off_and_on_holds_nothing_after(any_engine, smtp_server):
+    owner = f"owner-{uuid.uuid4().hex[:6]}@store.test"
+    store_emails(any_engine, True, [owner])
+    settings = settings_for(smtp_server.port)
+    start = utcnow()
+    shopper_writes(any_engine, "On its way")
+    on_its_way = staff_emails.claim(staff_emails.NEW, WINDOW.total_seconds(), now=start, engine=any_engine)
+    assert on_its_way is not None  # a sender in the middle of its send
+    store_emails(any_engine, False, [owner])
+    store_emails(any_engine, True, [owner])
+    shopper_writes(any_engine, "After the switch")
+    assert notify.send_due(settings, now=start + timedelta(seconds=1), engine=any_engine) == 1
+    staff_emails.finish(on_its_way, sent=True, now=start + timedelta(seconds=2), engine=any_engine)  # late
+    shopper_writes(any_engine, "Later")
+    assert notify.send_due(settings, now=start + timedelta(minutes=3), engine=any_engine) == 0  # one window
+    assert notify.send_due(settings, now=start + timedelta(seconds=1) + WINDOW, engine=any_engine) == 1
+    bodies = [plain(m) for _r, m in to(smtp_server, owner)]
+    assert len(bodies) == 2 and "After the switch" in bodies[0] and "Later" in bodies[1]
+
+
 def test_saving_the_settings_while_emails_are_on_keeps_the_window(any_engine, smtp_server):
     owner = f"owner-{uuid.uuid4().hex[:6]}@store.test"
     store_emails(any_engine, True, [owner])
