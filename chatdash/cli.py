@@ -112,7 +112,9 @@ def _generate_demo(engine, seed: int = 7, sizes: dict[str, int] | None = None) -
         )
     console.print(
         f"[green]Demo store ready:[/] {summary.products:,} products in {summary.categories} categories, "
-        f"{summary.shoppers:,} shoppers, {summary.orders:,} orders, {summary.events:,} events."
+        f"{summary.shoppers:,} shoppers, {summary.orders:,} orders, {summary.events:,} events, "
+        f"{summary.conversations:,} conversations ({summary.cards_sent:,} products sent in chats, "
+        f"{summary.cards_ordered:,} bought)."
     )
     _load_demo_store(engine, only_if_empty=False)
 

@@ -13,9 +13,12 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import text
+from sqlmodel import select
 
-from chatdash.db import make_engine, migrate
-from chatdash.models import EventKind
+from chatdash.db import make_engine, migrate, session_scope
+from chatdash.models import AdminUser, EventKind
+from chatdash.services import attribution, auth, chat
+from chatdash.services import conversations as convs
 from chatdash.services.demo_data import (
     ANCHOR,
     CATEGORIES,
@@ -24,8 +27,11 @@ from chatdash.services.demo_data import (
     database_is_empty,
     generate_demo_data,
 )
+from chatdash.services.tracking.schema import compact_json
+from chatdash.state.chat import attribution_line
 
 STORE_URL = "http://localhost:3000/store"
+OWNER = "owner@example.com"
 SIZES = {"products": 150, "shoppers": 200, "orders": 400}
 ASSETS = Path(__file__).resolve().parent.parent / "assets" / "product-images"
 
@@ -44,6 +50,8 @@ def _rows(engine, sql: str, **params) -> list[tuple]:
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
     engine = _new_engine(tmp_path_factory.mktemp("demo") / "t.db")
+    # As `chatdash.cli setup` does: the first staff account, then the demo store.
+    auth.ensure_first_admin(engine, OWNER, "demo-owner-password")
     calls: list[tuple[str, int, int]] = []
     summary = generate_demo_data(
         engine, store_url=STORE_URL, seed=7, progress=lambda *a: calls.append(a), **SIZES
@@ -69,6 +77,8 @@ def test_summary_matches_requested_sizes_and_database(demo):
     assert summary.events == _count(engine, "storeevent")
     assert summary.order_lines == _count(engine, "orderline")
     assert summary.carts == _count(engine, "cart") > 0
+    assert summary.conversations == _count(engine, "conversation") >= 25
+    assert summary.messages == _count(engine, "message") > 3 * summary.conversations
     assert summary.categories == len(CATEGORIES) >= 12
     categories = {c for (c,) in _rows(engine, "SELECT DISTINCT category FROM product")}
     assert len(categories) >= 12
@@ -214,6 +224,9 @@ def test_events_are_well_formed(demo):
         by_kind[kind] += 1
         assert url.startswith(STORE_URL) and title
         data = json.loads(payload)
+        # Stored as the tracking path stores it (compact JSON): attribution
+        # finds a product in a cart by the text `"sku":"<sku>"`.
+        assert payload == compact_json(data)
         if kind == EventKind.PRODUCT_VIEW:
             assert url == product_urls[product_id]
         elif kind == EventKind.CART:
@@ -355,13 +368,127 @@ def test_popularity_has_a_long_tail(demo):
     assert sum(sold[:decile]) > 1.4 * sum(sold[len(sold) // 2 :])
 
 
+# --------------------------------------------------------------------------- conversations
+
+
+def _now() -> datetime:
+    """A day after the demo ends: what a user opening the admin right away sees."""
+    return ANCHOR + timedelta(days=1)
+
+
+def test_the_inbox_shows_demo_conversations_with_their_messages(demo):
+    engine, summary, _ = demo
+    with session_scope(engine) as s:
+        owner_id = s.exec(select(AdminUser.id).where(AdminUser.email == OWNER)).one()
+        pages = {name: convs.list_conversations(s, window_seconds=60, now=_now(),
+                                                where=convs.inbox_filter(name, owner_id))
+                 for name in ("open", "resolved", "mine")}
+        unseen = convs.unseen_conversation_count(s)
+    # The default list is the open one (what chat.inbox returns to the conversations page).
+    assert [r.id for r in chat.inbox(engine=engine)] == [r.id for r in pages["open"]]
+    assert len(pages["open"]) >= 5 and len(pages["resolved"]) >= 5
+    assert len(pages["open"]) + len(pages["resolved"]) == summary.conversations
+    assert 0 < len(pages["mine"]) < len(pages["open"])  # some assigned to the owner, some waiting for anyone
+    assert 0 < unseen < len(pages["open"])  # a few shoppers' messages nobody has read: the bell is lit
+    names = [r.label for r in pages["open"] + pages["resolved"]]
+    assert any(not n.startswith("Visitor ") for n in names) and len(set(names)) == len(names)
+    for row in pages["open"] + pages["resolved"]:
+        messages = chat.messages_after(row.id, 0, engine=engine)
+        said = [m for m in messages if m.sender in ("shopper", "admin")]
+        assert said and said[0].sender == "shopper"  # the shopper starts each one
+        last = said[-1]
+        assert row.preview == (f"Product: {last.body}" if last.product else last.body)[:120]
+        assert row.last_message_at == last.created_at
+        assert not row.on_site  # everyone has left by now
+        assert row.unread == sum(m.sender == "shopper" for m in messages if m.id > _admin_seen(engine, row.id))
+        for m in messages:
+            if m.kind == "product":
+                assert m.product is not None and m.body == m.product.name and m.product.url.startswith(STORE_URL)
+    texts = {m.body for r in pages["open"] for m in chat.messages_after(r.id, 0, engine=engine)}
+    assert len(texts) > 30  # varied, not one script repeated
+
+
+def _admin_seen(engine, conversation_id: int) -> int:
+    return _rows(engine, "SELECT admin_seen_message_id FROM conversation WHERE id = :i", i=conversation_id)[0][0]
+
+
+def test_insights_count_the_demo_cards_through_every_step(demo):
+    engine, summary, _ = demo
+    report = attribution.insights(12, now=_now(), engine=engine)
+    total = report.total
+    assert total.sent > total.clicked > total.carted > total.ordered > 0
+    assert total.revenue_cents > 0
+    # The generator's own count of what its cards led to is what the page shows.
+    assert (total.sent, total.clicked, total.carted, total.ordered, total.revenue_cents) == (
+        summary.cards_sent, summary.cards_clicked, summary.cards_carted, summary.cards_ordered,
+        summary.card_revenue_cents)
+    assert summary.cards_sent == _rows(engine, "SELECT COUNT(*) FROM message WHERE kind = 'product'")[0][0]
+    assert sum(f.sent > 0 for f in report.by_source) >= 4 and all(f.key != "other" for f in report.by_source)
+    assert sum(f.sent > 0 for f in report.by_week) >= 3  # spread over the demo's last weeks
+    assert report.top_products and report.currency == "USD"
+
+
+def test_cards_follow_through_as_the_real_paths_record_it(demo):
+    """A click is the card's first click plus the product page it lands on; a
+    card bought is a line of the shopper's own order within the window."""
+    engine, _, _ = demo
+    clicks = _rows(engine, "SELECT m.created_at, m.clicked_at, m.product_id, c.shopper_id FROM message m "
+                           "JOIN conversation c ON c.id = m.conversation_id WHERE m.clicked_at IS NOT NULL")
+    assert clicks
+    for sent_at, clicked_at, product_id, shopper_id in clicks:
+        assert clicked_at > sent_at
+        landed = _rows(engine, "SELECT COUNT(*) FROM storeevent WHERE shopper_id = :s AND kind = 'product_view' "
+                               "AND product_id = :p AND occurred_at = :t", s=shopper_id, p=product_id, t=clicked_at)
+        assert landed == [(1,)]
+    bought = _rows(engine, "SELECT m.created_at, o.ordered_at FROM message m "
+                           "JOIN conversation c ON c.id = m.conversation_id "
+                           "JOIN orders o ON o.shopper_id = c.shopper_id "
+                           "JOIN orderline l ON l.order_id = o.id AND l.product_id = m.product_id "
+                           "WHERE o.ordered_at >= m.created_at")
+    assert bought and any(o <= _plus_days(m, 7) for m, o in bought)
+    # Nothing waits to be emailed to the staff: a first run sends no one mail about the demo.
+    assert _count(engine, "staff_email_item") == 0
+
+
+def _plus_days(stamp: str, days: int) -> str:
+    fmt = "%Y-%m-%d %H:%M:%S.%f"
+    return (datetime.strptime(stamp, fmt) + timedelta(days=days)).strftime(fmt)
+
+
+def test_a_conversation_with_a_bought_card_shows_what_it_earned(demo):
+    engine, _, _ = demo
+    lines = {}
+    for (conversation_id,) in _rows(engine, "SELECT id FROM conversation ORDER BY id"):
+        found = attribution.conversation_attribution(conversation_id, engine=engine)
+        lines[conversation_id] = (found, attribution_line(found))
+    bought = [(a, line) for a, line in lines.values() if a.ordered]
+    assert bought
+    a, line = bought[0]
+    assert a.sent >= a.ordered > 0 and a.revenue_cents > 0
+    assert re.fullmatch(rf"{a.sent} products? sent · {a.clicked} clicked · {a.ordered} bought · \$[\d,]+\.\d\d", line)
+    assert any(line == "" for _, line in lines.values())  # a chat without cards shows no line
+
+
+def test_demo_chats_happen_in_visits_of_their_shoppers(demo):
+    engine, _, _ = demo
+    outside = _rows(engine, "SELECT COUNT(*) FROM message m JOIN conversation c ON c.id = m.conversation_id "
+                            "WHERE m.sender = 'shopper' AND NOT EXISTS (SELECT 1 FROM visit v WHERE "
+                            "v.shopper_id = c.shopper_id AND m.created_at BETWEEN v.started_at AND v.last_seen_at)")
+    assert outside == [(0,)]
+    # One conversation per shopper, all before the anchor; no shopper is left "last seen" before their chat.
+    assert _rows(engine, "SELECT COUNT(DISTINCT shopper_id) = COUNT(*) FROM conversation") == [(1,)]
+    later = _rows(engine, "SELECT COUNT(*) FROM conversation c JOIN shopper s ON s.id = c.shopper_id "
+                          "WHERE c.last_message_at > s.last_seen_at OR c.last_message_at > :a", a=ANCHOR)
+    assert later == [(0,)]
+
+
 # --------------------------------------------------------------------------- behaviour
 
 
 def test_progress_is_reported(demo):
     _, _, calls = demo
     steps = {step for step, _, _ in calls}
-    assert {"products", "shoppers", "events", "orders"} <= steps
+    assert {"products", "shoppers", "events", "orders", "conversations"} <= steps
     for _step, done, total in calls:
         assert 0 <= done <= total
     assert ("orders", SIZES["orders"], SIZES["orders"]) in calls
@@ -383,8 +510,13 @@ def test_same_seed_gives_identical_data(tmp_path):
         "SELECT * FROM orderline ORDER BY id",
         "SELECT * FROM storeevent ORDER BY id",
         "SELECT * FROM cartline ORDER BY id",
+        "SELECT * FROM message ORDER BY id",
+        # All but the token, which is unguessable by design (not derived from a public seed).
+        "SELECT id, shopper_id, status, created_at, last_message_at, last_message_preview, admin_seen_message_id, "
+        "last_shopper_message_id, awaiting_reply_since FROM conversation ORDER BY id",
     ):
         assert _rows(a, sql) == _rows(b, sql)
+    assert _count(a, "conversation") > 0
     assert _rows(a, "SELECT name FROM product") != _rows(c, "SELECT name FROM product")
     for engine in (a, b, c):
         engine.dispose()
@@ -436,3 +568,11 @@ def test_postgres_ids_continue_after_demo_data(request):
         max_event = conn.execute(text("SELECT MAX(id) FROM storeevent")).scalar_one()
     assert new_id == summary.products + 1
     assert max_event == summary.events
+    # A shopper writing after the demo starts conversation and message ids past the demo's.
+    conv_id, message, _created = chat.shopper_send("v_after_demo", 0, 0, "client-after-demo", "Hello!", engine=engine)
+    assert conv_id == summary.conversations + 1 and message.id == summary.messages + 1
+    # And PostgreSQL's attribution reads the demo cards as SQLite's does.
+    total = attribution.insights(12, now=_now(), engine=engine).total
+    assert (total.sent, total.ordered, total.revenue_cents) == (
+        summary.cards_sent, summary.cards_ordered, summary.card_revenue_cents)
+    assert total.ordered > 0

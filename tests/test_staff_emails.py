@@ -25,7 +25,7 @@ from sqlmodel import Session, select
 
 from chatdash.db import make_engine, migrate
 from chatdash.models import StaffEmailItem, StaffEmailWindow, utcnow
-from chatdash.services import notify, staff_emails, workspace
+from chatdash.services import agent_notifications, notify, staff_emails, workspace
 from chatdash.settings import Settings
 from tests.conftest import PG_URL
 from tests.live_app import free_port
@@ -119,6 +119,84 @@ def test_with_the_store_emails_off_nothing_is_queued_or_sent(any_engine, smtp_se
     shopper_writes(any_engine, "Anyone there?")
     assert pending(any_engine) == 0
     assert notify.send_due(settings_for(smtp_server.port), engine=any_engine) == 0
+
+
+def test_store_emails_switched_off_and_on_again_start_afresh(any_engine, smtp_server):
+    """The window an email started before the owner switched the emails off
+    does not hold the first conversation after they are back on; what was
+    queued before the switch went off is never sent; windows run again after."""
+    owner = f"owner-{uuid.uuid4().hex[:6]}@store.test"
+    store_emails(any_engine, True, [owner])
+    settings = settings_for(smtp_server.port)
+    start = utcnow()
+    shopper_writes(any_engine, "Before the switch")
+    assert notify.send_due(settings, now=start, engine=any_engine) == 1  # its window runs to start + 5 min
+    shopper_writes(any_engine, "Held in that window")
+    store_emails(any_engine, False, [owner])
+    assert pending(any_engine) == 0
+    store_emails(any_engine, True, [owner])
+    _v, conv = shopper_writes(any_engine, "After the switch")
+    # Two minutes into the old window: it goes now.
+    assert notify.send_due(settings, now=start + timedelta(minutes=2), engine=any_engine) == 1
+    [_before, (_rcpts, msg)] = to(smtp_server, owner)
+    body = plain(msg)
+    assert "After the switch" in body and link(conv) in body and "Held in that window" not in body
+    # From that email a window runs again.
+    shopper_writes(any_engine, "Soon after")
+    assert notify.send_due(settings, now=start + timedelta(minutes=3), engine=any_engine) == 0
+    assert notify.send_due(settings, now=start + timedelta(minutes=2) + WINDOW, engine=any_engine) == 1
+    assert len(to(smtp_server, owner)) == 3
+
+
+def test_a_send_on_its_way_as_the_emails_go_off_and_on_holds_nothing_after(any_engine, smtp_server):
+    owner = f"owner-{uuid.uuid4().hex[:6]}@store.test"
+    store_emails(any_engine, True, [owner])
+    settings = settings_for(smtp_server.port)
+    start = utcnow()
+    shopper_writes(any_engine, "On its way")
+    on_its_way = staff_emails.claim(staff_emails.NEW, WINDOW.total_seconds(), now=start, engine=any_engine)
+    assert on_its_way is not None  # a sender in the middle of its send
+    store_emails(any_engine, False, [owner])
+    store_emails(any_engine, True, [owner])
+    shopper_writes(any_engine, "After the switch")
+    assert notify.send_due(settings, now=start + timedelta(seconds=1), engine=any_engine) == 1
+    staff_emails.finish(on_its_way, sent=True, now=start + timedelta(seconds=2), engine=any_engine)  # late
+    shopper_writes(any_engine, "Later")
+    assert notify.send_due(settings, now=start + timedelta(minutes=3), engine=any_engine) == 0  # one window
+    assert notify.send_due(settings, now=start + timedelta(seconds=1) + WINDOW, engine=any_engine) == 1
+    bodies = [plain(m) for _r, m in to(smtp_server, owner)]
+    assert len(bodies) == 2 and "After the switch" in bodies[0] and "Later" in bodies[1]
+
+
+def test_saving_the_settings_while_emails_are_on_keeps_the_window(any_engine, smtp_server):
+    owner = f"owner-{uuid.uuid4().hex[:6]}@store.test"
+    store_emails(any_engine, True, [owner])
+    settings = settings_for(smtp_server.port)
+    start = utcnow()
+    shopper_writes(any_engine, "First")
+    assert notify.send_due(settings, now=start, engine=any_engine) == 1
+    store_emails(any_engine, True, [owner, "help@store.test"])  # a recipient added, the switch untouched
+    shopper_writes(any_engine, "Second")
+    assert notify.send_due(settings, now=start + timedelta(minutes=2), engine=any_engine) == 0
+    assert notify.send_due(settings, now=start + WINDOW, engine=any_engine) == 1
+
+
+def test_a_member_who_switches_their_emails_off_and_on_again_starts_afresh(any_engine, smtp_server):
+    dana = member(any_engine, "Dana", notify_assigned_message=True)
+    store_emails(any_engine, True, [])
+    settings = settings_for(smtp_server.port)
+    start = utcnow()
+    visitor, conv = shopper_writes(any_engine, "Hello")
+    workspace.assign(dana.id, conv, dana.id, engine=any_engine)
+    shopper_writes(any_engine, "Is my order late?", visitor)
+    assert notify.send_due(settings, now=start, engine=any_engine) == 1
+    shopper_writes(any_engine, "Held in Dana's window", visitor)
+    agent_notifications.set_choice(dana.id, "notify_assigned_message", False, engine=any_engine)
+    agent_notifications.set_choice(dana.id, "notify_assigned_message", True, engine=any_engine)
+    shopper_writes(any_engine, "Hello again?", visitor)
+    assert notify.send_due(settings, now=start + timedelta(minutes=1), engine=any_engine) == 1
+    [_first, (_rcpts, msg)] = to(smtp_server, dana.email)
+    assert "Hello again?" in plain(msg) and "Held in Dana's window" not in plain(msg)
 
 
 def test_a_mail_server_down_keeps_the_conversations_for_the_next_windows_email(any_engine, smtp_server, caplog):

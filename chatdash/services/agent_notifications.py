@@ -50,8 +50,14 @@ def set_choice(admin_id: int, name: str, value: bool, *, engine: Engine | None =
         admin = session.get(AdminUser, admin_id)
         if admin is None:
             return None
+        before = getattr(admin, name)
         setattr(admin, name, value)
         session.add(admin)
+        if name == "notify_assigned_message" and value != before:
+            # Their own channel, switched: back on, their emails start afresh.
+            from chatdash.services import staff_emails  # (it reads these choices)
+
+            staff_emails.switched(session, on=value, channels=[staff_emails.assigned(admin_id)])
     return choices(admin_id, engine=engine)
 
 

@@ -17,11 +17,10 @@ here (the database must be empty), all in one transaction.
 from __future__ import annotations
 
 import csv
-import json
 import random
 from bisect import bisect_left
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from itertools import accumulate
 from pathlib import Path
@@ -34,7 +33,9 @@ from sqlalchemy.engine import Connection, Engine
 from chatdash.models import (
     Cart,
     CartLine,
+    Conversation,
     EventKind,
+    Message,
     Order,
     OrderLine,
     Product,
@@ -42,6 +43,7 @@ from chatdash.models import (
     StoreEvent,
     Visit,
 )
+from chatdash.services.tracking.schema import compact_json
 
 ProgressFn = Callable[[str, int, int], None]
 
@@ -445,6 +447,15 @@ class DemoSummary:
     orders: int
     order_lines: int
     carts: int
+    # The demo conversations (services/demo_chats.py) and their product cards'
+    # funnel, as the Insights page counts it.
+    conversations: int = 0
+    messages: int = 0
+    cards_sent: int = 0
+    cards_clicked: int = 0
+    cards_carted: int = 0
+    cards_ordered: int = 0
+    card_revenue_cents: int = 0
 
 
 def database_is_empty(engine: Engine) -> bool:
@@ -495,6 +506,7 @@ def generate_demo_data(
     products: int = 1200,
     shoppers: int = 3000,
     orders: int = 9000,
+    conversations: int = 30,
     progress: ProgressFn | None = None,
 ) -> DemoSummary:
     """Fill an empty database with a deterministic demo store, in one transaction.
@@ -503,7 +515,9 @@ def generate_demo_data(
     "http://localhost:3000/store"); product pages are `{store_url}/product/{sku}`.
     `progress(step, done, total)` is called with the steps "products" (products
     written), then "shoppers" and "events" (shoppers whose activity is generated,
-    out of all shoppers) and "orders" (orders generated so far, out of `orders`).
+    out of all shoppers), "orders" (orders generated so far, out of `orders`)
+    and "conversations" (about `conversations` chats with the staff in the last
+    weeks, fewer in a store too small to hold them).
     Raises ValueError when the database already has products or shoppers.
     """
     if products < len(CATEGORIES):
@@ -521,9 +535,17 @@ def generate_demo_data(
         gen.make_products(products)
         gen.make_bundles()
         gen.make_shoppers_and_activity(shoppers, orders)
+        # Imported here: the chats are built on this module's generator.
+        from chatdash.services import demo_chats
+
+        chats = demo_chats.make_conversations(gen, seed, conversations)
         if conn.dialect.name == "postgresql":
             _reset_sequences(conn)
-        return gen.summary()
+        return replace(
+            gen.summary(), conversations=chats.conversations, messages=chats.messages, cards_sent=chats.sent,
+            cards_clicked=chats.clicked, cards_carted=chats.carted, cards_ordered=chats.ordered,
+            card_revenue_cents=chats.revenue_cents,
+        )
 
 
 # --------------------------------------------------------------------------- images
@@ -659,7 +681,7 @@ def _is_empty(conn: Connection) -> bool:
 
 def _reset_sequences(conn: Connection) -> None:
     """Ids were given explicitly: move PostgreSQL's sequences past them."""
-    for model in (Product, Shopper, Visit, StoreEvent, Cart, CartLine, Order, OrderLine):
+    for model in (Product, Shopper, Visit, StoreEvent, Cart, CartLine, Order, OrderLine, Conversation, Message):
         name = model.__table__.name
         conn.execute(
             text(f"SELECT setval(pg_get_serial_sequence('{name}', 'id'), (SELECT MAX(id) FROM {name}))")
@@ -770,7 +792,7 @@ class _Generator:
                 description = (
                     f"The {adjective} {noun.name} from {brand}, part of our {cat.name} range. {blurb}"
                 )
-                view_payload = json.dumps({"sku": sku, "price": _money(price), "currency": CURRENCY})
+                view_payload = compact_json({"sku": sku, "price": _money(price), "currency": CURRENCY})
                 product = _Product(
                     pid,
                     sku,
@@ -1092,7 +1114,7 @@ class _Session:
             self.cart[p.id] = [p, quantity]
         items = [{"sku": q.sku, "quantity": n, "price": _money(q.price)} for q, n in self.cart.values()]
         total = sum(q.price * n for q, n in self.cart.values())
-        payload = json.dumps(
+        payload = compact_json(
             {"action": "add", "sku": p.sku, "items": items, "total": _money(total), "currency": CURRENCY}
         )
         self._event(EventKind.CART.value, p.url, p.title, p.id, payload)
@@ -1197,8 +1219,8 @@ class _Session:
             f"{self.store}/order/{external_id}",
             f"Order {external_id} confirmed | {STORE_NAME}",
             None,
-            json.dumps(
-                {"order_id": external_id, "total": _money(total), "currency": CURRENCY, "items": line_items}
+            compact_json(
+                {"order_id": external_id, "items": line_items, "total": _money(total), "currency": CURRENCY}
             ),
         )
         gen.buffers["orders"].append(

@@ -87,6 +87,24 @@ def _queue(session: Session, channel: str, message_id: int) -> None:
                                                             created_at=utcnow()))
 
 
+def switched(session: Session, *, on: bool, channels: list[str] | None = None) -> None:
+    """Staff emails (every channel's, or only `channels`) were switched on or
+    off, in the transaction that saves the switch. Off: nothing waits to be
+    sent (what was queued would otherwise go with the first email after the
+    switch comes back on). On: each window starts over, so the first email
+    goes at once rather than at the end of a window an email sent before the
+    switch went off started. A send still on its way from before loses its
+    hold on the channel too, or its `finish` would start a window after the
+    switch: what it listed was dropped when the switch went off, so no other
+    sender can list it again."""
+    table = StaffEmailWindow.__table__ if on else StaffEmailItem.__table__
+    statement = (update(table).values(last_sent_at=None, claim=None, claimed_until=None) if on
+                 else delete(table))
+    if channels is not None:
+        statement = statement.where(table.c.channel.in_(channels))
+    session.execute(statement)
+
+
 # --------------------------------------------------------------------------- sending
 
 

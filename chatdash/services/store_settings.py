@@ -64,7 +64,13 @@ def get_email_notifications(session: Session) -> EmailNotifications:
 def save_email_notifications(session: Session, value: EmailNotifications) -> None:
     # On with no recipients is fine: the members who chose emails get them
     # (services/agent_notifications.py has the rule).
+    was_on = get_email_notifications(session).enabled
     _write(session, NOTIFY_KEY, asdict(value))
+    if value.enabled != was_on:
+        # Switched back on, the emails start afresh (not held by a window from before).
+        from chatdash.services import staff_emails  # (it reads these settings)
+
+        staff_emails.switched(session, on=value.enabled)
 
 
 # ----- offline follow-up

@@ -3,6 +3,7 @@ socket; new-conversation emails are coalesced."""
 
 from __future__ import annotations
 
+import time
 import uuid
 
 import pytest
@@ -150,3 +151,27 @@ def test_new_conversation_emails_are_coalesced(live_app, live_engine, live_staff
     body = _plain(digest)
     assert all(text in body for text in flood)
     assert body.count("/admin/conversations?c=") == 3
+
+
+def test_emails_switched_off_and_on_again_are_not_held_by_the_old_window(live_app, live_engine, live_staff_emails,
+                                                                         smtp_server):
+    """In the running app: an email starts a window; the owner switches the
+    emails off and on again; the next conversation's email arrives before
+    that window would have ended (held, it came only after)."""
+    owner = [f"owner-{uuid.uuid4().hex[:6]}@demo-store.test"]
+
+    def switch(on: bool) -> None:
+        with Session(live_engine) as s:
+            store_settings.save_email_notifications(s, store_settings.EmailNotifications(on, owner))
+            s.commit()
+
+    switch(True)
+    tag = uuid.uuid4().hex[:6]
+    _start_conversation(live_app, f"before {tag}")
+    smtp_server.wait_for(lambda m: f"before {tag}" in _plain(m[1]))
+    window_ends = time.monotonic() + EMAIL_COALESCE_SECONDS
+    switch(False)
+    switch(True)
+    _start_conversation(live_app, f"after {tag}")
+    smtp_server.wait_for(lambda m: f"after {tag}" in _plain(m[1]), timeout=EMAIL_COALESCE_SECONDS + 30)
+    assert time.monotonic() < window_ends, "the first email after the switch came back on waited for the old window"
