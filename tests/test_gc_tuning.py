@@ -42,7 +42,6 @@ def test_the_lifespan_task_freezes_and_runs_full_collections_on_schedule():
     async def scenario():
         task = asyncio.create_task(gc_tuning.keep_full_collections_rare(freeze_every=0.01, full_every=0.2))
         try:
-            await asyncio.sleep(0.05)
             node = Node()
             alive = weakref.ref(node)
             # wait until a freeze round has taken the node out of the collector's sight
