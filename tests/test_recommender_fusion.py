@@ -221,6 +221,9 @@ def test_the_model_card_names_the_fused_model_and_its_fusion() -> None:
     fused = dict(card.shown_params(asdict(replace(FUSED, fusion_weight=0.6, fusion_ease=0.4))))
     assert fused["model"] == "fused" and fused["fusion_weight"] == 0.6 and fused["fusion"] == "rank"
     assert fused["fusion_ease"] == 0.4
+    from chatdash.state.recommendations import PARAM_LABELS
+
+    assert set(card.SHOWN_PARAMS) <= set(PARAM_LABELS)  # the card names each in words, not by its field
     assert fused["softmax_l2"] == FUSED.softmax_l2 and fused["factors"] == FUSED.factors
     als = dict(card.shown_params(asdict(PARAMS)))
     assert als["model"] == "als" and not {"fusion_weight", "fusion", "softmax_l2", "fusion_ease"} & set(als)
