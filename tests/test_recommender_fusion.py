@@ -227,3 +227,32 @@ def test_the_model_card_names_the_fused_model_and_its_fusion() -> None:
     assert fused["softmax_l2"] == FUSED.softmax_l2 and fused["factors"] == FUSED.factors
     als = dict(card.shown_params(asdict(PARAMS)))
     assert als["model"] == "als" and not {"fusion_weight", "fusion", "softmax_l2", "fusion_ease"} & set(als)
+
+
+def test_the_budget_counts_a_fused_candidate_as_the_fits_it_needs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fake clock: every fit takes 10 s and every scoring 1 s. The three-part candidate needs three
+    fits (30 s): with 26 s left it is left out, and the one-fit candidates after it still run."""
+    from types import SimpleNamespace
+
+    now = [0.0]
+    real_fit, real_score = rec_tuning.fit, rec_tuning.score
+
+    def slow_fit(*args, **kwargs):
+        now[0] += 10.0
+        return real_fit(*args, **kwargs)
+
+    def slow_score(*args, **kwargs):
+        now[0] += 1.0
+        return real_score(*args, **kwargs)
+
+    monkeypatch.setattr(rec_tuning, "time", SimpleNamespace(perf_counter=lambda: now[0]))
+    monkeypatch.setattr(rec_tuning, "fit", slow_fit)
+    monkeypatch.setattr(rec_tuning, "score", slow_score)
+    tuning = rec.tune(_taste_store(), PARAMS, budget=50)
+
+    changes = [c["changes"] for c in tuning.candidates]
+    # start (fit + scoring + popularity's scoring: 12 s), softmax (11 s), fused from those two (1 s): 24 s
+    assert changes[:3] == [{}, {"model": "softmax"}, {"model": "fused"}]
+    assert {"model": "fused", **WITH_EASE} not in changes  # 24 + 3 x 10 + 1 > 50
+    assert {"purchase_once": True, "bm25_b": 1.0} in changes and {"purchase_once": True} in changes  # 35, 46
+    assert tuning.seconds <= 50

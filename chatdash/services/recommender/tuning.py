@@ -260,15 +260,19 @@ def tune(
             fitted.append(parts.get(key) or parts[part_params(params, "als")])  # softmax fell back: ALS
         return fuse_models(*fitted[:2], params, *fitted[2:])
 
-    def needs_fit(params: Params) -> bool:
-        return params.model != "fused" or any(part_params(params, kind) not in parts for kind in fused_parts(params))
+    def fits_needed(params: Params) -> int:
+        """How many fits the candidate costs: a fused one only its parts not fitted yet."""
+        if params.model != "fused":
+            return 1
+        return sum(part_params(params, kind) not in parts for kind in fused_parts(params))
 
     def timed_evaluate(model: Recommender) -> tuple[Quality, float]:
         t = time.perf_counter()
         return evaluate(model), time.perf_counter() - t
 
-    # What the next candidate is expected to cost: the last fit (the first one also builds the
-    # relation tables and the held-out histories, so it overestimates) and the last scoring.
+    # What the next candidate is expected to cost: a fit as long as the last one (the first one
+    # also builds the relation tables and the held-out histories, so it overestimates) for each
+    # fit it needs, and the last scoring.
     t = time.perf_counter()
     best_model = fit(split.train, start)
     keep_part(best_model)
@@ -287,16 +291,16 @@ def tune(
         params = candidate()
         too_big = ((params.model == "ease" or params.fusion_ease > 0) and best_model.n_items > EASE_MAX_ITEMS) or (
             params.model in ("softmax", "fused") and best_model.n_items > SOFTMAX_MAX_ITEMS)  # fit would train ALS
-        refit = needs_fit(params)  # a fused model from parts fitted already costs only its scoring
-        expected = (fit_seconds if refit else 0.0) + eval_seconds
+        refits = fits_needed(params)  # a fused model from parts fitted already costs only its scoring
+        expected = refits * fit_seconds + eval_seconds
         if params in tried or too_big or time.perf_counter() - began + expected > budget:
             report("tune", done, total)
             continue
         tried.add(params)
         t = time.perf_counter()
         model = fit_candidate(params, best_model.relations)  # same data: same tables
-        if refit:
-            fit_seconds = time.perf_counter() - t
+        if refits:
+            fit_seconds = (time.perf_counter() - t) / refits
         if model.params != params:  # fit fell back (e.g. softmax without dated first purchases: ALS)
             if model.params in tried:
                 report("tune", done, total)
