@@ -60,6 +60,7 @@ from chatdash.services.demo_data import (
     _Generator,
     _Product,
 )
+from chatdash.services.store_settings import DEFAULT_ASK_AFTER_SECONDS
 
 #: The conversations happen in these last days before the anchor.
 PERIOD = timedelta(days=35)
@@ -649,6 +650,14 @@ class _Writer:
                 carted += was_carted
                 ordered += earned > 0
                 revenue += earned
+
+        # What the email-ask job (followup.ask_due) would have done long ago: an open conversation an
+        # anonymous shopper still waits in was asked for an email, so a first start changes nothing.
+        ask_after = timedelta(seconds=DEFAULT_ASK_AFTER_SECONDS)
+        for ci, conv in conversations.items():
+            chat, waiting = self.chats[ci - 1], conv["awaiting_reply_since"]
+            if chat.status == Status.OPEN and waiting is not None and not self.histories[chat.shopper_id].first:
+                conv["email_asked_at"] = waiting + ask_after
 
         conn = self.conn
         conn.execute(insert(Visit.__table__), visits)
