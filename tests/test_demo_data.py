@@ -7,27 +7,44 @@ import random
 import re
 import xml.etree.ElementTree as ET
 from collections import Counter, defaultdict
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from itertools import combinations
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select as sa_select
 from sqlalchemy import text
 from sqlmodel import select
 
 from chatdash.db import make_engine, migrate, session_scope
-from chatdash.models import AdminUser, EventKind
-from chatdash.services import attribution, auth, chat
+from chatdash.models import (
+    AdminUser,
+    Cart,
+    CartLine,
+    Conversation,
+    EventKind,
+    Message,
+    Order,
+    OrderLine,
+    Product,
+    Shopper,
+    StoreEvent,
+    Visit,
+    utcnow,
+)
+from chatdash.services import attribution, auth, chat, followup, presence, workspace
 from chatdash.services import conversations as convs
 from chatdash.services.demo_data import (
     ANCHOR,
     CATEGORIES,
     DemoSummary,
+    anchor_for,
     category_image_svg,
     database_is_empty,
     generate_demo_data,
 )
 from chatdash.services.tracking.schema import compact_json
+from chatdash.settings import get_settings
 from chatdash.state.chat import attribution_line
 
 STORE_URL = "http://localhost:3000/store"
@@ -520,6 +537,77 @@ def test_same_seed_gives_identical_data(tmp_path):
     assert _rows(a, "SELECT name FROM product") != _rows(c, "SELECT name FROM product")
     for engine in (a, b, c):
         engine.dispose()
+
+
+#: Each table's rows in id order, every column (a conversation's token is random by design).
+_SHIFTED_TABLES = (Product, Shopper, Visit, StoreEvent, Order, OrderLine, Cart, CartLine, Conversation, Message)
+
+
+def _table_rows(engine, model) -> list[dict]:
+    table = model.__table__
+    with engine.connect() as conn:
+        rows = [dict(r._mapping) for r in conn.execute(sa_select(table).order_by(table.c.id))]
+    for row in rows:
+        row.pop("token", None)
+    return rows
+
+
+def _moved(row: dict, shift: timedelta) -> dict:
+    return {k: v + shift if isinstance(v, datetime) else v for k, v in row.items()}
+
+
+def test_a_store_anchored_now_is_current_and_the_fixed_one_moved_in_time(demo, tmp_path):
+    """What `setup` gives a new install: the demo's latest orders and chats in the
+    last days, nobody on the site; row for row the fixed-anchor store, moved."""
+    fixed, summary, _ = demo
+    now = utcnow()
+    anchor = anchor_for(now)
+    engine = _new_engine(tmp_path / "now.db")
+    auth.ensure_first_admin(engine, OWNER, "demo-owner-password")
+    assert generate_demo_data(engine, store_url=STORE_URL, seed=7, anchor=anchor, **SIZES) == summary
+
+    def latest(sql: str) -> datetime:
+        return datetime.strptime(_rows(engine, sql)[0][0], "%Y-%m-%d %H:%M:%S.%f").replace(tzinfo=UTC)
+
+    for sql in ("SELECT MAX(ordered_at) FROM orders", "SELECT MAX(created_at) FROM message",
+                "SELECT MAX(last_message_at) FROM conversation WHERE status = 'open'"):
+        assert now - timedelta(days=4) < latest(sql) < now - timedelta(minutes=50), sql
+    assert latest("SELECT MAX(left_at) FROM visit") < now - timedelta(minutes=30)
+    with session_scope(engine) as s:
+        assert presence.everyone_on_site(s, window_seconds=get_settings().presence_window_seconds, now=now) == set()
+        inbox = convs.list_conversations(s, window_seconds=60, now=now)
+    assert len(inbox) >= 5 and not any(row.on_site or row.snoozed_until for row in inbox)
+    # The Insights page's default period (12 weeks up to now) holds every demo card.
+    assert attribution.insights(12, now=now, engine=engine).total.sent == summary.cards_sent > 0
+    # The app's first start changes none of them: nothing to wake, to ask or to email.
+    before = _table_rows(engine, Conversation)
+    assert workspace.wake_due(now=now, engine=engine) == []
+    assert followup.ask_due(now=now, engine=engine) == []
+    assert followup.claim_due_emails(now=now, engine=engine) == []
+    assert _table_rows(engine, Conversation) == before
+
+    shift = anchor - ANCHOR
+    orders = {o["external_id"]: o["ordered_at"] for o in _table_rows(fixed, Order)}
+    for model in _SHIFTED_TABLES:
+        expected, got = [_moved(r, shift) for r in _table_rows(fixed, model)], _table_rows(engine, model)
+        assert len(got) == len(expected) > 0, model.__name__
+        for want, row in zip(expected, got, strict=True):
+            if model is Message and want["body"] != row["body"]:
+                # "Where is order D-000123 from 14 October?": the day of the order, moved with it.
+                ext = re.search(r"D-\d{6}", want["body"]).group()
+                old, new = orders[ext], orders[ext] + shift
+                want["body"] = want["body"].replace(f"{old.day} {old:%B}", f"{new.day} {new:%B}")
+            assert row == want, model.__name__
+    engine.dispose()
+
+
+def test_a_naive_anchor_is_refused(tmp_path):
+    engine = _new_engine(tmp_path / "t.db")
+    with pytest.raises(ValueError, match="timezone-aware"):
+        generate_demo_data(engine, store_url=STORE_URL, products=20, shoppers=5, orders=5,
+                           anchor=datetime(2027, 3, 1))
+    assert database_is_empty(engine)
+    engine.dispose()
 
 
 def test_refuses_a_database_that_has_data(tmp_path):

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
-from sqlalchemy import text
+from sqlalchemy import select, text
 from sqlalchemy.engine import Engine
 
 from chatdash.db import make_engine, migrate
-from chatdash.services.demo_data import ANCHOR
-from chatdash.services.demo_grocery import AISLES, generate_grocery_data
+from chatdash.models import Order, OrderLine, Product, Shopper, utcnow
+from chatdash.services.demo_data import ANCHOR, anchor_for
+from chatdash.services.demo_grocery import AISLES, OVERRUN, generate_grocery_data
 
 STORE_URL = "http://localhost:3000/store"
 
@@ -114,3 +116,28 @@ def test_refuses_a_database_that_has_data(engine: Engine) -> None:
     generate_grocery_data(engine, store_url=STORE_URL, products=40, shoppers=2)
     with pytest.raises(ValueError, match="already has data"):
         generate_grocery_data(engine, store_url=STORE_URL, products=40, shoppers=2)
+
+
+def test_a_store_anchored_now_is_the_same_year_moved_up_to_now(tmp_path) -> None:
+    """What `demo-data --profile grocery` gives a new install: the latest orders in
+    the last days, none in the future; row for row the fixed-anchor store, moved."""
+    now = utcnow()
+    anchor = anchor_for(now) - OVERRUN
+    engines = {}
+    for name, at in (("fixed", None), ("now", anchor)):
+        engines[name] = make_engine(f"sqlite:///{tmp_path / name}.db")
+        migrate(engines[name])
+        generate_grocery_data(engines[name], store_url=STORE_URL, seed=3, products=80, shoppers=30, anchor=at)
+    (late,) = _rows(engines["now"], "SELECT MAX(ordered_at) FROM orders")[0]
+    assert now - timedelta(days=3) < datetime.fromisoformat(late).replace(tzinfo=UTC) < now
+    shift = anchor - ANCHOR
+    for model in (Product, Shopper, Order, OrderLine):
+        table = model.__table__
+        fixed, moved = [], []
+        for engine, rows in ((engines["fixed"], fixed), (engines["now"], moved)):
+            with engine.connect() as conn:
+                rows.extend(dict(r._mapping) for r in conn.execute(select(table).order_by(table.c.id)))
+        assert len(fixed) == len(moved) > 0
+        assert moved == [{k: v + shift if isinstance(v, datetime) else v for k, v in r.items()} for r in fixed]
+    for engine in engines.values():
+        engine.dispose()

@@ -26,7 +26,7 @@ def _row(row: ConversationRow) -> rx.Component:
                     color=rx.cond(selected, "white", rx.color("gray", 12)), overflow="hidden",
                     text_overflow="ellipsis", white_space="nowrap", min_width="0"),
             rx.spacer(),
-            rx.text(row.time, size="1", color=muted, flex_shrink="0"),
+            rx.text(row.time, size="1", color=muted, flex_shrink="0", class_name="conv-time"),
             align="center",
             width="100%",
         ),

@@ -54,13 +54,13 @@ from chatdash.services.attribution import WINDOW
 from chatdash.services.conversations import PREVIEW_CHARS
 from chatdash.services.demo_data import (
     _CATEGORY_INDEX,
-    ANCHOR,
     BUNDLE_TEMPLATES,
     CATEGORIES,
     STORE_NAME,
     _Generator,
     _Product,
 )
+from chatdash.services.store_settings import DEFAULT_ASK_AFTER_SECONDS
 
 #: The conversations happen in these last days before the anchor.
 PERIOD = timedelta(days=35)
@@ -364,7 +364,8 @@ class _Writer:
         self.conn = gen.conn
         self.rng = random.Random(f"demo-chats-{seed}")
         self.progress = progress
-        self.since = ANCHOR - PERIOD
+        self.anchor = gen.anchor
+        self.since = self.anchor - PERIOD
         self.histories = _Histories(self.conn, self.since)
         self.used: set[int] = set()
         self.chats: list[_Chat] = []
@@ -384,7 +385,7 @@ class _Writer:
 
     def _place_after_last(self, chat: _Chat, h: _History) -> bool:
         """The shopper's latest visit: some hours after the last one, before the anchor."""
-        room = ANCHOR - timedelta(minutes=10) - chat.length - (h.last_seen + VISIT_GAP)
+        room = self.anchor - timedelta(minutes=10) - chat.length - (h.last_seen + VISIT_GAP)
         if room <= timedelta(hours=1):
             return False
         start = h.last_seen + VISIT_GAP + timedelta(seconds=self.rng.randint(0, int(min(room, timedelta(days=3))
@@ -434,7 +435,7 @@ class _Writer:
             return None
         bought = [self.gen.products[pid - 1] for pid in sorted(order[1])]
         main = self.rng.choice(bought)
-        chat = _Chat(sid, main, status=Status.OPEN if order_at >= ANCHOR - RECENT else Status.RESOLVED)
+        chat = _Chat(sid, main, status=Status.OPEN if order_at >= self.anchor - RECENT else Status.RESOLVED)
         self._browse(chat, main)
         source = self._source(0.5)
         self._ask(chat, h, main, source)
@@ -508,7 +509,7 @@ class _Writer:
         chat.shopper(self.rng, self.rng.choice(_LOOKING))
         if not self._place_after_last(chat, h):
             return None
-        chat.status = Status.OPEN if chat.start >= ANCHOR - RECENT else Status.RESOLVED
+        chat.status = Status.OPEN if chat.start >= self.anchor - RECENT else Status.RESOLVED
         return chat
 
     def question(self, sid: int, unanswered: bool = False) -> _Chat | None:
@@ -516,7 +517,7 @@ class _Writer:
         h = self.histories[sid]
         chat = _Chat(sid, None)
         chat.t = timedelta(seconds=self.rng.randint(20, 90))
-        recent = [(at, ext) for at, ext, _ in h.orders if ANCHOR - timedelta(days=12) < at < h.last_seen]
+        recent = [(at, ext) for at, ext, _ in h.orders if self.anchor - timedelta(days=12) < at < h.last_seen]
         if unanswered:
             chat.shopper(self.rng, self.rng.choice(_UNANSWERED))
             chat.status, chat.unread = Status.OPEN, True
@@ -535,7 +536,8 @@ class _Writer:
         if not self._place_after_last(chat, h):
             return None
         if not unanswered:
-            chat.status = Status.OPEN if chat.start >= ANCHOR - RECENT and self.rng.random() < 0.5 else Status.RESOLVED
+            fresh = chat.start >= self.anchor - RECENT
+            chat.status = Status.OPEN if fresh and self.rng.random() < 0.5 else Status.RESOLVED
         return chat
 
     # ------------------------------------------------------------------ choosing
@@ -551,7 +553,7 @@ class _Writer:
             select(cart.c.shopper_id, line.c.product_id).join(line, line.c.cart_id == cart.c.id)
             .where(cart.c.updated_at >= self.since + timedelta(days=5)).order_by(line.c.id)))
         recent = list(self.conn.execute(
-            select(s.c.id).where(s.c.last_seen_at >= self.since, s.c.last_seen_at < ANCHOR - timedelta(hours=3))
+            select(s.c.id).where(s.c.last_seen_at >= self.since, s.c.last_seen_at < self.anchor - timedelta(hours=3))
             .order_by(s.c.id)).scalars())
         for pool in (orders, carts, recent):
             self.rng.shuffle(pool)
@@ -648,6 +650,14 @@ class _Writer:
                 carted += was_carted
                 ordered += earned > 0
                 revenue += earned
+
+        # What the email-ask job (followup.ask_due) would have done long ago: an open conversation an
+        # anonymous shopper still waits in was asked for an email, so a first start changes nothing.
+        ask_after = timedelta(seconds=DEFAULT_ASK_AFTER_SECONDS)
+        for ci, conv in conversations.items():
+            chat, waiting = self.chats[ci - 1], conv["awaiting_reply_since"]
+            if chat.status == Status.OPEN and waiting is not None and not self.histories[chat.shopper_id].first:
+                conv["email_asked_at"] = waiting + ask_after
 
         conn = self.conn
         conn.execute(insert(Visit.__table__), visits)

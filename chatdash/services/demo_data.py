@@ -1,7 +1,10 @@
 """A deterministic, realistic demo store: products, shoppers, visits, events, carts, orders.
 
-Everything is derived from one seed and a fixed anchor date, so the same seed
-always gives the same database. The data carries structure a recommender can
+Everything is derived from one seed and an anchor moment (the fixed `ANCHOR`
+unless told otherwise), so the same seed and anchor always give the same
+database, and another anchor gives the same rows moved in time by the
+difference: tests and benchmarks use `ANCHOR`, a new install its own day
+(`anchor_for`), so its store looks current. The data carries structure a recommender can
 learn from:
 
 * every shopper has 1-3 favourite categories and mostly browses and buys there;
@@ -47,14 +50,16 @@ from chatdash.services.tracking.schema import compact_json
 
 ProgressFn = Callable[[str, int, int], None]
 
-#: All demo timestamps lie before this moment (UTC), never relative to now(). Datetimes
-#: are timezone-aware: SQLModel's UTCDateTime column type refuses naive values on insert.
+#: The default anchor: the demo's activity ends here (a visit may run a few minutes past
+#: it), never relative to now(), so tests and benchmarks see the same data on any day.
+#: Datetimes are timezone-aware: SQLModel's UTCDateTime column type refuses naive values.
 ANCHOR = datetime(2026, 11, 1, tzinfo=UTC)
 STORE_NAME = "Demo Store"
 CURRENCY = "USD"
 ORDER_SOURCE = "demo"
 
 _FLUSH_EVENTS = 20_000
+_DAY = timedelta(days=1)
 
 
 # --------------------------------------------------------------------------- catalogue
@@ -492,6 +497,21 @@ def write_catalog_csv(engine: Engine, path: Path, store_url: str) -> int:
     return len(rows)
 
 
+def anchor_for(now: datetime) -> datetime:
+    """The anchor for a store generated at `now`: the start of the hour before,
+    so its latest activity is about an hour old (a visit may run a few minutes
+    past the anchor) and no demo shopper shows as on the site."""
+    return now.astimezone(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
+
+
+def _utc_anchor(anchor: datetime | None) -> datetime:
+    if anchor is None:
+        return ANCHOR
+    if anchor.tzinfo is None:
+        raise ValueError("the anchor must be timezone-aware (UTC)")
+    return anchor.astimezone(UTC)
+
+
 def category_image_url(store_url: str, slug: str) -> str:
     """Absolute URL of a category's image, served from the app's assets/product-images."""
     base = store_url.rstrip("/").rsplit("/store", 1)[0]
@@ -508,6 +528,7 @@ def generate_demo_data(
     orders: int = 9000,
     conversations: int = 30,
     progress: ProgressFn | None = None,
+    anchor: datetime | None = None,
 ) -> DemoSummary:
     """Fill an empty database with a deterministic demo store, in one transaction.
 
@@ -518,8 +539,11 @@ def generate_demo_data(
     out of all shoppers), "orders" (orders generated so far, out of `orders`)
     and "conversations" (about `conversations` chats with the staff in the last
     weeks, fewer in a store too small to hold them).
+    `anchor` (timezone-aware; default `ANCHOR`) is where the activity ends:
+    every timestamp is the default store's moved by `anchor - ANCHOR`.
     Raises ValueError when the database already has products or shoppers.
     """
+    anchor = _utc_anchor(anchor)
     if products < len(CATEGORIES):
         raise ValueError(f"need at least {len(CATEGORIES)} products (one per category)")
     if shoppers < 1 or orders < 0:
@@ -531,7 +555,7 @@ def generate_demo_data(
                 "database already has data; demo data can only be generated into an "
                 "empty database (no products and no shoppers)"
             )
-        gen = _Generator(conn, store_url=store_url, seed=seed, progress=progress)
+        gen = _Generator(conn, store_url=store_url, seed=seed, progress=progress, anchor=anchor)
         gen.make_products(products)
         gen.make_bundles()
         gen.make_shoppers_and_activity(shoppers, orders)
@@ -720,8 +744,11 @@ class _Picker:
 
 
 class _Generator:
-    def __init__(self, conn: Connection, *, store_url: str, seed: int, progress: ProgressFn | None) -> None:
+    def __init__(
+        self, conn: Connection, *, store_url: str, seed: int, progress: ProgressFn | None, anchor: datetime = ANCHOR
+    ) -> None:
         self.conn = conn
+        self.anchor = anchor
         self.store_url = store_url
         self.rng = random.Random(seed)
         self.progress = progress or (lambda _step, _done, _total: None)
@@ -818,7 +845,7 @@ class _Generator:
                         "url": url,
                         "image_url": image_url,
                         "in_stock": (pid - 1) not in out_of_stock,
-                        "created_at": ANCHOR - timedelta(days=380 + rng.uniform(0, 400)),
+                        "created_at": self.anchor - timedelta(days=380 + rng.uniform(0, 400)),
                     }
                 )
             # Long tail: a random popularity rank per product, Zipf-like weights.
@@ -938,11 +965,14 @@ class _Generator:
     def _visit_starts(self, n: int) -> list[datetime]:
         rng = self.rng
         span_days = max(rng.uniform(1, 365), min(365.0, 2.0 * n))
-        first_day = ANCHOR - timedelta(days=span_days)
+        first_day = self.anchor - timedelta(days=span_days)
         days = sorted([0.0] + [rng.uniform(0, span_days - 0.1) for _ in range(n - 1)])
         starts = []
         for d in days:
-            day = (first_day + timedelta(days=d)).replace(hour=0, minute=0, second=0, microsecond=0)
+            # The start of its day, counting days from the anchor (midnight for ANCHOR): any
+            # anchor then moves every visit by the same amount.
+            t = first_day + timedelta(days=d)
+            day = t - (t - self.anchor) % _DAY
             starts.append(day + timedelta(hours=self.hour_picker.pick(rng), seconds=rng.randrange(3600)))
         starts.sort()
         return starts

@@ -17,24 +17,35 @@ How shoppers choose (a latent-taste model, not one any recommender was built fro
   product can become a staple, and staples are dropped now and then;
 * a tenth of the products launch during the year.
 
-Deterministic from the seed and `ANCHOR`; written with Core bulk inserts into an
-empty database, in one transaction, like `demo_data.generate_demo_data`.
+Deterministic from the seed and the anchor (`ANCHOR` unless told otherwise: another
+anchor moves every timestamp by the difference); written with Core bulk inserts into
+an empty database, in one transaction, like `demo_data.generate_demo_data`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import numpy as np
 from sqlalchemy import insert
 from sqlalchemy.engine import Engine
 
 from chatdash.models import Order, OrderLine, Product, Shopper
-from chatdash.services.demo_data import ANCHOR, CURRENCY, DemoSummary, ProgressFn, _is_empty, _reset_sequences
+from chatdash.services.demo_data import (
+    ANCHOR,
+    CURRENCY,
+    DemoSummary,
+    ProgressFn,
+    _is_empty,
+    _reset_sequences,
+    _utc_anchor,
+)
 
 ORDER_SOURCE = "demo-grocery"
 DAYS = 365
+#: An order's hour is drawn on its day: the last ones fall up to this long after the anchor.
+OVERRUN = timedelta(hours=22)
 
 # fmt: off
 #: Aisle: (name, share of the catalog, how often a staple from it is re-bought per
@@ -102,11 +113,17 @@ def generate_grocery_data(
     products: int = 4000,
     shoppers: int = 2000,
     progress: ProgressFn | None = None,
+    anchor: datetime | None = None,
 ) -> DemoSummary:
     """Fill an empty database with the grocery profile's catalog, customers and a
     year of orders (about 460 order lines per customer on average: ~0.9M for 2,000).
     `progress(step, done, total)` reports "products" and "shoppers" (customers done).
+    `anchor` (timezone-aware; default `ANCHOR`): the year of orders ends about there,
+    every timestamp the default store's moved by `anchor - ANCHOR`.
     Raises ValueError when the database already has products or shoppers."""
+    # The year is drawn against ANCHOR and moved as it is written: `_shopper` keeps
+    # the signature bench_recommender_ceiling replays.
+    shift = _utc_anchor(anchor) - ANCHOR
     if products < len(AISLES) * 2:
         raise ValueError(f"need at least {len(AISLES) * 2} products")
     if shoppers < 1:
@@ -118,7 +135,7 @@ def generate_grocery_data(
     with engine.begin() as conn:
         if not _is_empty(conn):
             raise ValueError("database already has data; demo data can only be generated into an empty database")
-        conn.execute(insert(Product.__table__), _product_rows(rng, catalog, store_url))
+        conn.execute(insert(Product.__table__), _product_rows(rng, catalog, store_url, shift))
         report("products", products, products)
         counts = {"orders": 0, "lines": 0}
         batch_shoppers: list[dict] = []
@@ -131,13 +148,15 @@ def generate_grocery_data(
                     "id": c + 1,
                     "visitor_id": f"g_{c + 1:08d}_{seed}",
                     "customer_id": f"G-{c + 1:06d}",
-                    "created_at": first,
-                    "last_seen_at": last,
+                    "created_at": first + shift,
+                    "last_seen_at": last + shift,
                 }
             )
             if len(batch_lines) >= 50_000 or c == shoppers - 1:
                 conn.execute(insert(Shopper.__table__), batch_shoppers)
                 if batch_orders:
+                    for order in batch_orders:
+                        order["ordered_at"] += shift
                     conn.execute(insert(Order.__table__), batch_orders)
                     conn.execute(insert(OrderLine.__table__), batch_lines)
                 batch_shoppers, batch_orders, batch_lines = [], [], []
@@ -190,7 +209,7 @@ def _catalog(rng: np.random.Generator, n: int) -> _Catalog:
     return _Catalog(aisle, loadings, log_pop, repeat, launch, price, complement)
 
 
-def _product_rows(rng: np.random.Generator, catalog: _Catalog, store_url: str) -> list[dict]:
+def _product_rows(rng: np.random.Generator, catalog: _Catalog, store_url: str, shift: timedelta) -> list[dict]:
     rows, used = [], set()
     for i, a in enumerate(catalog.aisle.tolist()):
         name_, _share, _repeat, _price, _themes, nouns = AISLES[a]
@@ -216,7 +235,7 @@ def _product_rows(rng: np.random.Generator, catalog: _Catalog, store_url: str) -
                 "url": f"{store_url}/product/{sku}",
                 "image_url": "",
                 "in_stock": bool(rng.random() > 0.03),
-                "created_at": ANCHOR - timedelta(days=DAYS - float(catalog.launch[i]) + 1),
+                "created_at": ANCHOR + shift - timedelta(days=DAYS - float(catalog.launch[i]) + 1),
             }
         )
     return rows
