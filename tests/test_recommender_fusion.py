@@ -210,6 +210,8 @@ def test_the_tuner_builds_the_fused_candidate_from_the_two_fits_and_records_it(m
     # Built from the parts' fits, never refitted as a whole: the two-part one from the first two
     # fits, the three-part one from its own three (BM25 rows), the EASE part included.
     assert fitted[:5] == ["als", "softmax", "als", "softmax", "ease"] and "fused" not in fitted
+    # The EASE candidate on BM25 rows is that EASE part: scored, not fitted again.
+    assert {"model": "ease", "bm25_b": 0.5} in changes and fitted.count("ease") == 1
     fused = tuning.candidates[2]
     assert 0 < fused["ndcg@10"] <= 1 and fused["seconds"] < tuning.candidates[1]["seconds"]
     assert 0 < tuning.candidates[3]["ndcg@10"] <= 1

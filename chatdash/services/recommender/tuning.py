@@ -52,7 +52,6 @@ FIT_CANDIDATES: tuple[dict[str, Any], ...] = (
     {"model": "fused", "fusion_ease": 0.4, "fusion_weight": 0.67, "bm25_b": 0.5},
     {"purchase_once": True, "bm25_b": 1.0},
     {"purchase_once": True},
-    {"purchase_once": True, "bm25_b": 1.0, "alpha": 1.0},
     # EASE^R instead of ALS: on par with ALS on both demo profiles, far ahead where products
     # come in pairs (tests/test_recommender_ease.py); cheap up to a few thousand products.
     {"model": "ease", "bm25_b": 0.5},
@@ -238,8 +237,9 @@ def tune(
             }
         )
 
-    # Fitted ALS and softmax models by their part's parameters (`part_params`): a fused
-    # candidate is built from them, fitting only a part not fitted yet.
+    # Fitted ALS, softmax and EASE models by their part's parameters (`part_params`): a fused
+    # candidate is built from them, fitting only a part not fitted yet, and a candidate that
+    # is such a part already (EASE on BM25 rows after the three-part candidate) is not refitted.
     parts: dict[Params, Recommender] = {}
     contexts: dict[tuple, Any] = {}  # the softmax model's training pairs, shared by its fits
 
@@ -249,6 +249,11 @@ def tune(
 
     def fit_candidate(params: Params, relations: Any) -> Recommender:
         if params.model != "fused":
+            key = part_params(params, params.model)
+            if key in parts:  # fitted already as a fused candidate's part (e.g. EASE on BM25 rows)
+                model = copy.copy(parts[key])  # the same fit; what differs is read only when ranking
+                model.params = params
+                return model
             model = fit(split.train, params, relations=relations, contexts_cache=contexts)
             keep_part(model)
             return model
@@ -263,7 +268,7 @@ def tune(
     def fits_needed(params: Params) -> int:
         """How many fits the candidate costs: a fused one only its parts not fitted yet."""
         if params.model != "fused":
-            return 1
+            return int(part_params(params, params.model) not in parts)
         return sum(part_params(params, kind) not in parts for kind in fused_parts(params))
 
     def timed_evaluate(model: Recommender) -> tuple[Quality, float]:
