@@ -160,6 +160,14 @@ def live_app(tmp_path_factory, smtp_server):
 
 
 @pytest.fixture
+def live_db(live_app) -> Iterator[Engine]:
+    """An engine on the live app's database, for what a test sets up or checks there."""
+    eng = make_engine(live_app.db_url)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture
 def live_staff_emails(live_app):
     """The live app's staff emails as a test that counts them needs them: no
     coalescing window running, nothing waiting; the store's emails off again

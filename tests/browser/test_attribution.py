@@ -13,7 +13,6 @@ import pytest
 from playwright.sync_api import expect
 from sqlmodel import Session, select
 
-from chatdash.db import make_engine
 from chatdash.models import Product
 from chatdash.state.views import money
 from tests.browser.test_live_chat import admin_page, open_widget
@@ -21,13 +20,6 @@ from tests.browser.test_live_chat import admin_page, open_widget
 pytestmark = pytest.mark.browser
 SHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "shots"
 STATS = ("sent", "clicked", "carted", "ordered")
-
-
-@pytest.fixture
-def db(live_app):
-    eng = make_engine(live_app.db_url)
-    yield eng
-    eng.dispose()
 
 
 def shot(name: str) -> str:
@@ -55,7 +47,7 @@ def source_cells(page, source: str):
     return page.locator(f'.source-row[data-source="{source}"] td')
 
 
-def test_a_recommended_card_is_followed_from_click_to_order(live_app, browser, db):
+def test_a_recommended_card_is_followed_from_click_to_order(live_app, browser, live_db):
     admin_ctx = browser.new_context(viewport={"width": 1440, "height": 900})
     shop_ctx = browser.new_context(viewport={"width": 1300, "height": 900})
     admin_ctx.set_default_timeout(20_000)
@@ -84,7 +76,7 @@ def test_a_recommended_card_is_followed_from_click_to_order(live_app, browser, d
         expect(recs.first).to_be_visible()
         row = next(recs.nth(i) for i in range(recs.count()) if "out of stock" not in recs.nth(i).inner_text())
         sku = row.get_attribute("data-sku")
-        with Session(db) as s:
+        with Session(live_db) as s:
             product = s.exec(select(Product).where(Product.sku == sku)).one()
         row.locator(".rec-send").click()
         line = admin.locator("#attribution-line")

@@ -7,21 +7,18 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
 from sqlalchemy import text
 
-from chatdash.db import make_engine
 from chatdash.models import utcnow
 from chatdash.services import attribution
 from chatdash.state.chat import attribution_line
+from tests.browser.test_attribution import STATS, shot
 from tests.browser.test_live_chat import admin_page
 
 pytestmark = pytest.mark.browser
-SHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "shots"
-STATS = ("sent", "clicked", "carted", "ordered")
 # `setup` (the live app's, as a new install's) anchors the demo an hour before
 # it ran: the Insights page's default period holds it, whatever the date.
 PERIOD = 12
@@ -31,31 +28,19 @@ STILL = """sel => { const el = document.querySelector(sel); if (!el) return fals
     window.__lastHeight = h; return same; }"""
 
 
-@pytest.fixture
-def db(live_app):
-    eng = make_engine(live_app.db_url)
-    yield eng
-    eng.dispose()
-
-
-def shot(name: str) -> str:
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    return str(SHOTS / name)
-
-
-def demo_conversations(db) -> list[tuple[int, str, str]]:
+def demo_conversations(live_db) -> list[tuple[int, str, str]]:
     """(id, status, preview) of the conversations `setup` generated, newest first."""
-    with db.connect() as conn:
+    with live_db.connect() as conn:
         return [tuple(r) for r in conn.execute(text(
             "SELECT c.id, c.status, c.last_message_preview FROM conversation c WHERE EXISTS (SELECT 1 FROM message m "
             "WHERE m.conversation_id = c.id AND m.client_msg_id LIKE 'demo-%') ORDER BY c.last_message_at DESC"))]
 
 
-def test_a_new_store_opens_on_the_demo_conversations_and_their_insights(live_app, browser, db):
-    demo = demo_conversations(db)
+def test_a_new_store_opens_on_the_demo_conversations_and_their_insights(live_app, browser, live_db):
+    demo = demo_conversations(live_db)
     assert len(demo) >= 20
     bought = next(cid for cid, status, _ in demo
-                  if status == "open" and attribution.conversation_attribution(cid, engine=db).ordered)
+                  if status == "open" and attribution.conversation_attribution(cid, engine=live_db).ordered)
     ctx = browser.new_context(viewport={"width": 1440, "height": 900})
     ctx.set_default_timeout(20_000)
     try:
@@ -84,7 +69,7 @@ def test_a_new_store_opens_on_the_demo_conversations_and_their_insights(live_app
         # A chat whose card the shopper bought: the messages, the cards, and what they earned.
         admin.locator(f'.conv-row[data-conversation-id="{bought}"]').click()
         expect(admin.locator("#message-list .product-card").first).to_be_visible()
-        cards = attribution.conversation_attribution(bought, engine=db)
+        cards = attribution.conversation_attribution(bought, engine=live_db)
         expect(admin.locator("#attribution-line")).to_have_text(attribution_line(cards))
         assert cards.ordered > 0 and cards.revenue_cents > 0
         admin.screenshot(path=shot("demo-conversations-1440x900.png"))
@@ -97,7 +82,7 @@ def test_a_new_store_opens_on_the_demo_conversations_and_their_insights(live_app
         admin.wait_for_function(STILL, arg="#chart-by-source .recharts-bar-rectangle path", polling=150)
         admin.screenshot(path=shot("demo-insights-default-1440x900.png"))  # the default period, to look at
         expect(admin.locator("#insights-period").get_by_role("radio", name=f"{PERIOD} weeks")).to_be_checked()
-        total = attribution.insights(PERIOD, engine=db).total
+        total = attribution.insights(PERIOD, engine=live_db).total
         assert total.sent > total.clicked > total.carted > total.ordered > 0 and total.revenue_cents > 0
         for k in STATS:
             expect(admin.locator(f"#stat-{k}")).to_have_text(str(getattr(total, k)))
