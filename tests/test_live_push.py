@@ -9,11 +9,9 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
-import pytest
 from sqlmodel import Session
 
 from chatdash import events, live
-from chatdash.db import make_engine
 from chatdash.services import auth, identity
 from chatdash.state.chat import ChatState
 from chatdash.state.inbox import InboxState
@@ -24,13 +22,6 @@ from tests.live_app import ADMIN_EMAIL, ADMIN_PASSWORD
 from tests.reflex_client import RawReflexClient
 
 CONVERSATIONS = "/admin/conversations"
-
-
-@pytest.fixture
-def live_engine(live_app):
-    eng = make_engine(live_app.db_url)
-    yield eng
-    eng.dispose()
 
 
 def _values(delta: dict, state: type) -> dict[str, Any]:
@@ -50,8 +41,8 @@ def _wait_for(client: RawReflexClient, state: type, test: Callable[[dict[str, An
     return index, _values(delta, state)
 
 
-def _admin_client(live_app, live_engine) -> RawReflexClient:
-    with Session(live_engine) as s:
+def _admin_client(live_app, live_db) -> RawReflexClient:
+    with Session(live_db) as s:
         admin = auth.authenticate(s, ADMIN_EMAIL, ADMIN_PASSWORD)
         token = auth.start_session(s, admin.id, hours=1)
         s.commit()
@@ -87,9 +78,9 @@ def _chat_open_on_both_sides(admin: RawReflexClient, shopper: RawReflexClient, q
     _wait_for(admin, ChatState, lambda v: any(m["body"] == question for m in v.get("messages", [])))
 
 
-def test_a_shopper_message_reaches_the_admin_as_one_row_and_one_message(live_app, live_engine):
+def test_a_shopper_message_reaches_the_admin_as_one_row_and_one_message(live_app, live_db):
     shopper = _shopper_client(live_app)
-    admin = _admin_client(live_app, live_engine)
+    admin = _admin_client(live_app, live_db)
     try:
         first = f"Is the tent waterproof? {uuid.uuid4().hex[:6]}"
         _send(shopper, first)
@@ -136,9 +127,9 @@ def test_a_message_reaches_the_shoppers_other_tab_and_shows_once_in_the_tab_that
             other.close()
 
 
-def test_the_admin_reading_sends_the_widget_a_seen_mark_not_the_history(live_app, live_engine):
+def test_the_admin_reading_sends_the_widget_a_seen_mark_not_the_history(live_app, live_db):
     shopper = _shopper_client(live_app)
-    admin = _admin_client(live_app, live_engine)
+    admin = _admin_client(live_app, live_db)
     try:
         texts = [f"question {n} {uuid.uuid4().hex[:6]}" for n in range(3)]
         for text in texts:
@@ -161,9 +152,9 @@ def test_the_admin_reading_sends_the_widget_a_seen_mark_not_the_history(live_app
         admin.close()
 
 
-def test_an_admin_reply_reaches_the_widget_once_even_when_sent_twice(live_app, live_engine):
+def test_an_admin_reply_reaches_the_widget_once_even_when_sent_twice(live_app, live_db):
     shopper = _shopper_client(live_app)
-    admin = _admin_client(live_app, live_engine)
+    admin = _admin_client(live_app, live_db)
     try:
         _chat_open_on_both_sides(admin, shopper, f"Do you ship abroad? {uuid.uuid4().hex[:6]}")
 
@@ -180,7 +171,7 @@ def test_an_admin_reply_reaches_the_widget_once_even_when_sent_twice(live_app, l
         admin.close()
 
 
-def test_the_list_shows_a_page_and_more_on_demand_and_counts_every_open_conversation(live_app, live_engine):
+def test_the_list_shows_a_page_and_more_on_demand_and_counts_every_open_conversation(live_app, live_db):
     from chatdash.services import chat
     from chatdash.services import conversations as convs
     from chatdash.state.inbox import INBOX_PAGE
@@ -188,14 +179,14 @@ def test_the_list_shows_a_page_and_more_on_demand_and_counts_every_open_conversa
     # Enough conversations that the first page cannot hold them all (written
     # straight to the database: the admin's load reads them).
     for n in range(INBOX_PAGE + 5):
-        with Session(live_engine) as s:
+        with Session(live_db) as s:
             shopper = convs.get_or_create_shopper(s, uuid.uuid4().hex)
             s.commit()
             shopper_id, visitor_id = shopper.id, shopper.visitor_id
-        chat.shopper_send(visitor_id, shopper_id, 0, uuid.uuid4().hex, f"paging {n}", engine=live_engine)
-    with Session(live_engine) as s:
+        chat.shopper_send(visitor_id, shopper_id, 0, uuid.uuid4().hex, f"paging {n}", engine=live_db)
+    with Session(live_db) as s:
         total = convs.open_conversation_count(s)
-    admin = _admin_client(live_app, live_engine)
+    admin = _admin_client(live_app, live_db)
     shopper = _shopper_client(live_app)
     try:
         mark = len(admin.deltas)
@@ -223,9 +214,9 @@ def test_the_list_shows_a_page_and_more_on_demand_and_counts_every_open_conversa
         admin.close()
 
 
-def test_a_burst_of_typing_reaches_the_admin_as_a_few_pushes(live_app, live_engine):
+def test_a_burst_of_typing_reaches_the_admin_as_a_few_pushes(live_app, live_db):
     shopper = _shopper_client(live_app)
-    admin = _admin_client(live_app, live_engine)
+    admin = _admin_client(live_app, live_db)
     try:
         _chat_open_on_both_sides(admin, shopper, f"Still there? {uuid.uuid4().hex[:6]}")
 
@@ -251,10 +242,10 @@ def test_a_burst_of_typing_reaches_the_admin_as_a_few_pushes(live_app, live_engi
         admin.close()
 
 
-def test_a_burst_of_tracking_batches_reloads_the_shopper_panel_a_few_times(live_app, live_engine):
+def test_a_burst_of_tracking_batches_reloads_the_shopper_panel_a_few_times(live_app, live_db):
     token = identity.issue_visitor_token(live_app.env["CHATDASH_SECRET_KEY"])
     shopper = _shopper_client(live_app, token)
-    admin = _admin_client(live_app, live_engine)
+    admin = _admin_client(live_app, live_db)
     try:
         _chat_open_on_both_sides(admin, shopper, f"Which tent? {uuid.uuid4().hex[:6]}")
         _wait_for(admin, ShopperPanelState, lambda v: "session_view" in v)

@@ -20,7 +20,6 @@ import pytest
 from playwright.sync_api import expect
 from sqlmodel import Session, select
 
-from chatdash.db import make_engine
 from chatdash.models import Product, Shopper, Visit
 from chatdash.services.identity import customer_hmac, customer_identity_hmac
 from chatdash.settings import get_settings
@@ -91,15 +90,8 @@ def third_party_store(live_app, tmp_path_factory):
     server.shutdown()
 
 
-@pytest.fixture
-def db(live_app):
-    eng = make_engine(live_app.db_url)
-    yield eng
-    eng.dispose()
-
-
-def products(db, n: int) -> list[Product]:
-    with Session(db) as s:
+def products(live_db, n: int) -> list[Product]:
+    with Session(live_db) as s:
         return list(s.exec(select(Product).where(Product.in_stock).order_by(Product.id).offset(30).limit(n)).all())
 
 
@@ -119,19 +111,19 @@ def earlier_order(live_app, customer_id: str, product: Product) -> None:
     assert r.status_code == 201, r.text
 
 
-def wait_for_visit(db, customer_id: str, title: str) -> None:
+def wait_for_visit(live_db, customer_id: str, title: str) -> None:
     """The admin's data has the visit (polled where the app reads it)."""
     def found():
-        with Session(db) as s:
+        with Session(live_db) as s:
             return s.exec(select(Visit).join(Shopper, Shopper.id == Visit.shopper_id)
                           .where(Shopper.customer_id == customer_id, Visit.current_title == title)).first()
 
     wait_until(found, timeout=20, what=f"a visit on {title!r} for {customer_id}", every=0.2)
 
 
-def test_an_identified_customer_shows_on_site_with_their_live_visit(live_app, browser, third_party_store, db):
+def test_an_identified_customer_shows_on_site_with_their_live_visit(live_app, browser, third_party_store, live_db):
     customer_id = f"CUST-{uuid.uuid4().hex[:8]}"
-    tent, bag = products(db, 2)
+    tent, bag = products(live_db, 2)
     earlier_order(live_app, customer_id, bag)
     old_ctx = browser.new_context(user_agent=FIREFOX_WINDOWS)
     phone_ctx = browser.new_context(viewport={"width": 390, "height": 844}, user_agent=IPHONE)
@@ -141,7 +133,7 @@ def test_an_identified_customer_shows_on_site_with_their_live_visit(live_app, br
         old = old_ctx.new_page()
         old.goto(third_party_store(f"confirm-{customer_id}.html", "Order 1001 confirmed",
                                    customer=signed(customer_id)))
-        wait_for_visit(db, customer_id, "Order 1001 confirmed")
+        wait_for_visit(live_db, customer_id, "Order 1001 confirmed")
         old.close(run_before_unload=True)
 
         admin = admin_page(admin_ctx, live_app)
@@ -186,7 +178,7 @@ def test_an_identified_customer_shows_on_site_with_their_live_visit(live_app, br
         old_ctx.close()
 
 
-def test_one_customer_has_one_conversation_on_every_device(live_app, browser, third_party_store, db):
+def test_one_customer_has_one_conversation_on_every_device(live_app, browser, third_party_store, live_db):
     customer_id = f"CUST-{uuid.uuid4().hex[:8]}"
     phone_ctx = browser.new_context(viewport={"width": 390, "height": 844}, user_agent=IPHONE)
     laptop_ctx = browser.new_context(viewport={"width": 1280, "height": 800})
@@ -232,10 +224,10 @@ def test_one_customer_has_one_conversation_on_every_device(live_app, browser, th
 
 
 def test_logging_in_mid_visit_joins_the_visit_and_the_chat_to_the_customer(live_app, browser, third_party_store,
-                                                                           db):
+                                                                           live_db):
     customer_id = f"CUST-{uuid.uuid4().hex[:8]}"
     name = f"Grace Hopper {uuid.uuid4().hex[:4]}"
-    (tent,) = products(db, 1)
+    (tent,) = products(live_db, 1)
     earlier_order(live_app, customer_id, tent)
     login = {"id": customer_id, "hmac": customer_identity_hmac(get_settings().store_secret, customer_id, name),
              "name": name}
@@ -280,7 +272,7 @@ def test_logging_in_mid_visit_joins_the_visit_and_the_chat_to_the_customer(live_
 
 
 def test_logging_out_leaves_the_next_person_on_the_computer_none_of_the_customers_chat(
-        live_app, browser, third_party_store, db):
+        live_app, browser, third_party_store, live_db):
     """A customer chats, then logs out of the store (which calls chatdash.logout()):
     the browser is a new anonymous visitor, its chat starts empty, and what the
     next person writes is a conversation of its own, not the customer's."""
@@ -316,7 +308,7 @@ def test_logging_out_leaves_the_next_person_on_the_computer_none_of_the_customer
         expect(mine).to_have_count(1)
         expect(mine).to_contain_text(re.compile(r"Visitor [A-Z0-9_-]{6}", re.IGNORECASE))
         expect(admin.locator(".conv-row", has_text=private)).to_have_count(1)
-        with Session(db) as s:
+        with Session(live_db) as s:
             customer = s.exec(select(Shopper).where(Shopper.customer_id == customer_id)).one()
             from chatdash.models import Conversation, Message
             theirs = s.exec(select(Message.body).join(Conversation, Conversation.id == Message.conversation_id)

@@ -17,7 +17,6 @@ import pytest
 from playwright.sync_api import expect
 from sqlmodel import Session, select
 
-from chatdash.db import make_engine
 from chatdash.models import Message
 from tests.conftest import login
 
@@ -45,15 +44,8 @@ def foreign_store(live_app, tmp_path_factory):
     server.shutdown()
 
 
-@pytest.fixture
-def db(live_app):
-    eng = make_engine(live_app.db_url)
-    yield eng
-    eng.dispose()
-
-
-def messages_with(db, text: str) -> list[Message]:
-    with Session(db) as s:
+def messages_with(live_db, text: str) -> list[Message]:
+    with Session(live_db) as s:
         return list(s.exec(select(Message).where(Message.body == text)).all())
 
 
@@ -72,11 +64,11 @@ def open_widget(page):
     return frame
 
 
-def unseen_conversations(db) -> int:
+def unseen_conversations(live_db) -> int:
     """What the bell counts, read where the app reads it."""
     from chatdash.services.conversations import unseen_conversation_count
 
-    with Session(db) as s:
+    with Session(live_db) as s:
         return unseen_conversation_count(s)
 
 
@@ -110,13 +102,13 @@ def admin_page(browser_context, live_app):
     return page
 
 
-def test_chat_round_trip_live_with_presence(live_app, browser, foreign_store, db):
+def test_chat_round_trip_live_with_presence(live_app, browser, foreign_store, live_db):
     admin_ctx = browser.new_context(viewport={"width": 1400, "height": 900})
     shop_ctx = browser.new_context(viewport={"width": 1200, "height": 900})
     try:
         admin = admin_page(admin_ctx, live_app)
         # Conversations earlier tests left unread; the bell shows them once loaded.
-        before = unseen_conversations(db)
+        before = unseen_conversations(live_db)
         expect_bell(admin, before)
 
         shop = shop_ctx.new_page()
@@ -169,8 +161,8 @@ def test_chat_round_trip_live_with_presence(live_app, browser, foreign_store, db
         # Closed the way a person closes a tab, so the page gets its pagehide.
         shop.close(run_before_unload=True)
         expect(row.locator(".presence-left")).to_be_visible(timeout=20_000)
-        assert len(messages_with(db, text)) == 1
-        assert len(messages_with(db, reply)) == 1
+        assert len(messages_with(live_db, text)) == 1
+        assert len(messages_with(live_db, reply)) == 1
     finally:
         admin_ctx.close()
         shop_ctx.close()
@@ -201,7 +193,7 @@ def test_a_click_before_the_visitor_is_known_opens_the_chat_once_it_is(live_app,
         ctx.close()
 
 
-def test_message_typed_offline_is_delivered_once(live_app, browser, foreign_store, db):
+def test_message_typed_offline_is_delivered_once(live_app, browser, foreign_store, live_db):
     shop_ctx = browser.new_context()
     try:
         shop = shop_ctx.new_page()
@@ -222,25 +214,25 @@ def test_message_typed_offline_is_delivered_once(live_app, browser, foreign_stor
             frame.locator("#widget-send").click()
         pending = frame.locator(".outbox-item", has_text=text)
         expect(pending).to_contain_text("Sending…")
-        assert messages_with(db, text) == []
+        assert messages_with(live_db, text) == []
 
         back_online = datetime.now(UTC).replace(tzinfo=None)
         shop_ctx.set_offline(False)
         expect(frame.locator(".msg-own", has_text=text)).to_be_visible(timeout=30_000)
         expect(pending).to_have_count(0)
         # Really not delivered while offline: stored only once the network was back.
-        (stored,) = messages_with(db, text)
+        (stored,) = messages_with(live_db, text)
         assert stored.created_at.replace(tzinfo=None) > back_online
         # A reload re-runs the outbox flush: still exactly one copy.
         shop.reload()
         frame = shop.frame_locator("#chatdash-frame")
         expect(frame.locator(".msg-own", has_text=text)).to_have_count(1, timeout=30_000)
-        assert len(messages_with(db, text)) == 1
+        assert len(messages_with(live_db, text)) == 1
     finally:
         shop_ctx.close()
 
 
-def test_empty_and_oversize_messages_get_a_clear_error(live_app, browser, foreign_store, db):
+def test_empty_and_oversize_messages_get_a_clear_error(live_app, browser, foreign_store, live_db):
     ctx = browser.new_context()
     try:
         page = ctx.new_page()
@@ -256,15 +248,15 @@ def test_empty_and_oversize_messages_get_a_clear_error(live_app, browser, foreig
         expect(frame.locator("#widget-local-error")).to_contain_text("at most 4,000 characters")
         # Clicks are handled in order, so by now the blank one was too: it queued nothing.
         expect(frame.locator(".outbox-item")).to_have_count(0)
-        assert messages_with(db, "x" * 4001) == []
+        assert messages_with(live_db, "x" * 4001) == []
     finally:
         ctx.close()
 
 
-def test_shopper_on_the_demo_store_chats_with_the_admin(live_app, browser, db):
+def test_shopper_on_the_demo_store_chats_with_the_admin(live_app, browser, live_db):
     from chatdash.models import Product
 
-    with Session(db) as s:
+    with Session(live_db) as s:
         product = s.exec(select(Product).where(Product.in_stock).order_by(Product.id)).first()
     admin_ctx = browser.new_context(viewport={"width": 1400, "height": 900})
     shop_ctx = browser.new_context(viewport={"width": 1300, "height": 900})

@@ -16,7 +16,6 @@ import pytest
 from playwright.sync_api import expect
 from sqlmodel import Session, select
 
-from chatdash.db import make_engine
 from chatdash.models import AdminUser, Product
 from chatdash.services import chat, followup, store_settings
 from tests.browser.test_live_chat import admin_page, foreign_store, open_widget  # noqa: F401
@@ -25,13 +24,6 @@ from tests.reflex_client import RawReflexClient
 
 pytestmark = pytest.mark.browser
 SHOTS = Path(os.environ.get("CHATDASH_SHOTS", "") or Path(__file__).resolve().parents[2] / "test-artifacts")
-
-
-@pytest.fixture
-def db(live_app):
-    eng = make_engine(live_app.db_url)
-    yield eng
-    eng.dispose()
 
 
 def shot(page, name: str) -> None:
@@ -48,10 +40,10 @@ def html_part(msg) -> str:
 
 
 def test_a_reply_to_a_shopper_who_left_reaches_them_by_email_and_leads_back(
-        live_app, browser, foreign_store, smtp_server, db):  # noqa: F811
+        live_app, browser, foreign_store, smtp_server, live_db):  # noqa: F811
     tag = uuid.uuid4().hex[:6]
     address = f"sam-{tag}@example.com"
-    with Session(db) as s:
+    with Session(live_db) as s:
         owner_id = s.exec(select(AdminUser.id).where(AdminUser.email == ADMIN_EMAIL)).one()
         followup_before = store_settings.get_offline_followup(s)
     owner_ctx = browser.new_context(viewport={"width": 1400, "height": 900})
@@ -104,7 +96,7 @@ def test_a_reply_to_a_shopper_who_left_reaches_them_by_email_and_leads_back(
         rec = owner.locator("#recommendations .product-row").first
         expect(rec).to_be_visible()
         name = rec.locator(".product-name").inner_text()
-        with Session(db) as s:
+        with Session(live_db) as s:
             product = s.exec(select(Product).where(Product.name == name)).first()
         reply = f"Yes, green is back in stock. {tag}"
         owner.locator("#reply-input").fill(reply)
@@ -152,10 +144,10 @@ def test_a_reply_to_a_shopper_who_left_reaches_them_by_email_and_leads_back(
         # mailer sends in order of due time, so an email for `after` would come first.
         marker = f"marker-{tag}@example.com"
         visitor = uuid.uuid4().hex
-        opened = chat.open_widget(visitor, engine=db, seen=False)
-        marker_conv, _m, _c = chat.shopper_send(visitor, opened.shopper_id, 0, uuid.uuid4().hex, "hi", engine=db)
-        followup.give_email(visitor, marker, engine=db)
-        chat.admin_send(owner_id, marker_conv, uuid.uuid4().hex, f"marker reply {tag}", engine=db)
+        opened = chat.open_widget(visitor, engine=live_db, seen=False)
+        marker_conv, _m, _c = chat.shopper_send(visitor, opened.shopper_id, 0, uuid.uuid4().hex, "hi", engine=live_db)
+        followup.give_email(visitor, marker, engine=live_db)
+        chat.admin_send(owner_id, marker_conv, uuid.uuid4().hex, f"marker reply {tag}", engine=live_db)
         smtp_server.wait_for(lambda m: marker in m[0], timeout=60)
         to_sam = [m for m in smtp_server.messages if address in m[0]]
         assert len(to_sam) == 1, "one email for the two replies, none after unsubscribing"
@@ -164,12 +156,12 @@ def test_a_reply_to_a_shopper_who_left_reaches_them_by_email_and_leads_back(
         owner_ctx.close()
         shop_ctx.close()
         fresh_ctx.close()
-        with Session(db) as s:  # leave the shared app as found
+        with Session(live_db) as s:  # leave the shared app as found
             store_settings.save_offline_followup(s, followup_before)
             s.commit()
 
 
-def test_a_member_sets_their_own_notifications(live_app, browser, db):
+def test_a_member_sets_their_own_notifications(live_app, browser, live_db):
     """My notifications, for every role: the choices stay put, and the sound
     choice decides whether a shopper's message chimes on the admin's pages."""
     from chatdash.state.widget import WidgetState
@@ -219,7 +211,7 @@ def test_a_member_sets_their_own_notifications(live_app, browser, db):
     finally:
         shopper.close()
         ctx.close()
-        with Session(db) as s:
+        with Session(live_db) as s:
             owner = s.exec(select(AdminUser).where(AdminUser.email == ADMIN_EMAIL)).one()
             owner.notify_sound, owner.notify_assigned_message = True, False
             s.add(owner)

@@ -11,22 +11,14 @@ import pytest
 from playwright.sync_api import expect
 from sqlmodel import Session, select
 
-from chatdash.db import make_engine
 from chatdash.models import Message, MessageKind, Product
 from tests.browser.test_live_chat import admin_page, open_widget
 
 pytestmark = pytest.mark.browser
 
 
-@pytest.fixture
-def db(live_app):
-    eng = make_engine(live_app.db_url)
-    yield eng
-    eng.dispose()
-
-
-def test_admin_searches_and_sends_a_product_card(live_app, browser, db):
-    with Session(db) as s:
+def test_admin_searches_and_sends_a_product_card(live_app, browser, live_db):
+    with Session(live_db) as s:
         product = s.exec(select(Product).where(Product.in_stock).order_by(Product.id.desc())).first()
     admin_ctx = browser.new_context(viewport={"width": 1400, "height": 900})
     shop_ctx = browser.new_context(viewport={"width": 1300, "height": 900})
@@ -55,7 +47,7 @@ def test_admin_searches_and_sends_a_product_card(live_app, browser, db):
         card = frame.locator(".product-card", has_text=product.name)
         expect(card).to_be_visible()
         expect(admin.locator(".product-card", has_text=product.name)).to_be_visible()
-        with Session(db) as s:
+        with Session(live_db) as s:
             sent = s.exec(select(Message).where(Message.kind == MessageKind.PRODUCT,
                                                 Message.product_id == product.id)).all()
         assert len(sent) == 1

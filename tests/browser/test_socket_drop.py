@@ -12,7 +12,6 @@ import pytest
 from playwright.sync_api import expect
 from sqlmodel import Session, select
 
-from chatdash.db import make_engine
 from chatdash.models import Message, Product
 from tests.browser.test_live_chat import admin_page, open_widget
 
@@ -61,15 +60,8 @@ class SocketCutter:
         self.down = False
 
 
-@pytest.fixture
-def db(live_app):
-    eng = make_engine(live_app.db_url)
-    yield eng
-    eng.dispose()
-
-
-def stored(db, text: str) -> int:
-    with Session(db) as s:
+def stored(live_db, text: str) -> int:
+    with Session(live_db) as s:
         return len(s.exec(select(Message).where(Message.body == text)).all())
 
 
@@ -90,8 +82,8 @@ def expect_no_developer_text(page, frame) -> None:
     assert not DEVELOPER_TEXT.search(widget.content())
 
 
-def test_messages_sent_while_the_socket_is_down_arrive_once_even_across_a_reload(live_app, browser, db):
-    with Session(db) as s:
+def test_messages_sent_while_the_socket_is_down_arrive_once_even_across_a_reload(live_app, browser, live_db):
+    with Session(live_db) as s:
         product = s.exec(select(Product).where(Product.in_stock).order_by(Product.id)).first()
     ctx, cutter = cut_context(browser, viewport={"width": 1366, "height": 768})
     try:
@@ -130,7 +122,7 @@ def test_messages_sent_while_the_socket_is_down_arrive_once_even_across_a_reload
         expect(frame.locator("#connection-notice")).to_have_text("Reconnecting…")
         expect(shop.locator("#connection-notice")).to_have_text("Reconnecting…")
         expect_no_developer_text(shop, frame)
-        assert stored(db, during) == 0 and stored(db, after_reload) == 0
+        assert stored(live_db, during) == 0 and stored(live_db, after_reload) == 0
 
         cutter.restore()
         back = time.monotonic()
@@ -151,12 +143,12 @@ def test_messages_sent_while_the_socket_is_down_arrive_once_even_across_a_reload
         frame = shop.frame_locator("#chatdash-frame")
         for text in (first, during, after_reload):
             expect(frame.locator(".msg-own", has_text=text)).to_have_count(1)
-            assert stored(db, text) == 1, text
+            assert stored(live_db, text) == 1, text
     finally:
         ctx.close()
 
 
-def test_a_reply_submitted_twice_or_resent_after_a_drop_is_stored_once(live_app, browser, db):
+def test_a_reply_submitted_twice_or_resent_after_a_drop_is_stored_once(live_app, browser, live_db):
     shop_ctx = browser.new_context()
     admin_ctx, cutter = cut_context(browser, viewport={"width": 1400, "height": 900})
     try:
@@ -186,7 +178,7 @@ def test_a_reply_submitted_twice_or_resent_after_a_drop_is_stored_once(live_app,
         admin.locator("#reply-input").fill(resent)
         admin.locator("#reply-send").click()
         admin.locator("#reply-send").click()
-        assert stored(db, resent) == 0
+        assert stored(live_db, resent) == 0
         cutter.restore()
         expect(frame.locator(".msg-other", has_text=resent)).to_be_visible()
         expect(admin.locator("#reply-input")).to_have_value("")
@@ -199,8 +191,8 @@ def test_a_reply_submitted_twice_or_resent_after_a_drop_is_stored_once(live_app,
         expect(frame.locator(".msg-other", has_text=marker)).to_be_visible()
         expect(frame.locator(".msg-other", has_text=double)).to_have_count(1)
         expect(frame.locator(".msg-other", has_text=resent)).to_have_count(1)
-        assert stored(db, double) == 1
-        assert stored(db, resent) == 1
+        assert stored(live_db, double) == 1
+        assert stored(live_db, resent) == 1
     finally:
         admin_ctx.close()
         shop_ctx.close()
