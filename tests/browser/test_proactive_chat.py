@@ -16,7 +16,6 @@ from playwright.sync_api import expect
 
 from tests.browser.test_identified_customer import (  # noqa: F401
     IPHONE,
-    db,
     signed,
     third_party_store,
     wait_for_visit,
@@ -112,7 +111,7 @@ def test_an_agent_starts_a_chat_and_the_shoppers_widget_opens_with_it(live_app, 
         shop_ctx.close()
 
 
-def test_on_a_phone_the_message_shows_beside_the_launcher_once(live_app, browser, third_party_store, db):  # noqa: F811
+def test_on_a_phone_the_message_shows_beside_the_launcher_once(live_app, browser, third_party_store, live_db):  # noqa: F811
     """A signed-in customer on a phone. A phone's chat would cover the store: the
     message shows beside the launcher, a tap opens it. The page never opened the
     chat, so nothing marks the message seen: only the server's claim keeps a
@@ -126,7 +125,7 @@ def test_on_a_phone_the_message_shows_beside_the_launcher_once(live_app, browser
         phone = phone_ctx.new_page()
         phone.goto(third_party_store(f"shoes-{tag}.html", title, customer=signed(customer_id)))
         expect(phone.locator("#chatdash-launcher")).to_be_visible()
-        wait_for_visit(db, customer_id, title)  # the store's page has said who is signed in
+        wait_for_visit(live_db, customer_id, title)  # the store's page has said who is signed in
 
         admin = admin_page(admin_ctx, live_app)
         visitors_page(admin)
