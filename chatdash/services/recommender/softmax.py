@@ -123,9 +123,10 @@ def first_purchase_contexts(
     n = len(products)
     xs, masks, ys, windows, shoppers = [], [], [], [], []
     ends = [np.inf, *cutoffs]
-    first_sale = np.full(n, np.inf)
-    sold = _known(products, data.buy_product)
-    np.minimum.at(first_sale, np.searchsorted(products, data.buy_product[sold]), data.buy_time[sold])
+    if launched:  # when each product was first bought by anyone
+        first_sale = np.full(n, np.inf)
+        sold = _known(products, data.buy_product)
+        np.minimum.at(first_sale, np.searchsorted(products, data.buy_product[sold]), data.buy_time[sold])
     for w, cutoff in enumerate(cutoffs):
         before = interactions_before(data, cutoff)
         s_ids, p_ids, weights = weigh(before)
