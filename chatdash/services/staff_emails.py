@@ -97,9 +97,12 @@ def switched(session: Session, *, on: bool, channels: list[str] | None = None) -
     hold on the channel too, or its `finish` would start a window after the
     switch: what it listed was dropped when the switch went off, so no other
     sender can list it again."""
-    table = StaffEmailWindow.__table__ if on else StaffEmailItem.__table__
-    statement = (update(table).values(last_sent_at=None, claim=None, claimed_until=None) if on
-                 else delete(table))
+    if on:
+        table = StaffEmailWindow.__table__
+        statement = update(table).values(last_sent_at=None, claim=None, claimed_until=None)
+    else:
+        table = StaffEmailItem.__table__
+        statement = delete(table)
     if channels is not None:
         statement = statement.where(table.c.channel.in_(channels))
     session.execute(statement)
