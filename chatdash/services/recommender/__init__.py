@@ -9,8 +9,8 @@ purchases, `softmax.py`, fitted on the store's own later first purchases; or, wi
 `Params(model="fused")`, both ALS and the softmax model in one version, and EASE^R as a
 third part with `fusion_ease`, their rankings combined per request by `model.fuse`)
 and three co-occurrence tables ("bought also", "same order", "viewed together";
-`relations`), and writes a versioned artifact directory, switching `latest.json` atomically (`artifacts.save`). With
-`tune=True` (the `train` command's default) it first picks the parameters on a
+`relations`), and writes a versioned artifact directory, switching `latest.json`
+atomically (`artifacts.save`). With `tune=True` (the `train` command's default) it first picks the parameters on a
 time split of the store's own orders (`tuning.tune`: the latest 20% held out,
 scored on first purchases) and stores what it tried, chose and scored — beside
 popularity's score — in the version's manifest (`artifacts.read_manifest`).
