@@ -9,6 +9,7 @@ import weakref
 import pytest
 
 from chatdash import gc_tuning
+from tests.waiting import wait_until_async
 
 
 class Node:
@@ -44,13 +45,11 @@ def test_the_lifespan_task_freezes_and_runs_full_collections_on_schedule():
         try:
             node = Node()
             alive = weakref.ref(node)
-            # wait until a freeze round has taken the node out of the collector's sight
-            while any(o is node for o in gc.get_objects()):
-                await asyncio.sleep(0.01)
+            await wait_until_async(lambda: not any(o is alive() for o in gc.get_objects()), timeout=10,
+                                   what="a freeze round taking the node out of the collector's sight")
             del node
-            # the next full collection (at most full_every later) frees it
-            while alive() is not None:
-                await asyncio.sleep(0.01)
+            await wait_until_async(lambda: alive() is None, timeout=10,
+                                   what="the next full collection (at most full_every later) freeing it")
         finally:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -8,6 +8,7 @@ naming what did not happen once `timeout` has passed.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from typing import TypeVar
@@ -23,4 +24,15 @@ def wait_until(check: Callable[[], T], *, timeout: float, what: str | Callable[[
         if time.monotonic() >= deadline:
             raise AssertionError(f"not within {timeout:g} s: {what() if callable(what) else what}")
         time.sleep(every)
+    return value
+
+
+async def wait_until_async(check: Callable[[], T], *, timeout: float, what: str | Callable[[], str],
+                           every: float = 0.01) -> T:
+    """`wait_until` inside a test's own event loop: its other tasks run while it waits."""
+    deadline = time.monotonic() + timeout
+    while not (value := check()):
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"not within {timeout:g} s: {what() if callable(what) else what}")
+        await asyncio.sleep(every)
     return value

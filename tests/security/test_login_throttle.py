@@ -16,6 +16,7 @@ from chatdash.services import auth
 from chatdash.state.auth import AuthState
 from tests.reflex_client import RawReflexClient
 from tests.test_ratelimit import FakeClock
+from tests.waiting import wait_until_async
 
 PASSWORD = "the-right-password"
 
@@ -141,9 +142,8 @@ def test_a_login_leaves_the_event_loop_free_while_argon2_runs(engine, admin_emai
     async def scenario() -> tuple[bool, auth.LoginResult]:
         login = asyncio.create_task(auth.log_in_async(
             admin_email, PASSWORD, "198.51.100.7", 1, engine=engine, throttle=_throttle(FakeClock())))
-        while not inside.is_set():  # the check has started...
-            await asyncio.sleep(0.01)
-        await asyncio.sleep(0)  # ...and the loop still runs other work meanwhile
+        await wait_until_async(inside.is_set, timeout=30, what="the password check starting")
+        await asyncio.sleep(0)  # the check has started, and the loop still runs other work meanwhile
         pending_meanwhile = not login.done()
         release.set()
         return pending_meanwhile, await login
