@@ -78,6 +78,13 @@ PLACEHOLDER_LINES = """(box) => {
 PANEL_WAIT = 20_000
 
 
+def tracked(page) -> None:
+    """The store page's tracker has run (it queued the page view, kept across pages) and
+    knows its visitor. A page left before its async script runs reports nothing: on a
+    loaded machine the next goto could come first, and the panel would never list it."""
+    page.wait_for_function("() => window.chatdash && window.chatdash.visitor()")
+
+
 def test_the_admin_reads_titled_pages_a_blue_selection_and_a_usable_narrow_page(live_app, browser, untitled_page):
     first, second = in_stock(live_app, 2)
     untitled_ctx = browser.new_context(viewport={"width": 1280, "height": 900})
@@ -98,10 +105,12 @@ def test_the_admin_reads_titled_pages_a_blue_selection_and_a_usable_narrow_page(
         for product in (first, second):
             shop.goto(f"{live_app.frontend}/store/product/{product.sku}")
             expect(shop).to_have_title(f"{product.name} · Demo Store")
+            tracked(shop)
         shop.locator("#add-to-cart").click()
         expect(shop.locator("#added-message")).to_be_visible()
         shop.goto(f"{live_app.frontend}/store/cart")
         expect(shop).to_have_title("Cart · Demo Store")
+        tracked(shop)
         shop.locator("#place-order").click()
         number = shop.locator("#order-number")
         expect(number).to_be_visible()
