@@ -17,6 +17,7 @@ python bench/bench_recommender_quality.py [--profile demo|grocery] [--shoppers N
 from __future__ import annotations
 
 import argparse
+import copy
 import itertools
 import os
 import sys
@@ -43,6 +44,7 @@ from chatdash.models import Order, OrderLine
 from chatdash.services import recommender as rec
 from chatdash.services.demo_data import DemoSummary, generate_demo_data
 from chatdash.services.demo_grocery import generate_grocery_data
+from chatdash.services.recommender import model as rec_model
 from chatdash.services.recommender import tuning as rec_tuning
 
 K = 10
@@ -246,6 +248,10 @@ def main() -> None:
     start = time.perf_counter()
     fused3 = rec.fit(data, replace(params, model="fused", **FUSED_WITH_EASE), relations=model.relations)
     fused3_seconds = time.perf_counter() - start
+    # The similar-shoppers part needs no fit: the same version with the shoppers' rows and a share.
+    fused4 = copy.copy(fused3)
+    fused4.params = replace(fused3.params, fusion_neighbours=0.2)
+    fused4.set_neighbours(rec_model.neighbour_rows(data, fused3))
     with threadpool_limits(1, "blas"):
         rankers = {
             "popularity (baseline)": popularity_ranker(model),
@@ -256,6 +262,7 @@ def main() -> None:
             "softmax (defaults)": als_ranker(softmax),
             "fused ALS + softmax": als_ranker(fused),
             "fused with EASE^R": als_ranker(fused3),
+            "... and similar shoppers 0.2": als_ranker(fused4),
         }
         results = {name: evaluate(rank, truth, hist) for name, rank in rankers.items()}
         results["tuned recommender (train)"] = evaluate(als_ranker(tuned), truth, histories(data, tuned_params))
@@ -281,7 +288,7 @@ def main() -> None:
     print("load average (1, 5, 15 min): {:.1f} {:.1f} {:.1f}".format(*os.getloadavg()))
     pop = results["popularity (baseline)"]
     for name in ("ALS recommender", "EASE^R (defaults)", "softmax (defaults)", "fused ALS + softmax",
-                 "fused with EASE^R", "tuned recommender (train)"):
+                 "fused with EASE^R", "... and similar shoppers 0.2", "tuned recommender (train)"):
         print(f"{name} vs popularity, ndcg@10: {results[name]['ndcg@10 all'] / pop['ndcg@10 all']:.2f}x")
     als = results["ALS recommender"]
     for metric in ("p@10 all", "ndcg@10 all"):

@@ -107,9 +107,11 @@ MODEL_NAMES = {"als": "ALS", "ease": "EASE^R", "softmax": "softmax (first purcha
 
 
 def _model_name(params: dict) -> str:
-    if params.get("model") == "fused" and params.get("fusion_ease"):
-        return "ALS + softmax + EASE^R (fused)"
-    return MODEL_NAMES.get(params.get("model"), "ALS")
+    if params.get("model") != "fused":
+        return MODEL_NAMES.get(params.get("model"), "ALS")
+    parts = ["ALS", "softmax"] + ["EASE^R"] * bool(params.get("fusion_ease")) + [
+        "similar shoppers"] * bool(params.get("fusion_neighbours"))
+    return f"{' + '.join(parts)} (fused)"
 
 
 def _generate_demo(engine, seed: int = 7, sizes: dict[str, int] | None = None) -> None:

@@ -32,7 +32,8 @@ FUSED_WITH_EASE = replace(FUSED, fusion_ease=0.4, fusion_weight=0.67, bm25_b=0.5
 H, R, B, F1, F2, F3, A = range(1, 8)
 
 
-def _hand_made(params: rec.Params, ease: sp.csr_matrix | None = None) -> rec.Recommender:
+def _hand_made(params: rec.Params, ease: sp.csr_matrix | None = None,
+               neighbours: sp.csr_matrix | None = None) -> rec.Recommender:
     n = 7
     item_factors = np.zeros((n, 2), np.float32)
     item_factors[[H - 1, R - 1, B - 1], 0] = [1.0, 0.9, 1.0]
@@ -43,7 +44,7 @@ def _hand_made(params: rec.Params, ease: sp.csr_matrix | None = None) -> rec.Rec
         version="hand-made", params=replace(params, factors=2), regularization=0.1,
         product_ids=np.arange(1, n + 1), categories=["Cat"], item_category=np.zeros(n, np.int32),
         popularity=np.arange(n, 0, -1).astype(np.float32), item_factors=item_factors, relations={},
-        softmax=None if params.model == "als" else softmax, ease=ease,
+        softmax=None if params.model == "als" else softmax, ease=ease, neighbours=neighbours,
     )
 
 
@@ -83,6 +84,42 @@ def test_an_ease_part_has_its_share_of_the_fused_ranking() -> None:
     # All of the say to EASE is EASE's own ranking; none is the two other parts' fusion.
     assert ids(_hand_made(replace(params, fusion_ease=1.0), ease).rank(HISTORY, 2)) == [B, A]
     assert ids(_hand_made(replace(params, fusion_ease=0.0), ease).rank(HISTORY, 1)) == [R]
+
+
+def _shoppers(*baskets: list[int]) -> sp.csr_matrix:
+    rows = np.zeros((len(baskets), 7), np.float32)
+    for row, basket in enumerate(baskets):
+        rows[row, [p - 1 for p in basket]] = 1.0
+    return sp.csr_matrix(rows)
+
+
+def test_similar_shoppers_have_their_share_of_the_fused_ranking() -> None:
+    # H's shopper; a shopper with the same history (their own row at training time), one who
+    # bought H and F1 (cosine 0.71), one H, F2 and F3 (0.58), and one nothing in common.
+    neighbours = _shoppers([H], [H, F1], [H, F2, F3], [F3, A])
+    params = replace(PARAMS, model="fused", fusion_neighbours=0.5, neighbour_shoppers=2)
+    fused = _hand_made(params, neighbours=neighbours)
+
+    similar = fused._neighbour_scores(HISTORY.weights)
+    # The two most similar besides the identical row, weighed by similarity squared: F1 0.5, F2 and F3 1/3.
+    assert similar[F1 - 1] == pytest.approx(0.5, rel=1e-4) and similar[F3 - 1] == pytest.approx(1 / 3, rel=1e-4)
+    assert similar[A - 1] < 1e-4 and similar[F2 - 1] > similar[F3 - 1]  # ties: the more popular first
+    # Only the nearest: the identical row is skipped, so it is the H + F1 shopper, not a row with nothing new.
+    nearest = _hand_made(replace(params, neighbour_shoppers=1), neighbours=neighbours)
+    assert nearest._neighbour_scores(HISTORY.weights)[F1 - 1] == pytest.approx(0.5, rel=1e-4)
+
+    # Ranks among the 6 products the shopper may be shown (softmax / ALS / similar shoppers, from
+    # 0): F1 2 / 2 / 0, R 1 / 1 / 3. Half the say to similar shoppers puts F1 ahead of R.
+    def rrf(softmax: int, als: int, similar_rank: int) -> float:
+        return 0.25 / (10 + softmax) + 0.25 / (10 + als) + 0.5 / (10 + similar_rank)
+
+    ranked = fused.rank(HISTORY, 3)
+    assert ids(ranked)[:2] == [F1, R] and ranked[1].score == pytest.approx(rrf(1, 1, 3) / rrf(2, 2, 0), rel=1e-5)
+    assert ids(_hand_made(replace(params, fusion_neighbours=1.0), neighbours=neighbours).rank(HISTORY, 3)) == [
+        F1, F2, F3]
+    # No share, or no rows: the two parts' fusion as before.
+    assert ids(_hand_made(replace(params, fusion_neighbours=0.0), neighbours=neighbours).rank(HISTORY, 1)) == [R]
+    assert ids(_hand_made(params).rank(HISTORY, 1)) == [R]
 
 
 def test_rank_fusion_ranks_only_the_products_the_shopper_may_be_shown() -> None:
@@ -126,6 +163,28 @@ def test_a_fused_fit_with_ease_is_the_three_parts_fitted_alone() -> None:
     two_parts = rec_model.fuse_models(parts["als"], parts["softmax"], FUSED_WITH_EASE)
     assert two_parts.params.fusion_ease == 0.0 and two_parts.ease is None  # without its EASE part
     assert ids(fused.rank(history, 10)) != ids(two_parts.rank(history, 10))
+
+
+def test_a_fused_fit_with_similar_shoppers_keeps_every_shoppers_input_row(monkeypatch: pytest.MonkeyPatch) -> None:
+    data = _taste_store(shoppers=120)
+    params = replace(FUSED_WITH_EASE, fusion_neighbours=0.2)
+    fused = rec.fit(data, params)
+    ease = rec.fit(data, rec_model.part_params(params, "ease"))
+
+    # EASE's input rows (BM25, log weights), one per shopper: what the EASE part was fitted on.
+    assert fused.params == params and fused.neighbours.shape == (120, fused.n_items)
+    _shoppers, _products, weights = rec.weighted_interactions(data, fused.product_ids, params)
+    expected = rec_model.model_input(weights, ease.params, ease.idf, ease.mean_length)
+    assert np.allclose(fused.neighbours.toarray(), expected.toarray())
+    history = rec.ShopperHistory(weights={2: rec.PURCHASE_WEIGHT, 6: rec.PURCHASE_WEIGHT}, bought={2, 6})
+    without = rec.fit(data, FUSED_WITH_EASE)
+    assert without.neighbours is None and ids(fused.rank(history, 10)) != ids(without.rank(history, 10))
+
+    # A big store: only the shoppers with the most products are compared with.
+    monkeypatch.setattr(rec_model, "NEIGHBOURS_MAX", 10)
+    kept = rec_model.neighbour_rows(data, fused)
+    most = np.sort(np.diff(weights.indptr))[::-1][:10]
+    assert kept.shape[0] == 10 and sorted(np.diff(kept.indptr).tolist(), reverse=True) == most.tolist()
 
 
 def test_above_ease_max_items_a_fused_fit_leaves_ease_out(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -186,6 +245,29 @@ def test_fused_versions_with_ease_are_saved_published_and_served(engine: Engine,
         rec_artifacts.load_version(info.path)
 
 
+def test_fused_versions_with_similar_shoppers_are_saved_published_and_served(engine: Engine, tmp_path: Path) -> None:
+    p, shopper = two_taste_store(engine, views=False)
+    params = replace(FUSED, fusion_neighbours=0.3)
+    worker = rec.RecommenderStore(tmp_path / "worker", check_every=0, engine=engine)
+    info = rec.train(engine, tmp_path / "trainer", params=params)
+    manifest = json.loads((info.path / "manifest.json").read_text())
+    # Format 4 still: code from before reads it as the two-part model, a sound ranking.
+    assert manifest["format"] == rec_artifacts.FUSED_ARTIFACT_FORMAT and (info.path / "neighbours.npz").exists()
+
+    served = worker.get()
+    fitted = rec.fit(rec.load_interactions(engine), params)
+    assert served.version == info.version and served.params == params and served.neighbours.shape[0] == 31
+    assert (served.neighbours != fitted.neighbours).nnz == 0
+    assert_serves_like(engine, served, fitted, p, shopper)
+
+    (info.path / "neighbours.npz").unlink()
+    with pytest.raises(rec.RecommenderError, match=r"neighbours\.npz"):
+        rec_artifacts.load_version(info.path)
+    # Without a share the rows are not kept.
+    plain = rec.train(engine, tmp_path / "trainer", params=FUSED)
+    assert not (plain.path / "neighbours.npz").exists() and rec_artifacts.load_version(plain.path).neighbours is None
+
+
 def test_a_version_claiming_to_be_fused_without_its_softmax_weights_is_refused(engine: Engine, tmp_path: Path):
     two_taste_store(engine, views=False)
     info = rec.train(engine, tmp_path, params=FUSED)
@@ -217,18 +299,50 @@ def test_the_tuner_builds_the_fused_candidate_from_the_two_fits_and_records_it(m
     assert 0 < tuning.candidates[3]["ndcg@10"] <= 1
 
 
+def test_the_tuner_tries_similar_shoppers_on_a_fused_model_without_a_fit(monkeypatch: pytest.MonkeyPatch) -> None:
+    fitted: list[str] = []
+    real_fit = rec_tuning.fit
+
+    def counting_fit(data, params=None, *args, **kwargs):
+        fitted.append(params.model)
+        return real_fit(data, params, *args, **kwargs)
+
+    monkeypatch.setattr(rec_tuning, "fit", counting_fit)
+    monkeypatch.setattr(rec_tuning, "FIT_CANDIDATES", ())
+    monkeypatch.setattr(rec_tuning, "REGULARIZATION_STEPS", ())
+    tuning = rec.tune(_taste_store(), FUSED, budget=120)
+
+    changes = [c["changes"] for c in tuning.candidates]
+    # Tried first among the ranking changes, on the fused model fitted at the start (one fit).
+    assert changes[:2] == [{}, {"fusion_neighbours": 0.2}] and fitted == ["fused"]
+    assert 0 < tuning.candidates[1]["ndcg@10"] <= 1
+    # Chosen or not, what it scored is what a fit with those parameters ranks (the tuner's copy
+    # carried the same rows a fit keeps): rescore it on the split.
+    split = rec_tuning.time_split(_taste_store())
+    model = rec.fit(split.train, replace(FUSED, fusion_neighbours=0.2))
+    quality = rec_tuning.score(rec_tuning.model_ranking(model), split.truth,
+                               rec_tuning.histories(split.train, model.params, set(split.truth)))
+    assert round(quality.ndcg, 5) == tuning.candidates[1]["ndcg@10"]
+
+
 def test_the_model_card_names_the_fused_model_and_its_fusion() -> None:
     from chatdash.services.recommender import card
 
     fused = dict(card.shown_params(asdict(replace(FUSED, fusion_weight=0.6, fusion_ease=0.4))))
     assert fused["model"] == "fused" and fused["fusion_weight"] == 0.6 and fused["fusion"] == "rank"
-    assert fused["fusion_ease"] == 0.4
+    assert fused["fusion_ease"] == 0.4 and fused["fusion_neighbours"] == 0.0
     from chatdash.state.recommendations import PARAM_LABELS
 
     assert set(card.SHOWN_PARAMS) <= set(PARAM_LABELS)  # the card names each in words, not by its field
     assert fused["softmax_l2"] == FUSED.softmax_l2 and fused["factors"] == FUSED.factors
     als = dict(card.shown_params(asdict(PARAMS)))
-    assert als["model"] == "als" and not {"fusion_weight", "fusion", "softmax_l2", "fusion_ease"} & set(als)
+    assert als["model"] == "als" and not {"fusion_weight", "fusion", "softmax_l2", "fusion_ease",
+                                          "fusion_neighbours"} & set(als)
+    from chatdash.cli import _model_name
+
+    assert _model_name(asdict(replace(FUSED, fusion_ease=0.4, fusion_neighbours=0.2))) == (
+        "ALS + softmax + EASE^R + similar shoppers (fused)")
+    assert _model_name(asdict(FUSED)) == "ALS + softmax (fused)" and _model_name(asdict(PARAMS)) == "ALS"
 
 
 def test_the_budget_counts_a_fused_candidate_as_the_fits_it_needs(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -38,6 +38,7 @@ PARAM_LABELS = {
     "fusion": "Fusion (rank or score)",
     "fusion_weight": "Softmax share of the fused ranking (against ALS)",
     "fusion_ease": "EASE^R share of the fused ranking",
+    "fusion_neighbours": "Similar shoppers' share of the fused ranking",
 }
 MODEL, POPULARITY, ITEM_ITEM = "This model", "Popularity", "Item-item"
 

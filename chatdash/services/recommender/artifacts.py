@@ -50,6 +50,8 @@ FUSED_ARTIFACT_FORMAT = 4
 #: Fused versions with an EASE part (`fusion_ease`): code from before it would serve them
 #: without ALS (it reads a version with EASE weights as an EASE model), so it must refuse them.
 FUSED_EASE_ARTIFACT_FORMAT = 5
+#: A fused version with similar shoppers (`fusion_neighbours`, neighbours.npz) keeps its format:
+#: code from before them reads it as the same model without that part, a sound ranking still.
 FORMATS = (ARTIFACT_FORMAT, EASE_ARTIFACT_FORMAT, SOFTMAX_ARTIFACT_FORMAT, FUSED_ARTIFACT_FORMAT,
            FUSED_EASE_ARTIFACT_FORMAT)
 LATEST = "latest.json"
@@ -97,6 +99,9 @@ def save(
         if recommender.ease is not None:  # EASE's item-item weights (ALS versions have none)
             b = recommender.ease
             np.savez(tmp / "ease.npz", indptr=b.indptr, indices=b.indices, data=b.data, shape=np.array(b.shape))
+        if recommender.neighbours is not None and recommender.params.fusion_neighbours > 0:  # similar shoppers
+            n = recommender.neighbours
+            np.savez(tmp / "neighbours.npz", indptr=n.indptr, indices=n.indices, data=n.data, shape=np.array(n.shape))
         if recommender.softmax is not None:  # the softmax model's bias and embeddings
             w = recommender.softmax
             np.savez(tmp / "softmax.npz", bias=w.bias, context=w.context, target=w.target)
@@ -182,6 +187,12 @@ def load_version(path: Path) -> Recommender:
     if (path / "ease.npz").exists():
         with np.load(path / "ease.npz") as b:
             ease = sp.csr_matrix((b["data"], b["indices"], b["indptr"]), shape=tuple(b["shape"]))
+    neighbours = None
+    if params.model == "fused" and params.fusion_neighbours > 0:
+        if not (path / "neighbours.npz").exists():
+            raise RecommenderError(f"{path} is a fused version without its similar shoppers (neighbours.npz)")
+        with np.load(path / "neighbours.npz") as n:
+            neighbours = sp.csr_matrix((n["data"], n["indices"], n["indptr"]), shape=tuple(n["shape"]))
     softmax = None
     if params.model in ("softmax", "fused"):
         if not (path / "softmax.npz").exists():
@@ -197,7 +208,7 @@ def load_version(path: Path) -> Recommender:
         product_ids=product_ids, categories=manifest["categories"],
         item_category=category, popularity=popularity, item_factors=np.load(path / "item_factors.npy"),
         relations=relations, counts=manifest.get("counts"), idf=idf, trend=trend,
-        mean_length=manifest.get("mean_length", 1.0), ease=ease, softmax=softmax,
+        mean_length=manifest.get("mean_length", 1.0), ease=ease, softmax=softmax, neighbours=neighbours,
     )
 
 

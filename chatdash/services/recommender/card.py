@@ -17,7 +17,7 @@ from chatdash.services.recommender.artifacts import published_manifests
 #: The parameters the card lists, in this order (the ones tuning moves, and the model's size).
 SHOWN_PARAMS: tuple[str, ...] = (
     "model", "factors", "iterations", "regularization", "alpha", "bm25_b", "purchase_once", "popularity_weight",
-    "related_weight", "softmax_l2", "fusion", "fusion_weight", "fusion_ease",
+    "related_weight", "softmax_l2", "fusion", "fusion_weight", "fusion_ease", "fusion_neighbours",
 )
 #: Shown only for the models that use them.
 MODEL_PARAMS: dict[str, tuple[str, ...]] = {
@@ -25,6 +25,7 @@ MODEL_PARAMS: dict[str, tuple[str, ...]] = {
     "fusion": ("fused",),
     "fusion_weight": ("fused",),
     "fusion_ease": ("fused",),
+    "fusion_neighbours": ("fused",),
 }
 
 

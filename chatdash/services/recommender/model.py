@@ -129,6 +129,12 @@ class Params:
     #: says. 0: ALS and the softmax model alone. Trying other shares needs no refit when the
     #: model has an EASE part already (tuning does), but 0 and more than 0 differ in what is fitted.
     fusion_ease: float = 0.0
+    #: Similar shoppers' share of a fused model (0-1; the other parts share the rest as above):
+    #: the products bought by the `neighbour_shoppers` shoppers whose histories are most like
+    #: this one's (cosine of EASE's input rows), each weighed by its similarity squared (user-
+    #: based neighbours). Nothing to fit: the version keeps the shoppers' rows (`neighbour_rows`).
+    fusion_neighbours: float = 0.0
+    neighbour_shoppers: int = 50
 
 
 #: Params that change only how a fitted model ranks: tuning tries them without refitting.
@@ -159,13 +165,16 @@ def part_params(params: Params, model: str) -> Params:
     compare equal and a tuner can reuse one fit across fused candidates."""
     defaults = Params()
     others = [f for kind, fields in _PART_FIELDS.items() if kind != model for f in fields]
-    unused = (*RANKING_FIELDS, "fusion_ease", *others)
+    unused = (*RANKING_FIELDS, "fusion_ease", "fusion_neighbours", "neighbour_shoppers", *others)
     return replace(params, model=model, **{k: getattr(defaults, k) for k in unused})
 
 
 #: EASE inverts a products x products matrix: more products than this train ALS instead
 #: (10,000 products: 400 MB of float32 and about a minute on 2 cores).
 EASE_MAX_ITEMS = 10_000
+#: The similar-shoppers part compares a history with this many shoppers' (those with the most
+#: products): one sparse product per request, so its cost stays bounded as the store grows.
+NEIGHBOURS_MAX = 20_000
 
 
 @dataclass(frozen=True)
@@ -304,6 +313,7 @@ class Recommender:
         trend: np.ndarray | None = None,
         ease: sp.csr_matrix | None = None,
         softmax: SoftmaxWeights | None = None,
+        neighbours: sp.csr_matrix | None = None,
     ) -> None:
         self.version = version
         self.params = params
@@ -340,12 +350,21 @@ class Recommender:
         self._als_params = replace(params, model="als") if self.fused else params
         self._softmax_params = replace(params, model="softmax") if self.fused else params
         self._ease_params = replace(params, model="ease") if self.fused else params
+        self._neighbour_params = replace(params, model="ease", ease_binary=False)  # as `neighbour_rows` weighs them
+        self.set_neighbours(neighbours)
         self._model: Any = None
         if self.fused or (self.ease is None and self.softmax is None):
             # One thread per request: a web server serves many shoppers at once.
             self._model = _als(params, regularization, num_threads=1)
             self._model.item_factors = self.item_factors
             _ = self._model.YtY  # computed once here, then only read (thread-safe)
+
+    def set_neighbours(self, rows: sp.csr_matrix | None) -> None:
+        """The shoppers the similar-shoppers part compares a history with (`neighbour_rows`), or None."""
+        #: Shoppers x products, EASE's input rows; read when `fusion_neighbours` is set.
+        self.neighbours = None if rows is None else sp.csr_matrix(rows, dtype=np.float32)
+        self._neighbour_norms = None if rows is None else np.sqrt(
+            np.asarray(self.neighbours.multiply(self.neighbours).sum(axis=1)).ravel())
 
     @property
     def n_items(self) -> int:
@@ -398,6 +417,24 @@ class Recommender:
         scores = np.asarray((row @ self.ease).todense(), dtype=np.float32).ravel()
         return scores if np.any(scores) else None
 
+    def _neighbour_scores(self, weights: Mapping[int, float]) -> np.ndarray | None:
+        """What the `neighbour_shoppers` most similar shoppers bought, each weighed by its
+        similarity squared; None without neighbours who share anything with this history."""
+        row = self._shopper_row(weights, self._neighbour_params)
+        if row is None or self.neighbours is None or not self.neighbours.shape[0]:
+            return None
+        x = np.zeros(self.n_items, np.float32)
+        x[row.indices] = row.data
+        sims = (self.neighbours @ x) / np.maximum(self._neighbour_norms * float(np.linalg.norm(row.data)), 1e-12)
+        sims[sims >= 1.0 - 1e-6] = 0.0  # the shopper's own row, when their history has not moved since training
+        k = min(max(self.params.neighbour_shoppers, 1), len(sims))
+        top = np.argpartition(-sims, k - 1)[:k]
+        w = np.maximum(sims[top], 0.0) ** 2
+        if not w.any():
+            return None
+        scores = np.asarray(self.neighbours[top].T @ w, dtype=np.float32).ravel()
+        return scores + 1e-6 * float(scores.max()) * self._log_popularity  # ties: the more popular first
+
     def raw_scores(self, weights: Mapping[int, float], banned: np.ndarray | None = None) -> np.ndarray | None:
         """The model's score of every product for this history: ALS, the recalculated factors
         times every product's; EASE, the shopper's row times the item-item weights; softmax,
@@ -421,14 +458,18 @@ class Recommender:
         if logits is None:  # the model knows none of the shopper's products
             return als
         ease_share = p.fusion_ease if self.ease is not None else 0.0
-        parts = [(logits, p.fusion_weight * (1.0 - ease_share))]
+        similar = self._neighbour_scores(weights) if p.fusion_neighbours and self.neighbours is not None else None
+        rest = 1.0 - p.fusion_neighbours if similar is not None else 1.0  # the three parts' share
+        parts = [(logits, p.fusion_weight * (1.0 - ease_share) * rest)]
         if als is not None:  # None: ALS learnt nothing about these products
-            parts.append((als, (1.0 - p.fusion_weight) * (1.0 - ease_share)))
+            parts.append((als, (1.0 - p.fusion_weight) * (1.0 - ease_share) * rest))
         if ease_share:
             ease = self._ease_scores(weights)
             if ease is not None:
                 # EASE leaves most products at exactly 0: among those the more popular ranks first.
-                parts.append((ease + 1e-6 * float(np.abs(ease).max()) * self._log_popularity, ease_share))
+                parts.append((ease + 1e-6 * float(np.abs(ease).max()) * self._log_popularity, ease_share * rest))
+        if similar is not None:
+            parts.append((similar, p.fusion_neighbours))
         if len(parts) == 1:
             return np.exp(logits - logits.max()).astype(np.float32)
         return fuse(parts, p.fusion, p.fusion_k, banned)
@@ -651,7 +692,10 @@ def fit(
                             EASE_MAX_ITEMS, als.n_items)
             else:
                 ease = fit(data, part_params(params, "ease"), progress, als.relations)
-        return fuse_models(als, softmax, params, ease)
+        fused = fuse_models(als, softmax, params, ease)
+        if fused.fused and params.fusion_neighbours > 0:
+            fused.set_neighbours(neighbour_rows(data, fused))
+        return fused
     report = progress or (lambda _step, _done, _total: None)
     order = np.argsort(data.catalog_ids)
     catalog = np.asarray(data.catalog_ids, np.int64)[order]
@@ -804,6 +848,21 @@ def fuse_models(als: Recommender, softmax: Recommender, params: Params, ease: Re
         counts=counts, idf=als.idf, mean_length=als.mean_length, trend=als.trend,
         softmax=softmax.softmax, ease=None if ease is None else ease.ease,
     )
+
+
+def neighbour_rows(data: Interactions, model: Recommender) -> sp.csr_matrix:
+    """The similar-shoppers part's shoppers (`Params.fusion_neighbours`): each shopper's history in
+    `data` as EASE's input row over the model's products (BM25 as the model's, log-scaled
+    weights), for the NEIGHBOURS_MAX shoppers with the most products."""
+    params = replace(model.params, model="ease", ease_binary=False)
+    _shoppers, products, weights = weighted_interactions(data, model.product_ids, params)
+    cols = np.searchsorted(model.product_ids, products)
+    rows = model_input(weights, params, model.idf[cols], model.mean_length).tocoo()
+    out = sp.csr_matrix((rows.data, (rows.row, cols[rows.col])), shape=(weights.shape[0], model.n_items))
+    if out.shape[0] > NEIGHBOURS_MAX:
+        keep = np.argsort(-np.diff(out.indptr), kind="stable")[:NEIGHBOURS_MAX]
+        out = out[np.sort(keep)]
+    return out.astype(np.float32)
 
 
 def average_softmax(fits: list[SoftmaxWeights]) -> SoftmaxWeights:
