@@ -250,7 +250,7 @@ def main() -> None:
     fused3_seconds = time.perf_counter() - start
     # The similar-shoppers part needs no fit: the same version with the shoppers' rows and a share.
     fused4 = copy.copy(fused3)
-    fused4.params = replace(fused3.params, fusion_neighbours=0.2)
+    fused4.params = replace(fused3.params, fusion_neighbours=0.25)
     fused4.set_neighbours(rec_model.neighbour_rows(data, fused3))
     with threadpool_limits(1, "blas"):
         rankers = {
@@ -262,7 +262,7 @@ def main() -> None:
             "softmax (defaults)": als_ranker(softmax),
             "fused ALS + softmax": als_ranker(fused),
             "fused with EASE^R": als_ranker(fused3),
-            "... and similar shoppers 0.2": als_ranker(fused4),
+            "... and similar shoppers 0.25": als_ranker(fused4),
         }
         results = {name: evaluate(rank, truth, hist) for name, rank in rankers.items()}
         results["tuned recommender (train)"] = evaluate(als_ranker(tuned), truth, histories(data, tuned_params))
@@ -288,7 +288,7 @@ def main() -> None:
     print("load average (1, 5, 15 min): {:.1f} {:.1f} {:.1f}".format(*os.getloadavg()))
     pop = results["popularity (baseline)"]
     for name in ("ALS recommender", "EASE^R (defaults)", "softmax (defaults)", "fused ALS + softmax",
-                 "fused with EASE^R", "... and similar shoppers 0.2", "tuned recommender (train)"):
+                 "fused with EASE^R", "... and similar shoppers 0.25", "tuned recommender (train)"):
         print(f"{name} vs popularity, ndcg@10: {results[name]['ndcg@10 all'] / pop['ndcg@10 all']:.2f}x")
     als = results["ALS recommender"]
     for metric in ("p@10 all", "ndcg@10 all"):

@@ -39,7 +39,8 @@ def _hand_made(params: rec.Params, ease: sp.csr_matrix | None = None,
     item_factors[[H - 1, R - 1, B - 1], 0] = [1.0, 0.9, 1.0]
     bias = np.zeros(n, np.float32)
     bias[[A - 1, R - 1, B - 1]] = [3.0, 2.0, -5.0]
-    softmax = SoftmaxWeights(bias, np.zeros((n, 2), np.float32), np.zeros((n, 2), np.float32))
+    # The targets are 0, so the logits are the biases, whatever the context embeddings (one per product).
+    softmax = SoftmaxWeights(bias, np.eye(n, dtype=np.float32), np.zeros((n, n), np.float32))
     return rec.Recommender(
         version="hand-made", params=replace(params, factors=2), regularization=0.1,
         product_ids=np.arange(1, n + 1), categories=["Cat"], item_category=np.zeros(n, np.int32),
@@ -99,6 +100,9 @@ def test_similar_shoppers_have_their_share_of_the_fused_ranking() -> None:
     neighbours = _shoppers([H], [H, F1], [H, F2, F3], [F3, A])
     params = replace(PARAMS, model="fused", fusion_neighbours=0.5, neighbour_shoppers=2)
     fused = _hand_made(params, neighbours=neighbours)
+    # Similar by the softmax model's shopper vectors: here one context embedding per product
+    # (see _hand_made), so a shopper's vector is their row and its cosines are the rows' cosines.
+    assert fused._neighbour_space.shape == (4, 7)
 
     similar = fused._neighbour_scores(HISTORY.weights)
     # The two most similar besides the identical row, weighed by similarity squared: F1 0.5, F2 and F3 1/3.
@@ -314,12 +318,12 @@ def test_the_tuner_tries_similar_shoppers_on_a_fused_model_without_a_fit(monkeyp
 
     changes = [c["changes"] for c in tuning.candidates]
     # Tried first among the ranking changes, on the fused model fitted at the start (one fit).
-    assert changes[:2] == [{}, {"fusion_neighbours": 0.2}] and fitted == ["fused"]
+    assert changes[:2] == [{}, {"fusion_neighbours": 0.25}] and fitted == ["fused"]
     assert 0 < tuning.candidates[1]["ndcg@10"] <= 1
     # Chosen or not, what it scored is what a fit with those parameters ranks (the tuner's copy
     # carried the same rows a fit keeps): rescore it on the split.
     split = rec_tuning.time_split(_taste_store())
-    model = rec.fit(split.train, replace(FUSED, fusion_neighbours=0.2))
+    model = rec.fit(split.train, replace(FUSED, fusion_neighbours=0.25))
     quality = rec_tuning.score(rec_tuning.model_ranking(model), split.truth,
                                rec_tuning.histories(split.train, model.params, set(split.truth)))
     assert round(quality.ndcg, 5) == tuning.candidates[1]["ndcg@10"]

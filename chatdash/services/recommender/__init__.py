@@ -6,8 +6,9 @@ model on them (`model.fit`; or EASE^R, a closed-form item-item model, with
 `Params(model="ease")`, for stores up to `EASE_MAX_ITEMS` products; or, with
 `Params(model="softmax")`, a multinomial model of each shopper's next first
 purchases, `softmax.py`, fitted on the store's own later first purchases; or, with
-`Params(model="fused")`, both ALS and the softmax model in one version, and EASE^R as a
-third part with `fusion_ease`, their rankings combined per request by `model.fuse`)
+`Params(model="fused")`, both ALS and the softmax model in one version, EASE^R as a
+third part with `fusion_ease` and similar shoppers' purchases with `fusion_neighbours`,
+their rankings combined per request by `model.fuse`)
 and three co-occurrence tables ("bought also", "same order", "viewed together";
 `relations`), and writes a versioned artifact directory, switching `latest.json`
 atomically (`artifacts.save`). With `tune=True` (the `train` command's default) it first picks the parameters on a
@@ -20,7 +21,8 @@ artifacts in memory and picks up a newer training without a restart.
 `Recommender.recommend` reads the shopper's full current history with a few
 indexed queries (`interactions.load_history`) and recalculates the shopper's
 factors from it (EASE: multiplies their row by the saved item-item weights;
-softmax: sums the embeddings of their products; fused: each of its parts), so
+softmax: sums the embeddings of their products; fused: each of its parts, similar
+shoppers found among the rows the version keeps), so
 views made a second ago count without retraining.
 `Recommender.related` is a pure in-memory lookup. `serving.recommend_for` /
 `serving.related_for` are the entry points for the UI: they use the

@@ -50,7 +50,8 @@ class Params:
     #: "softmax" (a multinomial model of first purchases, `softmax.py`; up to
     #: SOFTMAX_MAX_ITEMS products and with dated orders, else ALS), or "fused": ALS and the
     #: softmax model in one version, their rankings combined (`fusion`, `fusion_weight`),
-    #: and EASE^R as a third part when `fusion_ease` is set.
+    #: EASE^R as a third part when `fusion_ease` is set, and similar shoppers' purchases
+    #: when `fusion_neighbours` is.
     model: str = "als"
     factors: int = 16
     #: Per interaction: ALS gets this times the mean number of shoppers per product, so
@@ -131,8 +132,10 @@ class Params:
     fusion_ease: float = 0.0
     #: Similar shoppers' share of a fused model (0-1; the other parts share the rest as above):
     #: the products bought by the `neighbour_shoppers` shoppers whose histories are most like
-    #: this one's (cosine of EASE's input rows), each weighed by its similarity squared (user-
-    #: based neighbours). Nothing to fit: the version keeps the shoppers' rows (`neighbour_rows`).
+    #: this one's, each weighed by its similarity squared (user-based neighbours). Similar by
+    #: the cosine of the softmax model's shopper vectors (what it learnt a history says about
+    #: the next new product), the purchases counted as EASE's input rows. Nothing to fit: the
+    #: version keeps the shoppers' rows (`neighbour_rows`).
     fusion_neighbours: float = 0.0
     neighbour_shoppers: int = 50
 
@@ -363,8 +366,16 @@ class Recommender:
         """The shoppers the similar-shoppers part compares a history with (`neighbour_rows`), or None."""
         #: Shoppers x products, EASE's input rows; read when `fusion_neighbours` is set.
         self.neighbours = None if rows is None else sp.csr_matrix(rows, dtype=np.float32)
-        self._neighbour_norms = None if rows is None else np.sqrt(
-            np.asarray(self.neighbours.multiply(self.neighbours).sum(axis=1)).ravel())
+        #: Where similarity is measured: each row's softmax shopper vector (rows without a softmax
+        #: model: the row itself), scaled to unit length.
+        self._neighbour_space: np.ndarray | sp.csr_matrix | None = None
+        if self.neighbours is not None:
+            space = self.neighbours @ self.softmax.context if self.softmax is not None else self.neighbours
+            norms = np.sqrt(np.asarray(space.multiply(space).sum(axis=1) if sp.issparse(space)
+                                       else (space ** 2).sum(axis=1)).ravel())
+            scale = 1.0 / np.maximum(norms, 1e-12)
+            self._neighbour_space = (sp.diags(scale) @ space).tocsr() if sp.issparse(space) else (
+                space * scale[:, None]).astype(np.float32)
 
     @property
     def n_items(self) -> int:
@@ -423,9 +434,14 @@ class Recommender:
         row = self._shopper_row(weights, self._neighbour_params)
         if row is None or self.neighbours is None or not self.neighbours.shape[0]:
             return None
-        x = np.zeros(self.n_items, np.float32)
-        x[row.indices] = row.data
-        sims = (self.neighbours @ x) / np.maximum(self._neighbour_norms * float(np.linalg.norm(row.data)), 1e-12)
+        if self.softmax is not None:
+            x = np.asarray(row.data, np.float32) @ self.softmax.context[row.indices]
+        else:
+            x = np.zeros(self.n_items, np.float32)
+            x[row.indices] = row.data
+        # einsum, not BLAS, for the dense case: see `_als_scores`.
+        sims = (self._neighbour_space @ x if sp.issparse(self._neighbour_space)
+                else np.einsum("ij,j->i", self._neighbour_space, x)) / max(float(np.linalg.norm(x)), 1e-12)
         sims[sims >= 1.0 - 1e-6] = 0.0  # the shopper's own row, when their history has not moved since training
         k = min(max(self.params.neighbour_shoppers, 1), len(sims))
         top = np.argpartition(-sims, k - 1)[:k]
