@@ -280,7 +280,8 @@ def test_a_version_claiming_to_be_fused_without_its_softmax_weights_is_refused(e
         rec_artifacts.load_version(info.path)
 
 
-def test_the_tuner_builds_the_fused_candidate_from_the_two_fits_and_records_it(monkeypatch: pytest.MonkeyPatch):
+def _count_fits(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The model of each fit the tuner calls, in order ("fused" when it fits a fused model whole)."""
     fitted: list[str] = []
     real_fit = rec_tuning.fit
 
@@ -289,6 +290,11 @@ def test_the_tuner_builds_the_fused_candidate_from_the_two_fits_and_records_it(m
         return real_fit(data, params, *args, **kwargs)
 
     monkeypatch.setattr(rec_tuning, "fit", counting_fit)
+    return fitted
+
+
+def test_the_tuner_builds_the_fused_candidate_from_the_two_fits_and_records_it(monkeypatch: pytest.MonkeyPatch):
+    fitted = _count_fits(monkeypatch)
     tuning = rec.tune(_taste_store(), PARAMS, budget=120)
 
     changes = [c["changes"] for c in tuning.candidates]
@@ -304,14 +310,7 @@ def test_the_tuner_builds_the_fused_candidate_from_the_two_fits_and_records_it(m
 
 
 def test_the_tuner_tries_similar_shoppers_on_a_fused_model_without_a_fit(monkeypatch: pytest.MonkeyPatch) -> None:
-    fitted: list[str] = []
-    real_fit = rec_tuning.fit
-
-    def counting_fit(data, params=None, *args, **kwargs):
-        fitted.append(params.model)
-        return real_fit(data, params, *args, **kwargs)
-
-    monkeypatch.setattr(rec_tuning, "fit", counting_fit)
+    fitted = _count_fits(monkeypatch)
     monkeypatch.setattr(rec_tuning, "FIT_CANDIDATES", ())
     monkeypatch.setattr(rec_tuning, "REGULARIZATION_STEPS", ())
     tuning = rec.tune(_taste_store(), FUSED, budget=120)
