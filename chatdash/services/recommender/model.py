@@ -176,7 +176,8 @@ def part_params(params: Params, model: str) -> Params:
 #: (10,000 products: 400 MB of float32 and about a minute on 2 cores).
 EASE_MAX_ITEMS = 10_000
 #: The similar-shoppers part compares a history with this many shoppers' (those with the most
-#: products): one sparse product per request, so its cost stays bounded as the store grows.
+#: products): a dot product with each one's softmax vector per request (32 numbers a shopper)
+#: and their rows kept with the version, so both stay bounded as the store grows.
 NEIGHBOURS_MAX = 20_000
 
 
