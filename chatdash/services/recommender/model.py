@@ -367,16 +367,12 @@ class Recommender:
         """The shoppers the similar-shoppers part compares a history with (`neighbour_rows`), or None."""
         #: Shoppers x products, EASE's input rows; read when `fusion_neighbours` is set.
         self.neighbours = None if rows is None else sp.csr_matrix(rows, dtype=np.float32)
-        #: Where similarity is measured: each row's softmax shopper vector (rows without a softmax
-        #: model: the row itself), scaled to unit length.
-        self._neighbour_space: np.ndarray | sp.csr_matrix | None = None
-        if self.neighbours is not None:
-            space = self.neighbours @ self.softmax.context if self.softmax is not None else self.neighbours
-            norms = np.sqrt(np.asarray(space.multiply(space).sum(axis=1) if sp.issparse(space)
-                                       else (space ** 2).sum(axis=1)).ravel())
-            scale = 1.0 / np.maximum(norms, 1e-12)
-            self._neighbour_space = (sp.diags(scale) @ space).tocsr() if sp.issparse(space) else (
-                space * scale[:, None]).astype(np.float32)
+        #: Where similarity is measured: each row's softmax shopper vector, scaled to unit length
+        #: (a fused model always has its softmax part; without one the part is not used).
+        self._neighbour_space: np.ndarray | None = None
+        if self.neighbours is not None and self.softmax is not None:
+            space = np.asarray(self.neighbours @ self.softmax.context, np.float32)
+            self._neighbour_space = space / np.maximum(np.linalg.norm(space, axis=1, keepdims=True), 1e-12)
 
     @property
     def n_items(self) -> int:
@@ -433,16 +429,11 @@ class Recommender:
         """What the `neighbour_shoppers` most similar shoppers bought, each weighed by its
         similarity squared; None without neighbours who share anything with this history."""
         row = self._shopper_row(weights, self._neighbour_params)
-        if row is None or self.neighbours is None or not self.neighbours.shape[0]:
+        if row is None or self._neighbour_space is None or not len(self._neighbour_space):
             return None
-        if self.softmax is not None:
-            x = np.asarray(row.data, np.float32) @ self.softmax.context[row.indices]
-        else:
-            x = np.zeros(self.n_items, np.float32)
-            x[row.indices] = row.data
-        # einsum, not BLAS, for the dense case: see `_als_scores`.
-        sims = (self._neighbour_space @ x if sp.issparse(self._neighbour_space)
-                else np.einsum("ij,j->i", self._neighbour_space, x)) / max(float(np.linalg.norm(x)), 1e-12)
+        x = np.asarray(row.data, np.float32) @ self.softmax.context[row.indices]
+        # einsum, not BLAS: see `_als_scores`.
+        sims = np.einsum("ij,j->i", self._neighbour_space, x) / max(float(np.linalg.norm(x)), 1e-12)
         sims[sims >= 1.0 - 1e-6] = 0.0  # the shopper's own row, when their history has not moved since training
         k = min(max(self.params.neighbour_shoppers, 1), len(sims))
         top = np.argpartition(-sims, k - 1)[:k]
